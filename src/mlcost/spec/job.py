@@ -1,0 +1,147 @@
+"""Training and serving job specifications."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlcost.errors import SpecError
+from mlcost.spec._validate import check_choice, check_positive, check_positive_int, from_dict_strict
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
+Optimizer = Literal["adamw", "sgd"]
+Recompute = Literal["none", "selective", "full"]
+WeightPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
+
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
+OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
+RECOMPUTES: tuple[str, ...] = ("none", "selective", "full")
+WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
+KV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
+
+#: Bytes per element of each storage format.
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainJob:
+    """A training run.
+
+    Attributes:
+        tokens: total training tokens (count).
+        seq_len: tokens per sequence.
+        global_batch: sequences per optimizer step (all data-parallel ranks, all micro-batches).
+        micro_batch: sequences per forward/backward on one data-parallel rank.
+        precision: compute precision. ``bf16``/``fp16``/``fp8`` mean mixed precision with fp32 master
+            weights and optimizer states; ``fp32``/``tf32`` keep everything in fp32.
+        optimizer: ``adamw`` (two fp32 moments) or ``sgd`` (SGD with momentum, one moment).
+        tp / pp: tensor- and pipeline-parallel degrees; data parallelism is devices / (tp·pp).
+        virtual_stages: model chunks per pipeline rank (interleaved 1F1B, Narayanan et al. 2021); 1 = plain 1F1B.
+        sequence_parallel: Megatron sequence parallelism (shards LayerNorm/dropout activations over TP).
+        zero: ZeRO stage 0–3 over the data-parallel group (FSDP full sharding = 3).
+        recompute: activation recomputation: none, selective (attention core only) or full (every layer).
+        flash_attention: fused attention that never stores the s×s score matrix.
+    """
+
+    tokens: float
+    seq_len: int = 2048
+    global_batch: int = 512
+    micro_batch: int = 1
+    precision: Precision = "bf16"
+    optimizer: Optimizer = "adamw"
+    tp: int = 1
+    pp: int = 1
+    virtual_stages: int = 1
+    sequence_parallel: bool = False
+    zero: int = 0
+    recompute: Recompute = "none"
+    flash_attention: bool = True
+
+    def __post_init__(self) -> None:
+        own = "train job"
+        check_positive(own, "tokens", self.tokens)
+        for field in ("seq_len", "global_batch", "micro_batch", "tp", "pp", "virtual_stages"):
+            check_positive_int(own, field, getattr(self, field))
+        check_choice(own, "precision", self.precision, PRECISIONS)
+        check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
+        check_choice(own, "recompute", self.recompute, RECOMPUTES)
+        if self.zero not in (0, 1, 2, 3):
+            raise SpecError(f"{own}.zero must be 0, 1, 2 or 3 (FSDP full sharding = 3), got {self.zero!r}")
+        if self.global_batch % self.micro_batch:
+            raise SpecError(
+                f"global batch ({self.global_batch}) is not divisible by micro-batch ({self.micro_batch})",
+                hint="global batch = micro-batch × data-parallel degree × gradient-accumulation steps",
+            )
+        if self.virtual_stages > 1 and self.pp == 1:
+            raise SpecError("virtual_stages > 1 (interleaved pipeline) needs pp > 1")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch * self.seq_len
+
+    @property
+    def steps(self) -> float:
+        """Optimizer steps to consume ``tokens`` (fractional: the last step may be partial)."""
+        return self.tokens / self.tokens_per_step
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainJob:
+        return from_dict_strict(cls, data)  # type: ignore[no-any-return]
+
+    def replace(self, **changes: Any) -> TrainJob:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeJob:
+    """An inference (serving) workload on one model replica.
+
+    Attributes:
+        prompt_len: prompt tokens per request.
+        output_len: generated tokens per request.
+        batch: concurrent sequences decoded together.
+        tp: tensor-parallel degree of one replica.
+        weight_precision: storage format of the weights (int8/int4 = weight-only quantisation).
+        kv_precision: storage format of the KV cache.
+    """
+
+    prompt_len: int = 1024
+    output_len: int = 256
+    batch: int = 1
+    tp: int = 1
+    weight_precision: WeightPrecision = "bf16"
+    kv_precision: KvPrecision = "bf16"
+
+    def __post_init__(self) -> None:
+        own = "serve job"
+        for field in ("prompt_len", "output_len", "batch", "tp"):
+            check_positive_int(own, field, getattr(self, field))
+        check_choice(own, "weight_precision", self.weight_precision, WEIGHT_PRECISIONS)
+        check_choice(own, "kv_precision", self.kv_precision, KV_PRECISIONS)
+
+    @property
+    def context_len(self) -> int:
+        return self.prompt_len + self.output_len
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServeJob:
+        return from_dict_strict(cls, data)  # type: ignore[no-any-return]
+
+    def replace(self, **changes: Any) -> ServeJob:
+        return dataclasses.replace(self, **changes)
