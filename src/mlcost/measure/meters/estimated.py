@@ -1,0 +1,196 @@
+"""Energy estimated from a power model × wall time, always labelled ``estimated``.
+
+For CPUs the power is the socket's TDP scaled to the share of logical CPUs the run used
+(``cores_used / cores_total``), so a 2-vCPU VM is charged 2 vCPUs' share of the socket, never the whole
+socket. With no catalog row for the CPU, the socket is assumed to be a typical cloud EPYC:
+:data:`DEFAULT_SOCKET_TDP_W` over :data:`DEFAULT_SOCKET_LOGICAL_CPUS` logical CPUs (≈2.19 W per vCPU).
+The estimate counts no DRAM, disk, network or facility (PUE) power; the detail says what was assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlcost.measure.meters.base import EnergyReading
+
+#: Fallback socket: AMD EPYC 7763 (Milan), 280 W TDP, 64 cores / 128 threads (AMD product page, 2021).
+DEFAULT_SOCKET_TDP_W = 280.0
+DEFAULT_SOCKET_LOGICAL_CPUS = 128
+DEFAULT_SOCKET_NAME = "AMD EPYC 7763 (280 W TDP, 128 threads)"
+
+
+@dataclass(frozen=True)
+class CpuPowerEstimate:
+    """Power attributed to this process's CPUs.
+
+    Attributes:
+        socket_w: TDP of the whole socket. Units: W.
+        cores_used: logical CPUs the run uses (affinity, capped by torch threads if torch is loaded).
+        cores_total: logical CPUs of the socket the TDP belongs to.
+        power_w: ``socket_w × cores_used / cores_total``. Units: W.
+        explanation: one line stating every assumption.
+    """
+
+    socket_w: float
+    cores_used: int
+    cores_total: int
+    power_w: float
+    explanation: str
+
+
+def cores_in_use() -> tuple[int, str]:
+    """Logical CPUs this process can use: its CPU affinity, capped by torch's intra-op threads if torch
+    is already imported (torch is never imported here). Returns (count, how it was found)."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+        how = "CPU affinity"
+    except AttributeError:  # macOS, Windows
+        affinity = os.cpu_count() or 1
+        how = "os.cpu_count()"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            threads = int(torch.get_num_threads())
+            if threads < affinity:
+                return threads, f"torch.get_num_threads() = {threads} (affinity {affinity})"
+        except Exception:
+            pass
+    return affinity, how
+
+
+def _catalog_cpu_row(cpu_model: str | None) -> Any:
+    """The catalog's cpu device row matching ``cpu_model`` (or the only cpu row), or None. Never raises."""
+    try:
+        from mlcost.catalog import get_catalog  # type: ignore[attr-defined]
+
+        catalog = get_catalog()
+        devices: Any = getattr(catalog, "devices", None)
+        if callable(devices):
+            devices = devices()
+        if isinstance(devices, dict):
+            devices = list(devices.values())
+        rows = [d for d in devices or [] if getattr(d, "kind", None) == "cpu"]
+    except Exception:
+        return None
+    if not rows:
+        return None
+    model = (cpu_model or "").lower()
+    for row in rows:
+        name = str(getattr(row, "name", "")).lower()
+        if name and model and (name in model or model in name):
+            return row
+    return None
+
+
+def _row_logical_cpus(row: Any) -> int | None:
+    for attr in ("logical_cpus", "threads", "vcpus", "cores"):
+        value = getattr(row, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    extra = getattr(row, "extra", None)
+    if isinstance(extra, dict):
+        for key in ("logical_cpus", "threads", "cores"):
+            if isinstance(extra.get(key), (int, float)) and extra[key] > 0:
+                return int(extra[key])
+    return None
+
+
+def estimate_cpu_power(cores_used: int | None = None, cpu_model: str | None = None) -> CpuPowerEstimate:
+    """Power drawn by the CPUs this run uses, from the catalog's cpu row or the stated default socket."""
+    if cores_used is None:
+        cores_used, how = cores_in_use()
+    else:
+        how = "given"
+    if cpu_model is None:
+        from mlcost.measure.provenance import cpu_model_name
+
+        cpu_model = cpu_model_name()
+    row = _catalog_cpu_row(cpu_model)
+    row_cpus = _row_logical_cpus(row) if row is not None else None
+    tdp = getattr(row, "tdp_w", None) if row is not None else None
+    if row is not None and row_cpus and isinstance(tdp, (int, float)) and tdp > 0:
+        socket_w, cores_total = float(tdp), row_cpus
+        basis = f"catalog row {getattr(row, 'id', '?')} ({getattr(row, 'source', 'no source')})"
+        socket = f"{getattr(row, 'name', '?')}, {socket_w:g} W TDP, {cores_total} logical CPUs"
+    else:
+        socket_w, cores_total = DEFAULT_SOCKET_TDP_W, DEFAULT_SOCKET_LOGICAL_CPUS
+        basis = f"no catalog row for CPU {cpu_model!r}; default socket"
+        socket = DEFAULT_SOCKET_NAME
+    cores_used = max(1, min(cores_used, cores_total))
+    power_w = socket_w * cores_used / cores_total
+    explanation = (
+        f"{cores_used}/{cores_total} logical CPUs ({how}) × {socket_w:g} W socket TDP = {power_w:.2f} W "
+        f"[{basis}: {socket}; full TDP while running; no DRAM/PUE]"
+    )
+    return CpuPowerEstimate(socket_w, cores_used, cores_total, power_w, explanation)
+
+
+def estimate_cpu_power_w(cores_used: int | None = None, cpu_model: str | None = None) -> tuple[float, str]:
+    """(power in W for the CPUs this run uses, explanation). See :func:`estimate_cpu_power`."""
+    est = estimate_cpu_power(cores_used, cpu_model)
+    return est.power_w, est.explanation
+
+
+class EstimatedEnergyMeter:
+    """An :class:`~mlcost.measure.meters.base.EnergyMeter` computing energy = power × wall time.
+
+    Args:
+        power_w: power of the whole device/socket. Units: W.
+        cores_used / cores_total: when both given, ``power_w`` is scaled by ``cores_used / cores_total``.
+        idle_w: constant power added for the run's share of idle/uncore power (default 0). Units: W.
+        detail: what was assumed; stored in every reading.
+    """
+
+    name = "estimated"
+
+    def __init__(
+        self,
+        power_w: float,
+        *,
+        cores_used: int | None = None,
+        cores_total: int | None = None,
+        idle_w: float = 0.0,
+        detail: str = "",
+    ) -> None:
+        if power_w < 0 or idle_w < 0:
+            raise ValueError("power_w and idle_w must be >= 0")
+        share = 1.0
+        if cores_used is not None and cores_total is not None:
+            if cores_total <= 0 or cores_used <= 0:
+                raise ValueError("cores_used and cores_total must be > 0")
+            share = min(cores_used, cores_total) / cores_total
+        self.power_w = power_w * share + idle_w
+        if not detail:
+            detail = f"{power_w:g} W" + (f" × {cores_used}/{cores_total} cores" if share != 1.0 else "")
+            if idle_w:
+                detail += f" + {idle_w:g} W idle share"
+        self.detail = f"estimated {self.power_w:.2f} W × wall time: {detail}"
+        self._t0_ns: int | None = None
+
+    @classmethod
+    def for_cpu(cls, cores_used: int | None = None, *, idle_w: float = 0.0) -> EstimatedEnergyMeter:
+        """A meter for this process's CPUs (see :func:`estimate_cpu_power`)."""
+        est = estimate_cpu_power(cores_used)
+        return cls(
+            est.socket_w,
+            cores_used=est.cores_used,
+            cores_total=est.cores_total,
+            idle_w=idle_w,
+            detail=est.explanation,
+        )
+
+    def begin(self) -> None:
+        self._t0_ns = time.perf_counter_ns()
+
+    def end(self) -> EnergyReading:
+        t1_ns = time.perf_counter_ns()
+        if self._t0_ns is None:
+            raise RuntimeError("EstimatedEnergyMeter.end() called without begin()")
+        duration_s = (t1_ns - self._t0_ns) / 1e9
+        return EnergyReading(
+            energy_j=self.power_w * duration_s, source="estimated", detail=self.detail, duration_s=duration_s
+        )
