@@ -296,7 +296,7 @@ class Ledger:
         def update(conn: Connection) -> None:
             full = self._resolve(conn, run_id)
             current = conn.execute(
-                sa.select(runs_table.c.metrics).where(runs_table.c.run_id == full)
+                sa.select(runs_table.c.metrics).where(runs_table.c.run_id == full).with_for_update()
             ).scalar_one()
             conn.execute(
                 runs_table.update()
@@ -320,7 +320,7 @@ class Ledger:
         def finish(conn: Connection) -> None:
             full = self._resolve(conn, run_id)
             current = conn.execute(
-                sa.select(runs_table.c.metrics).where(runs_table.c.run_id == full)
+                sa.select(runs_table.c.metrics).where(runs_table.c.run_id == full).with_for_update()
             ).scalar_one()
             now = utc_now_iso()
             conn.execute(
