@@ -10,6 +10,7 @@ The estimate counts no DRAM, disk, network or facility (PUE) power; the detail s
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -86,17 +87,18 @@ def _catalog_cpu_row(cpu_model: str | None) -> Any:
     return None
 
 
-def _row_logical_cpus(row: Any) -> int | None:
+def _row_logical_cpus(row: Any) -> tuple[int, str] | None:
+    """Logical CPUs the row's TDP covers: a count field, else 'N vCPU' in its name, else this machine's
+    count when the row names no count (a row describing the machine itself)."""
     for attr in ("logical_cpus", "threads", "vcpus", "cores"):
         value = getattr(row, attr, None)
         if isinstance(value, (int, float)) and value > 0:
-            return int(value)
-    extra = getattr(row, "extra", None)
-    if isinstance(extra, dict):
-        for key in ("logical_cpus", "threads", "cores"):
-            if isinstance(extra.get(key), (int, float)) and extra[key] > 0:
-                return int(extra[key])
-    return None
+            return int(value), f"row field {attr}"
+    match = re.search(r"(\d+)\s*v?cpus?\b", str(getattr(row, "name", "")), re.IGNORECASE)
+    if match:
+        return int(match.group(1)), "from the row name"
+    count = os.cpu_count()
+    return (count, "row taken as this whole machine") if count else None
 
 
 def estimate_cpu_power(cores_used: int | None = None, cpu_model: str | None = None) -> CpuPowerEstimate:
@@ -113,18 +115,22 @@ def estimate_cpu_power(cores_used: int | None = None, cpu_model: str | None = No
     row_cpus = _row_logical_cpus(row) if row is not None else None
     tdp = getattr(row, "tdp_w", None) if row is not None else None
     if row is not None and row_cpus and isinstance(tdp, (int, float)) and tdp > 0:
-        socket_w, cores_total = float(tdp), row_cpus
-        basis = f"catalog row {getattr(row, 'id', '?')} ({getattr(row, 'source', 'no source')})"
-        socket = f"{getattr(row, 'name', '?')}, {socket_w:g} W TDP, {cores_total} logical CPUs"
+        socket_w, cores_total = float(tdp), row_cpus[0]
+        basis = f"catalog row {getattr(row, 'id', '?')} dated {getattr(row, 'date', '?')}"
+        socket = (
+            f"{getattr(row, 'name', '?')}, {socket_w:g} W TDP over {cores_total} logical CPUs ({row_cpus[1]})"
+        )
+        excluded = "no PUE"
     else:
         socket_w, cores_total = DEFAULT_SOCKET_TDP_W, DEFAULT_SOCKET_LOGICAL_CPUS
         basis = f"no catalog row for CPU {cpu_model!r}; default socket"
         socket = DEFAULT_SOCKET_NAME
+        excluded = "no DRAM/PUE"
     cores_used = max(1, min(cores_used, cores_total))
     power_w = socket_w * cores_used / cores_total
     explanation = (
-        f"{cores_used}/{cores_total} logical CPUs ({how}) × {socket_w:g} W socket TDP = {power_w:.2f} W "
-        f"[{basis}: {socket}; full TDP while running; no DRAM/PUE]"
+        f"{cores_used}/{cores_total} logical CPUs ({how}) × {socket_w:g} W TDP = {power_w:.2f} W "
+        f"[{basis}: {socket}; full TDP while running; {excluded}]"
     )
     return CpuPowerEstimate(socket_w, cores_used, cores_total, power_w, explanation)
 
