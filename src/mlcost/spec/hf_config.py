@@ -1,0 +1,276 @@
+"""Build a :class:`~mlcost.spec.model.ModelSpec` from a Hugging Face ``config.json``.
+
+Supported ``model_type`` values: gpt2, llama, mistral, qwen2, mixtral, bert, gpt_neox. The mapping follows
+the Hugging Face implementations (``*ForCausalLM`` for decoders, ``BertModel`` for BERT), so parameter counts
+of the resulting spec match a model built from the same config:
+
+* GPT-2: ``n_inner`` null means ``4 · n_embd``; biases everywhere; tied LM head unless
+  ``tie_word_embeddings`` is false; learned positions of ``n_positions``.
+* Llama / Mistral: grouped-query attention from ``num_key_value_heads``; ``head_dim`` when given and different
+  from ``hidden_size / num_attention_heads``; ``attention_bias`` sets q/k/v and o biases; ``mlp_bias``.
+* Qwen2: biases on q/k/v only (not on o), as in ``Qwen2Attention``.
+* Mixtral: ``num_local_experts`` routed experts, ``num_experts_per_tok`` active, each of ``intermediate_size``.
+* BERT: encoder with token-type embeddings, embedding LayerNorm, pooler, no final norm.
+* GPT-NeoX: rotary positions, LayerNorm, GELU MLP, biases everywhere, untied head by default.
+
+No torch or transformers import: the config is read as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlcost.errors import SpecError
+from mlcost.spec.model import ModelSpec
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "load_hf_config", "model_from_hf_config"]
+
+
+class _Config:
+    """A config dict plus where it came from, with typed getters whose errors name the file and key."""
+
+    def __init__(self, data: dict[str, Any], where: str) -> None:
+        self.data = data
+        self.where = where
+        self.model_type = str(data.get("model_type", ""))
+
+    def _error(self, message: str, hint: str) -> SpecError:
+        return SpecError(f"{self.where}: {message}", hint=hint)
+
+    def get_int(self, *keys: str, default: int | None = None) -> int:
+        """The first of ``keys`` present (aliases, e.g. ``n_positions``/``n_ctx``) as an int."""
+        for key in keys:
+            value = self.data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    return int(value)
+                raise self._error(f"key {key!r} must be an integer, got {value!r}", "fix the config value")
+            return value
+        if default is not None:
+            return default
+        raise self._error(
+            f"missing key {keys[0]!r} for model_type {self.model_type!r}",
+            f"a {self.model_type} config.json needs {keys[0]!r}"
+            + (f" (or {', '.join(repr(k) for k in keys[1:])})" if len(keys) > 1 else ""),
+        )
+
+    def opt_int(self, key: str) -> int | None:
+        return self.get_int(key) if self.data.get(key) is not None else None
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._error(f"key {key!r} must be true or false, got {value!r}", "fix the config value")
+        return value
+
+    def positive(self, *keys: str, default: float = 0.0) -> bool:
+        """Whether any of the (dropout-probability) keys is > 0; missing keys count as ``default``."""
+        for key in keys:
+            value = self.data.get(key, default)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return True
+        return False
+
+
+def _head_dim(cfg: _Config, d_model: int, n_heads: int) -> int | None:
+    head_dim = cfg.opt_int("head_dim")
+    if head_dim is None or (d_model % n_heads == 0 and head_dim == d_model // n_heads):
+        return None
+    return head_dim
+
+
+def _gpt2(cfg: _Config) -> dict[str, Any]:
+    d_model = cfg.get_int("n_embd", "hidden_size")
+    n_inner = cfg.opt_int("n_inner")
+    return dict(
+        kind="decoder",
+        n_layers=cfg.get_int("n_layer", "num_hidden_layers"),
+        d_model=d_model,
+        n_heads=cfg.get_int("n_head", "num_attention_heads"),
+        d_ff=n_inner if n_inner is not None else 4 * d_model,
+        vocab_size=cfg.get_int("vocab_size"),
+        max_seq_len=cfg.get_int("n_positions", "n_ctx", "max_position_embeddings"),
+        mlp="gelu",
+        norm="layernorm",
+        position="learned",
+        tied_embeddings=cfg.get_bool("tie_word_embeddings", True),
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+        dropout=cfg.positive("resid_pdrop", "embd_pdrop", "attn_pdrop", default=0.1),
+    )
+
+
+def _llama_like(
+    cfg: _Config, *, qkv_bias: bool | None = None, out_bias: bool | None = None
+) -> dict[str, Any]:
+    d_model = cfg.get_int("hidden_size")
+    n_heads = cfg.get_int("num_attention_heads")
+    attention_bias = cfg.get_bool("attention_bias", False)
+    return dict(
+        kind="decoder",
+        n_layers=cfg.get_int("num_hidden_layers"),
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=cfg.get_int("num_key_value_heads", default=n_heads),
+        head_dim=_head_dim(cfg, d_model, n_heads),
+        d_ff=cfg.get_int("intermediate_size"),
+        vocab_size=cfg.get_int("vocab_size"),
+        max_seq_len=cfg.get_int("max_position_embeddings"),
+        mlp="swiglu",
+        norm="rmsnorm",
+        position="rope",
+        tied_embeddings=cfg.get_bool("tie_word_embeddings", False),
+        qkv_bias=attention_bias if qkv_bias is None else qkv_bias,
+        out_bias=attention_bias if out_bias is None else out_bias,
+        mlp_bias=cfg.get_bool("mlp_bias", False),
+        dropout=cfg.positive("attention_dropout", "hidden_dropout", "resid_pdrop"),
+    )
+
+
+def _qwen2(cfg: _Config) -> dict[str, Any]:
+    # Qwen2Attention: q_proj/k_proj/v_proj with bias=True, o_proj with bias=False.
+    return _llama_like(cfg, qkv_bias=True, out_bias=False)
+
+
+def _mixtral(cfg: _Config) -> dict[str, Any]:
+    fields = _llama_like(cfg)
+    fields["n_experts"] = cfg.get_int("num_local_experts")
+    fields["experts_top_k"] = cfg.get_int("num_experts_per_tok")
+    return fields
+
+
+def _bert(cfg: _Config) -> dict[str, Any]:
+    return dict(
+        kind="encoder",
+        n_layers=cfg.get_int("num_hidden_layers"),
+        d_model=cfg.get_int("hidden_size"),
+        n_heads=cfg.get_int("num_attention_heads"),
+        d_ff=cfg.get_int("intermediate_size"),
+        vocab_size=cfg.get_int("vocab_size"),
+        max_seq_len=cfg.get_int("max_position_embeddings"),
+        mlp="gelu",
+        norm="layernorm",
+        position="learned",
+        tied_embeddings=cfg.get_bool("tie_word_embeddings", True),
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+        type_vocab_size=cfg.get_int("type_vocab_size", default=2),
+        embedding_norm=True,
+        final_norm=False,
+        pooler=True,
+        dropout=cfg.positive("hidden_dropout_prob", "attention_probs_dropout_prob", default=0.1),
+    )
+
+
+def _gpt_neox(cfg: _Config) -> dict[str, Any]:
+    return dict(
+        kind="decoder",
+        n_layers=cfg.get_int("num_hidden_layers"),
+        d_model=cfg.get_int("hidden_size"),
+        n_heads=cfg.get_int("num_attention_heads"),
+        d_ff=cfg.get_int("intermediate_size"),
+        vocab_size=cfg.get_int("vocab_size"),
+        max_seq_len=cfg.get_int("max_position_embeddings"),
+        mlp="gelu",
+        norm="layernorm",
+        position="rope",
+        tied_embeddings=cfg.get_bool("tie_word_embeddings", False),
+        qkv_bias=cfg.get_bool("attention_bias", True),
+        out_bias=cfg.get_bool("attention_bias", True),
+        mlp_bias=True,
+        dropout=cfg.positive("attention_dropout", "hidden_dropout"),
+    )
+
+
+_BUILDERS: dict[str, Callable[[_Config], dict[str, Any]]] = {
+    "gpt2": _gpt2,
+    "llama": _llama_like,
+    "mistral": _llama_like,
+    "qwen2": _qwen2,
+    "mixtral": _mixtral,
+    "bert": _bert,
+    "gpt_neox": _gpt_neox,
+}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def load_hf_config(config: dict[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
+    """Read a config: a dict as is, a path to ``config.json`` (or a folder holding one), or JSON text.
+
+    Returns the dict and a description of where it came from (for error messages and ``source``)."""
+    if isinstance(config, dict):
+        return config, "Hugging Face config (dict)"
+    text = str(config)
+    if isinstance(config, str) and text.lstrip().startswith("{"):
+        where, raw = "Hugging Face config (JSON text)", text
+    else:
+        path = Path(text)
+        if path.is_dir():
+            path = path / "config.json"
+        where = str(path)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(
+                f"config file not found: {path}",
+                hint="pass a path to a Hugging Face config.json or a folder holding one",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{where}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            hint="a Hugging Face config.json must be one JSON object",
+        ) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data, where
+
+
+def model_from_hf_config(
+    config: dict[str, Any] | str | Path, *, name: str | None = None, source: str | None = None
+) -> ModelSpec:
+    """A :class:`ModelSpec` from a Hugging Face config (dict, path to ``config.json`` or its folder, or
+    JSON text). Raises :class:`SpecError` naming the file and key for malformed JSON, missing keys or an
+    unsupported ``model_type``."""
+    data, where = load_hf_config(config)
+    model_type = data.get("model_type")
+    supported = ", ".join(SUPPORTED_MODEL_TYPES)
+    if not model_type:
+        raise SpecError(f"{where}: missing key 'model_type'", hint=f"supported model types: {supported}")
+    if model_type not in _BUILDERS:
+        import difflib
+
+        close = difflib.get_close_matches(str(model_type), SUPPORTED_MODEL_TYPES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SpecError(
+            f"{where}: unsupported model_type {model_type!r}",
+            hint=hint + f"supported model types: {supported}; or build a ModelSpec by hand",
+        )
+    cfg = _Config(data, where)
+    fields = _BUILDERS[str(model_type)](cfg)
+    label = name or data.get("_name_or_path") or _name_from_where(where) or str(model_type)
+    try:
+        return ModelSpec(name=str(label), source=source or where, **fields)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc.message}", hint=exc.hint) from None
+
+
+def _name_from_where(where: str) -> str | None:
+    path = Path(where)
+    if path.name == "config.json" and path.parent.name not in ("", "."):
+        return path.parent.name
+    if path.suffix == ".json":
+        return path.stem
+    return None
