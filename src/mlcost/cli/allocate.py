@@ -30,8 +30,8 @@ def render(result: AllocationResult, problem: AllocationProblem, console: Consol
             table = Table(title="Smallest single change that makes it feasible")
             for col in ("constraint", "current", "required", "why"):
                 table.add_column(col, overflow="fold", ratio=3 if col == "why" else None)
-            for r in result.relaxations:
-                table.add_row(r.constraint, _num(r.current), _num(r.required), r.message)
+            for rx in result.relaxations:
+                table.add_row(rx.constraint, _num(rx.current), _num(rx.required), rx.message)
             console.print(table)
         return
     assert result.allocation is not None
@@ -61,7 +61,9 @@ def render(result: AllocationResult, problem: AllocationProblem, console: Consol
 
 
 def allocate(
-    file: Path = typer.Argument(..., help="Allocation problem as .toml, .yaml or .yml (see docs/allocate.md)."),
+    file: Path = typer.Argument(
+        ..., help="Allocation problem as .toml, .yaml or .yml (see docs/allocate.md)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (status, allocation, ...)."),
 ) -> None:
     """Allocate resources at least cost (or for most performance) under limits, and say which limits bind.

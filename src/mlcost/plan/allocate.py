@@ -474,7 +474,7 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
     if sol.status == "infeasible":
         return _explain_infeasible(problem, rows, n, Z)
     assert sol.x is not None
-    x = np.where(Z, np.round(sol.x), sol.x)
+    x = np.where(Z, np.round(sol.x), np.round(sol.x, 9))  # integers exact; solver noise off the reals
     x = np.where(np.abs(x) < _TOL, 0.0, x)
 
     dual_basis: DualBasis
@@ -500,7 +500,7 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
         if Z.any():  # integer problem: the finite change of z* when b_k is raised by one
             bumped = [dataclasses.replace(k, b=k.b + 1.0) if k is row else k for k in rows]
             again = _solve(bumped, w, maximise=maximise, Z=Z)
-            step = None if again.z is None else again.z - float(w @ x)
+            step = None if again.z is None else round(again.z - float(w @ x), 9)
             if step is not None and abs(step) <= 1e-9 * max(1.0, abs(step)):
                 step = 0.0
         binding.append(
