@@ -144,7 +144,9 @@ def _fake_rapl(root: Path, zones: dict[str, tuple[int, int]]) -> None:
 
 
 def test_rapl_reads_package_zones_and_handles_wraparound(tmp_path: Path) -> None:
-    _fake_rapl(tmp_path, {"intel-rapl:0": (999_000_000, 1_000_000_000), "intel-rapl:1": (5_000_000, 1_000_000_000)})
+    _fake_rapl(
+        tmp_path, {"intel-rapl:0": (999_000_000, 1_000_000_000), "intel-rapl:1": (5_000_000, 1_000_000_000)}
+    )
     _fake_rapl(tmp_path, {"intel-rapl:0:0": (1, 1_000_000_000)})  # sub-zone (core): not summed
     assert rapl_available(tmp_path)
     assert [z.path.name for z in find_rapl_zones(tmp_path)] == ["intel-rapl:0", "intel-rapl:1"]
@@ -190,7 +192,9 @@ def test_rapl_unreadable_or_absent_is_not_available(tmp_path: Path) -> None:
 
 def test_replay_meters_satisfy_all_protocols_and_replay() -> None:
     replay = ReplayMeters.from_readings(step_times_s=[0.1, 0.3], energy_j=8.0, peak_bytes=123)
-    assert isinstance(replay, StepTimer) and isinstance(replay, EnergyMeter) and isinstance(replay, MemoryMeter)
+    assert (
+        isinstance(replay, StepTimer) and isinstance(replay, EnergyMeter) and isinstance(replay, MemoryMeter)
+    )
     replay.reset()
     replay.begin()
     for _ in range(4):

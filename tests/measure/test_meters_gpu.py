@@ -36,9 +36,7 @@ def fake_nvml():
         ) as total,
         mock.patch("pynvml.nvmlDeviceGetCount", autospec=True, return_value=1),
         mock.patch("pynvml.nvmlSystemGetDriverVersion", autospec=True, return_value="550.54.15"),
-        mock.patch(
-            "pynvml.nvmlDeviceGetMemoryInfo", autospec=True, return_value=mock.Mock(total=80 * 2**30)
-        ),
+        mock.patch("pynvml.nvmlDeviceGetMemoryInfo", autospec=True, return_value=mock.Mock(total=80 * 2**30)),
         mock.patch("pynvml.nvmlDeviceGetEnforcedPowerLimit", autospec=True, return_value=700_000),
     ):
         yield {"init": init, "handle": handle, "total": total}
@@ -165,9 +163,11 @@ def test_select_meters_cuda_falls_back_to_power_limit_estimate(fake_cuda, fake_n
 
 def test_cuda_meters_need_cuda() -> None:
     torch = pytest.importorskip("torch")
-    with mock.patch.object(torch.cuda, "is_available", autospec=True, return_value=False):
-        with pytest.raises(MlcostError, match="CUDA"):
-            CudaEventTimer()
+    with (
+        mock.patch.object(torch.cuda, "is_available", autospec=True, return_value=False),
+        pytest.raises(MlcostError, match="CUDA"),
+    ):
+        CudaEventTimer()
     assert meters_pkg.DEFAULT_GPU_POWER_W > 0
 
 

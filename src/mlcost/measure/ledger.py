@@ -144,7 +144,7 @@ class Ledger:
         self.url = resolve_url(url)
         try:
             parsed = sa.make_url(self.url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:
             raise LedgerError(
                 f"cannot parse ledger URL {self.url!r}",
                 hint="give a path or a SQLAlchemy URL such as sqlite:///runs.db or postgresql+psycopg://user@host/db",
@@ -422,8 +422,9 @@ class Ledger:
     def mark_stale(self, run_id: str | None = None, older_than_s: float | None = None) -> list[str]:
         """Mark ``running`` runs whose process is gone as ``interrupted``; returns their ids.
 
-        A run on this host is stale when its process no longer exists. With ``older_than_s``, a run whose
-        last heartbeat is older than that (Units: s) is stale too, wherever it runs. ``run_id`` limits the
+        A run on this host is stale when its process no longer exists. With ``older_than_s``, a run on
+        another host (whose process cannot be checked) is stale when its last heartbeat is older than that
+        (Units: s). ``run_id`` limits the
         check to one run.
         """
         candidates = [self.get(run_id)] if run_id else self.list_runs(limit=None, status="running")
@@ -433,9 +434,10 @@ class Ledger:
             if rec.status != "running":
                 continue
             reason = None
-            if self.liveness(rec) == "dead":
+            alive = self.liveness(rec)
+            if alive == "dead":
                 reason = f"process {rec.pid} on {rec.host} is gone"
-            elif older_than_s is not None:
+            elif alive == "unknown" and older_than_s is not None:
                 beat = _parse_iso(rec.heartbeat_at) or _parse_iso(rec.started_at)
                 if beat is not None and (now - beat).total_seconds() > older_than_s:
                     reason = f"no heartbeat for {(now - beat).total_seconds():.0f} s (> {older_than_s:g} s)"
