@@ -331,6 +331,15 @@ def test_minimum_units_against_caps() -> None:
     )
 
 
+def test_floor_no_resource_can_meet() -> None:
+    result = solve_allocation(
+        problem([{"name": "idle", "unit_cost": 1.0, "performance": 0.0}], min_performance=5)
+    )
+    assert result.message == "infeasible: the performance floor of 5 cannot hold"
+    (rx,) = result.relaxations
+    assert (rx.constraint, rx.required) == ("constraints.min_performance", 0)
+
+
 def test_two_separate_conflicts_need_more_than_one_change() -> None:
     # floor vs budget, and the gpu minimum vs the unit cap: no single change suffices
     pr = problem([dict(GPU, min_units=10)], min_performance=1000.0, max_cost=50000.0, max_units=5)

@@ -555,7 +555,9 @@ def _relax_message(row: _Row, K: list[_Row], required: float, problem: Allocatio
         subject = "the other constraints (" + ", ".join(k.label for k in K if k is not row) + ")"
     need, cur = _fmt(required), _fmt(row.b)
     if row.key == "constraints.min_performance":
-        limits = ", ".join(k.label for k in K if k is not row)
+        limits = (
+            ", ".join(k.label for k in K if k is not row) or "no other limit; no resource adds performance"
+        )
         return f"with these limits ({limits}) at most {need} performance is possible; lower min_performance from {cur} to {need}"
     if row.key == "constraints.max_units":
         return f"{subject} is reachable only with at least {need} units in total; raise max_units from {cur} to {need}"
@@ -592,7 +594,7 @@ def _explain_infeasible(
             )
         )
     names = ", ".join(k.label for k in K)
-    message = f"infeasible: {names} cannot all hold"
+    message = f"infeasible: {names} cannot {'all hold' if len(K) > 1 else 'hold'}"
     if not relaxations:
         message += "; no single change suffices, relax several of them"
     return AllocationResult(
