@@ -290,7 +290,10 @@ def enable_checkpointing(model: Any) -> str:
     if getattr(model, "_mlcost_checkpointing", None):
         return str(model._mlcost_checkpointing)
     if hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "config"):
             model.config.use_cache = False
         model._mlcost_checkpointing = "gradient_checkpointing_enable() (transformers)"
