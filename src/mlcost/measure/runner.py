@@ -756,6 +756,7 @@ def _dry_run_loop(
     out = _summarise(meters, tokens_per_step, flops, None, DistContext(), "cpu", "fp32")
     out["model_flops_source"] = "6 × parameters × tokens (dry run: nothing executed)"
     out["mfu"] = None
+    out["mfu_peak_flops_per_s"] = None
     out["mfu_peak_source"] = "dry run: no hardware measured"
     return out
 
@@ -1227,3 +1228,73 @@ def _serve_loop(
         "energy_source": reading.source,
         "energy_detail": reading.detail,
     }
+
+
+# ---- the JSON contract ----------------------------------------------------------------------------------
+
+#: Keys of ``mlcost measure train --json`` (docs/measure.md). Units are in the names; absent values are null.
+SUMMARY_KEYS: tuple[str, ...] = (
+    "step_time_s",
+    "step_time_p90_s",
+    "tokens_per_s",
+    "tokens_per_s_per_device",
+    "tokens_per_step",
+    "achieved_flops_per_s",
+    "model_flops_per_step",
+    "mfu",
+    "mfu_peak_flops_per_s",
+    "mfu_peak_source",
+    "peak_memory_bytes",
+    "memory_source",
+    "energy_j",
+    "energy_source",
+    "energy_detail",
+    "cost_usd",
+    "cost_source",
+    "usd_per_million_tokens",
+    "co2_kg",
+    "co2_source",
+    "compile_time_s",
+    "steps_done",
+    "steps_measured",
+    "loss_first",
+    "loss_last",
+    "param_count",
+)
+
+SERVE_SUMMARY_KEYS: tuple[str, ...] = (
+    "ttft_s",
+    "ttft_p90_s",
+    "time_per_output_token_s",
+    "request_time_s",
+    "tokens_per_s",
+    "peak_memory_bytes",
+    "energy_j",
+    "energy_source",
+    "cost_usd",
+    "usd_per_million_tokens",
+    "co2_kg",
+    "steps_done",
+)
+
+
+def run_summary(record: Any) -> dict[str, Any]:
+    """One run as the flat JSON object of ``mlcost measure train --json`` (JSON-safe)."""
+    from mlcost.measure.record import json_safe
+
+    keys = SERVE_SUMMARY_KEYS if record.kind == "serve" else SUMMARY_KEYS
+    out: dict[str, Any] = {
+        "run_id": record.run_id,
+        "status": record.status,
+        "kind": record.kind,
+        "model": record.model,
+        "strategy": record.strategy,
+        "device": record.device,
+        "world_size": record.world_size,
+        "dry_run": bool(record.config.get("dry_run", False)),
+    }
+    for key in keys:
+        out[key] = record.metrics.get(key)
+    out["error"] = record.error
+    out["predicted"] = dict(record.predicted)
+    return json_safe(out)  # type: ignore[no-any-return]

@@ -422,3 +422,111 @@ def torch_threads(n: int | None) -> Iterator[None]:
 def in_torchrun() -> bool:
     """True when launched by torchrun with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+# ---- does it pay? -----------------------------------------------------------------------------------
+
+#: Throughput changes within this relative band are noise on a shared CPU (same-run ratios only).
+NOISE_BAND = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a strategy pays against the baseline on the hardware it ran on.
+
+    Attributes:
+        strategy: the strategy's name.
+        speedup: tokens/s of the strategy / tokens/s of the baseline (>1 is faster), or None.
+        memory_ratio: peak memory / baseline peak memory, or None.
+        pays: True when it is faster beyond the noise band (compile: when its compile time is
+            recovered within ``horizon_steps``), or saves memory at an acceptable cost.
+        reason: one line a user can act on.
+    """
+
+    strategy: str
+    speedup: float | None
+    memory_ratio: float | None
+    pays: bool
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "pays" if self.pays else "does not pay on this hardware"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "label": self.label}
+
+
+def judge(
+    strategy: str | Strategy,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    *,
+    status: str = "completed",
+    device: str = "cpu",
+    horizon_steps: int = 10_000,
+) -> Verdict:
+    """Compare a strategy's metrics with the baseline's (same model, data and machine)."""
+    strat = parse_strategy(strategy)
+    if status != "completed":
+        return Verdict(strat.name, None, None, False, f"run {status}")
+    tps, base_tps = metrics.get("tokens_per_s"), baseline.get("tokens_per_s")
+    speedup = tps / base_tps if tps and base_tps else None
+    mem, base_mem = metrics.get("peak_memory_bytes"), baseline.get("peak_memory_bytes")
+    mem_ratio = mem / base_mem if mem and base_mem else None
+    if strat.name == "baseline":
+        return Verdict(strat.name, 1.0, 1.0, True, "reference")
+    if speedup is None:
+        return Verdict(strat.name, None, mem_ratio, False, "no throughput measured")
+    faster = speedup >= 1 + NOISE_BAND
+    slower = speedup <= 1 - NOISE_BAND
+    pace = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    if strat.precision:
+        ok, why = precision_support(strat.precision, device)
+        if not ok and not faster:
+            return Verdict(strat.name, speedup, mem_ratio, False, f"{why}: {pace}")
+    if strat.compile and faster:
+        compile_s = metrics.get("compile_time_s") or 0.0
+        step, base_step = metrics.get("step_time_s"), baseline.get("step_time_s")
+        tokens, base_tokens = metrics.get("tokens_per_step"), baseline.get("tokens_per_step")
+        if step and base_step and tokens and base_tokens:
+            saved_per_step = base_step * tokens / base_tokens - step
+            breakeven = compile_s / saved_per_step if saved_per_step > 0 else float("inf")
+            if breakeven > horizon_steps:
+                return Verdict(
+                    strat.name,
+                    speedup,
+                    mem_ratio,
+                    False,
+                    f"{pace}, but compiling took {compile_s:.0f} s: pays only after ~{breakeven:.0f} steps",
+                )
+            return Verdict(
+                strat.name,
+                speedup,
+                mem_ratio,
+                True,
+                f"{pace}; compile time {compile_s:.0f} s recovered after ~{breakeven:.0f} steps",
+            )
+    if faster:
+        return Verdict(strat.name, speedup, mem_ratio, True, pace)
+    saves_memory = mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND
+    if strat.checkpointing or strat.grad_accum:
+        if saves_memory:
+            return Verdict(
+                strat.name,
+                speedup,
+                mem_ratio,
+                True,
+                f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory, {pace}",  # type: ignore[operator]
+            )
+        note = "no memory saving measured" + (
+            " (peak RSS is coarse on CPU)" if not device.startswith("cuda") else ""
+        )
+        return Verdict(strat.name, speedup, mem_ratio, False, f"{pace}; {note}")
+    if strat.optimizer_impl == "foreach" and not device.startswith("cuda"):
+        return Verdict(strat.name, speedup, mem_ratio, False, f"no multi-tensor kernels on CPU: {pace}")
+    if slower:
+        return Verdict(strat.name, speedup, mem_ratio, False, pace)
+    return Verdict(
+        strat.name, speedup, mem_ratio, False, f"no measurable gain ({pace}, within ±{NOISE_BAND:.0%})"
+    )

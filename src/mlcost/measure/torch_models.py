@@ -249,3 +249,58 @@ def training_memory_bytes(
     act_per_layer = (34 * s * b * h + 5 * a * s * s * b) * (bytes_per_act / 2)
     logits = 3 * b * s * spec.vocab_size * 4
     return 16.0 * n + spec.n_layers * act_per_layer + logits
+
+
+def override_spec(
+    spec: ModelSpec,
+    *,
+    layers: int | None = None,
+    d_model: int | None = None,
+    heads: int | None = None,
+    vocab: int | None = None,
+    min_seq_len: int | None = None,
+) -> ModelSpec:
+    """Shrink (or grow) a preset for a measurement on small hardware, keeping its family.
+
+    A new ``d_model`` keeps the MLP ratio (d_ff / d_model) and, unless ``heads`` is given, the head size
+    (heads = d_model / head size, at least 1); key/value heads keep their ratio to query heads. Learned
+    position tables grow to ``min_seq_len`` if needed. The name gets a suffix saying what changed.
+    """
+    changes: dict[str, Any] = {}
+    label: list[str] = []
+    if layers is not None:
+        changes["n_layers"] = layers
+        label.append(f"L{layers}")
+    if d_model is not None or heads is not None:
+        new_d = d_model or spec.d_model
+        new_heads = heads or max(1, new_d // spec.dim_head)
+        if new_d % new_heads:
+            raise SpecError(
+                f"--d-model {new_d} is not divisible by --heads {new_heads}", hint="pick a multiple"
+            )
+        changes.update(d_model=new_d, n_heads=new_heads, head_dim=None)
+        changes["d_ff"] = max(1, round(spec.d_ff * new_d / spec.d_model))
+        if spec.expert_d_ff is not None:
+            changes["expert_d_ff"] = max(1, round(spec.expert_d_ff * new_d / spec.d_model))
+        if spec.n_kv_heads is not None:
+            group = max(1, spec.n_heads // spec.n_kv_heads)
+            changes["n_kv_heads"] = max(1, new_heads // group) if new_heads % group == 0 else new_heads
+        label.append(f"d{new_d}h{new_heads}")
+    if vocab is not None:
+        changes["vocab_size"] = vocab
+        label.append(f"V{vocab}")
+    if min_seq_len is not None and min_seq_len > spec.max_seq_len:
+        if spec.position != "learned":
+            changes["max_seq_len"] = min_seq_len
+        else:
+            raise SpecError(
+                f"model {spec.name!r} has learned positions for {spec.max_seq_len} tokens, shorter than "
+                f"--seq-len {min_seq_len}",
+                hint=f"use --seq-len {spec.max_seq_len} or less",
+            )
+    if not changes:
+        return spec
+    name = spec.name + ("-" + "-".join(label) if label else "")
+    return spec.replace(
+        name=name, source=f"{spec.source} (shrunk for measurement: {', '.join(label)})", **changes
+    )
