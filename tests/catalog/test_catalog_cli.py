@@ -30,7 +30,8 @@ def test_devices_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "devices", "--json")
     assert code == 0
     data = json.loads(out)
-    assert set(data) == {"price_snapshot_date", "devices"}
+    assert set(data) == {"price_snapshot_date", "oldest_price_date", "devices"}
+    assert data["oldest_price_date"] <= data["price_snapshot_date"]
     h100 = next(d for d in data["devices"] if d["id"] == "h100-sxm")
     assert h100["peak_tflops"]["bf16"] == pytest.approx(989)
     assert h100["memory_gb"] == pytest.approx(80)

@@ -421,6 +421,7 @@ def test_price_filters_and_listing(cat: Catalog) -> None:
     assert "aws" in cat.providers() and "us-central1" in cat.regions("gcp")
     assert cat.regions("lambda") == ["*"]
     assert cat.price_snapshot_date == max(p.date for p in cat.prices())
+    assert cat.price_date_range == (min(p.date for p in cat.prices()), cat.price_snapshot_date)
 
 
 def test_carbon_fallbacks(cat: Catalog) -> None:

@@ -726,6 +726,13 @@ class Catalog:
         """Latest observation date among the price rows (ISO)."""
         return max((p.date for p in self._prices), default="")
 
+    @property
+    def price_date_range(self) -> tuple[str, str]:
+        """Oldest and latest observation dates among the price rows (ISO): the snapshot date alone can
+        hide that most rows are older."""
+        dates = [p.date for p in self._prices]
+        return (min(dates), max(dates)) if dates else ("", "")
+
     def prices(
         self,
         device: str | None = None,

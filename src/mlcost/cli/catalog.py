@@ -57,7 +57,8 @@ def gather_devices(catalog: Any) -> dict[str, Any]:
                 "date": dev.date,
             }
         )
-    return {"price_snapshot_date": catalog.price_snapshot_date, "devices": rows}
+    oldest, _latest = catalog.price_date_range
+    return {"price_snapshot_date": catalog.price_snapshot_date, "oldest_price_date": oldest, "devices": rows}
 
 
 def gather_models(catalog: Any) -> dict[str, Any]:
@@ -141,7 +142,8 @@ def render_devices(data: dict[str, Any], console: Any) -> None:
         )
     console.print(table)
     console.print(
-        f"price snapshot date: {data['price_snapshot_date']} (prices go stale; check before you buy)"
+        f"price snapshot date: {data['price_snapshot_date']} (rows observed {data['oldest_price_date']} to "
+        f"{data['price_snapshot_date']}; prices go stale, check before you buy)"
     )
 
 
