@@ -103,7 +103,7 @@ def drop_all_but(pr: AllocationProblem, keep: set[str]) -> AllocationProblem:
     return dataclasses.replace(pr, resources=resources, constraints=constraints)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_integer_problems())
 def test_integer_problems_equal_brute_force(pr: AllocationProblem) -> None:
     expected = brute_force(pr)
@@ -126,7 +126,7 @@ def test_integer_problems_equal_brute_force(pr: AllocationProblem) -> None:
             assert b.step_change == pytest.approx(bumped - expected, abs=1e-6)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_integer_problems())
 def test_infeasible_problems_explain_themselves(pr: AllocationProblem) -> None:
     result = solve_allocation(pr)
