@@ -1,0 +1,125 @@
+"""Resolve a :class:`~mlcost.spec.Cluster` against the catalog: the device row, its efficiency profile,
+the price, carbon and PUE rows — each recorded as an :class:`Assumption` so nothing is silent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlcost.catalog.schema import Device, EfficiencyProfile
+from mlcost.errors import MlcostError, SpecError
+from mlcost.estimate.result import Assumption
+from mlcost.spec.cluster import Cluster
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """A cluster with every default filled in (units in names)."""
+
+    device: Device
+    profile: EfficiencyProfile
+    count: int
+    devices_per_node: int
+    intra_bw_bytes_per_s: float
+    inter_bw_bytes_per_s: float
+    price_usd_per_device_h: float | None
+    pue: float
+    carbon_kg_per_kwh: float
+    provider: str | None
+    region: str | None
+    pricing: str
+    assumptions: tuple[Assumption, ...]
+
+
+def resolve_hardware(cluster: Cluster, catalog: Any = None, profile: EfficiencyProfile | None = None) -> Hardware:
+    """Fill a cluster's ``None`` fields from the catalog; raise for unknown names."""
+    from mlcost.catalog import get_catalog
+
+    cat = catalog or get_catalog()
+    device = cat.device(cluster.device)
+    prof = profile or cat.efficiency(device.id)
+    notes: list[Assumption] = [
+        Assumption("device", device.id, f"{device.name}; {device.source} ({device.date})"),
+        Assumption(
+            "efficiency_profile",
+            prof.device,
+            f"{prof.source} ({prof.date})" + ("" if prof.device == device.id else f"; fallback for {device.id}"),
+        ),
+    ]
+    per_node = cluster.devices_per_node or device.devices_per_node
+    if cluster.devices_per_node is None:
+        notes.append(Assumption("devices_per_node", per_node, f"typical node of {device.id} (catalog)"))
+    intra = cluster.intra_node_bw_bytes_per_s or device.intra_node_bw_bytes_per_s
+    inter = cluster.inter_node_bw_bytes_per_s or device.inter_node_bw_bytes_per_s
+    if cluster.intra_node_bw_bytes_per_s is None:
+        notes.append(Assumption("intra_node_bw_bytes_per_s", intra, f"catalog row of {device.id}"))
+    if cluster.inter_node_bw_bytes_per_s is None:
+        notes.append(Assumption("inter_node_bw_bytes_per_s", inter, f"catalog row of {device.id}"))
+
+    price: float | None
+    provider, region = cluster.provider, cluster.region
+    if cluster.price_usd_per_device_h is not None:
+        price = cluster.price_usd_per_device_h
+        notes.append(Assumption("price_usd_per_device_h", price, "given by the user"))
+    else:
+        try:
+            row = cat.price(device.id, provider=provider, region=region, pricing=cluster.pricing)
+        except MlcostError as exc:
+            if provider is not None or region is not None:
+                raise
+            price = None
+            notes.append(Assumption("price_usd_per_device_h", None, f"no price in the catalog: {exc.message}"))
+        else:
+            price = row.usd_per_device_h
+            provider, region = row.provider, row.region
+            notes.append(
+                Assumption(
+                    "price_usd_per_device_h",
+                    price,
+                    f"{row.provider} {row.region} {row.pricing} {row.instance}: {row.source} ({row.date})"
+                    + ("" if cluster.provider else "; cheapest matching row"),
+                )
+            )
+    if cluster.pue is not None:
+        pue = cluster.pue
+        notes.append(Assumption("pue", pue, "given by the user"))
+    else:
+        prow = cat.pue(provider)
+        pue = prow.pue
+        notes.append(Assumption("pue", pue, f"{prow.provider}: {prow.source} ({prow.date})"))
+    if cluster.carbon_kg_per_kwh is not None:
+        carbon = cluster.carbon_kg_per_kwh
+        notes.append(Assumption("carbon_kg_per_kwh", carbon, "given by the user"))
+    else:
+        crow = cat.carbon(zone=region if region not in (None, "*") else None, provider=provider)
+        carbon = crow.kg_co2_per_kwh
+        notes.append(
+            Assumption("carbon_kg_per_kwh", carbon, f"zone {crow.zone} {crow.provider}: {crow.source} ({crow.date})")
+        )
+    return Hardware(
+        device=device,
+        profile=prof,
+        count=cluster.count,
+        devices_per_node=per_node,
+        intra_bw_bytes_per_s=intra,
+        inter_bw_bytes_per_s=inter,
+        price_usd_per_device_h=price,
+        pue=pue,
+        carbon_kg_per_kwh=carbon,
+        provider=provider,
+        region=region,
+        pricing=cluster.pricing,
+        assumptions=tuple(notes),
+    )
+
+
+def peak_flops_per_s(device: Device, precision: str) -> float:
+    """Dense peak for ``precision`` or a SpecError listing what the device supports."""
+    peak = device.peak_for(precision)
+    if peak is None:
+        supported = sorted(k for k in device.peak_flops_per_s)
+        raise SpecError(
+            f"{device.id} has no {precision} units",
+            hint=f"choose --precision from {', '.join(supported)}",
+        )
+    return peak

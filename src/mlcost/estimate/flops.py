@@ -1,0 +1,102 @@
+"""FLOP counts per token and per training step, split by op class.
+
+Conventions (the same as Megatron-LM's Eq. 3 in Narayanan et al. 2021 and torch ``FlopCounterMode``):
+
+* a multiply-add is 2 FLOPs; a matrix multiply of (m×k)·(k×n) is 2·m·k·n FLOPs;
+* **attention scores are counted over the full s×s matrix** (QKᵀ and attention·V: 2·2·s·a·d FLOPs per
+  token per layer), even for causal models: kernels that skip the masked half (flash attention) do
+  fewer FLOPs, which the estimator treats as a higher attention efficiency, not fewer FLOPs;
+* biases, norms, activations, softmax and the loss are not counted (they are memory-bound and are
+  timed from bytes moved, see :mod:`mlcost.estimate.timing`);
+* backward = 2 × forward; full recomputation adds one forward of every transformer block (not of the
+  LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022).
+
+*Model* FLOPs exclude recomputation (MFU); *hardware* FLOPs include it (HFU).
+All functions accept numpy arrays for shapes so the planner can evaluate many candidates at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mlcost.estimate.params import count_params
+from mlcost.spec.model import ModelSpec
+
+#: Integer codes for recomputation used in vectorised inputs.
+RECOMPUTE_CODES: dict[str, int] = {"none": 0, "selective": 1, "full": 2}
+
+
+@dataclass(frozen=True)
+class TokenFlops:
+    """Forward FLOPs per token (arrays broadcast with ``seq_len``). Units: FLOPs per token.
+
+    Attributes:
+        matmul_per_layer: dense GEMMs of one block (QKV, output projection, MLP/experts, router).
+        attention_per_layer: attention scores and attention·V of one block (full s×s counting).
+        head: the LM head (0 for encoders).
+    """
+
+    matmul_per_layer: float
+    attention_per_layer: np.ndarray
+    head: float
+
+
+def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
+    """Forward FLOPs per token for sequences of ``seq_len`` tokens."""
+    counts = count_params(model)
+    s = np.asarray(seq_len, dtype=np.float64)
+    attn = 4.0 * s * model.n_heads * model.dim_head
+    head = 2.0 * model.d_model * model.vocab_size if model.has_lm_head else 0.0
+    return TokenFlops(
+        matmul_per_layer=2.0 * counts.matmul_per_layer_active, attention_per_layer=attn, head=head
+    )
+
+
+def forward_flops(model: ModelSpec, tokens: ArrayLike, seq_len: ArrayLike) -> np.ndarray:
+    """Forward FLOPs for ``tokens`` tokens in sequences of ``seq_len``. Units: FLOPs."""
+    tf = forward_flops_per_token(model, seq_len)
+    per_token = model.n_layers * (tf.matmul_per_layer + tf.attention_per_layer) + tf.head
+    return np.asarray(tokens, dtype=np.float64) * per_token
+
+
+@dataclass(frozen=True)
+class StepFlops:
+    """FLOPs of one optimizer step (whole job, all devices). Units: FLOPs.
+
+    Attributes:
+        model: forward + backward without recomputation (used for MFU).
+        hardware: including recomputation (used for HFU and time).
+        matmul: hardware FLOPs in dense GEMMs (blocks and LM head).
+        attention: hardware FLOPs in attention scores/values.
+    """
+
+    model: np.ndarray
+    hardware: np.ndarray
+    matmul: np.ndarray
+    attention: np.ndarray
+
+
+def train_step_flops(
+    model: ModelSpec, tokens_per_step: ArrayLike, seq_len: ArrayLike, recompute: ArrayLike
+) -> StepFlops:
+    """FLOPs of a training step over ``tokens_per_step`` tokens; ``recompute`` is a code from
+    :data:`RECOMPUTE_CODES` (array allowed)."""
+    tf = forward_flops_per_token(model, seq_len)
+    tokens = np.asarray(tokens_per_step, dtype=np.float64)
+    rc = np.asarray(recompute)
+    layers = model.n_layers
+    # passes of the forward: 1 forward + 2 (backward) + recomputation.
+    mm_passes = 3.0 + (rc == 2)
+    attn_passes = 3.0 + (rc >= 1)
+    matmul = tokens * (layers * tf.matmul_per_layer * mm_passes + 3.0 * tf.head)
+    attention = tokens * layers * tf.attention_per_layer * attn_passes
+    model_flops = tokens * (3.0 * layers * (tf.matmul_per_layer + tf.attention_per_layer) + 3.0 * tf.head)
+    return StepFlops(model=model_flops, hardware=matmul + attention, matmul=matmul, attention=attention)
+
+
+def six_nd_flops(params: float, tokens: float) -> float:
+    """The 6·N·D rule of thumb (Kaplan et al. 2020) for a whole training run. Units: FLOPs."""
+    return 6.0 * params * tokens

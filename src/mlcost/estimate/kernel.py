@@ -1,0 +1,253 @@
+"""The vectorised training-step model: one formula, used by ``estimate_train`` (with 0-d arrays) and by
+the planner (with arrays of 10^5–10^6 candidates).
+
+Every field of :class:`TrainInputs` is a float or a numpy array; they broadcast together. The symbols:
+t = TP, p = PP, n = DP, v = virtual stages, b = micro-batch, s = sequence length, m = micro-batches per
+step per pipeline = global_batch / (b · n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlcost.estimate.flops import forward_flops_per_token, train_step_flops
+from mlcost.estimate.memory import stage_params, train_memory
+from mlcost.estimate.timing import (
+    allgather_time_s,
+    allreduce_time_s,
+    link_bandwidth,
+    matmul_efficiency,
+    pipeline_time_s,
+)
+from mlcost.spec.model import ModelSpec
+from mlcost.units import J_PER_KWH, S_PER_H
+
+Arr = Any  # float | np.ndarray
+
+#: Bytes read and written per parameter by one optimizer step (grad, master weights, states, new weights).
+OPTIMIZER_TRAFFIC_BYTES: dict[str, float] = {"adamw": 28.0, "sgd": 20.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainInputs:
+    """Inputs of :func:`train_kernel`; units in the names, codes as in :mod:`mlcost.estimate.flops`."""
+
+    # layout and job
+    tp: Arr
+    pp: Arr
+    dp: Arr
+    micro_batch: Arr
+    global_batch: Arr
+    seq_len: Arr
+    virtual_stages: Arr
+    zero: Arr
+    recompute: Arr
+    sequence_parallel: Arr
+    flash_attention: Arr
+    tokens: Arr
+    act_bytes: Arr
+    weight_bytes: Arr
+    grad_bytes: Arr
+    optimizer_bytes: Arr
+    optimizer_traffic_bytes: Arr
+    # hardware
+    peak_flops_per_s: Arr
+    mem_bw_bytes_per_s: Arr
+    memory_bytes: Arr
+    devices_per_node: Arr
+    intra_bw_bytes_per_s: Arr
+    inter_bw_bytes_per_s: Arr
+    tdp_w: Arr
+    # efficiency profile
+    matmul_eff_max: Arr
+    matmul_half_dim: Arr
+    attention_eff: Arr
+    mem_bw_eff: Arr
+    intra_comm_eff: Arr
+    inter_comm_eff: Arr
+    dp_overlap: Arr
+    power_frac: Arr
+    framework_overhead_bytes: Arr
+    step_overhead_s: Arr
+    layer_overhead_s: Arr
+    # money and carbon
+    price_usd_per_device_h: Arr
+    pue: Arr
+    carbon_kg_per_kwh: Arr
+
+    def replace(self, **changes: Any) -> TrainInputs:
+        return dataclasses.replace(self, **changes)
+
+
+def elementwise_bytes_per_token_layer(model: ModelSpec, tp: Arr, sequence_parallel: Arr, act_bytes: Arr) -> Arr:
+    """Bytes moved by one forward of one block's memory-bound ops per token (norms, residual adds,
+    activation function, dropout, rotary embedding), excluding the s×s softmax. Units: bytes."""
+    h = model.d_model
+    t = np.asarray(tp, dtype=np.float64)
+    e = np.asarray(act_bytes, dtype=np.float64)
+    # 2 norms (read + write h), 2 residual adds (read 2h, write h), 3 dropouts (read, write, mask).
+    replicated = e * (4.0 * h + 6.0 * h) + (e * 2.0 * h + h) * 3.0 * float(model.dropout)
+    if model.is_moe:
+        ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
+    else:
+        ff, routed = model.d_ff, 1
+    mlp = e * ff * (3.0 if model.mlp == "swiglu" else 2.0) * routed
+    rope = e * 2.0 * (model.n_heads + model.kv_heads) * model.dim_head if model.position == "rope" else 0.0
+    split = mlp + rope
+    return np.where(np.asarray(sequence_parallel, dtype=bool), replicated / t, replicated) + split / t
+
+
+def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
+    """Evaluate the training model for every candidate in ``x``; returns arrays keyed by metric name."""
+    t = np.asarray(x.tp, dtype=np.float64)
+    p = np.asarray(x.pp, dtype=np.float64)
+    n = np.asarray(x.dp, dtype=np.float64)
+    b = np.asarray(x.micro_batch, dtype=np.float64)
+    s = np.asarray(x.seq_len, dtype=np.float64)
+    v = np.asarray(x.virtual_stages, dtype=np.float64)
+    rc = np.asarray(x.recompute)
+    z = np.asarray(x.zero)
+    e = np.asarray(x.act_bytes, dtype=np.float64)
+    devices = t * p * n
+    m = np.asarray(x.global_batch, dtype=np.float64) / (b * n)
+    tokens_per_step = np.asarray(x.global_batch, dtype=np.float64) * s
+    tokens_mb = b * s
+    layers_stage = np.ceil(model.n_layers / p)
+
+    # ---- FLOPs -----------------------------------------------------------------------------------
+    step = train_step_flops(model, tokens_per_step, s, rc)
+    tf = forward_flops_per_token(model, s)
+    mm_passes = 3.0 + (rc == 2)
+    attn_passes = 3.0 + (rc >= 1)
+    mm_flops_mb = tokens_mb * (layers_stage * tf.matmul_per_layer * mm_passes + 3.0 * tf.head) / t
+    attn_flops_mb = tokens_mb * layers_stage * tf.attention_per_layer * attn_passes / t
+
+    # ---- compute time of one micro-batch on the slowest stage (the last: blocks + LM head) --------
+    peak = np.asarray(x.peak_flops_per_s, dtype=np.float64)
+    g = np.minimum(model.d_model / t, tokens_mb)
+    mm_eff = matmul_efficiency(g, x.matmul_eff_max, x.matmul_half_dim)
+    t_matmul = mm_flops_mb / (peak * mm_eff)
+    t_attn = attn_flops_mb / (peak * x.attention_eff)
+    bw_mem = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * x.mem_bw_eff
+    elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e)
+    mask = 1.0 if model.dropout else 0.0
+    softmax_tok = np.where(
+        np.asarray(x.flash_attention, dtype=bool), 0.0, (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t
+    )
+    loss_tok = (e + 4.0) * model.vocab_size * 2.0 / t if model.has_lm_head else 0.0
+    elem_bytes_mb = tokens_mb * (
+        layers_stage * (elem_tok * mm_passes + softmax_tok * attn_passes) + loss_tok * 3.0
+    )
+    t_elem = elem_bytes_mb / bw_mem
+    t_overhead = layers_stage * np.asarray(x.layer_overhead_s, dtype=np.float64)
+    t_compute_mb = t_matmul + t_attn + t_elem + t_overhead
+
+    # ---- tensor- and pipeline-parallel communication per micro-batch ----------------------------
+    bw_tp = link_bandwidth(
+        t, 1, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+    )
+    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
+    t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
+    bw_pp = link_bandwidth(
+        2, t, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+    )
+    # Each of the v model chunks per rank sends activations forward and gradients back (interleaving
+    # multiplies point-to-point traffic by v; Megatron's scatter/gather splits each message over TP).
+    t_pp = np.where(p > 1, 2.0 * v * e * tokens_mb * model.d_model / t / bw_pp, 0.0)
+    t_mb = t_compute_mb + t_tp + t_pp
+    t_pipeline = pipeline_time_s(t_mb, m, p, v)
+
+    # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
+    psi = stage_params(model, t, p).worst
+    bw_dp = link_bandwidth(
+        n, t * p, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+    )
+    grad_size = psi * np.asarray(x.grad_bytes, dtype=np.float64)
+    weight_size = psi * np.asarray(x.weight_bytes, dtype=np.float64)
+    t_dp_raw = np.where(
+        z >= 3,
+        2.0 * allgather_time_s(weight_size, n, bw_dp) + allgather_time_s(grad_size, n, bw_dp),
+        allreduce_time_s(grad_size, n, bw_dp),
+    )
+    t_dp_raw = np.where(n > 1, t_dp_raw, 0.0)
+    overlap = np.asarray(x.dp_overlap, dtype=np.float64)
+    # Overlap hides communication behind backward compute (≈ 2/3 of the pipeline), never more.
+    t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - (2.0 / 3.0) * t_pipeline * overlap)
+    psi_opt = psi / np.where(z >= 1, n, 1.0)
+    t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
+    step_time = t_pipeline + t_dp + t_opt + np.asarray(x.step_overhead_s, dtype=np.float64)
+
+    # ---- memory -----------------------------------------------------------------------------------
+    mem = train_memory(
+        model,
+        tp=t,
+        pp=p,
+        dp=n,
+        micro_batch=b,
+        seq_len=s,
+        n_micro=m,
+        virtual_stages=v,
+        zero=z,
+        recompute=rc,
+        sequence_parallel=x.sequence_parallel,
+        flash_attention=x.flash_attention,
+        act_bytes=e,
+        weight_bytes=x.weight_bytes,
+        grad_bytes=x.grad_bytes,
+        optimizer_bytes=x.optimizer_bytes,
+        framework_overhead_bytes=x.framework_overhead_bytes,
+    )
+    mem_total = mem.total
+
+    # ---- totals -----------------------------------------------------------------------------------
+    steps = np.asarray(x.tokens, dtype=np.float64) / tokens_per_step
+    total_time = steps * step_time
+    device_hours = devices * total_time / S_PER_H
+    power_w = np.asarray(x.tdp_w, dtype=np.float64) * x.power_frac
+    energy_kwh = devices * power_w * total_time * x.pue / J_PER_KWH
+    model_rate = step.model / step_time
+    hw_rate = step.hardware / step_time
+    out = {
+        "devices": devices,
+        "dp": n,
+        "n_micro": m,
+        "grad_accum_steps": m,
+        "model_flops_per_step": step.model,
+        "hardware_flops_per_step": step.hardware,
+        "matmul_flops_per_step": step.matmul,
+        "attention_flops_per_step": step.attention,
+        "step_time_s": step_time,
+        "tokens_per_s": tokens_per_step / step_time,
+        "tflops_per_device": hw_rate / devices / 1e12,
+        "mfu": model_rate / devices / peak,
+        "hfu": hw_rate / devices / peak,
+        "matmul_efficiency": mm_eff,
+        "time_matmul_s": t_matmul * (m + (p - 1) / v),
+        "time_attention_s": t_attn * (m + (p - 1) / v),
+        "time_memory_bound_s": (t_elem + t_overhead) * (m + (p - 1) / v),
+        "time_tp_comm_s": t_tp * (m + (p - 1) / v),
+        "time_pp_comm_s": t_pp * (m + (p - 1) / v),
+        "time_bubble_s": t_mb * (p - 1) / v,
+        "time_dp_comm_s": t_dp,
+        "time_dp_comm_unoverlapped_s": t_dp_raw,
+        "time_optimizer_s": t_opt,
+        "memory_weights_bytes": mem.weights,
+        "memory_gradients_bytes": mem.gradients,
+        "memory_optimizer_bytes": mem.optimizer,
+        "memory_activations_bytes": mem.activations,
+        "memory_other_bytes": mem.other,
+        "memory_total_bytes": mem_total,
+        "fits": mem_total <= np.asarray(x.memory_bytes, dtype=np.float64),
+        "steps": steps,
+        "total_time_s": total_time,
+        "device_hours": device_hours,
+        "energy_kwh": energy_kwh,
+        "cost_usd": device_hours * x.price_usd_per_device_h,
+        "co2_kg": energy_kwh * x.carbon_kg_per_kwh,
+    }
+    shape = np.broadcast(*out.values()).shape
+    return {k: np.broadcast_to(np.asarray(val), shape) for k, val in out.items()}

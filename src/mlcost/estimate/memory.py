@@ -1,0 +1,223 @@
+"""Memory per device: model states (weights, gradients, optimizer), activations, KV cache.
+
+Formulas (all vectorised; arrays broadcast):
+
+* **Model states** (ZeRO paper, Rajbhandari et al. 2020): with mixed precision and Adam, 2 bytes of
+  working weights + 2 of gradients + 12 of fp32 master weights and two moments per parameter; plain fp32
+  keeps 4 + 4 + 8. ZeRO-1 shards optimizer states over the data-parallel group, ZeRO-2 also gradients,
+  ZeRO-3 (FSDP full sharding) also weights. Tensor and pipeline parallelism divide parameters first; the
+  worst pipeline stage (the one with the embedding or the LM head) sets the figure.
+* **Activations** (Korthikanti et al. 2022, Table 2), generalised to GQA and SwiGLU, per layer and
+  micro-batch: replicated tensors (norm inputs, block inputs, dropout masks) are split over TP only with
+  sequence parallelism; the rest is split over TP; the s×s score tensors (5·a·s²·b bytes at 16 bits) vanish
+  with flash attention or selective recomputation; full recomputation keeps only each layer's input. With
+  1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
+  The last stage also holds the logits (compute dtype) and their fp32 copy for the loss.
+* **KV cache**: 2 · layers · kv_heads · head_dim · bytes · context · batch; when TP exceeds the number of
+  KV heads the heads are replicated (as vLLM does), so each device holds ceil(kv_heads / tp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mlcost.estimate.params import count_params
+from mlcost.spec.model import ModelSpec
+
+#: Bytes per parameter of model states for (precision class, optimizer):
+#: (working weights, gradients, optimizer states incl. fp32 master copy).
+STATE_BYTES: dict[tuple[str, str], tuple[float, float, float]] = {
+    ("mixed", "adamw"): (2.0, 2.0, 12.0),
+    ("mixed", "sgd"): (2.0, 2.0, 8.0),
+    ("fp32", "adamw"): (4.0, 4.0, 8.0),
+    ("fp32", "sgd"): (4.0, 4.0, 4.0),
+}
+
+
+def precision_class(precision: str) -> str:
+    """``fp32`` for fp32/tf32 training, ``mixed`` for bf16/fp16/fp8 (fp32 master weights)."""
+    return "fp32" if precision in ("fp32", "tf32") else "mixed"
+
+
+def activation_bytes_per_element(precision: str) -> float:
+    """Bytes of a stored activation element: 4 in fp32/tf32, 2 otherwise (fp8 training keeps bf16
+    activations between layers)."""
+    return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """Parameters held by one device of the worst pipeline stage, before ZeRO sharding (element counts)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    worst: np.ndarray
+    largest_layer: float
+
+
+def stage_params(model: ModelSpec, tp: ArrayLike, pp: ArrayLike) -> StageParams:
+    """Parameters per device on the first and last pipeline stage (embedding vs LM head/final norm)."""
+    c = count_params(model)
+    tp_a = np.asarray(tp, dtype=np.float64)
+    pp_a = np.asarray(pp, dtype=np.float64)
+    layers = c.per_layer * np.ceil(model.n_layers / pp_a)
+    head = c.lm_head if c.lm_head else (model.vocab_size * model.d_model if model.has_lm_head else 0)
+    single = pp_a == 1
+    first = (layers + c.embedding + np.where(single, c.lm_head + c.final, 0.0)) / tp_a
+    # With pp > 1 the last stage holds its own LM head (a copy of the tied embedding if tied).
+    last = (layers + np.where(single, c.embedding + c.lm_head, head) + c.final) / tp_a
+    return StageParams(first=first, last=last, worst=np.maximum(first, last), largest_layer=float(c.per_layer))
+
+
+def activation_bytes_per_layer(
+    model: ModelSpec,
+    micro_batch: ArrayLike,
+    seq_len: ArrayLike,
+    tp: ArrayLike,
+    *,
+    sequence_parallel: ArrayLike,
+    flash_attention: ArrayLike,
+    recompute: ArrayLike,
+    act_bytes: ArrayLike,
+) -> np.ndarray:
+    """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
+    b = np.asarray(micro_batch, dtype=np.float64)
+    s = np.asarray(seq_len, dtype=np.float64)
+    t = np.asarray(tp, dtype=np.float64)
+    e = np.asarray(act_bytes, dtype=np.float64)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    flash = np.asarray(flash_attention, dtype=bool)
+    rc = np.asarray(recompute)
+    h, a, k, d = model.d_model, model.n_heads, model.kv_heads, model.dim_head
+    sb = s * b
+    mask = 1.0 if model.dropout else 0.0
+    # Replicated over TP unless sequence parallel: 2 norm inputs, attention input, MLP input, 2 dropout masks.
+    replicated = sb * h * (4.0 * e + 2.0 * mask)
+    # Split over TP: Q, K, V, attention output (projection input) and the MLP intermediates.
+    attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
+    if model.is_moe:
+        ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
+    else:
+        ff, routed = model.d_ff, 1
+    # GELU: its input and output; unfused SwiGLU (as in Hugging Face): gate, up, silu(gate), product.
+    mlp_split = e * sb * ff * (4.0 if model.mlp == "swiglu" else 2.0) * routed
+    # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
+    scores = a * s * sb * (e + (mask + e) * mask)
+    scores = np.where(flash | (rc >= 1), 0.0, scores)
+    full_layer = np.where(sp, replicated / t, replicated) + (attn_split + mlp_split + scores) / t
+    layer_input = np.where(sp, e * sb * h / t, e * sb * h)
+    return np.where(rc == 2, layer_input, full_layer)
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Memory per device of the worst pipeline stage. Units: bytes."""
+
+    weights: np.ndarray
+    gradients: np.ndarray
+    optimizer: np.ndarray
+    activations: np.ndarray
+    other: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.other
+
+
+def train_memory(
+    model: ModelSpec,
+    *,
+    tp: ArrayLike,
+    pp: ArrayLike,
+    dp: ArrayLike,
+    micro_batch: ArrayLike,
+    seq_len: ArrayLike,
+    n_micro: ArrayLike,
+    virtual_stages: ArrayLike,
+    zero: ArrayLike,
+    recompute: ArrayLike,
+    sequence_parallel: ArrayLike,
+    flash_attention: ArrayLike,
+    act_bytes: ArrayLike,
+    weight_bytes: ArrayLike,
+    grad_bytes: ArrayLike,
+    optimizer_bytes: ArrayLike,
+    framework_overhead_bytes: ArrayLike,
+) -> TrainMemory:
+    """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline."""
+    t = np.asarray(tp, dtype=np.float64)
+    p = np.asarray(pp, dtype=np.float64)
+    n = np.asarray(dp, dtype=np.float64)
+    z = np.asarray(zero)
+    v = np.asarray(virtual_stages, dtype=np.float64)
+    m = np.asarray(n_micro, dtype=np.float64)
+    rc = np.asarray(recompute)
+    e = np.asarray(act_bytes, dtype=np.float64)
+    sp_params = stage_params(model, t, p)
+    psi = sp_params.worst
+    weights = psi * weight_bytes / np.where(z >= 3, n, 1.0)
+    grads = psi * grad_bytes / np.where(z >= 2, n, 1.0)
+    optim = psi * optimizer_bytes / np.where(z >= 1, n, 1.0)
+
+    per_layer = activation_bytes_per_layer(
+        model,
+        micro_batch,
+        seq_len,
+        t,
+        sequence_parallel=sequence_parallel,
+        flash_attention=flash_attention,
+        recompute=recompute,
+        act_bytes=e,
+    )
+    layers_per_stage = np.ceil(model.n_layers / p)
+    in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
+    first_stage_act = per_layer * layers_per_stage * in_flight
+    # Full recomputation re-materialises one layer's activations during its backward.
+    full_one_layer = activation_bytes_per_layer(
+        model,
+        micro_batch,
+        seq_len,
+        t,
+        sequence_parallel=sequence_parallel,
+        flash_attention=flash_attention,
+        recompute=np.zeros_like(rc),
+        act_bytes=e,
+    )
+    first_stage_act = first_stage_act + np.where(rc == 2, full_one_layer, 0.0)
+    b = np.asarray(micro_batch, dtype=np.float64)
+    s = np.asarray(seq_len, dtype=np.float64)
+    logits = (e + 4.0) * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
+    last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
+    activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
+
+    # ZeRO-3 gathers a full layer (and prefetches the next) in the working dtype.
+    gather = np.where(z >= 3, 2.0 * sp_params.largest_layer * weight_bytes / t, 0.0)
+    other = np.asarray(framework_overhead_bytes, dtype=np.float64) + gather
+    shape = np.broadcast(weights, grads, optim, activations, other).shape
+    return TrainMemory(
+        weights=np.broadcast_to(weights, shape),
+        gradients=np.broadcast_to(grads, shape),
+        optimizer=np.broadcast_to(optim, shape),
+        activations=np.broadcast_to(activations, shape),
+        other=np.broadcast_to(other, shape),
+    )
+
+
+def kv_cache_bytes(
+    model: ModelSpec, context_len: ArrayLike, batch: ArrayLike, tp: ArrayLike, kv_bytes: ArrayLike
+) -> np.ndarray:
+    """KV-cache bytes per device for ``batch`` sequences of ``context_len`` tokens. Units: bytes."""
+    t = np.asarray(tp, dtype=np.float64)
+    heads_per_device = np.ceil(model.kv_heads / t)
+    return (
+        2.0
+        * model.n_layers
+        * heads_per_device
+        * model.dim_head
+        * np.asarray(kv_bytes, dtype=np.float64)
+        * np.asarray(context_len, dtype=np.float64)
+        * np.asarray(batch, dtype=np.float64)
+    )

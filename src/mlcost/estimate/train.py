@@ -1,0 +1,235 @@
+"""``estimate_train``: predict a training job (FLOPs, memory, time, energy, $, CO2) with assumptions
+and an error band. The numbers come from :func:`mlcost.estimate.kernel.train_kernel`, the same
+vectorised function the planner calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlcost.catalog.schema import EfficiencyProfile
+from mlcost.errors import SpecError
+from mlcost.estimate.context import Hardware, peak_flops_per_s, resolve_hardware
+from mlcost.estimate.flops import RECOMPUTE_CODES
+from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs, train_kernel
+from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.estimate.params import count_params
+from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
+from mlcost.spec.cluster import Cluster
+from mlcost.spec.job import TrainJob
+from mlcost.spec.model import ModelSpec
+from mlcost.units import format_bytes
+
+
+def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
+    """Check that the parallel layout is possible; return the data-parallel degree."""
+    tp, pp, v = job.tp, job.pp, job.virtual_stages
+    if devices % (tp * pp):
+        raise SpecError(
+            f"{devices} devices are not divisible by TP×PP = {tp}×{pp} = {tp * pp}",
+            hint="the data-parallel degree is devices / (TP·PP) and must be a whole number",
+        )
+    dp = devices // (tp * pp)
+    if model.n_heads % tp:
+        raise SpecError(
+            f"TP = {tp} does not divide the {model.n_heads} attention heads of {model.name}",
+            hint="choose a TP that divides the number of heads",
+        )
+    if model.kv_heads % tp and tp % model.kv_heads:
+        raise SpecError(
+            f"TP = {tp} and the {model.kv_heads} key/value heads of {model.name} do not divide each other",
+            hint="TP must divide the KV heads, or be a multiple of them (heads are then replicated)",
+        )
+    if model.n_layers % (pp * v):
+        what = f"PP×virtual stages = {pp}×{v}" if v > 1 else f"PP = {pp}"
+        raise SpecError(
+            f"{what} does not divide the {model.n_layers} layers of {model.name}",
+            hint="each pipeline stage (and virtual chunk) needs the same whole number of layers",
+        )
+    if job.global_batch % (job.micro_batch * dp):
+        raise SpecError(
+            f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
+            hint="global batch = micro-batch × data-parallel degree × gradient-accumulation steps",
+        )
+    if model.position == "learned" and job.seq_len > model.max_seq_len:
+        raise SpecError(
+            f"seq_len {job.seq_len} exceeds the {model.max_seq_len} learned positions of {model.name}",
+            hint=f"use --seq-len <= {model.max_seq_len}",
+        )
+    return dp
+
+
+def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> TrainInputs:
+    """The kernel inputs for one (model, job, resolved hardware)."""
+    prof = hw.profile
+    w, g, o = STATE_BYTES[(precision_class(job.precision), job.optimizer)]
+    return TrainInputs(
+        tp=job.tp,
+        pp=job.pp,
+        dp=dp,
+        micro_batch=job.micro_batch,
+        global_batch=job.global_batch,
+        seq_len=job.seq_len,
+        virtual_stages=job.virtual_stages,
+        zero=job.zero,
+        recompute=RECOMPUTE_CODES[job.recompute],
+        sequence_parallel=job.sequence_parallel,
+        flash_attention=job.flash_attention,
+        tokens=job.tokens,
+        act_bytes=activation_bytes_per_element(job.precision),
+        weight_bytes=w,
+        grad_bytes=g,
+        optimizer_bytes=o,
+        optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[job.optimizer],
+        peak_flops_per_s=peak_flops_per_s(hw.device, job.precision),
+        mem_bw_bytes_per_s=hw.device.mem_bw_bytes_per_s,
+        memory_bytes=hw.device.memory_bytes,
+        devices_per_node=hw.devices_per_node,
+        intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
+        inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
+        tdp_w=hw.device.tdp_w,
+        matmul_eff_max=prof.matmul_eff_max,
+        matmul_half_dim=prof.matmul_half_dim,
+        attention_eff=prof.attention_eff,
+        mem_bw_eff=prof.mem_bw_eff,
+        intra_comm_eff=prof.intra_comm_eff,
+        inter_comm_eff=prof.inter_comm_eff,
+        dp_overlap=prof.dp_overlap,
+        power_frac=prof.power_frac,
+        framework_overhead_bytes=prof.framework_overhead_bytes,
+        step_overhead_s=prof.step_overhead_s,
+        layer_overhead_s=prof.layer_overhead_s,
+        price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
+        pue=hw.pue,
+        carbon_kg_per_kwh=hw.carbon_kg_per_kwh,
+    )
+
+
+def _fit_suggestions(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: float) -> list[str]:
+    """Single changes (and one combination) that make a job fit, each checked with the kernel."""
+    tries: list[tuple[str, dict[str, Any]]] = []
+    if job.recompute != "full":
+        tries.append(("--recompute full", {"recompute": "full"}))
+    if hw.count // (job.tp * job.pp) > 1:
+        for z in range(job.zero + 1, 4):
+            tries.append((f"--zero {z}", {"zero": z}))
+    if job.tp > 1 and not job.sequence_parallel:
+        tries.append(("--sequence-parallel", {"sequence_parallel": True}))
+    if job.micro_batch > 1:
+        tries.append(("--micro-batch 1", {"micro_batch": 1}))
+    if not job.flash_attention:
+        tries.append(("--flash-attention", {"flash_attention": True}))
+    for tp in (2, 4, 8):
+        if tp > job.tp:
+            tries.append((f"--tp {tp}", {"tp": tp}))
+    for pp in (2, 4, 8, 16):
+        if pp > job.pp:
+            tries.append((f"--pp {pp}", {"pp": pp}))
+    combo = {"recompute": "full", "micro_batch": 1}
+    if hw.count // (job.tp * job.pp) > 1:
+        combo["zero"] = 3
+    tries.append(("--recompute full --micro-batch 1" + (" --zero 3" if "zero" in combo else ""), combo))
+    out: list[str] = []
+    for label, change in tries:
+        try:
+            alt = job.replace(**change)
+            dp = validate_layout(model, alt, hw.count)
+        except SpecError:
+            continue
+        r = train_kernel(model, build_inputs(model, alt, hw, dp))
+        total = float(r["memory_total_bytes"])
+        if total <= capacity:
+            out.append(f"{label}: {format_bytes(total)} per device, step {float(r['step_time_s']):.3g} s")
+        if len(out) >= 5:
+            break
+    if not out:
+        out.append("no single change tried fits: use more devices (higher TP/PP with ZeRO-3) or a larger device")
+    return out
+
+
+def estimate_train(
+    model: ModelSpec,
+    job: TrainJob,
+    cluster: Cluster,
+    *,
+    catalog: Any = None,
+    profile: EfficiencyProfile | None = None,
+) -> TrainEstimate:
+    """Predict a training job. Raises :class:`SpecError` for impossible layouts; a job that does not fit
+    in memory is not an error (``fits`` is False and ``fit_suggestions`` says what would make it fit)."""
+    hw = resolve_hardware(cluster, catalog, profile)
+    dp = validate_layout(model, job, cluster.count)
+    r = {k: float(v) for k, v in train_kernel(model, build_inputs(model, job, hw, dp)).items()}
+    counts = count_params(model)
+    capacity = hw.device.memory_bytes
+    memory = MemoryBreakdown(
+        weights=r["memory_weights_bytes"],
+        gradients=r["memory_gradients_bytes"],
+        optimizer=r["memory_optimizer_bytes"],
+        activations=r["memory_activations_bytes"],
+        other=r["memory_other_bytes"],
+        total=r["memory_total_bytes"],
+        capacity=capacity,
+    )
+    fits = bool(r["fits"])
+    cost = None if hw.price_usd_per_device_h is None else r["cost_usd"]
+    rel = hw.profile.error_band_rel
+    ranges = {
+        k: (r[k] * (1 - rel), r[k] * (1 + rel)) for k in ("step_time_s", "total_time_s", "energy_kwh", "co2_kg")
+    }
+    if cost is not None:
+        ranges["cost_usd"] = (cost * (1 - rel), cost * (1 + rel))
+    band = ErrorBand(
+        relative=rel,
+        source=f"efficiency profile {hw.profile.device}: {hw.profile.source}",
+        ranges=ranges,
+    )
+    notes = list(hw.assumptions)
+    notes += [
+        Assumption("precision", job.precision, "mixed precision keeps fp32 master weights and optimizer states"
+                   if precision_class(job.precision) == "mixed" else "weights, gradients and states in fp32"),
+        Assumption("attention_flops", "full s×s", "attention scores counted over the full matrix (Megatron, FlopCounterMode)"),
+        Assumption("pipeline_schedule", "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
+                   "Narayanan et al. 2021"),
+        Assumption("power_w_per_device", hw.device.tdp_w * hw.profile.power_frac,
+                   f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})"),
+        Assumption("dp_overlap", hw.profile.dp_overlap, "fraction of gradient communication hidden behind backward"),
+    ]
+    if model.position == "rope" and job.seq_len > model.max_seq_len:
+        notes.append(Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}"))
+    if job.tp > hw.devices_per_node:
+        notes.append(Assumption("tp_across_nodes", job.tp, "TP spans nodes: its all-reduces use the inter-node links"))
+    breakdown = {k[len("time_"):]: r[k] for k in r if k.startswith("time_") and not k.endswith("unoverlapped_s")}
+    return TrainEstimate(
+        model=model.name,
+        params=counts.total,
+        active_params=counts.active,
+        devices=cluster.count,
+        tp=job.tp,
+        pp=job.pp,
+        dp=dp,
+        grad_accum_steps=r["grad_accum_steps"],
+        model_flops_per_step=r["model_flops_per_step"],
+        hardware_flops_per_step=r["hardware_flops_per_step"],
+        step_time_s=r["step_time_s"],
+        tokens_per_s=r["tokens_per_s"],
+        tflops_per_device=r["tflops_per_device"],
+        mfu=r["mfu"],
+        hfu=r["hfu"],
+        memory=memory,
+        fits=fits,
+        fit_suggestions=[] if fits else _fit_suggestions(model, job, hw, capacity),
+        steps=r["steps"],
+        total_time_s=r["total_time_s"],
+        device_hours=r["device_hours"],
+        energy_kwh=r["energy_kwh"],
+        cost_usd=cost,
+        co2_kg=r["co2_kg"],
+        time_breakdown_s=breakdown,
+        error_band=band,
+        assumptions=notes,
+        config={"model": model.to_dict(), "job": job.to_dict(), "cluster": {
+            "device": hw.device.id, "count": cluster.count, "devices_per_node": hw.devices_per_node,
+            "provider": hw.provider, "region": hw.region, "pricing": hw.pricing}},
+    )
