@@ -91,6 +91,8 @@ def hf_config_for(spec: ModelSpec, *, attn_implementation: str = "sdpa", dropout
             embd_pdrop=p,
             attn_pdrop=p,
             use_cache=False,
+            bos_token_id=None,
+            eos_token_id=None,
             **common,
         )
     else:
@@ -165,8 +167,14 @@ def is_hf_model(model: Any) -> bool:
 
 
 def vocab_size_of(model: Any, default: int | None = None) -> int | None:
+    """``model.config.vocab_size``, else ``default``, else the size of the module's first ``nn.Embedding``."""
     cfg = getattr(model, "config", None)
-    return getattr(cfg, "vocab_size", None) or default
+    found = getattr(cfg, "vocab_size", None) or default
+    if found is None and hasattr(model, "modules"):
+        for module in model.modules():
+            if type(module).__name__ == "Embedding" and hasattr(module, "num_embeddings"):
+                return int(module.num_embeddings)
+    return found
 
 
 def compute_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
