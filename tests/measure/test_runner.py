@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from tests.measure._tiny import TINY_GPT2, TINY_LLAMA
+from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 from mlcost.errors import SpecError
 from mlcost.measure.runner import TrainShape, grad_accum_steps, run_summary, run_training
@@ -31,7 +31,7 @@ def test_dry_run_records_without_torch(tmp_path):
     code = (
         "import sys; from mlcost.measure.runner import run_training, TrainShape;"
         "from mlcost.measure.ledger import Ledger;"
-        "from tests.measure._tiny import TINY_GPT2;"
+        "from tests.measure.test_runner_specs import TINY_GPT2;"
         f"r = run_training(TINY_GPT2, TrainShape(micro_batch=2, seq_len=32), steps=3, warmup=1, dry_run=True,"
         f" ledger=Ledger({str(tmp_path / 'd.db')!r}));"
         "assert r.status == 'completed', r; assert r.metrics['steps_measured'] == 3;"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.measure._tiny import TINY_GPT2
+from tests.measure.test_runner_specs import TINY_GPT2
 
 from mlcost.errors import SpecError, UnknownNameError
 from mlcost.measure.strategies import LEVERS, judge, parse_strategy, precision_support

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.measure._tiny import TINY_GPT2, TINY_LLAMA
+from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 from mlcost.errors import SpecError
 from mlcost.measure.torch_models import (
