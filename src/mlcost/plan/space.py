@@ -1,0 +1,239 @@
+"""The planner's search space: candidate layouts built as numpy index arrays, and the
+:class:`~mlcost.estimate.TrainInputs` for all of one device's layouts at once.
+
+No formula lives here: the arrays go to :func:`mlcost.estimate.train_kernel`, the same function
+``estimate_train`` calls. The layout rules are those of :func:`mlcost.estimate.validate_layout`, applied
+vectorised:
+
+* devices % (TP·PP) == 0 (DP = devices / (TP·PP));
+* heads % TP == 0; KV heads % TP == 0 or TP % KV heads == 0;
+* layers % PP == 0 (one virtual stage per rank: plain 1F1B);
+* global batch % (micro-batch · DP) == 0;
+* TP within a node (TP ≤ devices per node), ZeRO > 0 only with DP > 1 (otherwise it is ZeRO-0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlcost.catalog.schema import Device, EfficiencyProfile
+from mlcost.estimate.flops import RECOMPUTE_CODES
+from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs
+from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.spec.model import ModelSpec
+
+#: Default candidate values of the discrete choices.
+DEFAULT_TP: tuple[int, ...] = (1, 2, 4, 8)
+DEFAULT_ZERO: tuple[int, ...] = (0, 1, 2, 3)
+DEFAULT_MICRO_BATCH: tuple[int, ...] = (1, 2, 4, 8)
+DEFAULT_RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+#: Tokens per optimizer step aimed at by the default global batch (~4M, as Llama 2/3 pre-training used).
+DEFAULT_TOKENS_PER_STEP = 4 * 1024 * 1024
+#: Below this many parameters the default global batch aims at 1M tokens per step.
+LARGE_MODEL_PARAMS = 7e9
+SMALL_TOKENS_PER_STEP = 1024 * 1024
+RECOMPUTE_NAMES: tuple[str, ...] = tuple(RECOMPUTE_CODES)
+
+
+def device_counts(max_devices: int, devices_per_node: int) -> list[int]:
+    """Powers of two and 1.5× powers of two up to ``max_devices``; from one node up, only whole nodes."""
+    out: set[int] = set()
+    k = 1
+    while k <= max_devices:
+        for c in (k, (3 * k) // 2):
+            if 1 <= c <= max_devices and (c < devices_per_node or c % devices_per_node == 0):
+                out.add(c)
+        k *= 2
+    return sorted(out)
+
+
+def pipeline_degrees(n_layers: int, max_pp: int | None = None) -> list[int]:
+    """Powers of two (1, 2, 4, ...) that divide the number of layers."""
+    out, p = [], 1
+    while p <= n_layers and (max_pp is None or p <= max_pp):
+        if n_layers % p == 0:
+            out.append(p)
+        p *= 2
+    return out
+
+
+def default_global_batch(model_params: float, seq_len: int) -> int:
+    """Sequences per step giving ~4M tokens (≥ 7B parameters) or ~1M tokens (smaller models), rounded to a
+    power of two."""
+    target = DEFAULT_TOKENS_PER_STEP if model_params >= LARGE_MODEL_PARAMS else SMALL_TOKENS_PER_STEP
+    return int(2 ** max(0, round(np.log2(max(1.0, target / seq_len)))))
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """Valid layouts of one device (parallel arrays, one entry per layout)."""
+
+    count: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    zero: np.ndarray
+    micro_batch: np.ndarray
+    recompute: np.ndarray  # codes of RECOMPUTE_CODES
+    precision: np.ndarray  # index into ``precisions``
+    precisions: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.count.shape[0])
+
+    def take(self, idx: np.ndarray) -> Layouts:
+        return Layouts(
+            count=self.count[idx],
+            tp=self.tp[idx],
+            pp=self.pp[idx],
+            dp=self.dp[idx],
+            zero=self.zero[idx],
+            micro_batch=self.micro_batch[idx],
+            recompute=self.recompute[idx],
+            precision=self.precision[idx],
+            precisions=self.precisions,
+        )
+
+
+def enumerate_layouts(
+    model: ModelSpec,
+    *,
+    counts: Sequence[int],
+    devices_per_node: int,
+    global_batch: int,
+    precisions: Sequence[str],
+    tps: Sequence[int] = DEFAULT_TP,
+    pps: Sequence[int] | None = None,
+    zeros: Sequence[int] = DEFAULT_ZERO,
+    micro_batches: Sequence[int] = DEFAULT_MICRO_BATCH,
+    recomputes: Sequence[str] = DEFAULT_RECOMPUTE,
+) -> Layouts:
+    """Cartesian product of the choices, filtered to valid layouts (module docstring), vectorised."""
+    pps = pipeline_degrees(model.n_layers) if pps is None else list(pps)
+    axes = [
+        np.asarray(counts, dtype=np.int64),
+        np.asarray(tps, dtype=np.int64),
+        np.asarray(pps, dtype=np.int64),
+        np.asarray(zeros, dtype=np.int64),
+        np.asarray(micro_batches, dtype=np.int64),
+        np.asarray([RECOMPUTE_CODES[r] for r in recomputes], dtype=np.int64),
+        np.arange(len(precisions), dtype=np.int64),
+    ]
+    if any(a.size == 0 for a in axes):
+        empty = np.zeros(0, dtype=np.int64)
+        return Layouts(empty, empty, empty, empty, empty, empty, empty, empty, tuple(precisions))
+    grids = np.meshgrid(*axes, indexing="ij")
+    c, t, p, z, b, rc, pr = (g.ravel() for g in grids)
+    tpp = t * p
+    ok = (c % tpp == 0) & (t <= devices_per_node) & (model.n_heads % t == 0)
+    ok &= (model.kv_heads % t == 0) | (t % model.kv_heads == 0)
+    ok &= model.n_layers % p == 0
+    dp = np.where(ok, c // np.maximum(tpp, 1), 1)
+    ok &= dp >= 1
+    ok &= global_batch % (b * dp) == 0
+    ok &= (z == 0) | (dp > 1)
+    idx = np.flatnonzero(ok)
+    return Layouts(
+        count=c[idx],
+        tp=t[idx],
+        pp=p[idx],
+        dp=dp[idx],
+        zero=z[idx],
+        micro_batch=b[idx],
+        recompute=rc[idx],
+        precision=pr[idx],
+        precisions=tuple(precisions),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceHardware:
+    """Per-device facts the kernel needs (catalog row, profile, node), for every layout of that device."""
+
+    device: Device
+    profile: EfficiencyProfile
+    devices_per_node: int
+    intra_bw_bytes_per_s: float
+    inter_bw_bytes_per_s: float
+
+
+def train_precisions(device: Device, wanted: Sequence[str]) -> list[str]:
+    """The wanted training precisions this device has units for (fp8 only with fp8 units); bf16 becomes
+    fp16 (mixed precision with loss scaling) on devices without bf16 units (V100, T4)."""
+    out: list[str] = []
+    for p in wanted:
+        if device.peak_for(p) is None and p == "bf16" and device.peak_for("fp16") is not None:
+            p = "fp16"
+        if device.peak_for(p) is not None and p not in out:
+            out.append(p)
+    return out
+
+
+def build_train_inputs(
+    model: ModelSpec,
+    layouts: Layouts,
+    hw: DeviceHardware,
+    *,
+    tokens: float,
+    seq_len: int,
+    global_batch: int,
+    optimizer: str,
+    sequence_parallel: bool | None,
+    flash_attention: bool,
+) -> TrainInputs:
+    """:class:`TrainInputs` for all ``layouts`` of one device, in the same way
+    :func:`mlcost.estimate.build_inputs` fills them for one job.
+
+    Price, PUE and carbon are 1 here: cost, energy and CO2 are linear in them and the planner scales the
+    kernel's outputs per price row. ``sequence_parallel=None`` means "on whenever TP > 1"."""
+    prec = layouts.precisions
+    state = np.array([STATE_BYTES[(precision_class(p), optimizer)] for p in prec], dtype=np.float64).reshape(-1, 3)
+    act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
+    peak = np.array([hw.device.peak_for(p) or np.nan for p in prec], dtype=np.float64)
+    pi = layouts.precision
+    prof = hw.profile
+    sp: Any = layouts.tp > 1 if sequence_parallel is None else sequence_parallel
+    return TrainInputs(
+        tp=layouts.tp,
+        pp=layouts.pp,
+        dp=layouts.dp,
+        micro_batch=layouts.micro_batch,
+        global_batch=global_batch,
+        seq_len=seq_len,
+        virtual_stages=1,
+        zero=layouts.zero,
+        recompute=layouts.recompute,
+        sequence_parallel=sp,
+        flash_attention=flash_attention,
+        tokens=tokens,
+        act_bytes=act[pi],
+        weight_bytes=state[pi, 0],
+        grad_bytes=state[pi, 1],
+        optimizer_bytes=state[pi, 2],
+        optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[optimizer],
+        peak_flops_per_s=peak[pi],
+        mem_bw_bytes_per_s=hw.device.mem_bw_bytes_per_s,
+        memory_bytes=hw.device.memory_bytes,
+        devices_per_node=hw.devices_per_node,
+        intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
+        inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
+        tdp_w=hw.device.tdp_w,
+        matmul_eff_max=prof.matmul_eff_max,
+        matmul_half_dim=prof.matmul_half_dim,
+        attention_eff=prof.attention_eff,
+        mem_bw_eff=prof.mem_bw_eff,
+        intra_comm_eff=prof.intra_comm_eff,
+        inter_comm_eff=prof.inter_comm_eff,
+        dp_overlap=prof.dp_overlap,
+        power_frac=prof.power_frac,
+        framework_overhead_bytes=prof.framework_overhead_bytes,
+        step_overhead_s=prof.step_overhead_s,
+        layer_overhead_s=prof.layer_overhead_s,
+        price_usd_per_device_h=1.0,
+        pue=1.0,
+        carbon_kg_per_kwh=1.0,
+    )
