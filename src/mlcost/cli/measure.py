@@ -13,9 +13,25 @@ from typing import Any
 
 import typer
 
-from mlcost.errors import SpecError
+from mlcost.errors import MlcostError, SpecError
 
 EXIT_BY_STATUS = {"completed": 0, "interrupted": 130}
+
+
+class RunNotCompletedError(MlcostError):
+    """A measured run ended interrupted (exit 130), failed, oom or diverged (exit 1); its record, with
+    partial metrics, is in the ledger and was printed."""
+
+    def __init__(self, record: object) -> None:
+        status = getattr(record, "status", "failed")
+        steps = getattr(record, "metrics", {}).get("steps_done")
+        error = getattr(record, "error", None)
+        super().__init__(
+            f"run {getattr(record, 'run_id', '?')} {status} after {steps} steps"
+            + (f": {error}" if error else ""),
+            hint="its partial metrics are in the ledger (mlcost runs show RUN_ID)",
+        )
+        self.exit_code = EXIT_BY_STATUS.get(status, 1)
 
 
 def _fmt_s(value: Any) -> str:
@@ -317,7 +333,9 @@ def register(app: typer.Typer) -> None:
             if record.status == "interrupted":
                 break
         if not main:
-            raise typer.Exit(EXIT_BY_STATUS.get(records[-1].status, 1))
+            if records[-1].status != "completed":
+                raise RunNotCompletedError(records[-1])
+            return
         location = getattr(led, "location", None) if led is not None else None
         if compare:
             base = records[0]
@@ -340,9 +358,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({**run_summary(records[0]), "ledger": location}))
         else:
             _render_run(records[0], location)
-        worst = next((r.status for r in records if r.status != "completed"), "completed")
-        if worst != "completed":
-            raise typer.Exit(EXIT_BY_STATUS.get(worst, 1))
+        unfinished = next((r for r in records if r.status != "completed"), None)
+        if unfinished is not None:
+            raise RunNotCompletedError(unfinished)
 
     @measure.command("serve")
     def serve(
@@ -390,7 +408,7 @@ def register(app: typer.Typer) -> None:
         else:
             _render_run(record, location)
         if record.status != "completed":
-            raise typer.Exit(EXIT_BY_STATUS.get(record.status, 1))
+            raise RunNotCompletedError(record)
 
     app.add_typer(measure, name="measure")
 

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mlcost.cli.main import main
+
+CONTRACT = (
+    "run_id",
+    "status",
+    "step_time_s",
+    "step_time_p90_s",
+    "tokens_per_s",
+    "achieved_flops_per_s",
+    "mfu",
+    "peak_memory_bytes",
+    "energy_j",
+    "energy_source",
+    "cost_usd",
+    "co2_kg",
+)
+TINY = [
+    "--model",
+    "gpt2",
+    "--layers",
+    "2",
+    "--d-model",
+    "64",
+    "--vocab",
+    "512",
+    "--seq-len",
+    "32",
+    "--micro-batch",
+    "2",
+]
+
+
+def _json(capsys):
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    return json.loads(out[0])
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from mlcost.cli.main import build_app; build_app(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dry_run_json_contract_without_torch(tmp_path):
+    code = (
+        "import sys; from mlcost.cli.main import main;"
+        f"rc = main(['measure', 'train', *{TINY!r}, '--steps', '3', '--dry-run', '--json', '--ledger', "
+        f"{str(tmp_path / 'r.db')!r}]);"
+        "assert 'torch' not in sys.modules; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in CONTRACT:
+        assert key in out
+    assert out["status"] == "completed" and out["dry_run"] is True and out["energy_source"] == "replay"
+
+
+def test_too_big_preset_is_a_clear_error(capsys, tmp_path):
+    rc = main(["measure", "train", "--model", "llama-3.1-8b", "--ledger", str(tmp_path / "r.db")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "needs ~" in err and "--layers" in err
+
+
+def test_unknown_strategy_is_a_clear_error(capsys, tmp_path):
+    rc = main(
+        ["measure", "train", *TINY, "--strategy", "bf61", "--dry-run", "--ledger", str(tmp_path / "r.db")]
+    )
+    assert rc == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_train_json_contract(capsys, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    rc = main(
+        [
+            "measure",
+            "train",
+            *TINY,
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--json",
+            "--ledger",
+            str(tmp_path / "r.db"),
+        ]
+    )
+    assert rc == 0
+    out = _json(capsys)
+    for key in CONTRACT:
+        assert key in out, key
+    assert out["status"] == "completed" and out["energy_source"] in ("nvml", "rapl", "estimated")
+    assert out["step_time_s"] > 0 and out["tokens_per_s"] > 0
+
+
+def test_compare_table_and_json(capsys, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    args = ["measure", "train", *TINY, "--steps", "3", "--warmup", "1", "--ledger", str(tmp_path / "r.db")]
+    rc = main([*args, "--compare", "checkpointing,bf16", "--json"])
+    assert rc == 0
+    out = _json(capsys)
+    assert [r["strategy"] for r in out["runs"]] == ["baseline", "checkpointing", "bf16"]
+    assert out["baseline"] == out["runs"][0]["run_id"]
+    for run in out["runs"]:
+        assert run["verdict"]["label"] in ("pays", "does not pay on this hardware")
+        for key in CONTRACT:
+            assert key in run
+    rc = main([*args, "--compare", "grad-accum=2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "speedup" in text and "grad-accum=2" in text and "verdict" in text
+
+
+def test_serve_json(capsys, tmp_path):
+    pytest.importorskip("transformers")
+    rc = main(
+        [
+            "measure",
+            "serve",
+            "--model",
+            "gpt2",
+            "--layers",
+            "1",
+            "--d-model",
+            "32",
+            "--vocab",
+            "256",
+            "--prompt-len",
+            "8",
+            "--output-len",
+            "4",
+            "--requests",
+            "2",
+            "--json",
+            "--ledger",
+            str(tmp_path / "r.db"),
+        ]
+    )
+    assert rc == 0
+    out = _json(capsys)
+    assert out["kind"] == "serve" and out["ttft_s"] > 0 and out["time_per_output_token_s"] > 0
