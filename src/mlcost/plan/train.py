@@ -204,25 +204,38 @@ def parse_weights(text: str | None) -> dict[str, float]:
 
 
 def _price_rows(cat: Any, device_id: str, cons: TrainConstraints, need_price: bool) -> _PriceRows:
+    return price_rows(cat, device_id, providers=cons.providers, regions=cons.regions, spot=cons.spot,
+                      need_price=need_price)
+
+
+def price_rows(
+    cat: Any,
+    device_id: str,
+    *,
+    providers: tuple[str, ...] | None,
+    regions: tuple[str, ...] | None,
+    spot: bool,
+    need_price: bool,
+) -> _PriceRows:
     """The device's allowed price rows (cheapest row per provider/region/pricing, as ``Catalog.price``
     picks), or one unpriced pseudo-row (default PUE, world carbon) when prices are not needed."""
     rows = cat.prices(device=device_id)
-    allowed = ("on-demand", "spot") if cons.spot else ("on-demand",)
+    allowed = ("on-demand", "spot") if spot else ("on-demand",)
     seen: set[tuple[str, str, str]] = set()
     kept = []
     for r in rows:  # cheapest first
         key = (r.provider, r.region, r.pricing)
         if key in seen or r.pricing not in allowed:
             continue
-        if cons.providers is not None and r.provider not in cons.providers:
+        if providers is not None and r.provider not in providers:
             continue
-        if cons.regions is not None and r.region not in cons.regions:
+        if regions is not None and r.region not in regions:
             continue
         seen.add(key)
         kept.append(r)
     notes: list[str] = []
     if not kept:
-        if need_price or cons.providers is not None or cons.regions is not None:
+        if need_price or providers is not None or regions is not None:
             return _PriceRows([], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), notes)
         pue = cat.pue(None).pue
         carbon = cat.carbon(None, None).kg_co2_per_kwh
@@ -315,6 +328,17 @@ def _evaluate_device(
     return lay, train_kernel(model, x)
 
 
+def check_places(cat: Any, providers: Sequence[str] | None, regions: Sequence[str] | None) -> None:
+    """Unknown provider or region names raise :class:`UnknownNameError` with close matches."""
+    for prov in providers or ():
+        if prov not in cat.providers():
+            raise UnknownNameError("provider", prov, cat.providers())
+    known = set(cat.regions())
+    for reg in regions or ():
+        if reg not in known:
+            raise UnknownNameError("region", reg, known, extra_hint="'*' is a provider-wide price row")
+
+
 def plan_train(
     model: ModelSpec,
     tokens: float,
@@ -359,15 +383,7 @@ def plan_train(
         devices = [cat.device(d) for d in cons.devices]  # raises UnknownNameError with suggestions
     else:
         devices = cat.devices()
-    if cons.providers is not None:
-        for prov in cons.providers:
-            if prov not in cat.providers():
-                raise UnknownNameError("provider", prov, cat.providers())
-    if cons.regions is not None:
-        known = set(cat.regions())
-        for reg in cons.regions:
-            if reg not in known:
-                raise UnknownNameError("region", reg, known)
+    check_places(cat, cons.providers, cons.regions)
 
     notes: list[str] = []
     unpriced: list[str] = []
@@ -905,7 +921,8 @@ def _assumptions(
         f"default: ~{'4M' if params >= 7e9 else '1M'} tokens per step for a {params / 1e9:.2g}B-parameter model "
         "(power of two; Llama 2/3 pre-training used ~4M)"))
     add("optimizer", search.optimizer, "mixed precision keeps fp32 master weights and AdamW states")
-    add("precisions", list(search.precisions), "fp8 only on devices listing fp8 units: fp8 GEMMs at the fp8 "
+    add("precisions", list(search.precisions), "bf16 runs as fp16 with loss scaling on devices without bf16 "
+        "units; fp8 only on devices listing fp8 units: fp8 GEMMs at the fp8 "
         "peak with bf16 activations and fp32 master weights (Transformer Engine style); its convergence is "
         "assumed equal to bf16 (not modelled)" if "fp8" in search.precisions else "user")
     add("pipeline_schedule", "1F1B, no interleaving", "Narayanan et al. 2021")
