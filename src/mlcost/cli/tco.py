@@ -1,9 +1,295 @@
-"""`mlcost tco` (being written; registers nothing yet)."""
+"""`mlcost tco`: training plus serving cost over a horizon for candidate model sizes; the cheapest size and
+the traffic at which the choice flips (break-even). Optional NPV/ROI with revenue per million tokens.
+
+This module parses options and renders; the numbers come from :mod:`mlcost.finance` (which calls the
+estimator). See docs/tco.md.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlcost.errors import SpecError
+from mlcost.finance.scaling import FAMILIES, SCALING_LAWS, get_scaling_law, model_for_params
+from mlcost.finance.tco import (
+    Candidate,
+    ServeSetup,
+    TcoResult,
+    Traffic,
+    TrainSetup,
+    target_loss_candidates,
+    tco,
+)
+from mlcost.spec.cluster import PRICINGS, Cluster
+from mlcost.spec.job import PRECISIONS, WEIGHT_PRECISIONS
+from mlcost.spec.model import ModelSpec
+from mlcost.units import S_PER_DAY, format_duration, format_si, parse_count, parse_duration_s
+
+_SIZE_RE = re.compile(r"^\s*[0-9]*\.?[0-9]+\s*[mMbBtT]\s*$")
+
+
+def parse_models(text: str, *, family: str, catalog: Any) -> list[ModelSpec]:
+    """``llama-3.1-8b,7b,350m``: catalog presets by name, sizes (m/b/t suffix) as generated shapes."""
+    out = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if _SIZE_RE.match(item):
+            out.append(
+                model_for_params(
+                    parse_count(item, what="model size"), family, name=f"{family}-{item.lower()}"
+                )
+            )
+        else:
+            out.append(catalog.model(item))
+    if not out:
+        raise SpecError("--models is empty", hint="give presets or sizes, e.g. --models llama-3.1-8b,3b")
+    return out
+
+
+_ROLE_LABEL = {"compute-optimal": "chinchilla", "inference-aware": "inf-aware"}
+
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None else f"${v:,.0f}" if abs(v) >= 100 else f"${v:.3g}"
+
+
+def _num(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else format_si(v, unit)
+
+
+def _tpd(v: float) -> str:
+    return f"{v:.3g} tokens/day"
+
+
+def render(result: TcoResult, console: Console) -> None:
+    """Print the result (no computation beyond picking rows to show)."""
+    law = result.scaling_law
+    days = result.horizon_s / S_PER_DAY
+    title = (
+        f"TCO over {format_duration(result.horizon_s)} of serving at {result.traffic.output_tokens_per_day:.3g} "
+        f"output tokens/day ({result.mode}"
+        + (f" {result.target_loss:g}" if result.target_loss is not None else "")
+        + f", {law.name} law)"
+    )
+    table = Table(title=title)
+    cols = [
+        "model",
+        "role",
+        "params",
+        "train tokens",
+        "tok/param",
+        "loss",
+        "train $",
+        "train time",
+        "serve $/M",
+        "serve $",
+        "total $",
+        "energy",
+        "CO2e",
+    ]
+    if result.revenue_per_million_tokens_usd is not None:
+        cols += ["NPV $", "ROI"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("model", "role") else "right", overflow="fold")
+    for c in result.candidates:
+        mark = " *" if c.name == result.cheapest else ""
+        row = [
+            c.name + mark,
+            _ROLE_LABEL.get(c.role, c.role),
+            _num(c.params),
+            _num(c.train_tokens),
+            f"{c.tokens_per_param:.3g}",
+            f"{c.predicted_loss:.4f}",
+            _usd(c.train_cost_usd),
+            "-" if c.train_time_s is None else format_duration(c.train_time_s).replace(" ", ""),
+            "-"
+            if c.serve_cost_per_million_output_tokens_usd is None
+            else f"${c.serve_cost_per_million_output_tokens_usd:.3g}",
+            _usd(c.serve_cost_usd),
+            _usd(c.total_cost_usd) if c.feasible else f"infeasible: {c.reason}",
+            _num(None if c.total_energy_kwh is None else c.total_energy_kwh * 1e3, "Wh"),
+            "-" if c.total_co2_kg is None else f"{c.total_co2_kg / 1e3:.3g} t",
+        ]
+        if result.revenue_per_million_tokens_usd is not None:
+            row += [_usd(c.npv_usd), "-" if c.roi is None else f"{c.roi:+.0%}"]
+        table.add_row(*row)
+    console.print(table)
+    if result.cheapest is None:
+        console.print("[bold red]no candidate is feasible[/]")
+        return
+    best = result.candidate(result.cheapest)
+    console.print(
+        f"cheapest at this traffic: [bold]{best.name}[/] ({_usd(best.total_cost_usd)} total; * above)"
+    )
+    if result.break_even:
+        console.print("break-even (where the cheapest choice changes as traffic grows):")
+        for b in result.break_even:
+            console.print(
+                f"  below {_tpd(b.output_tokens_per_day)} {b.cheaper_below} is cheaper; above it, "
+                f"{b.cheaper_above} is (both {_usd(b.total_cost_usd)} there)"
+            )
+    else:
+        console.print(f"{best.name} is the cheapest at every traffic level (no break-even)")
+    roles = {c.role: c.name for c in result.candidates if c.feasible}
+    pair = {roles.get("compute-optimal"), roles.get("inference-aware")}
+    for b in result.crossovers:
+        if {b.cheaper_below, b.cheaper_above} == pair and None not in pair:
+            console.print(
+                f"compute-optimal vs inference-aware: below {_tpd(b.output_tokens_per_day)} {b.cheaper_below} "
+                f"is cheaper; above it, {b.cheaper_above} is"
+            )
+    c_opt = roles.get("compute-optimal")
+    if c_opt and c_opt != best.name:
+        other = result.candidate(c_opt)
+        saved = float(other.total_cost_usd or 0.0) - float(best.total_cost_usd or 0.0)
+        console.print(
+            f"{best.name} saves {_usd(saved)} against the compute-optimal {c_opt} over {days:.0f} days"
+        )
+    at = Table(title="Assumptions")
+    for col in ("name", "value", "source"):
+        at.add_column(col, overflow="fold", ratio=3 if col == "source" else 1)
+    for a in result.assumptions:
+        at.add_row(a.name, str(a.value), a.source)
+    console.print(at)
+
+
+def tco_command(
+    tokens_per_day: str = typer.Option(
+        ..., "--tokens-per-day", help="Expected serving traffic: output tokens per day (e.g. 1e9, 2B)."
+    ),
+    target_loss: float | None = typer.Option(
+        None,
+        "--target-loss",
+        help="Quality target (nats/token under the scaling law): each size trains to reach it.",
+    ),
+    train_tokens: str | None = typer.Option(
+        None, "--train-tokens", help="Same data budget for every candidate (e.g. 2T); needs --models."
+    ),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="Comma list of presets (mlcost models) or sizes (350m, 7b). "
+        "Default with --target-loss: 0.25x-4x the compute-optimal size plus the inference-aware optimum.",
+    ),
+    family: str = typer.Option("llama", "--family", help=f"Shape of sized models: {', '.join(FAMILIES)}."),
+    scaling_law: str = typer.Option(
+        "hoffmann", "--scaling-law", help=f"Loss law constants: {', '.join(SCALING_LAWS)}."
+    ),
+    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
+    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
+    horizon: str = typer.Option("1y", "--horizon", help="Serving period after training (e.g. 6mo, 2y)."),
+    train_device: str = typer.Option("h100-sxm", "--train-device", help="Training device (mlcost devices)."),
+    train_gpus: int = typer.Option(256, "--train-gpus", help="Training devices."),
+    seq_len: int = typer.Option(4096, "--seq-len", help="Training sequence length."),
+    global_batch: int = typer.Option(1024, "--global-batch", help="Training sequences per step."),
+    train_precision: str = typer.Option("bf16", "--train-precision", help=f"One of {', '.join(PRECISIONS)}."),
+    serve_device: str = typer.Option("h100-sxm", "--serve-device", help="Serving device."),
+    serve_precision: str = typer.Option(
+        "bf16", "--serve-precision", help=f"Serving weights: {', '.join(WEIGHT_PRECISIONS)}."
+    ),
+    serve_tp: int | None = typer.Option(
+        None, "--serve-tp", help="Serving TP (default: cheapest of 1,2,4,8)."
+    ),
+    max_batch: int = typer.Option(64, "--max-batch", help="Largest serving batch tried."),
+    tpot_ms: float | None = typer.Option(None, "--tpot-ms", help="Limit on time per output token (ms)."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="Price rows of this provider (default cheapest)."
+    ),
+    pricing: str = typer.Option("on-demand", "--pricing", help=f"One of {', '.join(PRICINGS)}."),
+    discount_rate: float = typer.Option(
+        0.0, "--discount-rate", help="Annual discount rate for NPV (0.08 = 8%)."
+    ),
+    revenue: float | None = typer.Option(
+        None,
+        "--revenue-per-million-tokens-usd",
+        help="Revenue per million output tokens: adds NPV, ROI, payback.",
+    ),
+    catalog_files: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog override file (TOML)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/tco.md)."),
+) -> None:
+    """Total cost of ownership: train each candidate size once, serve the traffic over the horizon, and
+    report the cheapest size and the traffic at which the choice flips (break-even).
+
+    --target-loss X: every candidate is trained on the tokens it needs to reach loss X (Hoffmann et al.
+    2022 compute-optimal vs Sardana et al. 2023 inference-aware over-training). --train-tokens D: every
+    candidate (--models) trains on D tokens. Bad input exits 2.
+    """
+    from mlcost.catalog import get_catalog
+
+    if (target_loss is None) == (train_tokens is None):
+        raise SpecError(
+            "give exactly one of --target-loss and --train-tokens",
+            hint="--target-loss trains each size to a quality target; --train-tokens gives all the same data",
+        )
+    catalog = get_catalog(catalog_files or None)
+    law = get_scaling_law(scaling_law)
+    traffic = Traffic(
+        output_tokens_per_day=parse_count(tokens_per_day, what="--tokens-per-day"),
+        prompt_len=prompt_len,
+        output_len=output_len,
+    )
+    horizon_s = parse_duration_s(horizon)
+    if family not in FAMILIES:
+        from mlcost.errors import UnknownNameError
+
+        raise UnknownNameError("model family", family, FAMILIES)
+    specs = parse_models(models, family=family, catalog=catalog) if models else None
+    candidates: list[Candidate]
+    if target_loss is not None:
+        candidates = target_loss_candidates(
+            law, target_loss, traffic=traffic, horizon_s=horizon_s, family=family, models=specs
+        )
+    else:
+        assert train_tokens is not None
+        if not specs:
+            raise SpecError("--train-tokens needs --models", hint="e.g. --models llama-3.1-8b,llama-3.1-70b")
+        d = parse_count(train_tokens, what="--train-tokens")
+        if d <= 0:
+            raise SpecError("--train-tokens must be positive")
+        candidates = [Candidate(model=m, train_tokens=d, role="given") for m in specs]
+    cluster_kw: dict[str, Any] = {"provider": provider, "pricing": pricing}
+    result = tco(
+        candidates,
+        law=law,
+        traffic=traffic,
+        horizon_s=horizon_s,
+        train=TrainSetup(
+            cluster=Cluster(device=train_device, count=train_gpus, **cluster_kw),
+            seq_len=seq_len,
+            global_batch=global_batch,
+            precision=train_precision,  # type: ignore[arg-type]  # validated by TrainJob
+        ),
+        serve=ServeSetup(
+            cluster=Cluster(device=serve_device, count=1, **cluster_kw),
+            weight_precision=serve_precision,  # type: ignore[arg-type]  # validated by ServeJob
+            tp=serve_tp,
+            max_batch=max_batch,
+            tpot_target_s=None if tpot_ms is None else tpot_ms / 1e3,
+        ),
+        target_loss=target_loss,
+        discount_rate=discount_rate,
+        revenue_per_million_tokens_usd=revenue,
+        catalog=catalog,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console()
+    if not console.is_terminal:  # pipes and tests: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    render(result, console)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("tco")(tco_command)

@@ -23,7 +23,7 @@ Constants: Hoffmann et al. 2022 Approach 3 (E=1.69, A=406.4, B=410.7, α=0.34, �
 replication by Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt" (E=1.82, A=482.01,
 B=2085.43, α=0.3478, β=0.3658), who found the published Approach-3 constants inconsistent with
 Hoffmann's own Approaches 1 and 2; their refit agrees with them (≈70B params, ≈1.4T tokens at the Gopher
-budget of 5.76e23 FLOPs), the published constants put the optimum near 33B params and 2.9T tokens.
+budget of 5.76e23 FLOPs), the published constants put the optimum near 32B params and 3.0T tokens.
 Losses are nats per token on the data the laws were fitted to (MassiveText); read them as relative.
 """
 
@@ -179,7 +179,7 @@ HOFFMANN = ScalingLaw(
     B=410.7,
     alpha=0.34,
     beta=0.28,
-    source="Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, Approach 3 (eq. 10)",
+    source="Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, Approach 3 fitted constants",
 )
 BESIROGLU = ScalingLaw(
     name="besiroglu",

@@ -45,8 +45,19 @@ from mlcost.finance.scaling import (
     model_for_params,
     size_label,
 )
+from mlcost.spec._validate import check_choice, check_positive, check_positive_int
 from mlcost.spec.cluster import Cluster
-from mlcost.spec.job import KvPrecision, Precision, Recompute, ServeJob, TrainJob, WeightPrecision
+from mlcost.spec.job import (
+    KV_PRECISIONS,
+    PRECISIONS,
+    WEIGHT_PRECISIONS,
+    KvPrecision,
+    Precision,
+    Recompute,
+    ServeJob,
+    TrainJob,
+    WeightPrecision,
+)
 from mlcost.spec.model import ModelSpec
 from mlcost.units import S_PER_DAY, S_PER_MONTH
 
@@ -110,6 +121,11 @@ class TrainSetup:
     global_batch: int = 1024
     precision: Precision = "bf16"
 
+    def __post_init__(self) -> None:
+        check_choice("train setup", "precision", self.precision, PRECISIONS)
+        for name in ("seq_len", "global_batch"):
+            check_positive_int("train setup", name, getattr(self, name))
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeSetup:
@@ -129,6 +145,16 @@ class ServeSetup:
     tp: int | None = None
     max_batch: int = 64
     tpot_target_s: float | None = None
+
+    def __post_init__(self) -> None:
+        own = "serve setup"
+        check_choice(own, "weight_precision", self.weight_precision, WEIGHT_PRECISIONS)
+        check_choice(own, "kv_precision", self.kv_precision, KV_PRECISIONS)
+        check_positive_int(own, "max_batch", self.max_batch)
+        if self.tp is not None:
+            check_positive_int(own, "tp", self.tp)
+        if self.tpot_target_s is not None:
+            check_positive(own, "tpot_target_s", self.tpot_target_s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -385,14 +411,16 @@ def target_loss_candidates(
     n_opt = law.loss_optimal_params(target_loss)
     for mult in sweep:
         role = "compute-optimal" if mult == 1.0 else "sweep"
-        name = f"{family}-{size_label(n_opt * mult)}" + (" (chinchilla)" if mult == 1.0 else "")
-        m = model_for_params(n_opt * mult, family, name=name)
+        m = model_for_params(n_opt * mult, family, name=f"{family}-{size_label(n_opt * mult)}")
         n = count_params(m).total
         d = float(law.tokens_for_loss(n, target_loss))
         if math.isfinite(d):
             out.append(Candidate(model=m, train_tokens=d, role=role))
     n_inf = law.inference_aware_params(target_loss, inference_tokens(traffic, horizon_s))
-    m = model_for_params(n_inf, family, name=f"{family}-{size_label(n_inf)} (inference-aware)")
+    name = f"{family}-{size_label(n_inf)}"
+    if name in {c.model.name for c in out}:  # e.g. with little traffic it is the compute-optimal size
+        name += "-ia"
+    m = model_for_params(n_inf, family, name=name)
     out.append(
         Candidate(
             model=m,
