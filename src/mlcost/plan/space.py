@@ -184,6 +184,8 @@ def build_train_inputs(
     optimizer: str,
     sequence_parallel: bool | None,
     flash_attention: bool,
+    overlap_grad_reduce: bool = True,
+    goodput: float = 1.0,
 ) -> TrainInputs:
     """:class:`TrainInputs` for all ``layouts`` of one device, in the same way
     :func:`mlcost.estimate.build_inputs` fills them for one job.
@@ -209,6 +211,8 @@ def build_train_inputs(
         recompute=layouts.recompute,
         sequence_parallel=sp,
         flash_attention=flash_attention,
+        overlap_grad_reduce=overlap_grad_reduce,
+        goodput=goodput,
         tokens=tokens,
         act_bytes=act[pi],
         weight_bytes=state[pi, 0],

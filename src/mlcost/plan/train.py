@@ -95,6 +95,8 @@ class TrainSearch:
         optimizer: adamw or sgd.
         sequence_parallel: None = on whenever TP > 1.
         flash_attention: fused attention (on by default).
+        overlap_grad_reduce: the framework overlaps gradient communication with backward (on by default).
+        goodput: share of wall time in useful steps (1.0: failures/restarts/evaluation not counted).
     """
 
     seq_len: int | None = None
@@ -109,6 +111,8 @@ class TrainSearch:
     optimizer: str = "adamw"
     sequence_parallel: bool | None = None
     flash_attention: bool = True
+    overlap_grad_reduce: bool = True
+    goodput: float = 1.0
 
 
 @dataclass
@@ -324,6 +328,8 @@ def _evaluate_device(
         optimizer=search.optimizer,
         sequence_parallel=search.sequence_parallel,
         flash_attention=search.flash_attention,
+        overlap_grad_reduce=search.overlap_grad_reduce,
+        goodput=search.goodput,
     )
     return lay, train_kernel(model, x)
 
@@ -547,9 +553,9 @@ def plan_train(
         ok = within
 
     feas = np.flatnonzero(ok)
-    order = _rank(c, feas, objective, w, top)
+    order = _distinct_top(c, feas, objective, w, top, evals)
     plans = [_plan_dict(evals, c, int(i), rank + 1, model, tokens, seq_len, gb, search, spot_model)
-             for rank, i in enumerate(order[:top])]
+             for rank, i in enumerate(order)]
     # Pareto front over (time, cost) of the feasible priced plans.
     priced = feas[~np.isnan(c["cost"][feas])]
     front = priced[pareto_front(c["time"][priced], c["cost"][priced])] if priced.size else priced
@@ -624,6 +630,40 @@ def _rank(
     cost_key = np.where(np.isnan(cost), np.inf, cost)
     order = np.lexsort((feas, time_s, cost_key, score))
     return feas[order]
+
+
+def _main_key(evals: list[_DeviceEval], c: dict[str, np.ndarray], i: int) -> tuple[Any, ...]:
+    """The main choices of a plan; ZeRO stage, micro-batch and recomputation are tuned within each."""
+    ev = evals[int(c["dev"][i])]
+    j = int(c["lay"][i])
+    lay = ev.layouts
+    return (int(c["dev"][i]), int(lay.count[j]), int(lay.tp[j]), int(lay.pp[j]), int(lay.precision[j]),
+            int(c["row"][i]))
+
+
+def _distinct_top(
+    c: dict[str, np.ndarray], feas: np.ndarray, objective: str, w: dict[str, float], top: int,
+    evals: list[_DeviceEval],
+) -> list[int]:
+    """The best ``top`` plans that differ in a main choice (device, count, TP, PP, precision, price row):
+    for each such combination only its best ZeRO / micro-batch / recomputation setting is listed.
+    Plan #1 is always the overall best candidate."""
+    k = top * 64
+    while True:
+        order = _rank(c, feas, objective, w, k)
+        out: list[int] = []
+        seen: set[tuple[Any, ...]] = set()
+        for i in order:
+            key = _main_key(evals, c, int(i))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(int(i))
+            if len(out) == top:
+                return out
+        if k >= feas.size:
+            return out
+        k *= 4
 
 
 _COL = {"cost_usd": "cost", "total_time_s": "time", "energy_kwh": "energy", "co2_kg": "co2"}
@@ -770,6 +810,8 @@ def _plan_dict(
         {
             "sequence_parallel": bool(tp > 1) if search.sequence_parallel is None else search.sequence_parallel,
             "flash_attention": search.flash_attention,
+            "overlap_grad_reduce": search.overlap_grad_reduce,
+            "goodput": search.goodput,
             "optimizer": search.optimizer,
             "seq_len": seq_len,
             "global_batch": gb,
@@ -829,6 +871,8 @@ def plan_specs(plan: dict[str, Any], tokens: float) -> tuple[TrainJob, Cluster]:
         recompute=plan["recompute"],
         sequence_parallel=plan["sequence_parallel"],
         flash_attention=plan["flash_attention"],
+        overlap_grad_reduce=plan["overlap_grad_reduce"],
+        goodput=plan["goodput"],
     )
     cluster = Cluster(
         device=plan["device"], count=plan["count"], provider=plan["provider"], region=plan["region"],
@@ -929,6 +973,10 @@ def _assumptions(
     add("sequence_parallel", "on when TP > 1" if search.sequence_parallel is None else search.sequence_parallel,
         "Megatron sequence parallelism (Korthikanti et al. 2022)")
     add("flash_attention", search.flash_attention, "fused attention, no s×s scores stored")
+    add("goodput", search.goodput, "share of wall time in useful steps (1.0: failures, restarts and evaluation "
+        "not counted; spot interruptions are modelled separately)")
+    add("overlap_grad_reduce", search.overlap_grad_reduce, "gradient communication overlapped with backward "
+        "up to the profile's dp_overlap")
     add("tp_within_node", True, "TP groups never span nodes")
     for dev_id, prof in profiles_used.items():
         p = cat.efficiency(dev_id)
