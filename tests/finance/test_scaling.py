@@ -83,7 +83,7 @@ def test_tokens_for_loss_inverts_the_law(law) -> None:
 
 @pytest.mark.parametrize("bad", [1.69, 1.0, -1.0, float("nan")])
 def test_unreachable_target_is_a_clear_error(bad: float) -> None:
-    with pytest.raises(SpecError, match="unreachable.*irreducible loss"):
+    with pytest.raises(SpecError, match=r"unreachable.*irreducible loss"):
         HOFFMANN.tokens_for_loss(1e9, bad)
     with pytest.raises(SpecError, match="unreachable"):
         HOFFMANN.inference_aware_params(bad, 1e12)
