@@ -50,6 +50,7 @@ def predict(name: str, tp: int, pp: int, gpus: int, batch: int) -> float:
         virtual_stages=virtual_stages(model.n_layers, pp),
         recompute="full",
         flash_attention=False,
+        overlap_grad_reduce=False,  # Megatron-LM (2021) reduced gradients after the backward pass
     )
     return estimate_train(model, job, Cluster(device="a100-80gb", count=gpus)).tflops_per_device
 

@@ -48,6 +48,8 @@ class TrainInputs:
     recompute: Arr
     sequence_parallel: Arr
     flash_attention: Arr
+    overlap_grad_reduce: Arr
+    goodput: Arr
     tokens: Arr
     act_bytes: Arr
     weight_bytes: Arr
@@ -174,7 +176,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         allreduce_time_s(grad_size, n, bw_dp),
     )
     t_dp_raw = np.where(n > 1, t_dp_raw, 0.0)
-    overlap = np.asarray(x.dp_overlap, dtype=np.float64)
+    overlap = np.asarray(x.dp_overlap, dtype=np.float64) * np.asarray(x.overlap_grad_reduce, dtype=np.float64)
     # Overlap hides communication behind backward compute (≈ 2/3 of the pipeline), never more.
     t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - (2.0 / 3.0) * t_pipeline * overlap)
     psi_opt = psi / np.where(z >= 1, n, 1.0)
@@ -205,7 +207,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
 
     # ---- totals -----------------------------------------------------------------------------------
     steps = np.asarray(x.tokens, dtype=np.float64) / tokens_per_step
-    total_time = steps * step_time
+    total_time = steps * step_time / np.asarray(x.goodput, dtype=np.float64)
     device_hours = devices * total_time / S_PER_H
     power_w = np.asarray(x.tdp_w, dtype=np.float64) * x.power_frac
     energy_kwh = devices * power_w * total_time * x.pue / J_PER_KWH

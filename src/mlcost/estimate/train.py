@@ -21,6 +21,10 @@ from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
 from mlcost.units import format_bytes
 
+#: Extra upper error band for whole-job totals: production runs lose time the step model does not see
+#: (failures, restarts, evaluation, stragglers). Model-card GPU-hours of Llama-2/LLaMA-1 include these.
+PRODUCTION_OVERHEAD_REL = 0.25
+
 
 def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
     """Check that the parallel layout is possible; return the data-parallel degree."""
@@ -76,6 +80,8 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         recompute=RECOMPUTE_CODES[job.recompute],
         sequence_parallel=job.sequence_parallel,
         flash_attention=job.flash_attention,
+        overlap_grad_reduce=job.overlap_grad_reduce,
+        goodput=job.goodput,
         tokens=job.tokens,
         act_bytes=activation_bytes_per_element(job.precision),
         weight_bytes=w,
@@ -175,26 +181,37 @@ def estimate_train(
     fits = bool(r["fits"])
     cost = None if hw.price_usd_per_device_h is None else r["cost_usd"]
     rel = hw.profile.error_band_rel
-    ranges = {
-        k: (r[k] * (1 - rel), r[k] * (1 + rel)) for k in ("step_time_s", "total_time_s", "energy_kwh", "co2_kg")
-    }
+    high = rel + PRODUCTION_OVERHEAD_REL
+    ranges = {"step_time_s": (r["step_time_s"] * (1 - rel), r["step_time_s"] * (1 + rel))}
+    for k in ("total_time_s", "device_hours", "energy_kwh", "co2_kg"):
+        ranges[k] = (r[k] * (1 - rel), r[k] * (1 + high))
     if cost is not None:
-        ranges["cost_usd"] = (cost * (1 - rel), cost * (1 + rel))
+        ranges["cost_usd"] = (cost * (1 - rel), cost * (1 + high))
     band = ErrorBand(
         relative=rel,
-        source=f"efficiency profile {hw.profile.device}: {hw.profile.source}",
+        source=(
+            f"efficiency profile {hw.profile.device}: {hw.profile.source}. Totals: -{rel:.0%}/+{high:.0%}: failures, "
+            f"restarts, evaluation and stalls lengthen real runs (beyond goodput {job.goodput:g}), never shorten them"
+        ),
         ranges=ranges,
     )
     notes = list(hw.assumptions)
     notes += [
         Assumption("precision", job.precision, "mixed precision keeps fp32 master weights and optimizer states"
                    if precision_class(job.precision) == "mixed" else "weights, gradients and states in fp32"),
+        Assumption("goodput", job.goodput, "share of wall time in useful steps (failures, restarts, evaluation not "
+                   "counted when 1.0); pass --goodput"),
         Assumption("attention_flops", "full s×s", "attention scores counted over the full matrix (Megatron, FlopCounterMode)"),
         Assumption("pipeline_schedule", "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
                    "Narayanan et al. 2021"),
         Assumption("power_w_per_device", hw.device.tdp_w * hw.profile.power_frac,
                    f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})"),
-        Assumption("dp_overlap", hw.profile.dp_overlap, "fraction of gradient communication hidden behind backward"),
+        Assumption(
+            "dp_overlap",
+            hw.profile.dp_overlap if job.overlap_grad_reduce else 0.0,
+            "share of gradient communication hidden behind the backward pass"
+            + ("" if job.overlap_grad_reduce else " (overlap off: --no-overlap-grad-reduce)"),
+        ),
     ]
     if model.position == "rope" and job.seq_len > model.max_seq_len:
         notes.append(Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}"))

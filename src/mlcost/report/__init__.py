@@ -1,1 +1,1 @@
-"""mlcost.report"""
+"""Rendering only: terminal tables and JSON. Nothing here computes a cost."""

@@ -51,6 +51,12 @@ class TrainJob:
         zero: ZeRO stage 0–3 over the data-parallel group (FSDP full sharding = 3).
         recompute: activation recomputation: none, selective (attention core only) or full (every layer).
         flash_attention: fused attention that never stores the s×s score matrix.
+        overlap_grad_reduce: the framework overlaps data-parallel gradient communication with the backward
+            pass (PyTorch DDP/FSDP, DeepSpeed, Megatron-LM ``--overlap-grad-reduce``); Megatron-LM in 2021
+            did not. How much of it hides is the device profile's ``dp_overlap``.
+        goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
+            checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
+            for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
     """
 
     tokens: float
@@ -63,9 +69,11 @@ class TrainJob:
     pp: int = 1
     virtual_stages: int = 1
     sequence_parallel: bool = False
-    zero: int = 0
+    zero: int = 1
     recompute: Recompute = "none"
     flash_attention: bool = True
+    overlap_grad_reduce: bool = True
+    goodput: float = 1.0
 
     def __post_init__(self) -> None:
         own = "train job"
@@ -75,6 +83,9 @@ class TrainJob:
         check_choice(own, "precision", self.precision, PRECISIONS)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
+        check_positive(own, "goodput", self.goodput)
+        if self.goodput > 1.0:
+            raise SpecError(f"{own}.goodput must be in (0, 1], got {self.goodput}", hint="e.g. 0.9 for 90% useful time")
         if self.zero not in (0, 1, 2, 3):
             raise SpecError(f"{own}.zero must be 0, 1, 2 or 3 (FSDP full sharding = 3), got {self.zero!r}")
         if self.global_batch % self.micro_batch:
