@@ -10,6 +10,7 @@ peak of a window by itself. The meter combines two sources since ``reset()``:
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import threading
@@ -21,6 +22,7 @@ from mlcost.measure.meters.base import MemoryReading
 
 # ru_maxrss is in KiB on Linux and in bytes on macOS.
 _MAXRSS_UNIT_BYTES = 1 if sys.platform == "darwin" else 1024
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _ru_maxrss_bytes() -> int:
@@ -56,6 +58,13 @@ class RssMemoryMeter:
     def __init__(self, interval_s: float | None = 0.005) -> None:
         self.interval_s = interval_s
         self._process = psutil.Process()
+        self._statm_fd: int | None = None
+        self._close_fd: weakref.finalize | None = None
+        try:
+            self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
+            self._close_fd = weakref.finalize(self, os.close, self._statm_fd)  # closed once: here or on GC
+        except OSError:
+            self._statm_fd = None
         self._lock = threading.Lock()
         self._peak_bytes = 0
         self._baseline_bytes = 0
@@ -65,6 +74,11 @@ class RssMemoryMeter:
         self.reset()
 
     def _rss(self) -> int:
+        if self._statm_fd is not None:  # Linux fast path: ~10x cheaper than psutil
+            try:
+                return int(os.pread(self._statm_fd, 128, 0).split()[1]) * _PAGE_BYTES
+            except (OSError, ValueError, IndexError):
+                self._statm_fd = None
         return int(self._process.memory_info().rss)
 
     def _sample(self) -> None:
@@ -109,6 +123,9 @@ class RssMemoryMeter:
             self._stop.set()
             self._thread.join()
             self._thread = None
+        self._statm_fd = None
+        if self._close_fd is not None:
+            self._close_fd()
 
     def __enter__(self) -> RssMemoryMeter:
         return self
