@@ -150,8 +150,32 @@ def _fit_suggestions(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: fl
         if len(out) >= 5:
             break
     if not out:
-        out.append("no single change tried fits: use more devices (higher TP/PP with ZeRO-3) or a larger device")
+        out.append(_devices_needed(model, job, hw, capacity))
     return out
+
+
+def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: float) -> str:
+    """The smallest device count (doubling) at which ZeRO-3 + full recomputation + micro-batch 1 fits."""
+    import dataclasses
+
+    count = hw.count
+    for _ in range(12):
+        count *= 2
+        dp = count // (job.tp * job.pp)
+        if dp == 0:
+            continue
+        alt = job.replace(zero=3, recompute="full", micro_batch=1, global_batch=max(job.global_batch // dp, 1) * dp)
+        try:
+            validate_layout(model, alt, count)
+        except SpecError:
+            continue
+        r = train_kernel(model, build_inputs(model, alt, dataclasses.replace(hw, count=count), dp))
+        if float(r["memory_total_bytes"]) <= capacity:
+            return (
+                f"no single change fits {hw.count} devices: with --zero 3 --recompute full --micro-batch 1 it fits on "
+                f"{count} × {hw.device.id} ({format_bytes(float(r['memory_total_bytes']))} per device)"
+            )
+    return f"does not fit on up to {count} × {hw.device.id}: use a device with more memory"
 
 
 def estimate_train(
