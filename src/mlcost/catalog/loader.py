@@ -912,10 +912,29 @@ def override_paths(extra: Sequence[Path | str] | None = None) -> list[Path]:
     return paths
 
 
+def calibrated_profile_path() -> Path | None:
+    """The override file ``mlcost calibrate`` saved (``[[device]] local`` and fitted ``[[profile]]`` rows),
+    or None when this machine was never calibrated (see :mod:`mlcost.calibrate.profile`)."""
+    try:
+        from mlcost.calibrate.profile import profile_toml_path
+
+        path = profile_toml_path()
+    except Exception:  # no user data dir: behave as uncalibrated
+        return None
+    return path if path.is_file() else None
+
+
 def get_catalog(extra: Sequence[Path | str] | None = None) -> Catalog:
-    """The package catalog plus user overrides (``$MLCOST_CATALOG``, then ``extra``), cached per set of files."""
+    """The package catalog plus user overrides (``$MLCOST_CATALOG``, then ``extra``), cached per set of files.
+
+    A profile saved by ``mlcost calibrate`` applies first (user overrides still win over it)."""
     paths = override_paths(extra)
+    calibrated = calibrated_profile_path()
+    if calibrated is not None:
+        paths.insert(0, calibrated)
     key = tuple(str(p) for p in paths)
+    if calibrated is not None:
+        key += (str(calibrated.stat().st_mtime_ns),)
     if key not in _CACHE:
         _CACHE[key] = Catalog.from_paths(overrides=paths)
     return _CACHE[key]

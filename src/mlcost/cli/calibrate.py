@@ -1,9 +1,189 @@
-"""`mlcost calibrate` (being written; registers nothing yet)."""
+"""`mlcost calibrate`: measure this machine, fit the estimator's efficiency profile, save it for
+``--device local``; ``--report`` compares predictions with completed ledger runs. torch is imported only
+when measuring."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
+
+from mlcost.calibrate.fit import PARAM_MEANING
+
+LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console = Console(width=160, stderr=stderr)
+    return console
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):+.1f}%"
+
+
+def _si(v: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {prefix}{unit}"
+    return f"{v:.3g} {unit}"
+
+
+def calibration_json(cal: Any, fit: Any) -> dict[str, Any]:
+    """The ``--json`` object of ``mlcost calibrate`` (documented in docs/calibrate.md)."""
+    return {
+        "device": cal.device.to_dict(),
+        "profile": cal.profile.to_dict(),
+        "base_device": cal.base_device,
+        "peak_source": cal.source,
+        "microbench": cal.microbench,
+        "fit": None
+        if fit is None
+        else {"time_mape": fit.time_mape, "memory_mean_abs_rel": fit.memory_mean_abs_rel, "rows": fit.rows},
+        "provenance": cal.provenance,
+        "saved_to": str(_profile_dir()),
+    }
+
+
+def _profile_dir() -> Any:
+    from mlcost.calibrate.profile import profile_dir
+
+    return profile_dir()
+
+
+def render_calibration(console: Any, cal: Any, fit: Any) -> None:
+    from rich.table import Table
+
+    mb = cal.microbench
+    t = Table(
+        title=f"Measured on {cal.provenance.get('host', '?')} ({cal.provenance.get('cpu_model') or '?'})"
+    )
+    t.add_column("what")
+    t.add_column("measured", justify="right")
+    for dtype, rates in mb.get("matmul_flops_per_s", {}).items():
+        curve = ", ".join(f"{n}: {_si(r, 'FLOP/s')}" for n, r in rates.items())
+        t.add_row(f"matmul {dtype} (n×n)", curve)
+    t.add_row("copy bandwidth (read+write)", _si(mb.get("copy_bytes_per_s", 0.0), "B/s"))
+    for op, bw in mb.get("elementwise_bytes_per_s", {}).items():
+        t.add_row(f"{op} throughput", _si(bw, "B/s"))
+    if mb.get("allreduce_bus_bytes_per_s"):
+        for size, bw in mb["allreduce_bus_bytes_per_s"].items():
+            t.add_row(f"all-reduce 2 procs, {int(size) // 1024} KiB", _si(bw, "B/s") + " bus")
+    else:
+        t.add_row("all-reduce 2 procs", f"skipped: {mb.get('allreduce_error')}")
+    console.print(t)
+    peaks = ", ".join(f"{k} {_si(v, 'FLOP/s')}" for k, v in cal.device.peak_flops_per_s.items())
+    console.print(
+        f"device 'local': peak {peaks}; memory bandwidth {_si(cal.device.mem_bw_bytes_per_s, 'B/s')}"
+    )
+    p = Table(title="Fitted efficiency profile (device 'local')")
+    p.add_column("parameter")
+    p.add_column("value", justify="right")
+    p.add_column("meaning")
+    prof = cal.profile.to_dict()
+    for name, meaning in PARAM_MEANING.items():
+        p.add_row(name, f"{prof[name]:.4g}", meaning)
+    console.print(p)
+    if fit is not None:
+        console.print(
+            f"fit on {len(fit.rows)} runs: step-time MAPE {100 * fit.time_mape:.1f}%"
+            + (
+                f", memory mean |error| {100 * fit.memory_mean_abs_rel:.1f}%"
+                if fit.memory_mean_abs_rel is not None
+                else ""
+            )
+        )
+    else:
+        console.print("no training runs fitted (--no-runs): efficiencies come from the microbenchmarks only")
+    console.print(
+        f"saved to {_profile_dir()} — `--device local` now uses it; MFU on this CPU uses {cal.source}"
+    )
+
+
+def render_report(console: Any, rep: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"Ledger runs: predicted vs measured step time ({rep['profile']})")
+    for col in ("run id", "model", "config", "measured", "predicted", "error"):
+        t.add_column(col, justify="right" if col in ("measured", "predicted", "error") else "left")
+    for r in rep["runs"]:
+        t.add_row(
+            r["run_id"][:8],
+            r["model"],
+            r["config"],
+            f"{1e3 * r['measured_step_time_s']:.1f} ms",
+            f"{1e3 * r['predicted_step_time_s']:.1f} ms",
+            _pct(r["step_time_error_rel"]),
+        )
+    console.print(t)
+    if rep["runs"]:
+        console.print(f"MAPE over {len(rep['runs'])} runs: {100 * rep['step_time_mape']:.1f}%")
+    else:
+        console.print("no comparable runs (completed, single-process CPU baseline runs with a model shape)")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``calibrate`` to the app."""
+
+    @app.command("calibrate")
+    def calibrate(
+        quick: bool = typer.Option(
+            False, "--quick", help="Shorter microbenchmarks and fewer runs (≈ 1 min)."
+        ),
+        no_runs: bool = typer.Option(
+            False, "--no-runs", help="Microbenchmarks only; no training runs fitted."
+        ),
+        runs: int | None = typer.Option(
+            None, "--runs", min=0, help="Training runs to measure (default 6, 5 with --quick)."
+        ),
+        ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+        report: bool = typer.Option(
+            False, "--report", help="Show predicted vs measured for ledger runs; measure nothing."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
+        """Measure this machine (matmul, bandwidth, element-wise ops, all-reduce; short training runs),
+        fit the estimator's efficiency profile, and save it: `--device local` then uses it."""
+        from mlcost.calibrate import pipeline
+
+        if report:
+            rep = pipeline.ledger_report(ledger)
+            if as_json:
+                from mlcost.report.jsonout import dumps
+
+                typer.echo(dumps(rep))
+            else:
+                render_report(_console(), rep)
+            return
+        err = _console(stderr=True)
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("calibrating", total=None)
+            cal, fit = pipeline.run_calibration(
+                quick=quick,
+                runs=runs,
+                use_runs=not no_runs,
+                ledger_url=ledger,
+                progress=lambda msg: bar.update(task, description=msg),
+            )
+        if as_json:
+            from mlcost.report.jsonout import dumps
+
+            typer.echo(dumps(calibration_json(cal, fit)))
+        else:
+            render_calibration(_console(), cal, fit)
+
+
+__all__ = ["calibration_json", "json", "register", "render_calibration", "render_report"]

@@ -1,0 +1,349 @@
+"""Fit the estimator's efficiency profile of this machine.
+
+Two stages:
+
+1. **From the microbenchmarks** (:func:`local_device`, :func:`initial_profile`): the ``local`` device's
+   peak per dtype is the best large-GEMM rate measured; its memory bandwidth is the large-copy rate;
+   ``matmul_half_dim`` comes from the GEMM size curve ``rate(n) = peak · eff_max · n / (n + half_dim)``;
+   the collective efficiency is the 2-process all-reduce bus bandwidth over the copy bandwidth;
+   ``mem_bw_eff`` starts at the element-wise ops' median rate over the copy rate.
+2. **From measured training runs** (:func:`fit_profile`): ``matmul_eff_max``, ``attention_eff``,
+   ``mem_bw_eff``, ``layer_overhead_s`` and ``step_overhead_s`` minimise the squared log-ratios of
+   predicted to measured step time (``scipy.optimize.least_squares``, parameters in log space, bounded);
+   ``framework_overhead_bytes`` is the median of measured − predicted memory over the runs that have a
+   memory figure (it is the estimator's only additive memory term).
+
+The prediction inside the fit is the estimator itself: :func:`mlcost.estimate.kernel.train_kernel` with the
+inputs :func:`mlcost.estimate.train.build_inputs` makes for ``Cluster(device="local")`` and the candidate
+profile — the function ``estimate_train`` calls — never a separate formula.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlcost.calibrate.microbench import MicrobenchResult
+from mlcost.calibrate.profile import LOCAL_ID
+from mlcost.calibrate.runs import Measurement
+from mlcost.catalog.schema import Device, EfficiencyProfile
+from mlcost.errors import CatalogError, SpecError
+
+#: Parameters refined on training runs, with (lower, upper) bounds.
+TIME_PARAMS: dict[str, tuple[float, float]] = {
+    "matmul_eff_max": (0.05, 1.0),
+    "attention_eff": (0.005, 1.0),
+    "mem_bw_eff": (0.005, 1.0),
+    "layer_overhead_s": (1e-6, 0.05),
+    "step_overhead_s": (1e-6, 1.0),
+}
+
+#: What each fitted parameter means, for the CLI and docs.
+PARAM_MEANING: dict[str, str] = {
+    "matmul_eff_max": "fraction of the measured matmul peak that large GEMMs reach in training",
+    "matmul_half_dim": "GEMM dimension at which half of matmul_eff_max is reached (elements)",
+    "attention_eff": "fraction of peak reached by attention score/value FLOPs",
+    "mem_bw_eff": "fraction of copy bandwidth reached by element-wise ops and the optimizer",
+    "intra_comm_eff": "all-reduce bus bandwidth between local processes / copy bandwidth",
+    "layer_overhead_s": "fixed time per layer per micro-batch forward+backward (dispatch), s",
+    "step_overhead_s": "fixed time per optimizer step (Python, zero_grad, loss), s",
+    "framework_overhead_bytes": "memory beyond tensors the estimator counts (allocator, autograd buffers), bytes",
+}
+
+
+class _LocalCatalog:
+    """The real catalog, with the ``local`` device (not yet saved) resolvable by ``resolve_hardware``."""
+
+    def __init__(self, base: Any, device: Device) -> None:
+        self._base = base
+        self._device = device
+
+    def device(self, device_id: str) -> Device:
+        if device_id == self._device.id:
+            return self._device
+        return self._base.device(device_id)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def local_device(mb: MicrobenchResult, base: Device | None, *, date: str | None = None) -> Device:
+    """The ``local`` device row: ``base`` (this machine's catalog row) with the measured peaks and copy
+    bandwidth; intra-node bandwidth = copy bandwidth (local processes talk through memory)."""
+    peaks: dict[str, float] = {}
+    for dtype, prec in (("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16")):
+        p = mb.peak_flops_per_s(dtype)
+        if p:
+            peaks[prec] = p
+    if "fp32" not in peaks:
+        raise SpecError("the microbenchmarks measured no fp32 matmul rate", hint="rerun mlcost calibrate")
+    bw = mb.copy_bytes_per_s
+    desc = (
+        f"measured by mlcost calibrate on {date or today()}: fp32 peak = best square-GEMM rate, "
+        f"bandwidth = large fp32 copy (read + write), {mb.threads} torch threads"
+    )
+    if base is not None:
+        return dataclasses.replace(
+            base,
+            id=LOCAL_ID,
+            name=f"{base.name} (calibrated)",
+            peak_flops_per_s=peaks,
+            mem_bw_bytes_per_s=bw,
+            intra_node_bw_bytes_per_s=bw if base.kind == "cpu" else base.intra_node_bw_bytes_per_s,
+            source=f"{desc}; other fields from catalog row {base.id}",
+            date=date or today(),
+        )
+    import psutil
+
+    return Device(
+        id=LOCAL_ID,
+        name="this machine (calibrated)",
+        vendor="unknown",
+        kind="cpu",
+        peak_flops_per_s=peaks,
+        memory_bytes=float(psutil.virtual_memory().total),
+        mem_bw_bytes_per_s=bw,
+        tdp_w=10.0 * max(1, mb.threads),
+        idle_w=None,
+        devices_per_node=1,
+        intra_node_bw_bytes_per_s=bw,
+        inter_node_bw_bytes_per_s=1.25e9,
+        source=f"{desc}; tdp_w assumed 10 W per core, inter-node 10 Gb/s assumed",
+        date=date or today(),
+    )
+
+
+def fit_matmul_curve(rates: dict[int, float], peak: float) -> tuple[float, float]:
+    """Fit ``rate(n)/peak = eff_max · n / (n + half_dim)`` to a GEMM size curve; returns
+    (eff_max, half_dim). Units: -, elements."""
+    from scipy.optimize import least_squares
+
+    n = np.array(sorted(rates), dtype=np.float64)
+    eff = np.array([rates[int(k)] for k in n]) / peak
+
+    def resid(th: np.ndarray) -> np.ndarray:
+        e_max, half = np.exp(th)
+        return np.asarray(np.log(e_max * n / (n + half)) - np.log(eff))
+
+    sol = least_squares(resid, np.log([1.0, 128.0]), bounds=(np.log([0.1, 1.0]), np.log([1.5, 1e5])))
+    e_max, half = np.exp(sol.x)
+    return float(e_max), float(half)
+
+
+def initial_profile(
+    mb: MicrobenchResult, prior: EfficiencyProfile, *, date: str | None = None
+) -> EfficiencyProfile:
+    """The microbenchmark stage (module docstring) on top of ``prior`` (the catalog profile)."""
+    peak = mb.peak_flops_per_s("float32") or 1.0
+    e_max, half = fit_matmul_curve(mb.matmul_flops_per_s["float32"], peak)
+    elem = sorted(mb.elementwise_bytes_per_s.values())
+    mem_eff = (
+        float(np.median(elem)) / mb.copy_bytes_per_s if elem and mb.copy_bytes_per_s else prior.mem_bw_eff
+    )
+    comm = prior.intra_comm_eff
+    if mb.allreduce_bus_bytes_per_s and mb.copy_bytes_per_s:
+        comm = max(mb.allreduce_bus_bytes_per_s.values()) / mb.copy_bytes_per_s
+    return dataclasses.replace(
+        prior,
+        device=LOCAL_ID,
+        matmul_eff_max=float(min(1.0, e_max)),
+        matmul_half_dim=half,
+        mem_bw_eff=float(min(1.0, max(0.005, mem_eff))),
+        intra_comm_eff=float(min(1.0, max(0.01, comm))),
+        source="mlcost calibrate: microbenchmarks only (no training runs fitted)",
+        date=date or today(),
+        extra={},
+    )
+
+
+@dataclass(frozen=True)
+class _Case:
+    m: Measurement
+    inputs: Any  # TrainInputs with the profile fields to be replaced
+
+
+def _cases(measurements: Sequence[Measurement], device: Device, profile: EfficiencyProfile) -> list[_Case]:
+    from mlcost.catalog import get_catalog
+    from mlcost.estimate.context import resolve_hardware
+    from mlcost.estimate.train import build_inputs, validate_layout
+    from mlcost.spec.cluster import Cluster
+
+    cat = _LocalCatalog(get_catalog(), device)
+    out = []
+    for m in measurements:
+        cluster = Cluster(device=device.id, count=1)
+        hw = resolve_hardware(cluster, cat, profile)
+        dp = validate_layout(m.spec, m.job, cluster.count)
+        out.append(_Case(m, build_inputs(m.spec, m.job, hw, dp)))
+    return out
+
+
+def _profile_fields(p: EfficiencyProfile) -> dict[str, float]:
+    return {
+        "matmul_eff_max": p.matmul_eff_max,
+        "matmul_half_dim": p.matmul_half_dim,
+        "attention_eff": p.attention_eff,
+        "mem_bw_eff": p.mem_bw_eff,
+        "intra_comm_eff": p.intra_comm_eff,
+        "inter_comm_eff": p.inter_comm_eff,
+        "dp_overlap": p.dp_overlap,
+        "power_frac": p.power_frac,
+        "framework_overhead_bytes": p.framework_overhead_bytes,
+        "step_overhead_s": p.step_overhead_s,
+        "layer_overhead_s": p.layer_overhead_s,
+    }
+
+
+def predict(
+    measurements: Sequence[Measurement], device: Device, profile: EfficiencyProfile
+) -> list[dict[str, float]]:
+    """The estimator's step time, memory and per-term breakdown for each measurement (``train_kernel``
+    on ``build_inputs`` for ``Cluster(device=device.id)``, as ``estimate_train`` does)."""
+    from mlcost.estimate.kernel import train_kernel
+
+    out = []
+    for c in _cases(measurements, device, profile):
+        r = train_kernel(c.m.spec, c.inputs)
+        out.append({k: float(v) for k, v in r.items() if k.startswith(("time_", "memory_", "step_time"))})
+    return out
+
+
+def _step_times(cases: list[_Case], fields: dict[str, float]) -> np.ndarray:
+    from mlcost.estimate.kernel import train_kernel
+
+    return np.array([float(train_kernel(c.m.spec, c.inputs.replace(**fields))["step_time_s"]) for c in cases])
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitResult:
+    """A fitted profile with its diagnostics.
+
+    Attributes:
+        profile: the fitted efficiency profile (device ``local``).
+        rows: per measurement: label, source, measured and predicted step time (s) and memory (bytes),
+            relative errors.
+        time_mape: mean absolute relative step-time error over the fitted runs (fraction).
+        memory_mean_abs_rel: mean absolute relative memory error over runs with memory (fraction), or None.
+    """
+
+    profile: EfficiencyProfile
+    rows: list[dict[str, Any]]
+    time_mape: float
+    memory_mean_abs_rel: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile.to_dict(),
+            "rows": self.rows,
+            "time_mape": self.time_mape,
+            "memory_mean_abs_rel": self.memory_mean_abs_rel,
+        }
+
+
+def compare(
+    measurements: Sequence[Measurement], device: Device, profile: EfficiencyProfile
+) -> tuple[list[dict[str, Any]], float, float | None]:
+    """Predicted vs measured rows, step-time MAPE and mean absolute memory error (fractions)."""
+    preds = predict(measurements, device, profile)
+    rows: list[dict[str, Any]] = []
+    t_err, m_err = [], []
+    for m, p in zip(measurements, preds, strict=True):
+        e_t = p["step_time_s"] / m.step_time_s - 1.0
+        t_err.append(abs(e_t))
+        row: dict[str, Any] = {
+            "label": m.label,
+            "source": m.source,
+            "measured_step_time_s": m.step_time_s,
+            "predicted_step_time_s": p["step_time_s"],
+            "step_time_error_rel": e_t,
+            "measured_memory_bytes": m.peak_delta_bytes,
+            "predicted_memory_bytes": p["memory_total_bytes"],
+            "memory_error_rel": None,
+            "breakdown_s": {k[5:]: v for k, v in p.items() if k.startswith("time_") and v},
+        }
+        if m.peak_delta_bytes:
+            e_m = p["memory_total_bytes"] / m.peak_delta_bytes - 1.0
+            row["memory_error_rel"] = e_m
+            m_err.append(abs(e_m))
+        rows.append(row)
+    mape = float(np.mean(t_err)) if t_err else math.nan
+    return rows, mape, (float(np.mean(m_err)) if m_err else None)
+
+
+def fit_profile(
+    measurements: Sequence[Measurement],
+    device: Device,
+    start: EfficiencyProfile,
+    *,
+    params: Sequence[str] = tuple(TIME_PARAMS),
+    date: str | None = None,
+) -> FitResult:
+    """Refine ``params`` of ``start`` on measured runs (module docstring); returns the fitted profile and
+    its residuals. Needs at least as many runs as parameters."""
+    from scipy.optimize import least_squares
+
+    ms = [m for m in measurements if m.step_time_s > 0]
+    if len(ms) < len(params):
+        raise SpecError(
+            f"{len(ms)} measured runs cannot fit {len(params)} parameters",
+            hint="measure more configurations (mlcost calibrate --runs N) or drop --no-runs",
+        )
+    base = _profile_fields(start)
+    # The time fit does not depend on framework_overhead_bytes; one case list serves both fits.
+    cases = _cases(ms, device, start)
+    meas = np.array([m.step_time_s for m in ms])
+    lo = np.log([TIME_PARAMS[p][0] for p in params])
+    hi = np.log([TIME_PARAMS[p][1] for p in params])
+    x0 = np.clip(np.log([max(base[p], TIME_PARAMS[p][0]) for p in params]), lo + 1e-9, hi - 1e-9)
+
+    def resid(th: np.ndarray) -> np.ndarray:
+        fields = dict(zip(params, np.exp(th).tolist(), strict=True))
+        return np.asarray(np.log(_step_times(cases, fields)) - np.log(meas))
+
+    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=1.0, diff_step=1e-3)
+    fitted = dict(zip(params, (float(v) for v in np.exp(sol.x)), strict=True))
+
+    # Memory: the additive framework term = median(measured − predicted tensors).
+    from mlcost.estimate.kernel import train_kernel
+
+    gaps = []
+    for c in cases:
+        if c.m.peak_delta_bytes:
+            r = train_kernel(c.m.spec, c.inputs.replace(framework_overhead_bytes=0.0))
+            gaps.append(c.m.peak_delta_bytes - float(r["memory_total_bytes"]))
+    if gaps:
+        fitted["framework_overhead_bytes"] = float(max(0.0, np.median(gaps)))
+
+    profile = dataclasses.replace(
+        start,
+        **fitted,
+        source=(
+            f"mlcost calibrate: microbenchmarks + least squares on {len(ms)} measured training runs "
+            f"(log step-time residuals; framework memory = median gap)"
+        ),
+        date=date or today(),
+    )
+    rows, mape, mem = compare(ms, device, profile)
+    profile = dataclasses.replace(profile, error_band_rel=float(min(1.0, max(0.1, 2.0 * mape))))
+    return FitResult(profile=profile, rows=rows, time_mape=mape, memory_mean_abs_rel=mem)
+
+
+def catalog_row_for_this_machine() -> Device | None:
+    """The catalog row of the CPU in use (the runner's matching rule), or None."""
+    try:
+        from mlcost.measure.runner import catalog_device_for
+
+        row = catalog_device_for("cpu")
+    except (CatalogError, ImportError):
+        return None
+    return row if isinstance(row, Device) and row.id != LOCAL_ID else None

@@ -1,0 +1,262 @@
+"""Microbenchmarks of this machine with torch: what the estimator's peaks and efficiencies rest on.
+
+Every figure is the median of ``repeats`` timed runs after ``warmup`` untimed ones (``time.perf_counter``,
+CUDA synchronised when on a GPU):
+
+* **matmul**: square ``n×n @ n×n`` GEMMs, 2·n³ FLOPs each, per size and dtype. Units: FLOP/s.
+* **copy**: ``dst.copy_(src)`` of a large fp32 tensor, counting bytes read + written. Units: bytes/s.
+* **elementwise**: ``add``, ``gelu``, ``layer_norm`` and ``softmax`` over a large fp32 tensor, counting the
+  bytes read + written once (what :func:`mlcost.estimate.kernel.elementwise_bytes_per_token_layer` counts).
+  Units: bytes/s.
+* **all-reduce**: ``torch.distributed.all_reduce`` of fp32 tensors between 2 local processes (gloo on CPU,
+  NCCL on CUDA), bus bandwidth = 2·(n−1)/n·S / t (the ring convention of :mod:`mlcost.estimate.timing`).
+  Skipped (recorded as an error) if the processes cannot start.
+
+torch is imported inside the functions, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlcost.errors import require
+
+#: Square GEMM sizes of the default run and of ``--quick``.
+MATMUL_SIZES: tuple[int, ...] = (128, 256, 512, 1024, 2048)
+MATMUL_SIZES_QUICK: tuple[int, ...] = (128, 256, 512, 1024)
+#: bf16 has no units on CPUs without AVX512_BF16/AMX: a few sizes are enough to record that honestly.
+BF16_SIZES: tuple[int, ...] = (256, 512)
+
+
+@dataclass(kw_only=True)
+class MicrobenchResult:
+    """Raw microbenchmark figures of one machine.
+
+    Attributes:
+        device: torch device measured (``cpu`` or ``cuda:N``).
+        threads: torch intra-op threads used.
+        matmul_flops_per_s: ``{dtype: {n: FLOP/s}}`` for square n×n GEMMs. Units: FLOP/s.
+        copy_bytes_per_s: large-tensor copy, bytes read + written per second. Units: bytes/s.
+        elementwise_bytes_per_s: ``{op: bytes/s}`` for add, gelu, layer_norm, softmax. Units: bytes/s.
+        allreduce_bus_bytes_per_s: ``{message bytes: bus bytes/s}`` between 2 local processes. Units: bytes/s.
+        allreduce_error: why the all-reduce was skipped, else None.
+        seconds: wall time of the whole benchmark. Units: s.
+    """
+
+    device: str
+    threads: int
+    matmul_flops_per_s: dict[str, dict[int, float]] = field(default_factory=dict)
+    copy_bytes_per_s: float = 0.0
+    elementwise_bytes_per_s: dict[str, float] = field(default_factory=dict)
+    allreduce_bus_bytes_per_s: dict[int, float] = field(default_factory=dict)
+    allreduce_error: str | None = None
+    seconds: float = 0.0
+
+    def peak_flops_per_s(self, dtype: str) -> float | None:
+        """Best GEMM rate measured for ``dtype`` (the largest sizes reach it). Units: FLOP/s."""
+        rates = self.matmul_flops_per_s.get(dtype)
+        return max(rates.values()) if rates else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "threads": self.threads,
+            "matmul_flops_per_s": {
+                d: {str(n): r for n, r in v.items()} for d, v in self.matmul_flops_per_s.items()
+            },
+            "copy_bytes_per_s": self.copy_bytes_per_s,
+            "elementwise_bytes_per_s": dict(self.elementwise_bytes_per_s),
+            "allreduce_bus_bytes_per_s": {str(k): v for k, v in self.allreduce_bus_bytes_per_s.items()},
+            "allreduce_error": self.allreduce_error,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MicrobenchResult:
+        return cls(
+            device=str(data["device"]),
+            threads=int(data["threads"]),
+            matmul_flops_per_s={
+                d: {int(n): float(r) for n, r in v.items()}
+                for d, v in data.get("matmul_flops_per_s", {}).items()
+            },
+            copy_bytes_per_s=float(data.get("copy_bytes_per_s", 0.0)),
+            elementwise_bytes_per_s={k: float(v) for k, v in data.get("elementwise_bytes_per_s", {}).items()},
+            allreduce_bus_bytes_per_s={
+                int(k): float(v) for k, v in data.get("allreduce_bus_bytes_per_s", {}).items()
+            },
+            allreduce_error=data.get("allreduce_error"),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+def time_median_s(fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Callable[[], None]) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls. Units: s."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _sync_for(torch: Any, device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return lambda: torch.cuda.synchronize(torch.device(device))
+    return lambda: None
+
+
+def bench_matmul(
+    sizes: tuple[int, ...], dtype: str = "float32", *, device: str = "cpu", repeats: int = 5
+) -> dict[int, float]:
+    """GEMM rate per square size. Units: FLOP/s."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    dt = getattr(torch, dtype)
+    sync = _sync_for(torch, device)
+    out: dict[int, float] = {}
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dt)
+        b = torch.randn(n, n, device=device).to(dt)
+        flops = 2.0 * n**3
+        # enough inner repetitions that one timed call lasts >= ~20 ms on a slow CPU
+        inner = max(1, int(6e8 / flops)) if not device.startswith("cuda") else max(1, int(2e11 / flops))
+
+        def run(a: Any = a, b: Any = b, inner: int = inner) -> None:
+            for _ in range(inner):
+                torch.mm(a, b)
+
+        t = time_median_s(run, warmup=1, repeats=repeats, sync=sync)
+        out[n] = flops * inner / t
+    return out
+
+
+def bench_memory(
+    *, device: str = "cpu", numel: int = 2**25, repeats: int = 5
+) -> tuple[float, dict[str, float]]:
+    """Copy bandwidth and element-wise throughput (bytes read + written once). Units: bytes/s."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    sync = _sync_for(torch, device)
+    F = torch.nn.functional
+    src = torch.randn(numel, device=device)
+    dst = torch.empty_like(src)
+    nbytes = 4.0 * numel
+    copy = 2.0 * nbytes / time_median_s(lambda: dst.copy_(src), warmup=1, repeats=repeats, sync=sync)
+    rows = src.view(-1, 1024)
+    w = torch.ones(1024, device=device)
+    bias = torch.zeros(1024, device=device)
+    ops: dict[str, tuple[Callable[[], Any], float]] = {
+        "add": (lambda: torch.add(src, src, out=dst), 3.0 * nbytes),
+        "gelu": (lambda: F.gelu(src), 2.0 * nbytes),
+        "layer_norm": (lambda: F.layer_norm(rows, (1024,), w, bias), 2.0 * nbytes),
+        "softmax": (lambda: torch.softmax(rows, dim=-1), 2.0 * nbytes),
+    }
+    elem = {
+        k: moved / time_median_s(fn, warmup=1, repeats=repeats, sync=sync) for k, (fn, moved) in ops.items()
+    }
+    return copy, elem
+
+
+def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], repeats: int, queue: Any) -> None:
+    import torch
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        out: dict[int, float] = {}
+        for size in sizes:
+            x = torch.ones(size // 4)
+            for _ in range(2):
+                dist.all_reduce(x)
+            dist.barrier()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                dist.all_reduce(x)
+                times.append(time.perf_counter() - t0)
+            out[size] = 2.0 * (world - 1) / world * size / statistics.median(times)
+        if rank == 0:
+            queue.put(out)
+    finally:
+        dist.destroy_process_group()
+
+
+def bench_allreduce(
+    sizes: tuple[int, ...] = (2**16, 2**24), *, repeats: int = 5, timeout_s: float = 60.0
+) -> dict[int, float]:
+    """All-reduce bus bandwidth between 2 local processes (gloo). Units: bytes/s. Raises on failure."""
+    require("torch", "mlcost calibrate", extra="measure")
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    procs = [
+        ctx.Process(target=_allreduce_worker, args=(r, 2, port, list(sizes), repeats, queue), daemon=True)
+        for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        p.join(max(0.1, deadline - time.monotonic()))
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.terminate()
+    if alive or any(p.exitcode for p in procs) or queue.empty():
+        raise RuntimeError("all-reduce worker processes failed or timed out")
+    return dict(queue.get())
+
+
+def run_microbenchmarks(
+    *,
+    quick: bool = False,
+    device: str = "cpu",
+    allreduce: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> MicrobenchResult:
+    """Run every microbenchmark (≈ 1 min on 2 CPU cores, ``quick`` ≈ 15 s)."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    res = MicrobenchResult(device=device, threads=int(torch.get_num_threads()))
+    repeats = 3 if quick else 5
+    say("matmul fp32")
+    res.matmul_flops_per_s["float32"] = bench_matmul(
+        MATMUL_SIZES_QUICK if quick else MATMUL_SIZES, "float32", device=device, repeats=repeats
+    )
+    say("matmul bf16")
+    res.matmul_flops_per_s["bfloat16"] = bench_matmul(
+        BF16_SIZES[:1] if quick else BF16_SIZES, "bfloat16", device=device, repeats=repeats
+    )
+    say("memory bandwidth and element-wise ops")
+    res.copy_bytes_per_s, res.elementwise_bytes_per_s = bench_memory(
+        device=device, numel=2**23 if quick else 2**25, repeats=repeats
+    )
+    if allreduce:
+        say("all-reduce between 2 local processes")
+        try:
+            res.allreduce_bus_bytes_per_s = bench_allreduce(
+                (2**16, 2**22) if quick else (2**16, 2**20, 2**24), repeats=repeats
+            )
+        except Exception as exc:  # a sandbox without sockets or fork: record why and go on
+            res.allreduce_error = f"{type(exc).__name__}: {exc}"
+    else:
+        res.allreduce_error = "skipped"
+    res.seconds = time.perf_counter() - t0
+    return res

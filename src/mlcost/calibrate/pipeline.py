@@ -1,0 +1,192 @@
+"""``mlcost calibrate`` as library functions: :func:`run_calibration` (measure, fit, save) and
+:func:`ledger_report` (predicted vs measured for completed ledger runs). The CLI only renders."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from mlcost.calibrate.fit import (
+    FitResult,
+    catalog_row_for_this_machine,
+    compare,
+    fit_profile,
+    initial_profile,
+    local_device,
+)
+from mlcost.calibrate.microbench import MicrobenchResult, run_microbenchmarks
+from mlcost.calibrate.profile import Calibration, load_calibration, rescale_profile, save_calibration
+from mlcost.calibrate.runs import DEFAULT_FIT_CONFIGS, Measurement, RunConfig, measure_configs
+from mlcost.spec.job import TrainJob
+from mlcost.spec.model import ModelSpec
+
+Progress = Callable[[str], None]
+
+
+def provenance() -> dict[str, Any]:
+    """Host, CPU, versions and date of a calibration."""
+    from mlcost.measure.provenance import cpu_model_name
+
+    out: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "cpu_model": cpu_model_name(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
+    except ImportError:  # pragma: no cover - calibrate needs torch anyway
+        out["torch"] = None
+    return out
+
+
+def ledger_measurements(
+    ledger_url: str | None, *, this_host_only: bool = True, limit: int = 500
+) -> list[Measurement]:
+    """Completed single-process fp32 training runs of a known model shape on a CPU, from the ledger.
+
+    Memory is not used from ledger runs: the ledger stores absolute peak RSS, without the RSS before the
+    model was built that the estimator's memory is compared with."""
+    from mlcost.measure.ledger import Ledger
+
+    host = socket.gethostname()
+    out: list[Measurement] = []
+    with Ledger(ledger_url) as ledger:
+        for rec in ledger.list_runs(limit=limit, status="completed", kind="train"):
+            m = measurement_from_record(rec)
+            if m is None or (this_host_only and rec.host != host):
+                continue
+            out.append(m)
+    return out
+
+
+def measurement_from_record(rec: Any) -> Measurement | None:
+    """A ledger RunRecord as a Measurement, or None if it is not comparable (GPU, several ranks, a
+    strategy lever other than the baseline, no model shape or step time)."""
+    cfg, met = rec.config or {}, rec.metrics or {}
+    spec_d, shape = cfg.get("model_spec"), cfg.get("shape") or {}
+    step = met.get("step_time_s")
+    if (
+        not spec_d
+        or not isinstance(step, (int, float))
+        or step <= 0
+        or rec.world_size != 1
+        or str(rec.device).startswith("cuda")
+        or (rec.strategy or "baseline") != "baseline"
+    ):
+        return None
+    try:
+        spec = ModelSpec.from_dict(spec_d)
+        micro = int(shape.get("micro_batch", 1))
+        global_batch = int(cfg.get("global_batch") or micro)
+        seq = int(shape.get("seq_len", 128))
+        job = TrainJob(
+            tokens=float(global_batch * seq),
+            seq_len=seq,
+            global_batch=global_batch,
+            micro_batch=micro,
+            precision=cfg.get("precision") or shape.get("precision") or "fp32",
+            recompute=shape.get("recompute", "none"),
+            flash_attention=False,
+        )
+    except Exception:
+        return None
+    return Measurement(
+        label=f"{rec.run_id[:8]} {rec.model}",
+        spec=spec,
+        job=job,
+        step_time_s=float(step),
+        peak_delta_bytes=None,
+        source=f"ledger:{rec.run_id}",
+    )
+
+
+def run_calibration(
+    *,
+    quick: bool = False,
+    runs: int | None = None,
+    use_runs: bool = True,
+    ledger_url: str | None = None,
+    use_ledger: bool = True,
+    configs: list[RunConfig] | None = None,
+    progress: Progress | None = None,
+    save: bool = True,
+    microbench: MicrobenchResult | None = None,
+) -> tuple[Calibration, FitResult | None]:
+    """Microbenchmarks → local device and first profile → fit on training runs (measured here and
+    completed ledger runs of this host) → save. Returns the calibration and the fit (None without runs)."""
+    from mlcost.catalog import get_catalog
+
+    say = progress or (lambda _m: None)
+    mb = microbench or run_microbenchmarks(quick=quick, progress=say)
+    base_row = catalog_row_for_this_machine()
+    cat = get_catalog()
+    prior = cat.efficiency(base_row.id) if base_row is not None else cat.efficiency("default-cpu")
+    device = local_device(mb, base_row)
+    profile = initial_profile(mb, prior)
+    result: FitResult | None = None
+    measured: list[Measurement] = []
+    if use_runs:
+        chosen = configs if configs is not None else list(DEFAULT_FIT_CONFIGS)
+        if runs is not None:
+            chosen = chosen[: max(0, runs)]
+        elif quick:
+            chosen = chosen[:5]
+        if chosen:
+            measured = measure_configs(
+                chosen, steps=4 if quick else 6, progress=lambda lab: say(f"run {lab}")
+            )
+        if use_ledger:
+            try:
+                measured += ledger_measurements(ledger_url)
+            except Exception as exc:  # an unreadable ledger must not lose the microbenchmarks
+                say(f"ledger skipped: {exc}")
+        if measured:
+            say("fitting")
+            result = fit_profile(measured, device, profile)
+            profile = result.profile
+    cal = Calibration(
+        device=device,
+        profile=profile,
+        base_device=base_row.id if base_row is not None else None,
+        base_profile=rescale_profile(profile, device, base_row) if base_row is not None else None,
+        provenance=provenance(),
+        microbench=mb.to_dict(),
+        fit={
+            **(result.to_dict() if result else {"rows": [], "time_mape": None}),
+            "measurements": [m.to_dict() for m in measured],
+        },
+    )
+    if save:
+        save_calibration(cal)
+    return cal, result
+
+
+def ledger_report(ledger_url: str | None, *, this_host_only: bool = False) -> dict[str, Any]:
+    """Predicted (with the saved profile, or the catalog row of this CPU) vs measured step time of the
+    completed, comparable ledger runs."""
+    cal = load_calibration()
+    if cal is not None:
+        device, profile, using = cal.device, cal.profile, cal.source
+    else:
+        from mlcost.catalog import get_catalog
+
+        row = catalog_row_for_this_machine()
+        cat = get_catalog()
+        device = row if row is not None else cat.device("cpu-epyc-2vcpu")
+        profile = cat.efficiency(device.id)
+        using = f"catalog profile {profile.device} (not calibrated: run mlcost calibrate)"
+    ms = ledger_measurements(ledger_url, this_host_only=this_host_only)
+    rows, mape, _ = compare(ms, device, profile) if ms else ([], None, None)
+    for row, m in zip(rows, ms, strict=True):
+        row["run_id"] = m.source.split(":", 1)[1]
+        row["model"] = m.spec.name
+        row["config"] = f"b{m.job.micro_batch}×s{m.job.seq_len} {m.job.precision}"
+    return {"profile": using, "device": device.id, "runs": rows, "step_time_mape": mape}

@@ -1,0 +1,224 @@
+"""Short real training runs of tiny GPT-2 and Llama models: the measurements the fit is scored on.
+
+Each configuration runs in a **fresh spawned process** (one torch import each, ≈ 2 s): the peak resident
+set size (RSS) of a process never shrinks back after a larger model ran in it (the allocator keeps freed
+pages), so a shared process would under-report every later configuration's memory.
+
+What is measured (the runner's meters: :class:`~mlcost.measure.meters.memory.RssMemoryMeter` for memory,
+``time.perf_counter`` around whole optimizer steps for time):
+
+* ``step_time_s``: median over ``steps`` AdamW steps (forward, backward, optimizer) after ``warmup``
+  steps, fp32, synthetic tokens, the ``transformers`` model built from the spec (the runner's model).
+* ``peak_delta_bytes``: peak RSS during build + training − RSS just before the model is built (torch
+  and transformers already imported). This is the memory the training job itself adds, and what the
+  estimator's ``memory_total_bytes`` predicts (weights, gradients, AdamW states, activations, logits,
+  plus ``framework_overhead_bytes`` for allocator slack and autograd buffers).
+* ``baseline_rss_bytes``: that RSS before the build (the torch runtime), recorded for provenance.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlcost.spec.job import TrainJob
+from mlcost.spec.model import ModelSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One small training configuration (element counts; ``family`` is ``gpt2`` or ``llama``)."""
+
+    family: str
+    n_layers: int
+    d_model: int
+    seq_len: int
+    micro_batch: int
+    vocab_size: int = 8192
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} L{self.n_layers} d{self.d_model} s{self.seq_len} b{self.micro_batch}"
+
+    def spec(self) -> ModelSpec:
+        """The ModelSpec: GPT-2 style (learned positions, GELU, LayerNorm, biases, tied) or Llama style
+        (RoPE, SwiGLU with d_ff = 8/3·d rounded to 64, RMSNorm, untied)."""
+        heads = max(2, self.d_model // 64)
+        name = f"{self.family}-L{self.n_layers}-d{self.d_model}"
+        if self.family == "gpt2":
+            return ModelSpec(
+                name=name,
+                n_layers=self.n_layers,
+                d_model=self.d_model,
+                n_heads=heads,
+                d_ff=4 * self.d_model,
+                vocab_size=self.vocab_size,
+                max_seq_len=max(self.seq_len, 64),
+                mlp="gelu",
+                norm="layernorm",
+                position="learned",
+                tied_embeddings=True,
+                qkv_bias=True,
+                out_bias=True,
+                mlp_bias=True,
+                source="mlcost calibrate grid",
+            )
+        if self.family == "llama":
+            d_ff = round(8 * self.d_model / 3 / 64) * 64
+            return ModelSpec(
+                name=name,
+                n_layers=self.n_layers,
+                d_model=self.d_model,
+                n_heads=heads,
+                d_ff=d_ff,
+                vocab_size=self.vocab_size,
+                max_seq_len=max(self.seq_len, 64),
+                source="mlcost calibrate grid",
+            )
+        raise ValueError(f"family must be gpt2 or llama, got {self.family!r}")
+
+    def job(self) -> TrainJob:
+        """The estimator's job for one fp32 AdamW step of this shape (no flash attention: torch's CPU
+        scaled-dot-product attention materialises the score matrix)."""
+        return TrainJob(
+            tokens=float(self.micro_batch * self.seq_len),
+            seq_len=self.seq_len,
+            global_batch=self.micro_batch,
+            micro_batch=self.micro_batch,
+            precision="fp32",
+            optimizer="adamw",
+            flash_attention=False,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "n_layers": self.n_layers,
+            "d_model": self.d_model,
+            "seq_len": self.seq_len,
+            "micro_batch": self.micro_batch,
+            "vocab_size": self.vocab_size,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """A measured training configuration.
+
+    Attributes:
+        label: human label (``gpt2 L4 d256 s128 b4`` or a ledger run id).
+        spec / job: what ran, in the estimator's terms.
+        step_time_s: median optimizer-step time. Units: s.
+        peak_delta_bytes: peak RSS − RSS before building the model, or None (ledger runs). Units: bytes.
+        source: ``calibrate`` (measured here) or ``ledger:<run id>``.
+    """
+
+    label: str
+    spec: ModelSpec
+    job: TrainJob
+    step_time_s: float
+    peak_delta_bytes: float | None
+    source: str = "calibrate"
+    baseline_rss_bytes: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "source": self.source,
+            "model": self.spec.to_dict(),
+            "job": self.job.to_dict(),
+            "step_time_s": self.step_time_s,
+            "peak_delta_bytes": self.peak_delta_bytes,
+            "baseline_rss_bytes": self.baseline_rss_bytes,
+        }
+
+
+def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
+    """Child process body: build, train, time, meter (returns plain floats)."""
+    import torch
+
+    from mlcost.measure.meters.memory import RssMemoryMeter
+    from mlcost.measure.torch_models import build_model, compute_loss
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    rc = RunConfig(**cfg)
+    spec = rc.spec()
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, rc.vocab_size, (rc.micro_batch, rc.seq_len), generator=gen) for _ in range(4)]
+    with RssMemoryMeter(interval_s=0.002) as meter:
+        meter.reset()
+        baseline = float(meter.baseline_bytes)
+        model = build_model(spec, dropout=False, seed=0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times: list[float] = []
+        for i in range(warmup + steps):
+            ids = batches[i % len(batches)]
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = compute_loss(model, ids, ids)
+            loss.backward()
+            opt.step()
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times.append(dt)
+        peak = float(meter.read().peak_bytes)
+    return {
+        "step_time_s": statistics.median(times),
+        "peak_delta_bytes": peak - baseline,
+        "baseline_rss_bytes": baseline,
+    }
+
+
+def measure_configs(
+    configs: list[RunConfig],
+    *,
+    steps: int = 6,
+    warmup: int = 2,
+    threads: int = 0,
+    progress: Any = None,
+) -> list[Measurement]:
+    """Measure each configuration in its own spawned process (see the module docstring)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mlcost.errors import require
+
+    require("torch", "mlcost calibrate", extra="measure")
+    out: list[Measurement] = []
+    # A fork server imports torch and transformers once (≈ 30 s on 2 cores) and forks a fresh process per
+    # configuration; it never runs a torch op itself, so forking it is safe with OpenMP.
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["mlcost.calibrate._preload"])
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(_measure_in_process, c.to_dict(), steps, warmup, threads) for c in configs]
+        for c, fut in zip(configs, futures, strict=True):
+            r = fut.result()
+            out.append(
+                Measurement(
+                    label=c.label,
+                    spec=c.spec(),
+                    job=c.job(),
+                    step_time_s=r["step_time_s"],
+                    peak_delta_bytes=r["peak_delta_bytes"],
+                    baseline_rss_bytes=r["baseline_rss_bytes"],
+                )
+            )
+            if progress is not None:
+                progress(c.label)
+    return out
+
+
+#: Configurations `mlcost calibrate` trains by default (the benchmark uses its own, different grid).
+DEFAULT_FIT_CONFIGS: tuple[RunConfig, ...] = (
+    RunConfig(family="gpt2", n_layers=2, d_model=128, seq_len=128, micro_batch=4),
+    RunConfig(family="gpt2", n_layers=4, d_model=256, seq_len=256, micro_batch=2),
+    RunConfig(family="llama", n_layers=2, d_model=256, seq_len=128, micro_batch=4),
+    RunConfig(family="llama", n_layers=4, d_model=384, seq_len=64, micro_batch=8),
+    RunConfig(family="gpt2", n_layers=3, d_model=512, seq_len=128, micro_batch=2),
+    RunConfig(family="llama", n_layers=3, d_model=128, seq_len=512, micro_batch=1),
+)
