@@ -8,8 +8,20 @@ import pytest
 
 from mlcost.cli.main import main
 
-SMALL = ["--model", "gpt2", "--tokens", "2e9", "--max-devices", "8", "--devices", "a100-80gb,h100-sxm",
-         "--seq-len", "1024", "--global-batch", "16"]
+SMALL = [
+    "--model",
+    "gpt2",
+    "--tokens",
+    "2e9",
+    "--max-devices",
+    "8",
+    "--devices",
+    "a100-80gb,h100-sxm",
+    "--seq-len",
+    "1024",
+    "--global-batch",
+    "16",
+]
 
 
 def test_train_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,8 +31,25 @@ def test_train_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
         assert key in d
     assert d["status"] == "ok" and len(d["plans"]) == 3
     p = d["plans"][0]
-    for key in ("device", "count", "tp", "pp", "dp", "zero", "micro_batch", "recompute", "precision", "provider",
-                "region", "pricing", "total_time_s", "cost_usd", "energy_kwh", "co2_kg", "fits"):
+    for key in (
+        "device",
+        "count",
+        "tp",
+        "pp",
+        "dp",
+        "zero",
+        "micro_batch",
+        "recompute",
+        "precision",
+        "provider",
+        "region",
+        "pricing",
+        "total_time_s",
+        "cost_usd",
+        "energy_kwh",
+        "co2_kg",
+        "fits",
+    ):
         assert key in p
 
 
@@ -32,28 +61,68 @@ def test_train_human(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_train_spot_and_mix(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "train", *SMALL, "--spot", "--deadline", "2d", "--objective", "mix",
-                 "--weights", "cost=1,time=0.5", "--spot-interruptions-per-h", "0.05", "--json"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "train",
+                *SMALL,
+                "--spot",
+                "--deadline",
+                "2d",
+                "--objective",
+                "mix",
+                "--weights",
+                "cost=1,time=0.5",
+                "--spot-interruptions-per-h",
+                "0.05",
+                "--json",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["status"] == "ok"
-    assert any(a["name"] == "spot_model" and a["value"]["interruptions_per_node_h"] == 0.05 for a in d["assumptions"])
+    assert any(
+        a["name"] == "spot_model" and a["value"]["interruptions_per_node_h"] == 0.05 for a in d["assumptions"]
+    )
 
 
 def test_train_infeasible_is_an_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "train", "--model", "llama-3.1-8b", "--tokens", "1e12", "--deadline", "2d",
-                 "--max-devices", "64", "--devices", "h100-sxm"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "train",
+                "--model",
+                "llama-3.1-8b",
+                "--tokens",
+                "1e12",
+                "--deadline",
+                "2d",
+                "--max-devices",
+                "64",
+                "--devices",
+                "h100-sxm",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "no feasible plan" in out and "nothing meets a 2.0 d deadline" in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["plan", "train", "--model", "gpt2", "--tokens", "lots"],
-    ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--deadline", "soon"],
-    ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--objective", "speed"],
-    ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--devices", "h1000"],
-    ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--objective", "mix", "--weights", "speed=1"],
-    ["plan", "serve", "--model", "gpt2"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "train", "--model", "gpt2", "--tokens", "lots"],
+        ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--deadline", "soon"],
+        ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--objective", "speed"],
+        ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--devices", "h1000"],
+        ["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--objective", "mix", "--weights", "speed=1"],
+        ["plan", "serve", "--model", "gpt2"],
+    ],
+)
 def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -61,12 +130,32 @@ def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 
 
 def test_serve_json_and_human(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["plan", "serve", "--model", "llama-3.1-8b", "--requests-per-s", "5", "--prompt-len", "1024",
-            "--output-len", "256", "--ttft-ms", "500", "--tpot-ms", "50"]
+    args = [
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--requests-per-s",
+        "5",
+        "--prompt-len",
+        "1024",
+        "--output-len",
+        "256",
+        "--ttft-ms",
+        "500",
+        "--tpot-ms",
+        "50",
+    ]
     assert main([*args, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["status"] == "ok"
-    for key in ("cost_per_million_output_tokens_usd", "monthly_cost_usd", "utilisation", "replicas", "quality_risk"):
+    for key in (
+        "cost_per_million_output_tokens_usd",
+        "monthly_cost_usd",
+        "utilisation",
+        "replicas",
+        "quality_risk",
+    ):
         assert key in d["plans"][0]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -36,7 +36,9 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     try:
         return tuple(int(x) for x in items)
     except ValueError:
-        raise SpecError(f"cannot read {what} {text!r}", hint="write whole numbers separated by commas") from None
+        raise SpecError(
+            f"cannot read {what} {text!r}", hint="write whole numbers separated by commas"
+        ) from None
 
 
 def _console() -> Any:
@@ -60,25 +62,41 @@ def _money(v: float | None) -> str:
 
 @plan_app.command("train")
 def train(
-    model: str = typer.Option(..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."
+    ),
     tokens: str = typer.Option(..., "--tokens", help="Training tokens, e.g. 1e12, 300B, 2T."),
     deadline: str | None = typer.Option(None, "--deadline", help="Wall-clock limit, e.g. 30d, 12h."),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Cost limit in USD."),
     max_devices: int = typer.Option(1024, "--max-devices", help="Most devices in one plan."),
-    devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated (default all)."),
+    devices: str | None = typer.Option(
+        None, "--devices", help="Allowed device ids, comma-separated (default all)."
+    ),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions ('*' = provider-wide rows)."),
-    spot: bool = typer.Option(False, "--spot/--no-spot", help="Allow spot prices (with an on-demand fallback)."),
+    spot: bool = typer.Option(
+        False, "--spot/--no-spot", help="Allow spot prices (with an on-demand fallback)."
+    ),
     max_co2_kg: float | None = typer.Option(None, "--max-co2-kg", help="Emissions cap in kg CO2e."),
     objective: str = typer.Option("cost", "--objective", help="cost, time, energy, co2 or mix."),
-    weights: str | None = typer.Option(None, "--weights", help="Weights for --objective mix, e.g. cost=1,time=0.5."),
+    weights: str | None = typer.Option(
+        None, "--weights", help="Weights for --objective mix, e.g. cost=1,time=0.5."
+    ),
     top: int = typer.Option(5, "--top", help="How many plans to show."),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per sequence (default min(max, 4096))."),
-    global_batch: int | None = typer.Option(None, "--global-batch", help="Sequences per step (default ~4M tokens)."),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Tokens per sequence (default min(max, 4096))."
+    ),
+    global_batch: int | None = typer.Option(
+        None, "--global-batch", help="Sequences per step (default ~4M tokens)."
+    ),
     precisions: str = typer.Option("bf16,fp8", "--precisions", help="Training precisions to try (fp32 off)."),
-    counts: str | None = typer.Option(None, "--counts", help="Device counts to try instead of the default ladder."),
+    counts: str | None = typer.Option(
+        None, "--counts", help="Device counts to try instead of the default ladder."
+    ),
     spot_rate: float = typer.Option(
-        0.01, "--spot-interruptions-per-h", help="Spot interruptions per node-hour (assumption; see docs/plan.md)."
+        0.01,
+        "--spot-interruptions-per-h",
+        help="Spot interruptions per node-hour (assumption; see docs/plan.md).",
     ),
     restart: str = typer.Option("10min", "--restart-overhead", help="Time lost per interruption to restart."),
     checkpoint: str = typer.Option("1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."),
@@ -160,15 +178,38 @@ def render_train(d: dict[str, Any], console: Any) -> None:
             console.print(f"- {_esc(line)}")
     else:
         table = Table(title=f"Top {len(d['plans'])} training plans")
-        for col in ("#", "device", "n", "layout", "prec", "where", "time", "cost", "kWh", "kg CO2", "MFU", "mem/dev"):
+        for col in (
+            "#",
+            "device",
+            "n",
+            "layout",
+            "prec",
+            "where",
+            "time",
+            "cost",
+            "kWh",
+            "kg CO2",
+            "MFU",
+            "mem/dev",
+        ):
             table.add_column(col, justify="left" if col in ("device", "layout", "where", "prec") else "right")
         for p in d["plans"]:
-            layout = f"TP{p['tp']} PP{p['pp']} DP{p['dp']} Z{p['zero']} mb{p['micro_batch']} rc:{p['recompute']}"
+            layout = (
+                f"TP{p['tp']} PP{p['pp']} DP{p['dp']} Z{p['zero']} mb{p['micro_batch']} rc:{p['recompute']}"
+            )
             where = "-" if p["provider"] is None else f"{p['provider']} {p['region']} {p['pricing']}"
             table.add_row(
-                str(p["rank"]), p["device"], str(p["count"]), layout, p["precision"], where,
-                format_duration(p["total_time_s"]), _money(p["cost_usd"]), f"{p['energy_kwh']:,.0f}",
-                f"{p['co2_kg']:,.0f}", f"{p['mfu']:.1%}",
+                str(p["rank"]),
+                p["device"],
+                str(p["count"]),
+                layout,
+                p["precision"],
+                where,
+                format_duration(p["total_time_s"]),
+                _money(p["cost_usd"]),
+                f"{p['energy_kwh']:,.0f}",
+                f"{p['co2_kg']:,.0f}",
+                f"{p['mfu']:.1%}",
                 f"{format_bytes(p['memory_per_device_bytes'])}/{format_bytes(p['memory_capacity_bytes'])}",
             )
         console.print(table)
@@ -177,12 +218,14 @@ def render_train(d: dict[str, Any], console: Any) -> None:
             if s:
                 fb = (
                     f"fallback {s['fallback_provider']} {s['fallback_region']} on-demand ${s['fallback_usd_per_device_h']:g}/h"
-                    if s["fallback_provider"] else "no on-demand fallback"
+                    if s["fallback_provider"]
+                    else "no on-demand fallback"
                 )
                 worst = (
                     f"; switch to on-demand by {format_duration(s['switch_to_on_demand_by_s'])} at the latest, "
                     f"worst case ${s['fallback_worst_cost_usd']:,.0f}"
-                    if s["fallback_worst_cost_usd"] is not None else ""
+                    if s["fallback_worst_cost_usd"] is not None
+                    else ""
                 )
                 console.print(
                     f"#{p['rank']} spot: expected {format_duration(s['expected_time_s'])} "
@@ -198,7 +241,10 @@ def render_train(d: dict[str, Any], console: Any) -> None:
             shown = d["pareto"] if len(d["pareto"]) <= 12 else d["pareto"][:: max(1, len(d["pareto"]) // 12)]
             for p in shown:
                 pt.add_row(
-                    format_duration(p["total_time_s"]), _money(p["cost_usd"]), p["device"], str(p["count"]),
+                    format_duration(p["total_time_s"]),
+                    _money(p["cost_usd"]),
+                    p["device"],
+                    str(p["count"]),
                     f"TP{p['tp']} PP{p['pp']} DP{p['dp']} Z{p['zero']} mb{p['micro_batch']} {p['precision']}",
                     f"{p['provider']} {p['region']} {p['pricing']}",
                 )
@@ -220,9 +266,15 @@ def render_train(d: dict[str, Any], console: Any) -> None:
 
 @plan_app.command("serve")
 def serve(
-    model: str = typer.Option(..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."),
-    requests_per_s: float | None = typer.Option(None, "--requests-per-s", help="Traffic in requests per second."),
-    tokens_per_day: str | None = typer.Option(None, "--tokens-per-day", help="Traffic in output tokens per day."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."
+    ),
+    requests_per_s: float | None = typer.Option(
+        None, "--requests-per-s", help="Traffic in requests per second."
+    ),
+    tokens_per_day: str | None = typer.Option(
+        None, "--tokens-per-day", help="Traffic in output tokens per day."
+    ),
     prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
     ttft_ms: float | None = typer.Option(None, "--ttft-ms", help="Time-to-first-token target in ms."),
@@ -293,21 +345,49 @@ def render_serve(d: dict[str, Any], console: Any) -> None:
             console.print(f"- {_esc(line)}")
     else:
         table = Table(title=f"Top {len(d['plans'])} serving plans")
-        for col in ("#", "device", "TP", "batch", "weights", "replicas", "devices", "where", "TTFT", "TPOT",
-                    "$/M out", "$/month", "util", "quality risk"):
-            table.add_column(col, justify="left" if col in ("device", "weights", "where", "quality risk") else "right")
+        for col in (
+            "#",
+            "device",
+            "TP",
+            "batch",
+            "weights",
+            "replicas",
+            "devices",
+            "where",
+            "TTFT",
+            "TPOT",
+            "$/M out",
+            "$/month",
+            "util",
+            "quality risk",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("device", "weights", "where", "quality risk") else "right"
+            )
         for p in d["plans"]:
             table.add_row(
-                str(p["rank"]), p["device"], str(p["tp"]), str(p["batch"]), p["weight_precision"], str(p["replicas"]),
-                str(p["devices"]), f"{p['provider']} {p['region']} {p['pricing']}", f"{p['ttft_s'] * 1e3:.0f} ms",
-                f"{p['time_per_output_token_s'] * 1e3:.1f} ms", f"${p['cost_per_million_output_tokens_usd']:.3f}",
-                _money(p["monthly_cost_usd"]), f"{p['utilisation']:.0%}", p["quality_risk"].split(" (")[0],
+                str(p["rank"]),
+                p["device"],
+                str(p["tp"]),
+                str(p["batch"]),
+                p["weight_precision"],
+                str(p["replicas"]),
+                str(p["devices"]),
+                f"{p['provider']} {p['region']} {p['pricing']}",
+                f"{p['ttft_s'] * 1e3:.0f} ms",
+                f"{p['time_per_output_token_s'] * 1e3:.1f} ms",
+                f"${p['cost_per_million_output_tokens_usd']:.3f}",
+                _money(p["monthly_cost_usd"]),
+                f"{p['utilisation']:.0%}",
+                p["quality_risk"].split(" (")[0],
             )
         console.print(table)
         if d["why"]:
             console.print(f"[bold]Why #1 beats #2:[/] {_esc(d['why'])}")
         if any(p["quality_risk"] != "none" for p in d["plans"]):
-            console.print("quality is not modelled: fp8/int8/int4 plans carry the flagged risk; check your evals")
+            console.print(
+                "quality is not modelled: fp8/int8/int4 plans carry the flagged risk; check your evals"
+            )
     for note in d["notes"]:
         console.print(f"note: {_esc(note)}")
     console.print("Assumptions:")

@@ -33,6 +33,6 @@ def is_dominated_brute(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """O(n²) reference: True where some other point dominates (tests use it against :func:`pareto_front`)."""
     xa = np.asarray(x, dtype=np.float64)[:, None]
     ya = np.asarray(y, dtype=np.float64)[:, None]
-    no_worse = (xa.T <= xa) & (ya.T <= ya)
-    better = (xa.T < xa) | (ya.T < ya)
+    no_worse = (xa >= xa.T) & (ya >= ya.T)
+    better = (xa > xa.T) | (ya > ya.T)
     return np.any(no_worse & better, axis=1)

@@ -184,13 +184,13 @@ def plan_serve(
         tp_ok = [t for t in tps if t <= dev.devices_per_node and model.n_heads % t == 0]
         if not precs or not tp_ok:
             continue
-        T, B, P = np.meshgrid(
+        grid_t, grid_b, grid_p = np.meshgrid(
             np.asarray(tp_ok, dtype=np.float64),
             np.asarray(batches, dtype=np.float64),
             np.arange(len(precs)),
             indexing="ij",
         )
-        T, B, P = T.ravel(), B.ravel(), P.ravel().astype(np.int64)
+        T, B, P = grid_t.ravel(), grid_b.ravel(), grid_p.ravel().astype(np.int64)
         wb = np.array([WEIGHT_BYTES[p] for p in precs])[P]
         pk = np.array(peaks)[P]
         r = serve_kernel(
@@ -252,10 +252,26 @@ def plan_serve(
                 "co2_month": (energy_month * rows.carbon_kg_per_kwh[None, :]).ravel(),
             }
         )
-        meta.append({"device": dev, "profile": prof, "kernel": r, "tp": T, "batch": B, "prec": P,
-                     "precs": precs, "peaks": peaks, "rows": rows})
-        assumptions.append({"name": f"efficiency_profile[{dev.id}]", "value": prof.device,
-                            "source": f"{prof.source} ({prof.date}); error band ±{prof.error_band_rel:.0%}"})
+        meta.append(
+            {
+                "device": dev,
+                "profile": prof,
+                "kernel": r,
+                "tp": T,
+                "batch": B,
+                "prec": P,
+                "precs": precs,
+                "peaks": peaks,
+                "rows": rows,
+            }
+        )
+        assumptions.append(
+            {
+                "name": f"efficiency_profile[{dev.id}]",
+                "value": prof.device,
+                "source": f"{prof.source} ({prof.date}); error band ±{prof.error_band_rel:.0%}",
+            }
+        )
 
     if unpriced:
         notes.append(
@@ -295,8 +311,11 @@ def plan_serve(
     why = None
     if len(plans) >= 2:
         a, b = plans[0], plans[1]
-        diff = [f"{k} {a[k]} vs {b[k]}" for k in ("device", "tp", "batch", "weight_precision", "provider", "region",
-                                                 "pricing") if a[k] != b[k]]
+        diff = [
+            f"{k} {a[k]} vs {b[k]}"
+            for k in ("device", "tp", "batch", "weight_precision", "provider", "region", "pricing")
+            if a[k] != b[k]
+        ]
         why = (
             f"#1 and #2 differ in: {'; '.join(diff) or 'nothing but ties'}. #1 costs ${a['monthly_cost_usd']:,.0f}/month "
             f"vs ${b['monthly_cost_usd']:,.0f} with {a['devices']} vs {b['devices']} devices "
@@ -309,14 +328,31 @@ def plan_serve(
                 " Same cost: ties go to fewer devices, then safer weights (bf16 < fp8 < int8 < int4), then lower "
                 f"TPOT ({a['time_per_output_token_s'] * 1e3:.2f} vs {b['time_per_output_token_s'] * 1e3:.2f} ms)."
             )
-    assumptions = [
+    fixed: list[dict[str, Any]] = [
         {"name": "month", "value": S_PER_MONTH / S_PER_H, "source": "30-day billing month (hours)"},
-        {"name": "batching", "value": "static", "source": "estimate_serve: the batch is prefilled together and "
-         "decoded in lock-step; queueing delay is not modelled"},
-        {"name": "kv_precision", "value": kv_precision, "source": "default" if kv_precision == "bf16" else "user"},
-        {"name": "quality", "value": "not modelled", "source": "fp8/int8/int4 weights are flagged with a quality risk"},
-        {"name": "power", "value": "TDP × power_frac of the profile", "source": "busy power all month (upper bound)"},
-    ] + assumptions
+        {
+            "name": "batching",
+            "value": "static",
+            "source": "estimate_serve: the batch is prefilled together and "
+            "decoded in lock-step; queueing delay is not modelled",
+        },
+        {
+            "name": "kv_precision",
+            "value": kv_precision,
+            "source": "default" if kv_precision == "bf16" else "user",
+        },
+        {
+            "name": "quality",
+            "value": "not modelled",
+            "source": "fp8/int8/int4 weights are flagged with a quality risk",
+        },
+        {
+            "name": "power",
+            "value": "TDP × power_frac of the profile",
+            "source": "busy power all month (upper bound)",
+        },
+    ]
+    assumptions = [*fixed, *assumptions]
     if spot:
         notes.append("spot serving: interruptions are assumed absorbed by spare capacity (not modelled)")
     return ServePlanResult(
@@ -341,8 +377,14 @@ def plan_serve(
 
 
 def _serve_plan(
-    meta: list[dict[str, Any]], c: dict[str, np.ndarray], i: int, rank: int, demand: float, output_len: int,
-    prompt_len: int, kv_precision: str,
+    meta: list[dict[str, Any]],
+    c: dict[str, np.ndarray],
+    i: int,
+    rank: int,
+    demand: float,
+    output_len: int,
+    prompt_len: int,
+    kv_precision: str,
 ) -> dict[str, Any]:
     m = meta[int(c["dev"][i])]
     k = int(c["k"][i])

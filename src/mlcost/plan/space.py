@@ -193,7 +193,9 @@ def build_train_inputs(
     Price, PUE and carbon are 1 here: cost, energy and CO2 are linear in them and the planner scales the
     kernel's outputs per price row. ``sequence_parallel=None`` means "on whenever TP > 1"."""
     prec = layouts.precisions
-    state = np.array([STATE_BYTES[(precision_class(p), optimizer)] for p in prec], dtype=np.float64).reshape(-1, 3)
+    state = np.array([STATE_BYTES[(precision_class(p), optimizer)] for p in prec], dtype=np.float64).reshape(
+        -1, 3
+    )
     act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
     peak = np.array([hw.device.peak_for(p) or np.nan for p in prec], dtype=np.float64)
     pi = layouts.precision

@@ -51,7 +51,12 @@ from mlcost.units import S_PER_H, format_bytes, format_duration
 
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "energy", "co2", "mix")
 #: metric key of each single objective
-OBJECTIVE_KEYS: dict[str, str] = {"cost": "cost_usd", "time": "total_time_s", "energy": "energy_kwh", "co2": "co2_kg"}
+OBJECTIVE_KEYS: dict[str, str] = {
+    "cost": "cost_usd",
+    "time": "total_time_s",
+    "energy": "energy_kwh",
+    "co2": "co2_kg",
+}
 #: the largest training sequence length the planner picks by default. Units: tokens.
 DEFAULT_MAX_SEQ_LEN = 4096
 #: fastest-plan search beyond --max-devices for the "raise --max-devices" advice: up to this factor.
@@ -208,8 +213,9 @@ def parse_weights(text: str | None) -> dict[str, float]:
 
 
 def _price_rows(cat: Any, device_id: str, cons: TrainConstraints, need_price: bool) -> _PriceRows:
-    return price_rows(cat, device_id, providers=cons.providers, regions=cons.regions, spot=cons.spot,
-                      need_price=need_price)
+    return price_rows(
+        cat, device_id, providers=cons.providers, regions=cons.regions, spot=cons.spot, need_price=need_price
+    )
 
 
 def price_rows(
@@ -240,20 +246,33 @@ def price_rows(
     notes: list[str] = []
     if not kept:
         if need_price or providers is not None or regions is not None:
-            return _PriceRows([], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), notes)
+            return _PriceRows(
+                [], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), notes
+            )
         pue = cat.pue(None).pue
         carbon = cat.carbon(None, None).kg_co2_per_kwh
         return _PriceRows(
-            [None], [None], ["on-demand"], [""], np.array([np.nan]), np.array([pue]), np.array([carbon]),
-            np.array([-1]), notes,
+            [None],
+            [None],
+            ["on-demand"],
+            [""],
+            np.array([np.nan]),
+            np.array([pue]),
+            np.array([carbon]),
+            np.array([-1]),
+            notes,
         )
-    providers = [r.provider for r in kept]
-    regions = [r.region for r in kept]
+    prov_list: list[str | None] = [r.provider for r in kept]
+    reg_list: list[str | None] = [r.region for r in kept]
     pricing = [r.pricing for r in kept]
     pue = np.array([cat.pue(r.provider).pue for r in kept])
     carbon = np.array(
-        [cat.carbon(zone=r.region if r.region not in (None, "*") else None, provider=r.provider).kg_co2_per_kwh
-         for r in kept]
+        [
+            cat.carbon(
+                zone=r.region if r.region not in (None, "*") else None, provider=r.provider
+            ).kg_co2_per_kwh
+            for r in kept
+        ]
     )
     fallback = np.full(len(kept), -1, dtype=np.int64)
     od = [i for i, r in enumerate(kept) if r.pricing == "on-demand"]
@@ -270,8 +289,15 @@ def price_rows(
                 f"{kept[od[0]].provider} {kept[od[0]].region} on-demand"
             )
     return _PriceRows(
-        providers, regions, pricing, [r.instance for r in kept], np.array([r.usd_per_device_h for r in kept]),
-        pue, carbon, fallback, notes,
+        prov_list,
+        reg_list,
+        pricing,
+        [r.instance for r in kept],
+        np.array([r.usd_per_device_h for r in kept]),
+        pue,
+        carbon,
+        fallback,
+        notes,
     )
 
 
@@ -384,11 +410,11 @@ def plan_train(
     gb = search.global_batch or default_global_batch(params, seq_len)
     for p in search.precisions:
         if p not in ("fp32", "tf32", "bf16", "fp16", "fp8"):
-            raise SpecError(f"unknown training precision {p!r}", hint="choose from fp32, tf32, bf16, fp16, fp8")
-    if cons.devices is not None:
-        devices = [cat.device(d) for d in cons.devices]  # raises UnknownNameError with suggestions
-    else:
-        devices = cat.devices()
+            raise SpecError(
+                f"unknown training precision {p!r}", hint="choose from fp32, tf32, bf16, fp16, fp8"
+            )
+    # cat.device raises UnknownNameError with suggestions
+    devices = [cat.device(d) for d in cons.devices] if cons.devices is not None else cat.devices()
     check_places(cat, cons.providers, cons.regions)
 
     notes: list[str] = []
@@ -417,10 +443,19 @@ def plan_train(
             intra_bw_bytes_per_s=dev.intra_node_bw_bytes_per_s,
             inter_bw_bytes_per_s=dev.inter_node_bw_bytes_per_s,
         )
-        counts = list(search.counts) if search.counts else device_counts(cons.max_devices, dev.devices_per_node)
+        counts = (
+            list(search.counts) if search.counts else device_counts(cons.max_devices, dev.devices_per_node)
+        )
         counts = [c for c in counts if c <= cons.max_devices]
         lay, r = _evaluate_device(
-            model, hw, counts=counts, search=search, tokens=tokens, seq_len=seq_len, global_batch=gb, precisions=precs
+            model,
+            hw,
+            counts=counts,
+            search=search,
+            tokens=tokens,
+            seq_len=seq_len,
+            global_batch=gb,
+            precisions=precs,
         )
         n_layouts += len(lay)
         n_candidates += len(lay) * len(rows.pricing)
@@ -437,13 +472,16 @@ def plan_train(
                 f"{int(lay.count[i])} devices, {_layout_text(lay, i)}",
             )
         evals.append(
-            _DeviceEval(hw, lay.take(idx), {k: np.asarray(v)[idx] for k, v in r.items()}, rows, len(lay), best_mem)
+            _DeviceEval(
+                hw, lay.take(idx), {k: np.asarray(v)[idx] for k, v in r.items()}, rows, len(lay), best_mem
+            )
         )
 
     if unpriced:
         what = (
             f"at the allowed providers/regions ({', '.join(cons.providers or ())} {', '.join(cons.regions or ())})".strip()
-            if (cons.providers or cons.regions) else "in the catalog"
+            if (cons.providers or cons.regions)
+            else "in the catalog"
         )
         notes.append(
             f"no price {what} for {', '.join(unpriced)}: "
@@ -454,10 +492,24 @@ def plan_train(
         notes.append(f"no units for {'/'.join(search.precisions)} on: {', '.join(no_units)}")
 
     # ---- expand over price rows ------------------------------------------------------------------
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "dev", "lay", "row", "time", "cost", "energy", "co2", "deadline_ok", "switch", "t_spot", "t_od",
-        "fallback", "worst_cost",
-    )}
+    cols: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "dev",
+            "lay",
+            "row",
+            "time",
+            "cost",
+            "energy",
+            "co2",
+            "deadline_ok",
+            "switch",
+            "t_spot",
+            "t_od",
+            "fallback",
+            "worst_cost",
+        )
+    }
     for di, ev in enumerate(evals):
         n = len(ev.layouts)
         nr = len(ev.rows.pricing)
@@ -482,20 +534,26 @@ def plan_train(
         sched = spot_schedule(T, Ts, cons.deadline_s, (fb >= 0)[None, :])
         devices_n = ev.layouts.count[:, None].astype(np.float64)
         # on-demand: the kernel's numbers scaled by price, PUE, carbon
-        cost = np.where(is_spot, devices_n * (price * sched.spot_time_s + od_price * sched.on_demand_time_s) / S_PER_H,
-                        dh1 * price)
+        cost = np.where(
+            is_spot,
+            devices_n * (price * sched.spot_time_s + od_price * sched.on_demand_time_s) / S_PER_H,
+            dh1 * price,
+        )
         # spot energy: the kernel's energy per second of run, over the seconds spent on each kind of row
         e_rate = e1 / T
-        energy = np.where(is_spot, e_rate * (sched.spot_time_s * pue + sched.on_demand_time_s * od_pue), e1 * pue)
+        energy = np.where(
+            is_spot, e_rate * (sched.spot_time_s * pue + sched.on_demand_time_s * od_pue), e1 * pue
+        )
         co2 = np.where(
-            is_spot, e_rate * (sched.spot_time_s * pue * carb + sched.on_demand_time_s * od_pue * od_carb),
+            is_spot,
+            e_rate * (sched.spot_time_s * pue * carb + sched.on_demand_time_s * od_pue * od_carb),
             e1 * pue * carb,
         )
         ttime = np.where(is_spot, sched.total_time_s, T)
         if cons.deadline_s is None:
             dl_ok = np.ones_like(ttime, dtype=bool)
         else:
-            dl_ok = np.where(is_spot, sched.feasible, T <= cons.deadline_s)
+            dl_ok = np.where(is_spot, sched.feasible, cons.deadline_s >= T)
         worst = np.where(
             is_spot & (cons.deadline_s is not None),
             devices_n * (price * np.maximum(sched.switch_at_s, 0.0) + od_price * T) / S_PER_H,
@@ -515,7 +573,7 @@ def plan_train(
         cols["t_od"].append(np.broadcast_to(np.where(is_spot, sched.on_demand_time_s, np.nan), shape).ravel())
         cols["fallback"].append(np.broadcast_to(np.where(is_spot, fb[None, :], -1), shape).ravel())
         cols["worst_cost"].append(np.broadcast_to(worst, shape).ravel())
-    c = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
+    c: dict[str, Any] = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
     for key in ("dev", "lay", "row", "fallback"):
         c[key] = c[key].astype(np.int64)
     c["deadline_ok"] = c["deadline_ok"].astype(bool)
@@ -526,9 +584,7 @@ def plan_train(
         infeasible.extend(_explain_no_fit(evals, model, cons, unpriced, no_units))
     ok = c["deadline_ok"].copy()
     if fit_any and not ok.any():
-        infeasible.append(
-            _explain_deadline(model, c, evals, cons, search, tokens, seq_len, gb)
-        )
+        infeasible.append(_explain_deadline(model, c, evals, cons, search, tokens, seq_len, gb))
     if cons.budget_usd is not None and ok.any():
         within = ok & (c["cost"] <= cons.budget_usd)
         if not within.any():
@@ -554,20 +610,27 @@ def plan_train(
 
     feas = np.flatnonzero(ok)
     order = _distinct_top(c, feas, objective, w, top, evals)
-    plans = [_plan_dict(evals, c, int(i), rank + 1, model, tokens, seq_len, gb, search, spot_model)
-             for rank, i in enumerate(order)]
+    plans = [
+        _plan_dict(evals, c, int(i), rank + 1, model, tokens, seq_len, gb, search, spot_model)
+        for rank, i in enumerate(order)
+    ]
     # Pareto front over (time, cost) of the feasible priced plans.
     priced = feas[~np.isnan(c["cost"][feas])]
     front = priced[pareto_front(c["time"][priced], c["cost"][priced])] if priced.size else priced
-    pareto = [_plan_dict(evals, c, int(i), None, model, tokens, seq_len, gb, search, spot_model, brief=True)
-              for i in front]
+    pareto = [
+        _plan_dict(evals, c, int(i), None, model, tokens, seq_len, gb, search, spot_model, brief=True)
+        for i in front
+    ]
     why = _why(plans[0], plans[1], objective, w) if len(plans) >= 2 else None
 
-    assumptions = _assumptions(cat, evals, model, params, seq_len, gb, search, cons, spot_model, profiles_used)
+    assumptions = _assumptions(
+        cat, evals, model, params, seq_len, gb, search, cons, spot_model, profiles_used
+    )
     if objective == "mix":
         notes.append(
             "mix objective: score = Σ weight × metric / best feasible metric ("
-            + ", ".join(f"{k}={v:g}" for k, v in w.items()) + ")"
+            + ", ".join(f"{k}={v:g}" for k, v in w.items())
+            + ")"
         )
     return TrainPlanResult(
         status="ok" if plans else "infeasible",
@@ -637,12 +700,22 @@ def _main_key(evals: list[_DeviceEval], c: dict[str, np.ndarray], i: int) -> tup
     ev = evals[int(c["dev"][i])]
     j = int(c["lay"][i])
     lay = ev.layouts
-    return (int(c["dev"][i]), int(lay.count[j]), int(lay.tp[j]), int(lay.pp[j]), int(lay.precision[j]),
-            int(c["row"][i]))
+    return (
+        int(c["dev"][i]),
+        int(lay.count[j]),
+        int(lay.tp[j]),
+        int(lay.pp[j]),
+        int(lay.precision[j]),
+        int(c["row"][i]),
+    )
 
 
 def _distinct_top(
-    c: dict[str, np.ndarray], feas: np.ndarray, objective: str, w: dict[str, float], top: int,
+    c: dict[str, np.ndarray],
+    feas: np.ndarray,
+    objective: str,
+    w: dict[str, float],
+    top: int,
     evals: list[_DeviceEval],
 ) -> list[int]:
     """The best ``top`` plans that differ in a main choice (device, count, TP, PP, precision, price row):
@@ -673,12 +746,20 @@ def _short(evals: list[_DeviceEval], c: dict[str, np.ndarray], i: int) -> str:
     ev = evals[int(c["dev"][i])]
     j = int(c["lay"][i])
     r = int(c["row"][i])
-    where = "" if ev.rows.provider[r] is None else f" {ev.rows.provider[r]} {ev.rows.region[r]} {ev.rows.pricing[r]}"
+    where = (
+        ""
+        if ev.rows.provider[r] is None
+        else f" {ev.rows.provider[r]} {ev.rows.region[r]} {ev.rows.pricing[r]}"
+    )
     return f"{int(ev.layouts.count[j])}× {ev.hw.device.id}, {_layout_text(ev.layouts, j)}{where}"
 
 
 def _explain_no_fit(
-    evals: list[_DeviceEval], model: ModelSpec, cons: TrainConstraints, unpriced: list[str], no_units: list[str]
+    evals: list[_DeviceEval],
+    model: ModelSpec,
+    cons: TrainConstraints,
+    unpriced: list[str],
+    no_units: list[str],
 ) -> list[str]:
     out = []
     for ev in evals:
@@ -739,7 +820,13 @@ def _explain_deadline(
             if not counts:
                 continue
             lay, r = _evaluate_device(
-                model, ev.hw, counts=counts, search=search, tokens=tokens, seq_len=seq_len, global_batch=gb,
+                model,
+                ev.hw,
+                counts=counts,
+                search=search,
+                tokens=tokens,
+                seq_len=seq_len,
+                global_batch=gb,
                 precisions=ev.layouts.precisions,
             )
             if len(lay) == 0:
@@ -754,8 +841,10 @@ def _explain_deadline(
         parts.append(f"raise --max-devices to ≥ {best[0]} ({best[1]})")
     parts.append(f"the deadline to ≥ {format_duration(fastest * 1.0001)}")
     if best is None and search.counts is None:
-        msg += f" (no layout up to {cons.max_devices * ADVICE_COUNT_FACTOR} devices meets it: the global batch " \
-               f"of {gb} sequences limits data parallelism)"
+        msg += (
+            f" (no layout up to {cons.max_devices * ADVICE_COUNT_FACTOR} devices meets it: the global batch "
+            f"of {gb} sequences limits data parallelism)"
+        )
     return msg + "; raise " + " or ".join(parts)
 
 
@@ -808,7 +897,9 @@ def _plan_dict(
     carbon = float(rows.carbon_kg_per_kwh[r])
     out.update(
         {
-            "sequence_parallel": bool(tp > 1) if search.sequence_parallel is None else search.sequence_parallel,
+            "sequence_parallel": bool(tp > 1)
+            if search.sequence_parallel is None
+            else search.sequence_parallel,
             "flash_attention": search.flash_attention,
             "overlap_grad_reduce": search.overlap_grad_reduce,
             "goodput": search.goodput,
@@ -875,15 +966,30 @@ def plan_specs(plan: dict[str, Any], tokens: float) -> tuple[TrainJob, Cluster]:
         goodput=plan["goodput"],
     )
     cluster = Cluster(
-        device=plan["device"], count=plan["count"], provider=plan["provider"], region=plan["region"],
+        device=plan["device"],
+        count=plan["count"],
+        provider=plan["provider"],
+        region=plan["region"],
         pricing=plan["pricing"],
     )
     return job, cluster
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    keys = ("device", "count", "tp", "pp", "dp", "zero", "micro_batch", "recompute", "precision", "provider",
-            "region", "pricing")
+    keys = (
+        "device",
+        "count",
+        "tp",
+        "pp",
+        "dp",
+        "zero",
+        "micro_batch",
+        "recompute",
+        "precision",
+        "provider",
+        "region",
+        "pricing",
+    )
     return [f"{key} {a[key]} vs {b[key]}" for key in keys if a[key] != b[key]]
 
 
@@ -900,7 +1006,10 @@ def _why(a: dict[str, Any], b: dict[str, Any], objective: str, w: dict[str, floa
     ca, cb = a["cost_usd"], b["cost_usd"]
     if objective == "cost" and ca is not None and cb is not None:
         if ca == cb:
-            return head + f"They cost the same (${ca:,.0f}); #1 is first on time ({format_duration(ta)} vs {format_duration(tb)})."
+            return (
+                head
+                + f"They cost the same (${ca:,.0f}); #1 is first on time ({format_duration(ta)} vs {format_duration(tb)})."
+            )
         dh_a, dh_b = a["device_hours"], b["device_hours"]
         pa, pb = a["price_usd_per_device_h"], b["price_usd_per_device_h"]
         text = head + f"#1 costs ${ca:,.0f} vs ${cb:,.0f} ({_pct(ca, cb)} less). "
@@ -931,9 +1040,14 @@ def _why(a: dict[str, Any], b: dict[str, Any], objective: str, w: dict[str, floa
         key, unit = ("energy_kwh", "kWh") if objective == "energy" else ("co2_kg", "kg CO2e")
         text = head + f"#1 uses {a[key]:,.0f} {unit} vs {b[key]:,.0f} ({_pct(a[key], b[key])} less)"
         if objective == "co2" and a["carbon_kg_per_kwh"] != b["carbon_kg_per_kwh"]:
-            text += (f"; grid carbon {a['carbon_kg_per_kwh']:g} vs {b['carbon_kg_per_kwh']:g} kg/kWh "
-                     f"({a['region']} vs {b['region']})")
-        return text + f"; energy {a['energy_kwh']:,.0f} vs {b['energy_kwh']:,.0f} kWh (PUE {a['pue']:g} vs {b['pue']:g})."
+            text += (
+                f"; grid carbon {a['carbon_kg_per_kwh']:g} vs {b['carbon_kg_per_kwh']:g} kg/kWh "
+                f"({a['region']} vs {b['region']})"
+            )
+        return (
+            text
+            + f"; energy {a['energy_kwh']:,.0f} vs {b['energy_kwh']:,.0f} kWh (PUE {a['pue']:g} vs {b['pue']:g})."
+        )
     parts = []
     for key in w:
         col = OBJECTIVE_KEYS[key]
@@ -960,27 +1074,58 @@ def _assumptions(
     def add(name: str, value: Any, source: str) -> None:
         out.append({"name": name, "value": value, "source": source})
 
-    add("seq_len", seq_len, "user" if search.seq_len else f"default: min(model max {model.max_seq_len}, {DEFAULT_MAX_SEQ_LEN})")
-    add("global_batch", gb, "user" if search.global_batch else (
-        f"default: ~{'4M' if params >= 7e9 else '1M'} tokens per step for a {params / 1e9:.2g}B-parameter model "
-        "(power of two; Llama 2/3 pre-training used ~4M)"))
+    add(
+        "seq_len",
+        seq_len,
+        "user" if search.seq_len else f"default: min(model max {model.max_seq_len}, {DEFAULT_MAX_SEQ_LEN})",
+    )
+    add(
+        "global_batch",
+        gb,
+        "user"
+        if search.global_batch
+        else (
+            f"default: ~{'4M' if params >= 7e9 else '1M'} tokens per step for a {params / 1e9:.2g}B-parameter model "
+            "(power of two; Llama 2/3 pre-training used ~4M)"
+        ),
+    )
     add("optimizer", search.optimizer, "mixed precision keeps fp32 master weights and AdamW states")
-    add("precisions", list(search.precisions), "bf16 runs as fp16 with loss scaling on devices without bf16 "
+    add(
+        "precisions",
+        list(search.precisions),
+        "bf16 runs as fp16 with loss scaling on devices without bf16 "
         "units; fp8 only on devices listing fp8 units: fp8 GEMMs at the fp8 "
         "peak with bf16 activations and fp32 master weights (Transformer Engine style); its convergence is "
-        "assumed equal to bf16 (not modelled)" if "fp8" in search.precisions else "user")
+        "assumed equal to bf16 (not modelled)"
+        if "fp8" in search.precisions
+        else "user",
+    )
     add("pipeline_schedule", "1F1B, no interleaving", "Narayanan et al. 2021")
-    add("sequence_parallel", "on when TP > 1" if search.sequence_parallel is None else search.sequence_parallel,
-        "Megatron sequence parallelism (Korthikanti et al. 2022)")
+    add(
+        "sequence_parallel",
+        "on when TP > 1" if search.sequence_parallel is None else search.sequence_parallel,
+        "Megatron sequence parallelism (Korthikanti et al. 2022)",
+    )
     add("flash_attention", search.flash_attention, "fused attention, no s×s scores stored")
-    add("goodput", search.goodput, "share of wall time in useful steps (1.0: failures, restarts and evaluation "
-        "not counted; spot interruptions are modelled separately)")
-    add("overlap_grad_reduce", search.overlap_grad_reduce, "gradient communication overlapped with backward "
-        "up to the profile's dp_overlap")
+    add(
+        "goodput",
+        search.goodput,
+        "share of wall time in useful steps (1.0: failures, restarts and evaluation "
+        "not counted; spot interruptions are modelled separately)",
+    )
+    add(
+        "overlap_grad_reduce",
+        search.overlap_grad_reduce,
+        "gradient communication overlapped with backward up to the profile's dp_overlap",
+    )
     add("tp_within_node", True, "TP groups never span nodes")
     for dev_id, prof in profiles_used.items():
         p = cat.efficiency(dev_id)
-        add(f"efficiency_profile[{dev_id}]", prof, f"{p.source} ({p.date}); error band ±{p.error_band_rel:.0%}")
+        add(
+            f"efficiency_profile[{dev_id}]",
+            prof,
+            f"{p.source} ({p.date}); error band ±{p.error_band_rel:.0%}",
+        )
     seen = set()
     for ev in evals:
         for r in range(len(ev.rows.pricing)):
@@ -991,21 +1136,45 @@ def _assumptions(
             if key in seen:
                 continue
             seen.add(key)
-            row = cat.price(ev.hw.device.id, provider=ev.rows.provider[r], region=ev.rows.region[r],
-                            pricing=ev.rows.pricing[r])
-            add(f"price[{'/'.join(str(x) for x in key)}]", row.usd_per_device_h,
-                f"{row.instance}: {row.source} ({row.date})")
-    add("pue_carbon", "per provider/region", "catalog providers.csv and carbon.csv (region → provider → world)")
+            row = cat.price(
+                ev.hw.device.id,
+                provider=ev.rows.provider[r],
+                region=ev.rows.region[r],
+                pricing=ev.rows.pricing[r],
+            )
+            add(
+                f"price[{'/'.join(str(x) for x in key)}]",
+                row.usd_per_device_h,
+                f"{row.instance}: {row.source} ({row.date})",
+            )
+    add(
+        "pue_carbon",
+        "per provider/region",
+        "catalog providers.csv and carbon.csv (region → provider → world)",
+    )
     if cons.spot:
-        add("spot_model", spot.to_dict(), "expected time T·(1 + r·nodes·(restart + checkpoint/2)); deadline "
-            "kept by an on-demand fallback (docs/plan.md)")
-    add("counts", "powers of two and ×1.5, whole nodes from one node up" if search.counts is None else list(search.counts),
-        f"up to --max-devices {cons.max_devices}")
+        add(
+            "spot_model",
+            spot.to_dict(),
+            "expected time T·(1 + r·nodes·(restart + checkpoint/2)); deadline "
+            "kept by an on-demand fallback (docs/plan.md)",
+        )
+    add(
+        "counts",
+        "powers of two and ×1.5, whole nodes from one node up"
+        if search.counts is None
+        else list(search.counts),
+        f"up to --max-devices {cons.max_devices}",
+    )
     return out
 
 
 def layouts_per_device_estimate(model: ModelSpec) -> int:
     """Rough size of one device's grid before filtering (for benchmarks and docs)."""
-    return (len(DEFAULT_TP) * len(pipeline_degrees(model.n_layers)) * len(DEFAULT_ZERO)
-            * len(DEFAULT_MICRO_BATCH) * len(DEFAULT_RECOMPUTE))
-
+    return (
+        len(DEFAULT_TP)
+        * len(pipeline_degrees(model.n_layers))
+        * len(DEFAULT_ZERO)
+        * len(DEFAULT_MICRO_BATCH)
+        * len(DEFAULT_RECOMPUTE)
+    )
