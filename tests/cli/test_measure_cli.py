@@ -104,6 +104,7 @@ def test_train_json_contract(capsys, tmp_path):
     assert out["step_time_s"] > 0 and out["tokens_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_compare_table_and_json(capsys, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")

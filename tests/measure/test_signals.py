@@ -60,7 +60,11 @@ def _wait_running_with_steps(db, proc, timeout_s=240.0):
     pytest.fail("the run never checkpointed metrics")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+    ids=["SIGTERM", "SIGINT"],
+)
 def test_terminate_records_interrupted_with_partial_metrics(tmp_path, sig):
     db = tmp_path / "runs.db"
     proc = _start(db)
@@ -76,6 +80,7 @@ def test_terminate_records_interrupted_with_partial_metrics(tmp_path, sig):
     assert b'"status": "interrupted"' in out
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_readable_running_row_marked_stale(tmp_path):
     db = tmp_path / "runs.db"
     proc = _start(db)
@@ -84,7 +89,7 @@ def test_sigkill_leaves_a_readable_running_row_marked_stale(tmp_path):
     proc.wait(timeout=60)
     ledger = Ledger(str(db))
     rec = ledger.get(run.run_id)
-    assert rec.status == "running" and rec.metrics["steps_done"] > 0
-    assert Ledger.liveness(rec) == "dead"
-    assert ledger.mark_stale() == [run.run_id]
+    assert rec.status == "running" and rec.metrics["steps_done"] > 0, rec
+    assert Ledger.liveness(rec) == "dead", (rec.pid, rec.host, rec.started_at)
+    assert ledger.mark_stale(run.run_id) == [run.run_id]
     assert ledger.get(run.run_id).status == "interrupted"
