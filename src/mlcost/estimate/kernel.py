@@ -251,5 +251,11 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "cost_usd": device_hours * x.price_usd_per_device_h,
         "co2_kg": energy_kwh * x.carbon_kg_per_kwh,
     }
-    shape = np.broadcast(*out.values()).shape
-    return {k: np.broadcast_to(np.asarray(val), shape) for k, val in out.items()}
+    return broadcast_all(out)
+
+
+def broadcast_all(out: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Give every result the common broadcast shape (scalars stay 0-d arrays; no copies)."""
+    arrays = {k: np.asarray(v) for k, v in out.items()}
+    shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    return {k: a if a.shape == shape else np.broadcast_to(a, shape) for k, a in arrays.items()}

@@ -196,14 +196,9 @@ def train_memory(
     # ZeRO-3 gathers a full layer (and prefetches the next) in the working dtype.
     gather = np.where(z >= 3, 2.0 * sp_params.largest_layer * weight_bytes / t, 0.0)
     other = np.asarray(framework_overhead_bytes, dtype=np.float64) + gather
-    shape = np.broadcast(weights, grads, optim, activations, other).shape
-    return TrainMemory(
-        weights=np.broadcast_to(weights, shape),
-        gradients=np.broadcast_to(grads, shape),
-        optimizer=np.broadcast_to(optim, shape),
-        activations=np.broadcast_to(activations, shape),
-        other=np.broadcast_to(other, shape),
-    )
+    parts = {"weights": weights, "gradients": grads, "optimizer": optim, "activations": activations, "other": other}
+    shape = np.broadcast_shapes(*(np.shape(v) for v in parts.values()))
+    return TrainMemory(**{k: v if np.shape(v) == shape else np.broadcast_to(v, shape) for k, v in parts.items()})
 
 
 def kv_cache_bytes(

@@ -7,6 +7,7 @@ count weight and bias (LayerNorm) or weight only (RMSNorm).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mlcost.spec.model import ModelSpec
@@ -65,6 +66,7 @@ def _attention_biases(model: ModelSpec) -> int:
     return (q_dim + 2 * kv_dim if model.qkv_bias else 0) + (model.d_model if model.out_bias else 0)
 
 
+@functools.lru_cache(maxsize=256)
 def count_params(model: ModelSpec) -> ParamCounts:
     """Exact parameter counts of ``model`` (see module docstring for what is counted)."""
     h = model.d_model

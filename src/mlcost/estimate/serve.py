@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
 from mlcost.estimate.context import resolve_hardware
+from mlcost.estimate.kernel import broadcast_all
 from mlcost.estimate.memory import kv_cache_bytes
 from mlcost.estimate.params import count_params, mlp_weights
 from mlcost.estimate.result import Assumption, ErrorBand, ServeEstimate
@@ -136,8 +137,7 @@ def serve_kernel(
         "max_batch": max_batch,
         "memory_bound": t_dec_memory >= t_dec_compute,
     }
-    shape = np.broadcast(*out.values()).shape
-    return {k: np.broadcast_to(np.asarray(v), shape) for k, v in out.items()}
+    return broadcast_all(out)
 
 
 def estimate_serve(

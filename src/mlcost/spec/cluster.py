@@ -61,7 +61,7 @@ class Cluster:
             raise SpecError(f"cluster.pue must be >= 1.0 (facility energy / IT energy), got {self.pue}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cluster:

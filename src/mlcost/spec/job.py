@@ -106,7 +106,7 @@ class TrainJob:
         return self.tokens / self.tokens_per_step
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainJob:
@@ -148,7 +148,7 @@ class ServeJob:
         return self.prompt_len + self.output_len
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServeJob:
