@@ -230,7 +230,8 @@ def render_train(d: dict[str, Any], console: Any) -> None:
                 console.print(
                     f"#{p['rank']} spot: expected {format_duration(s['expected_time_s'])} "
                     f"(uninterrupted {format_duration(p['estimate']['total_time_s'])}), "
-                    f"on-demand part {format_duration(s['on_demand_time_s'])}; {fb}{worst}"
+                    f"on-demand part {format_duration(s['on_demand_time_s']) if s['uses_fallback'] else 'none expected'}; "
+                    f"{fb}{worst}"
                 )
         if d["why"]:
             console.print(f"[bold]Why #1 beats #2:[/] {_esc(d['why'])}")
