@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlcost.calibrate.fit import initial_profile, local_device
+from mlcost.calibrate.microbench import MicrobenchResult
+from mlcost.calibrate.profile import (
+    Calibration,
+    load_calibration,
+    load_local_profile,
+    rescale_profile,
+    save_calibration,
+)
+from mlcost.catalog import get_catalog
+from mlcost.estimate import estimate_train
+from mlcost.spec import Cluster, ModelSpec, TrainJob
+
+
+def _calibration(mb: MicrobenchResult) -> Calibration:
+    base = get_catalog().device("cpu-epyc-2vcpu")
+    dev = local_device(mb, base, date="2026-11-23")
+    prof = initial_profile(mb, get_catalog().efficiency("default-cpu"), date="2026-11-23").replace(
+        layer_overhead_s=0.001, framework_overhead_bytes=5e7
+    )
+    return Calibration(
+        device=dev,
+        profile=prof,
+        base_device=base.id,
+        base_profile=rescale_profile(prof, dev, base),
+        provenance={"host": "test"},
+        microbench=mb.to_dict(),
+    )
+
+
+def test_save_load_round_trip(fake_microbench: MicrobenchResult, profile_dir: Path) -> None:
+    cal = _calibration(fake_microbench)
+    save_calibration(cal)
+    assert (profile_dir / "profile.toml").is_file()
+    back = load_calibration()
+    assert back is not None
+    assert back.device == cal.device
+    assert back.profile == cal.profile
+    assert MicrobenchResult.from_dict(back.microbench).peak_flops_per_s("float32") == pytest.approx(
+        fake_microbench.peak_flops_per_s("float32")
+    )
+    local = load_local_profile()
+    assert local is not None
+    assert local.source == "calibrated (mlcost calibrate, 2026-11-23)"
+    assert local.peak_flops_per_s["fp32"] == pytest.approx(cal.device.peak_flops_per_s["fp32"])
+
+
+def test_uncalibrated() -> None:
+    assert load_local_profile() is None
+    from mlcost.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError):
+        get_catalog().device("local")
+
+
+def test_device_local_resolves_after_calibration(fake_microbench: MicrobenchResult) -> None:
+    cal = _calibration(fake_microbench)
+    save_calibration(cal)
+    cat = get_catalog()
+    dev = cat.device("local")
+    assert dev.peak_flops_per_s["fp32"] == pytest.approx(cal.device.peak_flops_per_s["fp32"], rel=1e-9)
+    assert cat.efficiency("local").layer_overhead_s == pytest.approx(0.001)
+    # the matched catalog row gets the fit too, re-expressed against its own peaks
+    base = cat.efficiency("cpu-epyc-2vcpu")
+    assert base.device == "cpu-epyc-2vcpu" and base.layer_overhead_s == pytest.approx(0.001)
+    spec = ModelSpec(name="t", n_layers=2, d_model=128, n_heads=2, d_ff=512, vocab_size=1024, max_seq_len=128)
+    job = TrainJob(tokens=4 * 128, seq_len=128, global_batch=4, micro_batch=4, precision="fp32")
+    est = estimate_train(spec, job, Cluster(device="local"))
+    assert est.error_band.source.startswith("efficiency profile local")
+    on_row = estimate_train(spec, job, Cluster(device="cpu-epyc-2vcpu"))
+    assert on_row.step_time_s == pytest.approx(est.step_time_s, rel=0.02)
+
+
+def test_runner_mfu_uses_calibrated_peak(fake_microbench: MicrobenchResult) -> None:
+    from mlcost.measure.runner import mfu_peak
+
+    save_calibration(_calibration(fake_microbench))
+    peak, source = mfu_peak("cpu", "fp32")
+    assert peak == pytest.approx(fake_microbench.peak_flops_per_s("float32"))
+    assert "calibrated (mlcost calibrate, 2026-11-23)" in source
