@@ -11,18 +11,32 @@ import typer
 from mlcost import __version__
 from mlcost.errors import MlcostError
 
-# Command modules in the order they appear in --help. Each defines register(app: typer.Typer).
-COMMAND_MODULES = (
-    "mlcost.cli.estimate",
-    "mlcost.cli.plan",
-    "mlcost.cli.allocate",
-    "mlcost.cli.tco",
-    "mlcost.cli.measure",
-    "mlcost.cli.runs",
-    "mlcost.cli.calibrate",
-    "mlcost.cli.catalog",
-    "mlcost.cli.env",
-)
+# Top-level command name -> the module that registers it (register(app: typer.Typer)), in --help order.
+# Only the module of the command being run is imported, so `mlcost plan ...` never pays for torch-free but
+# heavy modules of other commands; a bare `mlcost` or `mlcost --help` imports them all to list them.
+COMMANDS: dict[str, str] = {
+    "estimate": "mlcost.cli.estimate",
+    "plan": "mlcost.cli.plan",
+    "allocate": "mlcost.cli.allocate",
+    "tco": "mlcost.cli.tco",
+    "measure": "mlcost.cli.measure",
+    "runs": "mlcost.cli.runs",
+    "calibrate": "mlcost.cli.calibrate",
+    "devices": "mlcost.cli.catalog",
+    "models": "mlcost.cli.catalog",
+    "env": "mlcost.cli.env",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+
+
+def _modules_for(argv: list[str] | None) -> tuple[str, ...]:
+    """The command modules needed for ``argv`` (all when None): just one when the first word is a command."""
+    if argv is None:
+        return COMMAND_MODULES
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in COMMANDS:
+        return (COMMANDS[words[0]],)
+    return COMMAND_MODULES
 
 
 def _version_callback(value: bool) -> None:
@@ -31,7 +45,8 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app() -> typer.Typer:
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The typer app with the commands ``argv`` needs registered (every command when ``argv`` is None)."""
     app = typer.Typer(
         name="mlcost",
         help="Predict, plan, measure and cut the cost of training and serving neural models.",
@@ -49,7 +64,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         """mlcost: what will this cost, and what is the cheapest way to do it?"""
 
-    for name in COMMAND_MODULES:
+    for name in _modules_for(argv):
         importlib.import_module(name).register(app)
     return app
 
@@ -61,7 +76,8 @@ def err(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
-    app = build_app()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    app = build_app(argv)
     try:
         app(args=argv, standalone_mode=False, prog_name="mlcost")
     except MlcostError as exc:
