@@ -91,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
-    except Exception as exc:  # click usage errors arrive as click.exceptions.UsageError
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
+    except Exception as exc:
+        # Click's usage errors (typer >= 0.29 vendors click as typer._click, so match by shape, not class).
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     return 0
 
