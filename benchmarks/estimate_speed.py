@@ -17,19 +17,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import header  # noqa: E402
+from _provenance import header
 
-from mlcost.catalog import get_catalog  # noqa: E402
-from mlcost.estimate import build_inputs, estimate_train, train_kernel  # noqa: E402
-from mlcost.estimate.context import resolve_hardware  # noqa: E402
-from mlcost.spec import Cluster, TrainJob  # noqa: E402
+from mlcost.catalog import get_catalog
+from mlcost.estimate import build_inputs, estimate_train, train_kernel
+from mlcost.estimate.context import resolve_hardware
+from mlcost.spec import Cluster, TrainJob
 
 
 def single_latency_s(repeats: int = 2000) -> tuple[float, float, float]:
     """Median and p90 wall time per call, and mean CPU time per call (robust to other load on the machine)."""
     cat = get_catalog()
     model = cat.model("llama-3.1-8b")
-    job = TrainJob(tokens=1e12, seq_len=4096, global_batch=512, micro_batch=2, tp=2, pp=2, zero=1, recompute="selective")
+    job = TrainJob(
+        tokens=1e12, seq_len=4096, global_batch=512, micro_batch=2, tp=2, pp=2, zero=1, recompute="selective"
+    )
     cluster = Cluster(device="h100-sxm", count=64)
     for _ in range(50):
         estimate_train(model, job, cluster, catalog=cat)
@@ -76,11 +78,17 @@ def main() -> None:
     print(header("estimate_speed"))
     med, p90, cpu = single_latency_s()
     rate = vectorised_throughput()
-    print(f"single estimate_train latency: median {med * 1e3:.3f} ms wall, p90 {p90 * 1e3:.3f} ms wall, "
-          f"{cpu * 1e3:.3f} ms CPU per call (target < 1 ms) -> {'OK' if med < 1e-3 else 'MISSED'} (wall median)")
-    print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (wall times inflate above 1 per CPU)")
-    print(f"vectorised train_kernel: {rate:,.0f} candidates/s over 1,000,000 candidates (target >= 100,000/s) "
-          f"-> {'OK' if rate >= 1e5 else 'MISSED'}; ratio to target {rate / 1e5:.1f}x")
+    print(
+        f"single estimate_train latency: median {med * 1e3:.3f} ms wall, p90 {p90 * 1e3:.3f} ms wall, "
+        f"{cpu * 1e3:.3f} ms CPU per call (target < 1 ms) -> {'OK' if med < 1e-3 else 'MISSED'} (wall median)"
+    )
+    print(
+        f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (wall times inflate above 1 per CPU)"
+    )
+    print(
+        f"vectorised train_kernel: {rate:,.0f} candidates/s over 1,000,000 candidates (target >= 100,000/s) "
+        f"-> {'OK' if rate >= 1e5 else 'MISSED'}; ratio to target {rate / 1e5:.1f}x"
+    )
 
 
 if __name__ == "__main__":

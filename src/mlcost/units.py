@@ -25,7 +25,9 @@ S_PER_MONTH = 30.0 * S_PER_DAY  # a billing month of 30 days
 S_PER_YEAR = 365.0 * S_PER_DAY
 J_PER_KWH = 3.6e6
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|mo|y)?\s*$")
+_DURATION_RE = re.compile(
+    r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|mo|y)?\s*$"
+)
 _DURATION_UNITS_S = {
     None: 1.0,
     "s": 1.0,

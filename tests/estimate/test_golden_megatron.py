@@ -56,7 +56,9 @@ def predict(name: str, tp: int, pp: int, gpus: int, batch: int) -> float:
 
 
 @pytest.mark.parametrize(("name", "tp", "pp", "gpus", "batch", "published"), ROWS)
-def test_tflops_per_gpu_within_10_percent(name: str, tp: int, pp: int, gpus: int, batch: int, published: float) -> None:
+def test_tflops_per_gpu_within_10_percent(
+    name: str, tp: int, pp: int, gpus: int, batch: int, published: float
+) -> None:
     predicted = predict(name, tp, pp, gpus, batch)
     assert predicted == pytest.approx(published, rel=0.10), f"{name}: {predicted:.1f} vs {published}"
 

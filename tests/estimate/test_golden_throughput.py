@@ -13,8 +13,17 @@ from mlcost.spec import Cluster, ModelSpec, TrainJob
 # MosaicML MPT-7B (llm-foundry scripts/train/benchmarking/README.md): 32 layers, d 4096, 32 heads, ALiBi,
 # GELU MLP 4h, vocab 50432, seq 2048, FSDP, bf16, flash attention, no activation checkpointing.
 MPT_7B = ModelSpec(
-    name="mpt-7b", n_layers=32, d_model=4096, n_heads=32, d_ff=16384, vocab_size=50432, max_seq_len=2048,
-    mlp="gelu", norm="layernorm", position="rope", tied_embeddings=True,
+    name="mpt-7b",
+    n_layers=32,
+    d_model=4096,
+    n_heads=32,
+    d_ff=16384,
+    vocab_size=50432,
+    max_seq_len=2048,
+    mlp="gelu",
+    norm="layernorm",
+    position="rope",
+    tied_embeddings=True,
 )
 
 

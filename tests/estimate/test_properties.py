@@ -35,7 +35,9 @@ def _job(lay: dict, dp: int, **kw) -> TrainJob:  # type: ignore[no-untyped-def,t
 def test_more_gpus_never_raise_memory_under_zero3(lay: dict, dp_small: int, factor: int) -> None:  # type: ignore[type-arg]
     """More data-parallel devices never raise per-device memory with ZeRO-3 (same micro-batch)."""
     model_par = lay["tp"] * lay["pp"]
-    small = estimate_train(MODEL, _job(lay, dp_small, zero=3), Cluster(device="h100-sxm", count=model_par * dp_small))
+    small = estimate_train(
+        MODEL, _job(lay, dp_small, zero=3), Cluster(device="h100-sxm", count=model_par * dp_small)
+    )
     big_dp = dp_small * factor
     big = estimate_train(
         MODEL,
@@ -48,7 +50,10 @@ def test_more_gpus_never_raise_memory_under_zero3(lay: dict, dp_small: int, fact
 @settings(max_examples=60, deadline=None)
 @given(seq=st.sampled_from([128, 1024, 8192]), tokens=st.sampled_from([1e6, 1e9]))
 def test_recompute_never_lowers_flops(seq: int, tokens: float) -> None:
-    flops = [float(train_step_flops(MODEL, tokens, seq, RECOMPUTE_CODES[r]).hardware) for r in ("none", "selective", "full")]
+    flops = [
+        float(train_step_flops(MODEL, tokens, seq, RECOMPUTE_CODES[r]).hardware)
+        for r in ("none", "selective", "full")
+    ]
     assert flops[0] <= flops[1] <= flops[2]
     assert float(train_step_flops(MODEL, tokens, seq, 2).model) == flops[0]
 
@@ -59,7 +64,9 @@ def test_recompute_never_raises_activation_memory(lay: dict) -> None:  # type: i
     mem = {}
     for rc in ("none", "selective", "full"):
         lay2 = {**lay, "recompute": rc}
-        mem[rc] = estimate_train(MODEL, _job(lay2, 2), Cluster(device="h100-sxm", count=lay["tp"] * lay["pp"] * 2)).memory.activations
+        mem[rc] = estimate_train(
+            MODEL, _job(lay2, 2), Cluster(device="h100-sxm", count=lay["tp"] * lay["pp"] * 2)
+        ).memory.activations
     assert mem["full"] <= mem["selective"] <= mem["none"]
 
 
@@ -80,6 +87,8 @@ def test_cost_monotone_in_price(lay: dict, p1: float, p2: float) -> None:  # typ
 def test_flash_attention_never_raises_memory_or_time(lay: dict) -> None:  # type: ignore[type-arg]
     n = lay["tp"] * lay["pp"] * 2
     on = estimate_train(MODEL, _job({**lay, "flash_attention": True}, 2), Cluster(device="h100-sxm", count=n))
-    off = estimate_train(MODEL, _job({**lay, "flash_attention": False}, 2), Cluster(device="h100-sxm", count=n))
+    off = estimate_train(
+        MODEL, _job({**lay, "flash_attention": False}, 2), Cluster(device="h100-sxm", count=n)
+    )
     assert on.memory.total <= off.memory.total
     assert on.step_time_s <= off.step_time_s

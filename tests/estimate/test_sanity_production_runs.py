@@ -23,8 +23,16 @@ from mlcost.spec import Cluster, ModelSpec, TrainJob
 def fastest_fitting(model: ModelSpec, tokens: float, seq_len: int, gpus: int) -> TrainEstimate:
     best: TrainEstimate | None = None
     for tp, zero, rc in itertools.product((1, 2, 4, 8), (1, 3), ("selective", "full")):
-        job = TrainJob(tokens=tokens, seq_len=seq_len, global_batch=2**22 // seq_len, micro_batch=1, tp=tp, zero=zero,
-                       recompute=rc, goodput=0.9)
+        job = TrainJob(
+            tokens=tokens,
+            seq_len=seq_len,
+            global_batch=2**22 // seq_len,
+            micro_batch=1,
+            tp=tp,
+            zero=zero,
+            recompute=rc,
+            goodput=0.9,
+        )
         try:
             est = estimate_train(model, job, Cluster(device="a100-80gb", count=gpus))
         except SpecError:
@@ -37,7 +45,9 @@ def fastest_fitting(model: ModelSpec, tokens: float, seq_len: int, gpus: int) ->
 
 def llama1(name: str, layers: int, d: int, heads: int, ff: int) -> ModelSpec:
     """LLaMA-1 shapes (Touvron et al. 2023a, Table 2): RoPE, RMSNorm, SwiGLU, vocab 32k, context 2048."""
-    return ModelSpec(name=name, n_layers=layers, d_model=d, n_heads=heads, d_ff=ff, vocab_size=32000, max_seq_len=2048)
+    return ModelSpec(
+        name=name, n_layers=layers, d_model=d, n_heads=heads, d_ff=ff, vocab_size=32000, max_seq_len=2048
+    )
 
 
 CARDS = [
@@ -77,7 +87,20 @@ def test_six_nd_close_to_detailed_count(preset: str) -> None:
 
 def test_gpt3_flops_match_paper() -> None:
     """GPT-3 175B on 300B tokens: 3.14e23 FLOPs (Brown et al. 2020, Table D.1)."""
-    gpt3 = ModelSpec(name="gpt3", n_layers=96, d_model=12288, n_heads=96, d_ff=4 * 12288, vocab_size=50257,
-                     max_seq_len=2048, mlp="gelu", norm="layernorm", position="learned", tied_embeddings=True,
-                     qkv_bias=True, out_bias=True, mlp_bias=True)
+    gpt3 = ModelSpec(
+        name="gpt3",
+        n_layers=96,
+        d_model=12288,
+        n_heads=96,
+        d_ff=4 * 12288,
+        vocab_size=50257,
+        max_seq_len=2048,
+        mlp="gelu",
+        norm="layernorm",
+        position="learned",
+        tied_embeddings=True,
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+    )
     assert six_nd_flops(count_params(gpt3).total, 300e9) == pytest.approx(3.14e23, rel=0.02)

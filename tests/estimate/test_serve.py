@@ -48,7 +48,9 @@ def test_max_batch_is_the_largest_that_fits() -> None:
     est = estimate_serve(model, ServeJob(batch=1, prompt_len=2048, output_len=512), cl)
     assert est.max_batch >= 1
     assert estimate_serve(model, ServeJob(batch=est.max_batch, prompt_len=2048, output_len=512), cl).fits
-    assert not estimate_serve(model, ServeJob(batch=est.max_batch + 1, prompt_len=2048, output_len=512), cl).fits
+    assert not estimate_serve(
+        model, ServeJob(batch=est.max_batch + 1, prompt_len=2048, output_len=512), cl
+    ).fits
 
 
 def test_model_too_big_for_device_has_max_batch_zero() -> None:

@@ -33,8 +33,17 @@ def _catalog(paths: list[Path] | None) -> Any:
     return get_catalog(extra=paths or None)
 
 
-def _cluster(device: str, gpus: int, gpus_per_node: int | None, provider: str | None, region: str | None,
-             pricing: str, price: float | None, pue: float | None, carbon: float | None) -> Any:
+def _cluster(
+    device: str,
+    gpus: int,
+    gpus_per_node: int | None,
+    provider: str | None,
+    region: str | None,
+    pricing: str,
+    price: float | None,
+    pue: float | None,
+    carbon: float | None,
+) -> Any:
     from mlcost.spec import Cluster
 
     return Cluster(
@@ -52,34 +61,60 @@ def _cluster(device: str, gpus: int, gpus_per_node: int | None, provider: str | 
 
 @estimate_app.command("train")
 def train(
-    model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="Preset name (mlcost models) or path to a config.json."),
-    device: str = typer.Option("h100-sxm", "--device", "-d", help="Device id (mlcost devices), or 'local' after mlcost calibrate."),
+    model: str = typer.Option(
+        "llama-3.1-8b", "--model", "-m", help="Preset name (mlcost models) or path to a config.json."
+    ),
+    device: str = typer.Option(
+        "h100-sxm", "--device", "-d", help="Device id (mlcost devices), or 'local' after mlcost calibrate."
+    ),
     gpus: int = typer.Option(8, "--gpus", "-n", help="Devices in the job."),
-    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", help="Devices per node [catalog's typical node]."),
+    gpus_per_node: int | None = typer.Option(
+        None, "--gpus-per-node", help="Devices per node [catalog's typical node]."
+    ),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree."),
     pp: int = typer.Option(1, "--pp", help="Pipeline-parallel degree."),
     virtual_stages: int = typer.Option(1, "--virtual-stages", help="Interleaved pipeline chunks per rank."),
-    micro_batch: int = typer.Option(1, "--micro-batch", help="Sequences per micro-batch per data-parallel rank."),
-    global_batch: int | None = typer.Option(None, "--global-batch", help="Sequences per optimizer step [≈1M tokens]."),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per sequence [2048, capped at the model's context]."),
-    recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective, full."),
-    sequence_parallel: bool = typer.Option(False, "--sequence-parallel", help="Megatron sequence parallelism."),
-    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (FSDP full sharding = 3)."),
-    flash_attention: bool = typer.Option(True, "--flash-attention/--no-flash-attention", help="Fused attention."),
-    overlap_grad_reduce: bool = typer.Option(
-        True, "--overlap-grad-reduce/--no-overlap-grad-reduce", help="Framework overlaps gradient sync with backward."
+    micro_batch: int = typer.Option(
+        1, "--micro-batch", help="Sequences per micro-batch per data-parallel rank."
     ),
-    goodput: float = typer.Option(1.0, "--goodput", help="Share of wall time in useful steps (e.g. 0.9 for long runs)."),
+    global_batch: int | None = typer.Option(
+        None, "--global-batch", help="Sequences per optimizer step [≈1M tokens]."
+    ),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Tokens per sequence [2048, capped at the model's context]."
+    ),
+    recompute: str = typer.Option(
+        "none", "--recompute", help="Activation recomputation: none, selective, full."
+    ),
+    sequence_parallel: bool = typer.Option(
+        False, "--sequence-parallel", help="Megatron sequence parallelism."
+    ),
+    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (FSDP full sharding = 3)."),
+    flash_attention: bool = typer.Option(
+        True, "--flash-attention/--no-flash-attention", help="Fused attention."
+    ),
+    overlap_grad_reduce: bool = typer.Option(
+        True,
+        "--overlap-grad-reduce/--no-overlap-grad-reduce",
+        help="Framework overlaps gradient sync with backward.",
+    ),
+    goodput: float = typer.Option(
+        1.0, "--goodput", help="Share of wall time in useful steps (e.g. 0.9 for long runs)."
+    ),
     precision: str = typer.Option("bf16", "--precision", help="fp32, tf32, bf16, fp16 or fp8."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd (with momentum)."),
-    tokens: str | None = typer.Option(None, "--tokens", "-t", help="Training tokens, e.g. 1e12, 300B, 2T [20 × params]."),
+    tokens: str | None = typer.Option(
+        None, "--tokens", "-t", help="Training tokens, e.g. 1e12, 300B, 2T [20 × params]."
+    ),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
     pricing: str = typer.Option("on-demand", "--pricing", help="on-demand or spot."),
     price: float | None = typer.Option(None, "--price-usd-per-h", help="Override: USD per device-hour."),
     pue: float | None = typer.Option(None, "--pue", help="Override: data-centre PUE."),
     carbon: float | None = typer.Option(None, "--carbon-kg-per-kwh", help="Override: grid carbon intensity."),
-    catalog: list[Path] | None = typer.Option(None, "--catalog", help="Extra catalog TOML file(s) overriding package data."),
+    catalog: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
 ) -> None:
     """Predict FLOPs, memory, time, energy, dollars and CO2 of a training job."""
@@ -95,24 +130,41 @@ def train(
     extra: list[Assumption] = []
     if tokens is None:
         n_tokens = CHINCHILLA_TOKENS_PER_PARAM * count_params(spec).total
-        extra.append(Assumption("tokens", n_tokens, "not given: 20 tokens per parameter (Hoffmann et al. 2022); pass --tokens"))
+        extra.append(
+            Assumption(
+                "tokens", n_tokens, "not given: 20 tokens per parameter (Hoffmann et al. 2022); pass --tokens"
+            )
+        )
     else:
         n_tokens = parse_count(tokens, what="--tokens")
     if seq_len is None:
         seq_len = min(2048, spec.max_seq_len)
-        extra.append(Assumption("seq_len", seq_len, "not given: 2048, capped at the model's context; pass --seq-len"))
+        extra.append(
+            Assumption("seq_len", seq_len, "not given: 2048, capped at the model's context; pass --seq-len")
+        )
     if global_batch is None:
         dp = max(gpus // (tp * pp), 1)
         unit = micro_batch * dp
         global_batch = max(unit, math.ceil(DEFAULT_TOKENS_PER_STEP / seq_len / unit) * unit)
-        extra.append(Assumption(
-            "global_batch", global_batch,
-            f"not given: ≈{DEFAULT_TOKENS_PER_STEP:,} tokens per step, a multiple of micro-batch × DP; pass --global-batch"))
+        extra.append(
+            Assumption(
+                "global_batch",
+                global_batch,
+                f"not given: ≈{DEFAULT_TOKENS_PER_STEP:,} tokens per step, a multiple of micro-batch × DP; pass --global-batch",
+            )
+        )
     job = TrainJob(
-        tokens=n_tokens, seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch,
+        tokens=n_tokens,
+        seq_len=seq_len,
+        global_batch=global_batch,
+        micro_batch=micro_batch,
         precision=precision,  # type: ignore[arg-type]
         optimizer=optimizer,  # type: ignore[arg-type]
-        tp=tp, pp=pp, virtual_stages=virtual_stages, sequence_parallel=sequence_parallel, zero=zero,
+        tp=tp,
+        pp=pp,
+        virtual_stages=virtual_stages,
+        sequence_parallel=sequence_parallel,
+        zero=zero,
         recompute=recompute,  # type: ignore[arg-type]
         flash_attention=flash_attention,
         overlap_grad_reduce=overlap_grad_reduce,
@@ -131,7 +183,9 @@ def train(
 
 @estimate_app.command("serve")
 def serve(
-    model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="Preset name (mlcost models) or path to a config.json."),
+    model: str = typer.Option(
+        "llama-3.1-8b", "--model", "-m", help="Preset name (mlcost models) or path to a config.json."
+    ),
     device: str = typer.Option("h100-sxm", "--device", "-d", help="Device id (mlcost devices)."),
     gpus: int | None = typer.Option(None, "--gpus", "-n", help="Devices [= TP: one replica]."),
     gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", help="Devices per node [catalog]."),
@@ -139,8 +193,12 @@ def serve(
     batch: int = typer.Option(1, "--batch", "-b", help="Concurrent sequences decoded together."),
     prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Generated tokens per request."),
-    weight_precision: str = typer.Option("bf16", "--weight-precision", help="bf16, fp16, fp8, int8, int4 (weight-only) or fp32."),
-    kv_precision: str = typer.Option("bf16", "--kv-precision", help="KV-cache precision: bf16, fp16, fp8, int8, fp32."),
+    weight_precision: str = typer.Option(
+        "bf16", "--weight-precision", help="bf16, fp16, fp8, int8, int4 (weight-only) or fp32."
+    ),
+    kv_precision: str = typer.Option(
+        "bf16", "--kv-precision", help="KV-cache precision: bf16, fp16, fp8, int8, fp32."
+    ),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
     pricing: str = typer.Option("on-demand", "--pricing", help="on-demand or spot."),
@@ -159,7 +217,10 @@ def serve(
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)
     job = ServeJob(
-        prompt_len=prompt_len, output_len=output_len, batch=batch, tp=tp,
+        prompt_len=prompt_len,
+        output_len=output_len,
+        batch=batch,
+        tp=tp,
         weight_precision=weight_precision,  # type: ignore[arg-type]
         kv_precision=kv_precision,  # type: ignore[arg-type]
     )

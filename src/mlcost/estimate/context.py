@@ -31,7 +31,9 @@ class Hardware:
     assumptions: tuple[Assumption, ...]
 
 
-def resolve_hardware(cluster: Cluster, catalog: Any = None, profile: EfficiencyProfile | None = None) -> Hardware:
+def resolve_hardware(
+    cluster: Cluster, catalog: Any = None, profile: EfficiencyProfile | None = None
+) -> Hardware:
     """Fill a cluster's ``None`` fields from the catalog; raise for unknown names."""
     from mlcost.catalog import get_catalog
 
@@ -43,7 +45,8 @@ def resolve_hardware(cluster: Cluster, catalog: Any = None, profile: EfficiencyP
         Assumption(
             "efficiency_profile",
             prof.device,
-            f"{prof.source} ({prof.date})" + ("" if prof.device == device.id else f"; fallback for {device.id}"),
+            f"{prof.source} ({prof.date})"
+            + ("" if prof.device == device.id else f"; fallback for {device.id}"),
         ),
     ]
     per_node = cluster.devices_per_node or device.devices_per_node
@@ -68,7 +71,9 @@ def resolve_hardware(cluster: Cluster, catalog: Any = None, profile: EfficiencyP
             if provider is not None or region is not None:
                 raise
             price = None
-            notes.append(Assumption("price_usd_per_device_h", None, f"no price in the catalog: {exc.message}"))
+            notes.append(
+                Assumption("price_usd_per_device_h", None, f"no price in the catalog: {exc.message}")
+            )
         else:
             price = row.usd_per_device_h
             provider, region = row.provider, row.region
@@ -94,7 +99,9 @@ def resolve_hardware(cluster: Cluster, catalog: Any = None, profile: EfficiencyP
         crow = cat.carbon(zone=region if region not in (None, "*") else None, provider=provider)
         carbon = crow.kg_co2_per_kwh
         notes.append(
-            Assumption("carbon_kg_per_kwh", carbon, f"zone {crow.zone} {crow.provider}: {crow.source} ({crow.date})")
+            Assumption(
+                "carbon_kg_per_kwh", carbon, f"zone {crow.zone} {crow.provider}: {crow.source} ({crow.date})"
+            )
         )
     return Hardware(
         device=device,

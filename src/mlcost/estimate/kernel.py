@@ -85,7 +85,9 @@ class TrainInputs:
         return dataclasses.replace(self, **changes)
 
 
-def elementwise_bytes_per_token_layer(model: ModelSpec, tp: Arr, sequence_parallel: Arr, act_bytes: Arr) -> Arr:
+def elementwise_bytes_per_token_layer(
+    model: ModelSpec, tp: Arr, sequence_parallel: Arr, act_bytes: Arr
+) -> Arr:
     """Bytes moved by one forward of one block's memory-bound ops per token (norms, residual adds,
     activation function, dropout, rotary embedding), excluding the s×s softmax. Units: bytes."""
     h = model.d_model
@@ -138,7 +140,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e)
     mask = 1.0 if model.dropout else 0.0
     softmax_tok = np.where(
-        np.asarray(x.flash_attention, dtype=bool), 0.0, (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t
+        np.asarray(x.flash_attention, dtype=bool),
+        0.0,
+        (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t,
     )
     loss_tok = (e + 4.0) * model.vocab_size * 2.0 / t if model.has_lm_head else 0.0
     elem_bytes_mb = tokens_mb * (
@@ -150,12 +154,24 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
 
     # ---- tensor- and pipeline-parallel communication per micro-batch ----------------------------
     bw_tp = link_bandwidth(
-        t, 1, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+        t,
+        1,
+        x.devices_per_node,
+        x.intra_bw_bytes_per_s,
+        x.inter_bw_bytes_per_s,
+        x.intra_comm_eff,
+        x.inter_comm_eff,
     )
     n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     bw_pp = link_bandwidth(
-        2, t, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+        2,
+        t,
+        x.devices_per_node,
+        x.intra_bw_bytes_per_s,
+        x.inter_bw_bytes_per_s,
+        x.intra_comm_eff,
+        x.inter_comm_eff,
     )
     # Each of the v model chunks per rank sends activations forward and gradients back (interleaving
     # multiplies point-to-point traffic by v; Megatron's scatter/gather splits each message over TP).
@@ -166,7 +182,13 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
     psi = stage_params(model, t, p).worst
     bw_dp = link_bandwidth(
-        n, t * p, x.devices_per_node, x.intra_bw_bytes_per_s, x.inter_bw_bytes_per_s, x.intra_comm_eff, x.inter_comm_eff
+        n,
+        t * p,
+        x.devices_per_node,
+        x.intra_bw_bytes_per_s,
+        x.inter_bw_bytes_per_s,
+        x.intra_comm_eff,
+        x.inter_comm_eff,
     )
     grad_size = psi * np.asarray(x.grad_bytes, dtype=np.float64)
     weight_size = psi * np.asarray(x.weight_bytes, dtype=np.float64)

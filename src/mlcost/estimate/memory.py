@@ -69,7 +69,9 @@ def stage_params(model: ModelSpec, tp: ArrayLike, pp: ArrayLike) -> StageParams:
     first = (layers + c.embedding + np.where(single, c.lm_head + c.final, 0.0)) / tp_a
     # With pp > 1 the last stage holds its own LM head (a copy of the tied embedding if tied).
     last = (layers + np.where(single, c.embedding + c.lm_head, head) + c.final) / tp_a
-    return StageParams(first=first, last=last, worst=np.maximum(first, last), largest_layer=float(c.per_layer))
+    return StageParams(
+        first=first, last=last, worst=np.maximum(first, last), largest_layer=float(c.per_layer)
+    )
 
 
 def activation_bytes_per_layer(
@@ -158,9 +160,9 @@ def train_memory(
     e = np.asarray(act_bytes, dtype=np.float64)
     sp_params = stage_params(model, t, p)
     psi = sp_params.worst
-    weights = psi * weight_bytes / np.where(z >= 3, n, 1.0)
-    grads = psi * grad_bytes / np.where(z >= 2, n, 1.0)
-    optim = psi * optimizer_bytes / np.where(z >= 1, n, 1.0)
+    weights = psi * np.asarray(weight_bytes, dtype=np.float64) / np.where(z >= 3, n, 1.0)
+    grads = psi * np.asarray(grad_bytes, dtype=np.float64) / np.where(z >= 2, n, 1.0)
+    optim = psi * np.asarray(optimizer_bytes, dtype=np.float64) / np.where(z >= 1, n, 1.0)
 
     per_layer = activation_bytes_per_layer(
         model,
@@ -194,11 +196,21 @@ def train_memory(
     activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
 
     # ZeRO-3 gathers a full layer (and prefetches the next) in the working dtype.
-    gather = np.where(z >= 3, 2.0 * sp_params.largest_layer * weight_bytes / t, 0.0)
+    gather = np.where(
+        z >= 3, 2.0 * sp_params.largest_layer * np.asarray(weight_bytes, dtype=np.float64) / t, 0.0
+    )
     other = np.asarray(framework_overhead_bytes, dtype=np.float64) + gather
-    parts = {"weights": weights, "gradients": grads, "optimizer": optim, "activations": activations, "other": other}
+    parts = {
+        "weights": weights,
+        "gradients": grads,
+        "optimizer": optim,
+        "activations": activations,
+        "other": other,
+    }
     shape = np.broadcast_shapes(*(np.shape(v) for v in parts.values()))
-    return TrainMemory(**{k: v if np.shape(v) == shape else np.broadcast_to(v, shape) for k, v in parts.items()})
+    return TrainMemory(
+        **{k: v if np.shape(v) == shape else np.broadcast_to(v, shape) for k, v in parts.items()}
+    )
 
 
 def kv_cache_bytes(

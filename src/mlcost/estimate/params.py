@@ -78,7 +78,9 @@ def count_params(model: ModelSpec) -> ParamCounts:
         shared = model.n_shared_experts * expert
         mlp_total = router + model.n_experts * expert + shared
         mlp_active = router + model.experts_top_k * expert + shared
-        mlp_matmul = router + (model.experts_top_k + model.n_shared_experts) * mlp_weights(model, model.ff_expert)
+        mlp_matmul = router + (model.experts_top_k + model.n_shared_experts) * mlp_weights(
+            model, model.ff_expert
+        )
     else:
         mlp_total = mlp_active = mlp_weights(model, model.d_ff) + _mlp_biases(model, model.d_ff)
         mlp_matmul = mlp_weights(model, model.d_ff)

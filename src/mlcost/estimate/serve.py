@@ -44,7 +44,9 @@ USABLE_MEMORY_FRAC = 0.9
 def _compute_peak(device: Any, weight_precision: str) -> tuple[float, str]:
     """Peak used for serving compute: fp8 weights run fp8 GEMMs where supported; weight-only int8/int4
     dequantise to bf16 (fp16 on devices without bf16)."""
-    order = {"fp8": ("fp8", "bf16", "fp16"), "fp32": ("fp32",)}.get(weight_precision, ("bf16", "fp16", "fp32"))
+    order = {"fp8": ("fp8", "bf16", "fp16"), "fp32": ("fp32",)}.get(
+        weight_precision, ("bf16", "fp16", "fp32")
+    )
     if weight_precision in ("bf16", "fp16"):
         order = (weight_precision, "fp16", "bf16", "fp32")
     for p in order:
@@ -74,14 +76,16 @@ def serve_kernel(
     """Vectorised serving model (module docstring). Returns arrays keyed by metric."""
     counts = count_params(model)
     P = np.asarray(prompt_len, dtype=np.float64)
-    O = np.asarray(output_len, dtype=np.float64)
+    n_out = np.asarray(output_len, dtype=np.float64)
     B = np.asarray(batch, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
     wb = np.asarray(weight_bytes, dtype=np.float64)
     peak = np.asarray(peak_flops_per_s, dtype=np.float64)
     bw = np.asarray(mem_bw_bytes_per_s, dtype=np.float64) * profile.mem_bw_eff
     L, a, d, h = model.n_layers, model.n_heads, model.dim_head, model.d_model
-    matmul_active = 2.0 * (L * counts.matmul_per_layer_active + (model.vocab_size * h if model.has_lm_head else 0))
+    matmul_active = 2.0 * (
+        L * counts.matmul_per_layer_active + (model.vocab_size * h if model.has_lm_head else 0)
+    )
     weights_dev = counts.total * wb / t
 
     # Weights read per decode step: MoE reads only the experts the batch touches.
@@ -94,12 +98,20 @@ def serve_kernel(
     read_dev = read_params * wb / t
 
     bw_tp = link_bandwidth(
-        t, 1, devices_per_node, intra_bw_bytes_per_s, inter_bw_bytes_per_s, profile.intra_comm_eff, profile.inter_comm_eff
+        t,
+        1,
+        devices_per_node,
+        intra_bw_bytes_per_s,
+        inter_bw_bytes_per_s,
+        profile.intra_comm_eff,
+        profile.inter_comm_eff,
     )
     # Prefill.
     tokens_prefill = B * P
     flops_prefill = tokens_prefill * (matmul_active + L * 4.0 * P * a * d) / t
-    eff_prefill = matmul_efficiency(np.minimum(h / t, tokens_prefill), profile.matmul_eff_max, profile.matmul_half_dim)
+    eff_prefill = matmul_efficiency(
+        np.minimum(h / t, tokens_prefill), profile.matmul_eff_max, profile.matmul_half_dim
+    )
     t_prefill_compute = flops_prefill / (peak * eff_prefill)
     comm_prefill = np.where(
         t > 1, 2.0 * L * (allreduce_time_s(2.0 * tokens_prefill * h, t, bw_tp) + ALLREDUCE_LATENCY_S), 0.0
@@ -107,22 +119,24 @@ def serve_kernel(
     ttft = np.maximum(t_prefill_compute, weights_dev / bw) + comm_prefill
 
     # Decode at the mean context.
-    ctx = P + O / 2.0
+    ctx = P + n_out / 2.0
     kv_dev_step = kv_cache_bytes(model, ctx, B, t, kv_bytes)
     flops_decode = B * (matmul_active + L * 4.0 * ctx * a * d) / t
     eff_decode = matmul_efficiency(np.minimum(h / t, B), profile.matmul_eff_max, profile.matmul_half_dim)
     t_dec_compute = flops_decode / (peak * eff_decode)
     t_dec_memory = (read_dev + kv_dev_step) / bw
-    comm_decode = np.where(t > 1, 2.0 * L * (allreduce_time_s(2.0 * B * h, t, bw_tp) + ALLREDUCE_LATENCY_S), 0.0)
+    comm_decode = np.where(
+        t > 1, 2.0 * L * (allreduce_time_s(2.0 * B * h, t, bw_tp) + ALLREDUCE_LATENCY_S), 0.0
+    )
     tpot = np.maximum(t_dec_compute, t_dec_memory) + comm_decode + profile.step_overhead_s
 
-    latency = ttft + O * tpot
-    tokens_per_s = B * O / latency
-    kv_full = kv_cache_bytes(model, P + O, B, t, kv_bytes)
+    latency = ttft + n_out * tpot
+    tokens_per_s = B * n_out / latency
+    kv_full = kv_cache_bytes(model, P + n_out, B, t, kv_bytes)
     overhead = np.asarray(profile.framework_overhead_bytes, dtype=np.float64)
     mem_total = weights_dev + kv_full + overhead
     usable = np.asarray(memory_bytes, dtype=np.float64) * USABLE_MEMORY_FRAC
-    kv_per_seq = kv_cache_bytes(model, P + O, 1.0, t, kv_bytes)
+    kv_per_seq = kv_cache_bytes(model, P + n_out, 1.0, t, kv_bytes)
     max_batch = np.floor(np.maximum(usable - weights_dev - overhead, 0.0) / kv_per_seq)
     out = {
         "ttft_s": ttft,
@@ -153,7 +167,9 @@ def estimate_serve(
     ``cluster.count`` must be a multiple of TP; the result is per replica (costs are per output token and
     therefore independent of the number of replicas)."""
     if cluster.count % job.tp:
-        raise SpecError(f"{cluster.count} devices are not a multiple of TP = {job.tp}", hint="one replica uses TP devices")
+        raise SpecError(
+            f"{cluster.count} devices are not a multiple of TP = {job.tp}", hint="one replica uses TP devices"
+        )
     if model.n_heads % job.tp:
         raise SpecError(
             f"TP = {job.tp} does not divide the {model.n_heads} attention heads of {model.name}",
@@ -195,9 +211,12 @@ def estimate_serve(
     }
     if cost_per_m is not None:
         ranges["cost_per_million_output_tokens_usd"] = (cost_per_m * (1 - rel), cost_per_m * (1 + rel))
-    notes = list(hw.assumptions) + [
+    notes = [
+        *hw.assumptions,
         Assumption("compute_precision", compute_precision, f"GEMMs for {job.weight_precision} weights"),
-        Assumption("weight_bytes_per_param", WEIGHT_BYTES[job.weight_precision], "includes quantisation scales"),
+        Assumption(
+            "weight_bytes_per_param", WEIGHT_BYTES[job.weight_precision], "includes quantisation scales"
+        ),
         Assumption("batching", "static", "the batch is prefilled together and decoded in lock-step"),
         Assumption("usable_memory_frac", USABLE_MEMORY_FRAC, "share of device memory for weights + KV cache"),
         Assumption("utilisation", 1.0, "cost per token assumes the replica is busy all the time"),
@@ -227,9 +246,19 @@ def estimate_serve(
         energy_kwh_per_million_output_tokens=energy_per_m,
         co2_kg_per_million_output_tokens=energy_per_m * hw.carbon_kg_per_kwh,
         bound="memory" if v["memory_bound"] else "compute",
-        error_band=ErrorBand(relative=rel, source=f"efficiency profile {prof.device}: {prof.source}", ranges=ranges),
+        error_band=ErrorBand(
+            relative=rel, source=f"efficiency profile {prof.device}: {prof.source}", ranges=ranges
+        ),
         assumptions=notes,
-        config={"model": model.to_dict(), "job": job.to_dict(), "cluster": {
-            "device": hw.device.id, "count": cluster.count, "provider": hw.provider, "region": hw.region,
-            "pricing": hw.pricing}},
+        config={
+            "model": model.to_dict(),
+            "job": job.to_dict(),
+            "cluster": {
+                "device": hw.device.id,
+                "count": cluster.count,
+                "provider": hw.provider,
+                "region": hw.region,
+                "pricing": hw.pricing,
+            },
+        },
     )

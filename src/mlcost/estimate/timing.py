@@ -40,24 +40,37 @@ def link_bandwidth(
     inside = span <= np.asarray(devices_per_node, dtype=np.float64)
     return np.where(
         inside,
-        np.asarray(intra_bw, dtype=np.float64) * intra_eff,
-        np.asarray(inter_bw, dtype=np.float64) * inter_eff,
+        np.asarray(intra_bw, dtype=np.float64) * np.asarray(intra_eff, dtype=np.float64),
+        np.asarray(inter_bw, dtype=np.float64) * np.asarray(inter_eff, dtype=np.float64),
     )
 
 
 def allreduce_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:
     """Ring all-reduce of ``size_bytes`` over ``n`` ranks (0 when n == 1). Units: s."""
     n_a = np.asarray(n, dtype=np.float64)
-    return 2.0 * (n_a - 1.0) / n_a * np.asarray(size_bytes, dtype=np.float64) / bw_bytes_per_s
+    return (
+        2.0
+        * (n_a - 1.0)
+        / n_a
+        * np.asarray(size_bytes, dtype=np.float64)
+        / np.asarray(bw_bytes_per_s, dtype=np.float64)
+    )
 
 
 def allgather_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:
     """Ring all-gather (or reduce-scatter) of a ``size_bytes`` result over ``n`` ranks. Units: s."""
     n_a = np.asarray(n, dtype=np.float64)
-    return (n_a - 1.0) / n_a * np.asarray(size_bytes, dtype=np.float64) / bw_bytes_per_s
+    return (
+        (n_a - 1.0)
+        / n_a
+        * np.asarray(size_bytes, dtype=np.float64)
+        / np.asarray(bw_bytes_per_s, dtype=np.float64)
+    )
 
 
-def pipeline_time_s(t_micro_s: ArrayLike, n_micro: ArrayLike, pp: ArrayLike, virtual: ArrayLike) -> np.ndarray:
+def pipeline_time_s(
+    t_micro_s: ArrayLike, n_micro: ArrayLike, pp: ArrayLike, virtual: ArrayLike
+) -> np.ndarray:
     """1F1B (interleaved when ``virtual`` > 1) schedule time for ``n_micro`` micro-batches. Units: s."""
     p = np.asarray(pp, dtype=np.float64)
     return np.asarray(t_micro_s, dtype=np.float64) * (

@@ -164,7 +164,9 @@ def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: flo
         dp = count // (job.tp * job.pp)
         if dp == 0:
             continue
-        alt = job.replace(zero=3, recompute="full", micro_batch=1, global_batch=max(job.global_batch // dp, 1) * dp)
+        alt = job.replace(
+            zero=3, recompute="full", micro_batch=1, global_batch=max(job.global_batch // dp, 1) * dp
+        )
         try:
             validate_layout(model, alt, count)
         except SpecError:
@@ -221,15 +223,34 @@ def estimate_train(
     )
     notes = list(hw.assumptions)
     notes += [
-        Assumption("precision", job.precision, "mixed precision keeps fp32 master weights and optimizer states"
-                   if precision_class(job.precision) == "mixed" else "weights, gradients and states in fp32"),
-        Assumption("goodput", job.goodput, "share of wall time in useful steps (failures, restarts, evaluation not "
-                   "counted when 1.0); pass --goodput"),
-        Assumption("attention_flops", "full s×s", "attention scores counted over the full matrix (Megatron, FlopCounterMode)"),
-        Assumption("pipeline_schedule", "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
-                   "Narayanan et al. 2021"),
-        Assumption("power_w_per_device", hw.device.tdp_w * hw.profile.power_frac,
-                   f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})"),
+        Assumption(
+            "precision",
+            job.precision,
+            "mixed precision keeps fp32 master weights and optimizer states"
+            if precision_class(job.precision) == "mixed"
+            else "weights, gradients and states in fp32",
+        ),
+        Assumption(
+            "goodput",
+            job.goodput,
+            "share of wall time in useful steps (failures, restarts, evaluation not "
+            "counted when 1.0); pass --goodput",
+        ),
+        Assumption(
+            "attention_flops",
+            "full s×s",
+            "attention scores counted over the full matrix (Megatron, FlopCounterMode)",
+        ),
+        Assumption(
+            "pipeline_schedule",
+            "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
+            "Narayanan et al. 2021",
+        ),
+        Assumption(
+            "power_w_per_device",
+            hw.device.tdp_w * hw.profile.power_frac,
+            f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})",
+        ),
         Assumption(
             "dp_overlap",
             hw.profile.dp_overlap if job.overlap_grad_reduce else 0.0,
@@ -238,10 +259,16 @@ def estimate_train(
         ),
     ]
     if model.position == "rope" and job.seq_len > model.max_seq_len:
-        notes.append(Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}"))
+        notes.append(
+            Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}")
+        )
     if job.tp > hw.devices_per_node:
-        notes.append(Assumption("tp_across_nodes", job.tp, "TP spans nodes: its all-reduces use the inter-node links"))
-    breakdown = {k[len("time_"):]: r[k] for k in r if k.startswith("time_") and not k.endswith("unoverlapped_s")}
+        notes.append(
+            Assumption("tp_across_nodes", job.tp, "TP spans nodes: its all-reduces use the inter-node links")
+        )
+    breakdown = {
+        k[len("time_") :]: r[k] for k in r if k.startswith("time_") and not k.endswith("unoverlapped_s")
+    }
     return TrainEstimate(
         model=model.name,
         params=counts.total,
@@ -270,7 +297,16 @@ def estimate_train(
         time_breakdown_s=breakdown,
         error_band=band,
         assumptions=notes,
-        config={"model": model.to_dict(), "job": job.to_dict(), "cluster": {
-            "device": hw.device.id, "count": cluster.count, "devices_per_node": hw.devices_per_node,
-            "provider": hw.provider, "region": hw.region, "pricing": hw.pricing}},
+        config={
+            "model": model.to_dict(),
+            "job": job.to_dict(),
+            "cluster": {
+                "device": hw.device.id,
+                "count": cluster.count,
+                "devices_per_node": hw.devices_per_node,
+                "provider": hw.provider,
+                "region": hw.region,
+                "pricing": hw.pricing,
+            },
+        },
     )

@@ -66,7 +66,9 @@ def render_train(est: TrainEstimate, console: Any) -> None:
     if est.fits:
         console.print(f"[green]fits[/green]: {mem.total / mem.capacity:.0%} of device memory")
     else:
-        console.print(f"[red]does not fit[/red]: needs {format_bytes(mem.total)} of {format_bytes(mem.capacity)}. Would fit:")
+        console.print(
+            f"[red]does not fit[/red]: needs {format_bytes(mem.total)} of {format_bytes(mem.capacity)}. Would fit:"
+        )
         for s in est.fit_suggestions:
             console.print(f"  • {s}")
 
@@ -105,7 +107,10 @@ def render_serve(est: ServeEstimate, console: Any) -> None:
     t.add_row("decode bound by", est.bound)
     t.add_row("weights / device", format_bytes(est.weights_bytes))
     t.add_row("KV cache / device", format_bytes(est.kv_cache_bytes))
-    t.add_row("memory total / capacity", f"{format_bytes(est.memory['total'])} / {format_bytes(est.memory['capacity'])}")
+    t.add_row(
+        "memory total / capacity",
+        f"{format_bytes(est.memory['total'])} / {format_bytes(est.memory['capacity'])}",
+    )
     t.add_row("fits", "yes" if est.fits else "[red]no[/red]")
     t.add_row("largest batch that fits", str(est.max_batch))
     t.add_row("cost per hour (replica)", _money(est.cost_per_hour_usd))

@@ -85,7 +85,9 @@ class TrainJob:
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
         check_positive(own, "goodput", self.goodput)
         if self.goodput > 1.0:
-            raise SpecError(f"{own}.goodput must be in (0, 1], got {self.goodput}", hint="e.g. 0.9 for 90% useful time")
+            raise SpecError(
+                f"{own}.goodput must be in (0, 1], got {self.goodput}", hint="e.g. 0.9 for 90% useful time"
+            )
         if self.zero not in (0, 1, 2, 3):
             raise SpecError(f"{own}.zero must be 0, 1, 2 or 3 (FSDP full sharding = 3), got {self.zero!r}")
         if self.global_batch % self.micro_batch:
