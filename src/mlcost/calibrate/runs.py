@@ -36,7 +36,7 @@ class RunConfig:
     d_model: int
     seq_len: int
     micro_batch: int
-    vocab_size: int = 8192
+    vocab_size: int = 2048
 
     @property
     def label(self) -> str:
@@ -111,6 +111,7 @@ class Measurement:
         label: human label (``gpt2 L4 d256 s128 b4`` or a ledger run id).
         spec / job: what ran, in the estimator's terms.
         step_time_s: median optimizer-step time. Units: s.
+        step_time_min_s: fastest measured step (robust to noisy neighbours on a shared machine). Units: s.
         peak_delta_bytes: peak RSS − RSS before building the model, or None (ledger runs). Units: bytes.
         source: ``calibrate`` (measured here) or ``ledger:<run id>``.
     """
@@ -122,6 +123,7 @@ class Measurement:
     peak_delta_bytes: float | None
     source: str = "calibrate"
     baseline_rss_bytes: float | None = None
+    step_time_min_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +134,7 @@ class Measurement:
             "step_time_s": self.step_time_s,
             "peak_delta_bytes": self.peak_delta_bytes,
             "baseline_rss_bytes": self.baseline_rss_bytes,
+            "step_time_min_s": self.step_time_min_s,
         }
 
 
@@ -167,6 +170,7 @@ def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: i
         peak = float(meter.read().peak_bytes)
     return {
         "step_time_s": statistics.median(times),
+        "step_time_min_s": min(times),
         "peak_delta_bytes": peak - baseline,
         "baseline_rss_bytes": baseline,
     }
@@ -206,6 +210,7 @@ def measure_configs(
                     step_time_s=r["step_time_s"],
                     peak_delta_bytes=r["peak_delta_bytes"],
                     baseline_rss_bytes=r["baseline_rss_bytes"],
+                    step_time_min_s=r["step_time_min_s"],
                 )
             )
             if progress is not None:
