@@ -64,9 +64,39 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
     return dp
 
 
+def hardware_fields(hw: Any) -> dict[str, Any]:
+    """The kernel inputs that come from the device row, its node and its efficiency profile. ``hw`` is a
+    :class:`Hardware` or anything with ``device``, ``profile``, ``devices_per_node``,
+    ``intra_bw_bytes_per_s`` and ``inter_bw_bytes_per_s`` (the planner's per-device facts)."""
+    prof = hw.profile
+    return {
+        "mem_bw_bytes_per_s": hw.device.mem_bw_bytes_per_s,
+        "memory_bytes": hw.device.memory_bytes,
+        "devices_per_node": hw.devices_per_node,
+        "intra_bw_bytes_per_s": hw.intra_bw_bytes_per_s,
+        "inter_bw_bytes_per_s": hw.inter_bw_bytes_per_s,
+        "tdp_w": hw.device.tdp_w,
+        "matmul_eff_max": prof.matmul_eff_max,
+        "matmul_half_dim": prof.matmul_half_dim,
+        "attention_eff": prof.attention_eff,
+        "mem_bw_eff": prof.mem_bw_eff,
+        "intra_comm_eff": prof.intra_comm_eff,
+        "inter_comm_eff": prof.inter_comm_eff,
+        "dp_overlap": prof.dp_overlap,
+        "power_frac": prof.power_frac,
+        "framework_overhead_bytes": prof.framework_overhead_bytes,
+        "step_overhead_s": prof.step_overhead_s,
+        "layer_overhead_s": prof.layer_overhead_s,
+        "price_usd_per_device_h": hw.price_usd_per_device_h
+        if hw.price_usd_per_device_h is not None
+        else np.nan,
+        "pue": hw.pue,
+        "carbon_kg_per_kwh": hw.carbon_kg_per_kwh,
+    }
+
+
 def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> TrainInputs:
     """The kernel inputs for one (model, job, resolved hardware)."""
-    prof = hw.profile
     w, g, o = STATE_BYTES[(precision_class(job.precision), job.optimizer)]
     return TrainInputs(
         tp=job.tp,
@@ -89,26 +119,10 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_bytes=o,
         optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[job.optimizer],
         peak_flops_per_s=peak_flops_per_s(hw.device, job.precision),
-        mem_bw_bytes_per_s=hw.device.mem_bw_bytes_per_s,
-        memory_bytes=hw.device.memory_bytes,
-        devices_per_node=hw.devices_per_node,
-        intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
-        inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
-        tdp_w=hw.device.tdp_w,
-        matmul_eff_max=prof.matmul_eff_max,
-        matmul_half_dim=prof.matmul_half_dim,
-        attention_eff=prof.attention_eff,
-        mem_bw_eff=prof.mem_bw_eff,
-        intra_comm_eff=prof.intra_comm_eff,
-        inter_comm_eff=prof.inter_comm_eff,
-        dp_overlap=prof.dp_overlap,
-        power_frac=prof.power_frac,
-        framework_overhead_bytes=prof.framework_overhead_bytes,
-        step_overhead_s=prof.step_overhead_s,
-        layer_overhead_s=prof.layer_overhead_s,
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
         carbon_kg_per_kwh=hw.carbon_kg_per_kwh,
+        **hardware_fields(hw),
     )
 
 

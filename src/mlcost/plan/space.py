@@ -24,6 +24,7 @@ from mlcost.catalog.schema import Device, EfficiencyProfile
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.estimate.train import hardware_fields
 from mlcost.spec.model import ModelSpec
 
 #: Default candidate values of the discrete choices.
@@ -199,7 +200,6 @@ def build_train_inputs(
     act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
     peak = np.array([hw.device.peak_for(p) or np.nan for p in prec], dtype=np.float64)
     pi = layouts.precision
-    prof = hw.profile
     sp: Any = layouts.tp > 1 if sequence_parallel is None else sequence_parallel
     return TrainInputs(
         tp=layouts.tp,
@@ -222,24 +222,8 @@ def build_train_inputs(
         optimizer_bytes=state[pi, 2],
         optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[optimizer],
         peak_flops_per_s=peak[pi],
-        mem_bw_bytes_per_s=hw.device.mem_bw_bytes_per_s,
-        memory_bytes=hw.device.memory_bytes,
-        devices_per_node=hw.devices_per_node,
-        intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
-        inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
-        tdp_w=hw.device.tdp_w,
-        matmul_eff_max=prof.matmul_eff_max,
-        matmul_half_dim=prof.matmul_half_dim,
-        attention_eff=prof.attention_eff,
-        mem_bw_eff=prof.mem_bw_eff,
-        intra_comm_eff=prof.intra_comm_eff,
-        inter_comm_eff=prof.inter_comm_eff,
-        dp_overlap=prof.dp_overlap,
-        power_frac=prof.power_frac,
-        framework_overhead_bytes=prof.framework_overhead_bytes,
-        step_overhead_s=prof.step_overhead_s,
-        layer_overhead_s=prof.layer_overhead_s,
         price_usd_per_device_h=1.0,
         pue=1.0,
         carbon_kg_per_kwh=1.0,
+        **hardware_fields(hw),
     )
