@@ -87,11 +87,6 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "framework_overhead_bytes": prof.framework_overhead_bytes,
         "step_overhead_s": prof.step_overhead_s,
         "layer_overhead_s": prof.layer_overhead_s,
-        "price_usd_per_device_h": hw.price_usd_per_device_h
-        if hw.price_usd_per_device_h is not None
-        else np.nan,
-        "pue": hw.pue,
-        "carbon_kg_per_kwh": hw.carbon_kg_per_kwh,
     }
 
 
