@@ -324,9 +324,10 @@ def fit_profile(
     if gaps:
         fitted["framework_overhead_bytes"] = float(max(0.0, np.median(gaps)))
 
+    changes: dict[str, Any] = dict(fitted)
     profile = dataclasses.replace(
         start,
-        **fitted,
+        **changes,
         source=(
             f"mlcost calibrate: microbenchmarks + least squares on {len(ms)} measured training runs "
             f"(log step-time residuals; framework memory = median gap)"

@@ -185,8 +185,8 @@ def ledger_report(ledger_url: str | None, *, this_host_only: bool = False) -> di
         using = f"catalog profile {profile.device} (not calibrated: run mlcost calibrate)"
     ms = ledger_measurements(ledger_url, this_host_only=this_host_only)
     rows, mape, _ = compare(ms, device, profile) if ms else ([], None, None)
-    for row, m in zip(rows, ms, strict=True):
-        row["run_id"] = m.source.split(":", 1)[1]
-        row["model"] = m.spec.name
-        row["config"] = f"b{m.job.micro_batch}×s{m.job.seq_len} {m.job.precision}"
+    for out_row, m in zip(rows, ms, strict=True):
+        out_row["run_id"] = m.source.split(":", 1)[1]
+        out_row["model"] = m.spec.name
+        out_row["config"] = f"b{m.job.micro_batch}×s{m.job.seq_len} {m.job.precision}"
     return {"profile": using, "device": device.id, "runs": rows, "step_time_mape": mape}
