@@ -67,3 +67,41 @@ def test_eager_attention_selectable():
     assert build_model(TINY_LLAMA, attn_implementation="eager").config._attn_implementation == "eager"
     with pytest.raises(SpecError):
         build_model(TINY_LLAMA, attn_implementation="magic")
+
+
+def test_counted_flops_equal_estimator_for_sdpa_and_moe_models() -> None:
+    """The runner counts FLOPs with eager attention and eager experts, so its count equals the estimator's
+    model FLOPs exactly even when the model runs with SDPA (whose CPU kernel FlopCounterMode misses) and for
+    MoE (whose grouped_mm experts it misses)."""
+    from mlcost.estimate import train_step_flops
+    from mlcost.measure.torch_models import build_model, count_model_flops
+    from mlcost.spec import ModelSpec
+
+    for spec in (
+        ModelSpec(
+            name="moe",
+            n_layers=2,
+            d_model=128,
+            n_heads=4,
+            n_kv_heads=2,
+            d_ff=256,
+            vocab_size=1000,
+            max_seq_len=128,
+            n_experts=4,
+            experts_top_k=2,
+        ),
+        ModelSpec(
+            name="llama",
+            n_layers=2,
+            d_model=128,
+            n_heads=4,
+            n_kv_heads=2,
+            d_ff=352,
+            vocab_size=1000,
+            max_seq_len=128,
+        ),
+    ):
+        model = build_model(spec, attn_implementation="sdpa")
+        counted = count_model_flops(model, 2, 64)["total_flops"]
+        assert counted == float(train_step_flops(spec, 128, 64, 0).model)
+        assert model.config._attn_implementation == "sdpa"

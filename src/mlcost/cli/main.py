@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = build_app(argv)
     try:
-        app(args=argv, standalone_mode=False, prog_name="mlcost")
+        # With standalone_mode=False click returns a command's typer.Exit(code) instead of exiting.
+        result = app(args=argv, standalone_mode=False, prog_name="mlcost")
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except MlcostError as exc:
         err(str(exc))
         return exc.exit_code

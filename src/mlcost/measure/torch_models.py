@@ -119,6 +119,9 @@ def hf_config_for(spec: ModelSpec, *, attn_implementation: str = "sdpa", dropout
             cfg = transformers.MixtralConfig(
                 num_local_experts=spec.n_experts, num_experts_per_tok=spec.experts_top_k, **kw
             )
+            # transformers >= 5 runs experts through torch._grouped_mm, which FlopCounterMode does not see;
+            # the eager implementation (a loop of linear layers over routed tokens) is counted exactly.
+            cfg._experts_implementation = "eager"
     cfg._attn_implementation = attn_implementation
     return cfg
 
@@ -220,12 +223,24 @@ def count_model_flops(
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(1234)
     ids = torch.randint(0, vocab, (batch, seq_len), generator=gen).to(device)
-    with FlopCounterMode(display=False) as fwd_counter:
-        loss = compute_loss(model, ids, ids)
-    fwd = int(fwd_counter.get_total_flops())
-    with FlopCounterMode(display=False) as bwd_counter:
-        loss.backward()
-    bwd = int(bwd_counter.get_total_flops())
+    # FlopCounterMode does not count the CPU SDPA kernel: count with eager attention (the same matmuls,
+    # counted exactly), then restore the implementation the model runs with.
+    configs = [
+        m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")
+    ]
+    saved = [c._attn_implementation for c in configs]
+    try:
+        for c in configs:
+            c._attn_implementation = "eager"
+        with FlopCounterMode(display=False) as fwd_counter:
+            loss = compute_loss(model, ids, ids)
+        fwd = int(fwd_counter.get_total_flops())
+        with FlopCounterMode(display=False) as bwd_counter:
+            loss.backward()
+        bwd = int(bwd_counter.get_total_flops())
+    finally:
+        for c, impl in zip(configs, saved, strict=True):
+            c._attn_implementation = impl
     model.zero_grad(set_to_none=True)
     return {"forward_flops": fwd, "backward_flops": bwd, "total_flops": fwd + bwd}
 
