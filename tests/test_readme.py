@@ -28,11 +28,16 @@ def test_main_job_runs_on_defaults() -> None:
     first = quick_start_commands()[0]
     assert first.endswith("mlcost estimate train")
     proc = subprocess.run(
-        [sys.executable, "-m", "mlcost", "estimate", "train", "--json"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mlcost", "estimate", "train", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["fits"] is True
-    human = subprocess.run([sys.executable, "-m", "mlcost", "estimate", "train"], capture_output=True, text=True, timeout=120)
+    human = subprocess.run(
+        [sys.executable, "-m", "mlcost", "estimate", "train"], capture_output=True, text=True, timeout=120
+    )
     assert human.returncode == 0 and "Assumptions" in human.stdout
 
 

@@ -10,8 +10,8 @@ Two stages:
 2. **From measured training runs** (:func:`fit_profile`): ``matmul_eff_max``, ``attention_eff``,
    ``mem_bw_eff``, ``layer_overhead_s`` and ``step_overhead_s`` minimise the squared log-ratios of
    predicted to measured step time (``scipy.optimize.least_squares``, parameters in log space, bounded);
-   ``framework_overhead_bytes`` is the median of measured − predicted memory over the runs that have a
-   memory figure (it is the estimator's only additive memory term).
+   ``framework_overhead_bytes`` (the estimator's only additive memory term) minimises the mean absolute
+   log-ratio of predicted to measured memory over the runs that have a memory figure.
 
 The prediction inside the fit is the estimator itself: :func:`mlcost.estimate.kernel.train_kernel` with the
 inputs :func:`mlcost.estimate.train.build_inputs` makes for ``Cluster(device="local")`` and the candidate
@@ -313,16 +313,25 @@ def fit_profile(
     sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=1.0, diff_step=1e-3)
     fitted = dict(zip(params, (float(v) for v in np.exp(sol.x)), strict=True))
 
-    # Memory: the additive framework term = median(measured − predicted tensors).
+    # Memory: the additive framework term c minimises the mean |log((tensors + c) / measured)| — relative
+    # error, as for step time, so small models (where c dominates) weigh as much as large ones.
+    from scipy.optimize import minimize_scalar
+
     from mlcost.estimate.kernel import train_kernel
 
-    gaps = []
+    tensors, measured = [], []
     for c in cases:
         if c.m.peak_delta_bytes:
             r = train_kernel(c.m.spec, c.inputs.replace(framework_overhead_bytes=0.0))
-            gaps.append(c.m.peak_delta_bytes - float(r["memory_total_bytes"]))
-    if gaps:
-        fitted["framework_overhead_bytes"] = float(max(0.0, np.median(gaps)))
+            tensors.append(float(r["memory_total_bytes"]))
+            measured.append(float(c.m.peak_delta_bytes))
+    if tensors:
+        t_arr, m_arr = np.array(tensors), np.array(measured)
+        hi = max(float(np.max(m_arr)), 1.0)
+        best = minimize_scalar(
+            lambda c: float(np.mean(np.abs(np.log((t_arr + c) / m_arr)))), bounds=(0.0, hi), method="bounded"
+        )
+        fitted["framework_overhead_bytes"] = float(best.x)
 
     changes: dict[str, Any] = dict(fitted)
     profile = dataclasses.replace(
@@ -330,7 +339,7 @@ def fit_profile(
         **changes,
         source=(
             f"mlcost calibrate: microbenchmarks + least squares on {len(ms)} measured training runs "
-            f"(log step-time residuals; framework memory = median gap)"
+            f"(log step-time residuals; framework memory minimises mean |log ratio|)"
         ),
         date=date or today(),
     )

@@ -80,8 +80,10 @@ class RunConfig:
         raise ValueError(f"family must be gpt2 or llama, got {self.family!r}")
 
     def job(self) -> TrainJob:
-        """The estimator's job for one fp32 AdamW step of this shape (no flash attention: torch's CPU
-        scaled-dot-product attention materialises the score matrix)."""
+        """The estimator's job for one fp32 AdamW step of this shape. Flash attention is on: with a causal
+        mask and no padding, transformers' SDPA path runs torch's fused CPU kernel
+        (``aten::_scaled_dot_product_flash_attention_for_cpu`` in the profiler), which never stores the
+        s×s score matrix. Element-wise ops are not fused (eager PyTorch)."""
         return TrainJob(
             tokens=float(self.micro_batch * self.seq_len),
             seq_len=self.seq_len,
@@ -89,7 +91,8 @@ class RunConfig:
             micro_batch=self.micro_batch,
             precision="fp32",
             optimizer="adamw",
-            flash_attention=False,
+            flash_attention=True,
+            fused_elementwise=False,  # eager transformers models: unfused activation functions
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,8 +186,11 @@ def measure_configs(
     warmup: int = 2,
     threads: int = 0,
     progress: Any = None,
+    rounds: int = 1,
 ) -> list[Measurement]:
-    """Measure each configuration in its own spawned process (see the module docstring)."""
+    """Measure each configuration in its own spawned process (see the module docstring), ``rounds`` times
+    in turn: ``step_time_s`` is the median over rounds of each round's median step, ``step_time_min_s`` the
+    fastest step of all rounds, memory the median over rounds."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -198,23 +204,29 @@ def measure_configs(
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["mlcost.calibrate._preload"])
+    # Rounds run the whole grid again in turn (interleaved), so a slow spell of a noisy neighbour touches
+    # one round of every configuration rather than every step of one; the fastest step over all rounds
+    # is the least disturbed figure (neighbours only ever slow a step down).
+    results: list[list[dict[str, float]]] = [[] for _ in configs]
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_measure_in_process, c.to_dict(), steps, warmup, threads) for c in configs]
-        for c, fut in zip(configs, futures, strict=True):
-            r = fut.result()
-            out.append(
-                Measurement(
-                    label=c.label,
-                    spec=c.spec(),
-                    job=c.job(),
-                    step_time_s=r["step_time_s"],
-                    peak_delta_bytes=r["peak_delta_bytes"],
-                    baseline_rss_bytes=r["baseline_rss_bytes"],
-                    step_time_min_s=r["step_time_min_s"],
-                )
+        for rnd in range(max(rounds, 1)):
+            futures = [pool.submit(_measure_in_process, c.to_dict(), steps, warmup, threads) for c in configs]
+            for i, (c, fut) in enumerate(zip(configs, futures, strict=True)):
+                results[i].append(fut.result())
+                if progress is not None:
+                    progress(c.label if rounds <= 1 else f"{c.label} (round {rnd + 1}/{rounds})")
+    for c, rs in zip(configs, results, strict=True):
+        out.append(
+            Measurement(
+                label=c.label,
+                spec=c.spec(),
+                job=c.job(),
+                step_time_s=statistics.median(r["step_time_s"] for r in rs),
+                peak_delta_bytes=statistics.median(r["peak_delta_bytes"] for r in rs),
+                baseline_rss_bytes=statistics.median(r["baseline_rss_bytes"] for r in rs),
+                step_time_min_s=min(r["step_time_min_s"] for r in rs),
             )
-            if progress is not None:
-                progress(c.label)
+        )
     return out
 
 

@@ -98,6 +98,11 @@ def train(
         "--overlap-grad-reduce/--no-overlap-grad-reduce",
         help="Framework overlaps gradient sync with backward.",
     ),
+    fused_elementwise: bool = typer.Option(
+        True,
+        "--fused-elementwise/--eager-elementwise",
+        help="Fused MLP activation kernel (eager: HF/PyTorch).",
+    ),
     goodput: float = typer.Option(
         1.0, "--goodput", help="Share of wall time in useful steps (e.g. 0.9 for long runs)."
     ),
@@ -168,6 +173,7 @@ def train(
         recompute=recompute,  # type: ignore[arg-type]
         flash_attention=flash_attention,
         overlap_grad_reduce=overlap_grad_reduce,
+        fused_elementwise=fused_elementwise,
         goodput=goodput,
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)

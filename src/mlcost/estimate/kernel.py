@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.estimate.flops import forward_flops_per_token, train_step_flops
-from mlcost.estimate.memory import stage_params, train_memory
+from mlcost.estimate.memory import MLP_ELEMENTWISE_PASSES, stage_params, train_memory
 from mlcost.estimate.timing import (
     allgather_time_s,
     allreduce_time_s,
@@ -49,6 +49,7 @@ class TrainInputs:
     sequence_parallel: Arr
     flash_attention: Arr
     overlap_grad_reduce: Arr
+    fused_elementwise: Arr
     goodput: Arr
     tokens: Arr
     act_bytes: Arr
@@ -86,7 +87,7 @@ class TrainInputs:
 
 
 def elementwise_bytes_per_token_layer(
-    model: ModelSpec, tp: Arr, sequence_parallel: Arr, act_bytes: Arr
+    model: ModelSpec, tp: Arr, sequence_parallel: Arr, act_bytes: Arr, fused_elementwise: Arr = True
 ) -> Arr:
     """Bytes moved by one forward of one block's memory-bound ops per token (norms, residual adds,
     activation function, dropout, rotary embedding), excluding the s×s softmax. Units: bytes."""
@@ -99,7 +100,8 @@ def elementwise_bytes_per_token_layer(
         ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
     else:
         ff, routed = model.d_ff, 1
-    mlp = e * ff * (3.0 if model.mlp == "swiglu" else 2.0) * routed
+    passes = MLP_ELEMENTWISE_PASSES[model.mlp]
+    mlp = e * ff * np.where(np.asarray(fused_elementwise, dtype=bool), passes[0], passes[1]) * routed
     rope = e * 2.0 * (model.n_heads + model.kv_heads) * model.dim_head if model.position == "rope" else 0.0
     split = mlp + rope
     return np.where(np.asarray(sequence_parallel, dtype=bool), replicated / t, replicated) + split / t
@@ -137,7 +139,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     t_matmul = mm_flops_mb / (peak * mm_eff)
     t_attn = attn_flops_mb / (peak * x.attention_eff)
     bw_mem = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * x.mem_bw_eff
-    elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e)
+    elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e, x.fused_elementwise)
     mask = 1.0 if model.dropout else 0.0
     softmax_tok = np.where(
         np.asarray(x.flash_attention, dtype=bool),
@@ -224,6 +226,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         grad_bytes=x.grad_bytes,
         optimizer_bytes=x.optimizer_bytes,
         framework_overhead_bytes=x.framework_overhead_bytes,
+        fused_elementwise=x.fused_elementwise,
     )
     mem_total = mem.total
 

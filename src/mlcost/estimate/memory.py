@@ -27,6 +27,14 @@ from numpy.typing import ArrayLike
 from mlcost.estimate.params import count_params
 from mlcost.spec.model import ModelSpec
 
+#: d_ff-sized tensors one MLP keeps for backward: (fused activation kernel, eager PyTorch).
+#: GELU fused: its input and output (Korthikanti et al.); eager tanh-GELU (GPT-2's gelu_new) also keeps
+#: tanh(·), 0.5·x and 1 + tanh(·). SwiGLU fused: gate and up (one 2·d_ff tensor) and the product; eager
+#: (Hugging Face): gate, up, silu(gate) and the product.
+MLP_SAVED_TENSORS: dict[str, tuple[float, float]] = {"gelu": (2.0, 5.0), "swiglu": (3.0, 4.0)}
+#: Passes over d_ff-sized tensors (reads + writes) by one forward of the MLP activation: (fused, eager).
+MLP_ELEMENTWISE_PASSES: dict[str, tuple[float, float]] = {"gelu": (2.0, 16.0), "swiglu": (3.0, 5.0)}
+
 #: Bytes per parameter of model states for (precision class, optimizer):
 #: (working weights, gradients, optimizer states incl. fp32 master copy).
 STATE_BYTES: dict[tuple[str, str], tuple[float, float, float]] = {
@@ -84,6 +92,7 @@ def activation_bytes_per_layer(
     flash_attention: ArrayLike,
     recompute: ArrayLike,
     act_bytes: ArrayLike,
+    fused_elementwise: ArrayLike = True,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
@@ -104,8 +113,10 @@ def activation_bytes_per_layer(
         ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
     else:
         ff, routed = model.d_ff, 1
-    # GELU: its input and output; unfused SwiGLU (as in Hugging Face): gate, up, silu(gate), product.
-    mlp_split = e * sb * ff * (4.0 if model.mlp == "swiglu" else 2.0) * routed
+    # Tensors of size d_ff kept for backward (MLP_SAVED_TENSORS): fused or eager activation.
+    fused = np.asarray(fused_elementwise, dtype=bool)
+    saved = MLP_SAVED_TENSORS[model.mlp]
+    mlp_split = e * sb * ff * np.where(fused, saved[0], saved[1]) * routed
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
     scores = a * s * sb * (e + (mask + e) * mask)
     scores = np.where(flash | (rc >= 1), 0.0, scores)
@@ -148,6 +159,7 @@ def train_memory(
     grad_bytes: ArrayLike,
     optimizer_bytes: ArrayLike,
     framework_overhead_bytes: ArrayLike,
+    fused_elementwise: ArrayLike = True,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline."""
     t = np.asarray(tp, dtype=np.float64)
@@ -173,6 +185,7 @@ def train_memory(
         flash_attention=flash_attention,
         recompute=recompute,
         act_bytes=e,
+        fused_elementwise=fused_elementwise,
     )
     layers_per_stage = np.ceil(model.n_layers / p)
     in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
@@ -187,6 +200,7 @@ def train_memory(
         flash_attention=flash_attention,
         recompute=np.zeros_like(rc),
         act_bytes=e,
+        fused_elementwise=fused_elementwise,
     )
     first_stage_act = first_stage_act + np.where(rc == 2, full_one_layer, 0.0)
     b = np.asarray(micro_batch, dtype=np.float64)

@@ -106,6 +106,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         sequence_parallel=job.sequence_parallel,
         flash_attention=job.flash_attention,
         overlap_grad_reduce=job.overlap_grad_reduce,
+        fused_elementwise=job.fused_elementwise,
         goodput=job.goodput,
         tokens=job.tokens,
         act_bytes=activation_bytes_per_element(job.precision),

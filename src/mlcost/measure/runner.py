@@ -351,7 +351,10 @@ def predict_train(
             micro_batch=shape.micro_batch,
             precision=precision,  # type: ignore[arg-type]
             recompute=shape.recompute,  # type: ignore[arg-type]
-            flash_attention=False,
+            # The runner's models are eager transformers modules with SDPA attention: a fused (flash)
+            # attention kernel on CPU and CUDA, unfused element-wise ops.
+            flash_attention=True,
+            fused_elementwise=False,
         )
         est = estimate_train(spec, job, cluster)
     except Exception as exc:  # the estimator is optional here; a failure must not stop a measurement

@@ -214,6 +214,7 @@ def build_train_inputs(
         sequence_parallel=sp,
         flash_attention=flash_attention,
         overlap_grad_reduce=overlap_grad_reduce,
+        fused_elementwise=True,
         goodput=goodput,
         tokens=tokens,
         act_bytes=act[pi],

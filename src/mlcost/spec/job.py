@@ -54,6 +54,9 @@ class TrainJob:
         overlap_grad_reduce: the framework overlaps data-parallel gradient communication with the backward
             pass (PyTorch DDP/FSDP, DeepSpeed, Megatron-LM ``--overlap-grad-reduce``); Megatron-LM in 2021
             did not. How much of it hides is the device profile's ``dp_overlap``.
+        fused_elementwise: the MLP activation runs as one fused kernel (Megatron-LM, torch.compile, fused
+            SwiGLU); False is eager PyTorch, whose unfused tanh-GELU (GPT-2's ``gelu_new``) keeps four
+            intermediates for backward and makes ~8 passes over memory.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -73,6 +76,7 @@ class TrainJob:
     recompute: Recompute = "none"
     flash_attention: bool = True
     overlap_grad_reduce: bool = True
+    fused_elementwise: bool = True
     goodput: float = 1.0
 
     def __post_init__(self) -> None:
