@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 from mlcost.errors import SpecError
 from mlcost.measure.runner import TrainShape, grad_accum_steps, run_summary, run_training
 from mlcost.measure.strategies import parse_strategy
+from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 
 @pytest.fixture

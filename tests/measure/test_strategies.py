@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.measure.test_runner_specs import TINY_GPT2
 
 from mlcost.errors import SpecError, UnknownNameError
 from mlcost.measure.strategies import LEVERS, judge, parse_strategy, precision_support
+from tests.measure.test_runner_specs import TINY_GPT2
 
 
 def test_parse_composes_levers():

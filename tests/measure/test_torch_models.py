@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 from mlcost.errors import SpecError
 from mlcost.measure.torch_models import (
@@ -10,6 +9,7 @@ from mlcost.measure.torch_models import (
     override_spec,
     training_memory_bytes,
 )
+from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
 
 def test_family_mapping_without_torch():

@@ -327,9 +327,11 @@ def fit_profile(
             measured.append(float(c.m.peak_delta_bytes))
     if tensors:
         t_arr, m_arr = np.array(tensors), np.array(measured)
-        hi = max(float(np.max(m_arr)), 1.0)
+        upper_bytes = max(float(np.max(m_arr)), 1.0)
         best = minimize_scalar(
-            lambda c: float(np.mean(np.abs(np.log((t_arr + c) / m_arr)))), bounds=(0.0, hi), method="bounded"
+            lambda c: float(np.mean(np.abs(np.log((t_arr + c) / m_arr)))),
+            bounds=(0.0, upper_bytes),
+            method="bounded",
         )
         fitted["framework_overhead_bytes"] = float(best.x)
 

@@ -225,7 +225,7 @@ def count_model_flops(
     ids = torch.randint(0, vocab, (batch, seq_len), generator=gen).to(device)
     # FlopCounterMode does not count the CPU SDPA kernel: count with eager attention (the same matmuls,
     # counted exactly), then restore the implementation the model runs with.
-    configs = [
+    configs: list[Any] = [
         m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")
     ]
     saved = [c._attn_implementation for c in configs]
