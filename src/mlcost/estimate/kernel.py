@@ -182,7 +182,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     t_pipeline = pipeline_time_s(t_mb, m, p, v)
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
-    psi = stage_params(model, t, p).worst
+    stage = stage_params(model, t, p)
+    psi = stage.worst
     bw_dp = link_bandwidth(
         n,
         t * p,
@@ -227,6 +228,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         optimizer_bytes=x.optimizer_bytes,
         framework_overhead_bytes=x.framework_overhead_bytes,
         fused_elementwise=x.fused_elementwise,
+        stage=stage,
     )
     mem_total = mem.total
 
@@ -282,5 +284,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
 def broadcast_all(out: dict[str, Any]) -> dict[str, np.ndarray]:
     """Give every result the common broadcast shape (scalars stay 0-d arrays; no copies)."""
     arrays = {k: np.asarray(v) for k, v in out.items()}
+    if all(a.ndim == 0 for a in arrays.values()):
+        return arrays
     shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
     return {k: a if a.shape == shape else np.broadcast_to(a, shape) for k, a in arrays.items()}

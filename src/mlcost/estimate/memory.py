@@ -95,6 +95,32 @@ def activation_bytes_per_layer(
     fused_elementwise: ArrayLike = True,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
+    full_layer, layer_input = _activation_parts(
+        model,
+        micro_batch,
+        seq_len,
+        tp,
+        sequence_parallel,
+        flash_attention,
+        recompute,
+        act_bytes,
+        fused_elementwise,
+    )
+    return np.where(np.asarray(recompute) == 2, layer_input, full_layer)
+
+
+def _activation_parts(
+    model: ModelSpec,
+    micro_batch: ArrayLike,
+    seq_len: ArrayLike,
+    tp: ArrayLike,
+    sequence_parallel: ArrayLike,
+    flash_attention: ArrayLike,
+    recompute: ArrayLike,
+    act_bytes: ArrayLike,
+    fused_elementwise: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(all activations of one layer without full recomputation, the layer input kept with it). Bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
@@ -122,7 +148,7 @@ def activation_bytes_per_layer(
     scores = np.where(flash | (rc >= 1), 0.0, scores)
     full_layer = np.where(sp, replicated / t, replicated) + (attn_split + mlp_split + scores) / t
     layer_input = np.where(sp, e * sb * h / t, e * sb * h)
-    return np.where(rc == 2, layer_input, full_layer)
+    return full_layer, layer_input
 
 
 @dataclass(frozen=True)
@@ -160,6 +186,7 @@ def train_memory(
     optimizer_bytes: ArrayLike,
     framework_overhead_bytes: ArrayLike,
     fused_elementwise: ArrayLike = True,
+    stage: StageParams | None = None,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline."""
     t = np.asarray(tp, dtype=np.float64)
@@ -170,38 +197,20 @@ def train_memory(
     m = np.asarray(n_micro, dtype=np.float64)
     rc = np.asarray(recompute)
     e = np.asarray(act_bytes, dtype=np.float64)
-    sp_params = stage_params(model, t, p)
+    sp_params = stage if stage is not None else stage_params(model, t, p)
     psi = sp_params.worst
     weights = psi * np.asarray(weight_bytes, dtype=np.float64) / np.where(z >= 3, n, 1.0)
     grads = psi * np.asarray(grad_bytes, dtype=np.float64) / np.where(z >= 2, n, 1.0)
     optim = psi * np.asarray(optimizer_bytes, dtype=np.float64) / np.where(z >= 1, n, 1.0)
 
-    per_layer = activation_bytes_per_layer(
-        model,
-        micro_batch,
-        seq_len,
-        t,
-        sequence_parallel=sequence_parallel,
-        flash_attention=flash_attention,
-        recompute=recompute,
-        act_bytes=e,
-        fused_elementwise=fused_elementwise,
+    full_one_layer, layer_input = _activation_parts(
+        model, micro_batch, seq_len, t, sequence_parallel, flash_attention, rc, e, fused_elementwise
     )
+    per_layer = np.where(rc == 2, layer_input, full_one_layer)
     layers_per_stage = np.ceil(model.n_layers / p)
     in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
     first_stage_act = per_layer * layers_per_stage * in_flight
     # Full recomputation re-materialises one layer's activations during its backward.
-    full_one_layer = activation_bytes_per_layer(
-        model,
-        micro_batch,
-        seq_len,
-        t,
-        sequence_parallel=sequence_parallel,
-        flash_attention=flash_attention,
-        recompute=np.zeros_like(rc),
-        act_bytes=e,
-        fused_elementwise=fused_elementwise,
-    )
     first_stage_act = first_stage_act + np.where(rc == 2, full_one_layer, 0.0)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
