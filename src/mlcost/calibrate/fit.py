@@ -7,7 +7,8 @@ Two stages:
    ``matmul_half_dim`` comes from the GEMM size curve ``rate(n) = peak · eff_max · n / (n + half_dim)``;
    the collective efficiency is the 2-process all-reduce bus bandwidth over the copy bandwidth;
    ``mem_bw_eff`` starts at the element-wise ops' median rate over the copy rate.
-2. **From measured training runs** (:func:`fit_profile`): ``matmul_eff_max``, ``attention_eff``,
+2. **From measured training runs** (:func:`fit_profile`): ``matmul_eff_max``, ``matmul_half_dim`` (the
+   square-matmul curve only gives its starting value: training GEMMs have other shapes), ``attention_eff``,
    ``mem_bw_eff``, ``layer_overhead_s`` and ``step_overhead_s`` minimise the squared log-ratios of
    predicted to measured step time (``scipy.optimize.least_squares``, parameters in log space, bounded);
    ``framework_overhead_bytes`` (the estimator's only additive memory term) minimises the mean absolute
@@ -38,6 +39,7 @@ from mlcost.errors import CatalogError, SpecError
 #: Parameters refined on training runs, with (lower, upper) bounds.
 TIME_PARAMS: dict[str, tuple[float, float]] = {
     "matmul_eff_max": (0.05, 1.0),
+    "matmul_half_dim": (1.0, 4096.0),
     "attention_eff": (0.005, 1.0),
     "mem_bw_eff": (0.005, 1.0),
     "layer_overhead_s": (1e-6, 0.05),
