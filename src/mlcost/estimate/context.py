@@ -130,3 +130,23 @@ def peak_flops_per_s(device: Device, precision: str) -> float:
             hint=f"choose --precision from {', '.join(supported)}",
         )
     return peak
+
+
+#: Achievable large-GEMM throughput of fp8 relative to bf16, as fractions of their own peaks: H100 SXM fp8
+#: 1403/1979 TF/s (71%) vs bf16 795/989 TF/s (80%) (stas00/ml-engineering, shared/reference/hardware.md).
+FP8_MATMUL_EFF_SCALE = (1403 / 1979) / (795 / 989)
+
+
+def compute_peaks(device: Device, precision: str) -> dict[str, float]:
+    """Kernel inputs that depend on the compute precision: the dense peak (MFU's denominator), the peak
+    attention runs at, and the GEMM efficiency scale. fp8 training (Transformer Engine style) runs only the
+    linear layers in fp8, at a lower fraction of its peak; attention stays in bf16 (fp16 without bf16)."""
+    peak = peak_flops_per_s(device, precision)
+    if precision != "fp8":
+        return {"peak_flops_per_s": peak, "attention_peak_flops_per_s": peak, "matmul_eff_scale": 1.0}
+    attention_peak = device.peak_for("bf16") or device.peak_for("fp16") or peak
+    return {
+        "peak_flops_per_s": peak,
+        "attention_peak_flops_per_s": attention_peak,
+        "matmul_eff_scale": FP8_MATMUL_EFF_SCALE,
+    }

@@ -59,6 +59,8 @@ class TrainInputs:
     optimizer_traffic_bytes: Arr
     # hardware
     peak_flops_per_s: Arr
+    attention_peak_flops_per_s: Arr
+    matmul_eff_scale: Arr
     mem_bw_bytes_per_s: Arr
     memory_bytes: Arr
     devices_per_node: Arr
@@ -136,8 +138,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     peak = np.asarray(x.peak_flops_per_s, dtype=np.float64)
     g = np.minimum(model.d_model / t, tokens_mb)
     mm_eff = matmul_efficiency(g, x.matmul_eff_max, x.matmul_half_dim)
+    mm_eff = mm_eff * np.asarray(x.matmul_eff_scale, dtype=np.float64)
     t_matmul = mm_flops_mb / (peak * mm_eff)
-    t_attn = attn_flops_mb / (peak * x.attention_eff)
+    t_attn = attn_flops_mb / (np.asarray(x.attention_peak_flops_per_s, dtype=np.float64) * x.attention_eff)
     bw_mem = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * x.mem_bw_eff
     elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e, x.fused_elementwise)
     mask = 1.0 if model.dropout else 0.0

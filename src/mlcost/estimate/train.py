@@ -10,7 +10,7 @@ import numpy as np
 
 from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
-from mlcost.estimate.context import Hardware, peak_flops_per_s, resolve_hardware
+from mlcost.estimate.context import Hardware, compute_peaks, resolve_hardware
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs, train_kernel
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
@@ -114,7 +114,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         grad_bytes=g,
         optimizer_bytes=o,
         optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[job.optimizer],
-        peak_flops_per_s=peak_flops_per_s(hw.device, job.precision),
+        **compute_peaks(hw.device, job.precision),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
         carbon_kg_per_kwh=hw.carbon_kg_per_kwh,

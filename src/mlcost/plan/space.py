@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.catalog.schema import Device, EfficiencyProfile
+from mlcost.estimate.context import compute_peaks
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
@@ -198,7 +199,10 @@ def build_train_inputs(
         -1, 3
     )
     act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
-    peak = np.array([hw.device.peak_for(p) or np.nan for p in prec], dtype=np.float64)
+    peaks = [compute_peaks(hw.device, p) for p in prec]
+    peak = np.array([c["peak_flops_per_s"] for c in peaks], dtype=np.float64)
+    attn_peak = np.array([c["attention_peak_flops_per_s"] for c in peaks], dtype=np.float64)
+    mm_scale = np.array([c["matmul_eff_scale"] for c in peaks], dtype=np.float64)
     pi = layouts.precision
     sp: Any = layouts.tp > 1 if sequence_parallel is None else sequence_parallel
     return TrainInputs(
@@ -223,6 +227,8 @@ def build_train_inputs(
         optimizer_bytes=state[pi, 2],
         optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[optimizer],
         peak_flops_per_s=peak[pi],
+        attention_peak_flops_per_s=attn_peak[pi],
+        matmul_eff_scale=mm_scale[pi],
         price_usd_per_device_h=1.0,
         pue=1.0,
         carbon_kg_per_kwh=1.0,

@@ -1094,8 +1094,9 @@ def _assumptions(
         "precisions",
         list(search.precisions),
         "bf16 runs as fp16 with loss scaling on devices without bf16 "
-        "units; fp8 only on devices listing fp8 units: fp8 GEMMs at the fp8 "
-        "peak with bf16 activations and fp32 master weights (Transformer Engine style); its convergence is "
+        "units; fp8 only on devices listing fp8 units: linear layers in fp8 at 88% of bf16's fraction of "
+        "peak (achievable-matmul ratio), attention in bf16, bf16 activations and fp32 master weights "
+        "(Transformer Engine style); its convergence is "
         "assumed equal to bf16 (not modelled)"
         if "fp8" in search.precisions
         else "user",
