@@ -64,20 +64,3 @@ def test_llama31_8b_torchtitan_h100_float8() -> None:
     )
     est = estimate_train(model, job, Cluster(device="h100-sxm", count=8))
     assert est.tokens_per_s / 8 == pytest.approx(8532, rel=est.error_band.relative)
-
-
-def test_llama31_8b_torchtitan_h100_float8() -> None:
-    """torchtitan (same benchmark file): + float8 linear layers (and torch.compile): 8,532 tokens/s/GPU. fp8
-    runs the linear layers in fp8 at the achievable-matmul ratio of fp8 to bf16 and attention in bf16."""
-    model = get_catalog().model("llama-3.1-8b")
-    job = TrainJob(
-        tokens=1e9,
-        seq_len=8192,
-        global_batch=8,
-        micro_batch=1,
-        zero=3,
-        recompute="selective",
-        precision="fp8",
-    )
-    est = estimate_train(model, job, Cluster(device="h100-sxm", count=8))
-    assert est.tokens_per_s / 8 == pytest.approx(8532, rel=est.error_band.relative)
