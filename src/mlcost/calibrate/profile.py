@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcost.catalog.schema import Device, EfficiencyProfile
+from mlcost.catalog.schema import PEAK_COLUMNS, Device, EfficiencyProfile
 
 ENV_PROFILE_DIR = "MLCOST_PROFILE_DIR"
 PROFILE_TOML = "profile.toml"
@@ -117,20 +117,10 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-_PEAK_COLUMNS = {
-    "fp32": "peak_fp32_tflops",
-    "tf32": "peak_tf32_tflops",
-    "bf16": "peak_bf16_tflops",
-    "fp16": "peak_fp16_tflops",
-    "fp8": "peak_fp8_tflops",
-    "int8": "peak_int8_tops",
-}
-
-
 def device_table(device: Device) -> dict[str, Any]:
     """A Device as a ``[[device]]`` override table (the human units of devices.csv)."""
     row: dict[str, Any] = {"id": device.id, "name": device.name, "vendor": device.vendor, "kind": device.kind}
-    for prec, col in _PEAK_COLUMNS.items():
+    for prec, col in PEAK_COLUMNS.items():
         if prec in device.peak_flops_per_s:
             row[col] = device.peak_flops_per_s[prec] / 1e12
     row.update(

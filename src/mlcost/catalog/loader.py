@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcost.catalog.schema import CarbonRow, Device, EfficiencyProfile, PriceRow, ProviderRow
+from mlcost.catalog.schema import PEAK_COLUMNS, CarbonRow, Device, EfficiencyProfile, PriceRow, ProviderRow
 from mlcost.errors import CatalogError, MlcostError, SpecError, UnknownNameError
 from mlcost.spec.model import ModelSpec
 
@@ -199,15 +199,6 @@ PROVIDER_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "pue": (_number(1.0, 3.0, lo_open=False, hi_open=False), True),
     "source": (_nonempty, True),
     "date": (_date, True),
-}
-
-_PEAK_COLUMNS = {
-    "fp32": "peak_fp32_tflops",
-    "tf32": "peak_tf32_tflops",
-    "bf16": "peak_bf16_tflops",
-    "fp16": "peak_fp16_tflops",
-    "fp8": "peak_fp8_tflops",
-    "int8": "peak_int8_tops",
 }
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
@@ -475,7 +466,7 @@ def _profile_from_table(table: dict[str, Any], origin: _Origin) -> EfficiencyPro
 
 
 def _device_from_row(row: dict[str, Any]) -> Device:
-    peaks = {p: row[col] * _TERA for p, col in _PEAK_COLUMNS.items() if row[col] is not None}
+    peaks = {p: row[col] * _TERA for p, col in PEAK_COLUMNS.items() if row[col] is not None}
     return Device(
         id=row["id"],
         name=row["name"],
@@ -495,7 +486,7 @@ def _device_from_row(row: dict[str, Any]) -> Device:
 
 
 def _check_device_row(row: dict[str, Any], origin: _Origin) -> None:
-    if not any(row[col] is not None for col in _PEAK_COLUMNS.values()):
+    if not any(row[col] is not None for col in PEAK_COLUMNS.values()):
         raise _fail(
             origin, "peak_fp32_tflops", "no peak given for any precision", "fill at least one peak_* column"
         )

@@ -10,6 +10,15 @@ from typing import Any
 
 #: Precisions a device may list a dense peak for. ``int8`` counts integer ops as FLOPs.
 PEAK_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+#: The devices.csv column holding each precision's dense peak (TFLOP/s; TOP/s for int8).
+PEAK_COLUMNS: dict[str, str] = {
+    "fp32": "peak_fp32_tflops",
+    "tf32": "peak_tf32_tflops",
+    "bf16": "peak_bf16_tflops",
+    "fp16": "peak_fp16_tflops",
+    "fp8": "peak_fp8_tflops",
+    "int8": "peak_int8_tops",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
