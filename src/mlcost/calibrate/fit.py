@@ -11,8 +11,9 @@ Two stages:
    square-matmul curve only gives its starting value: training GEMMs have other shapes), ``attention_eff``,
    ``mem_bw_eff``, ``layer_overhead_s`` and ``step_overhead_s`` minimise the squared log-ratios of
    predicted to measured step time (``scipy.optimize.least_squares``, parameters in log space, bounded);
-   ``framework_overhead_bytes`` (the estimator's only additive memory term) minimises the mean absolute
-   log-ratio of predicted to measured memory over the runs that have a memory figure.
+   ``framework_overhead_bytes`` and ``activation_overhead_frac`` (memory beyond the counted tensors:
+   ``c + k · activations``) minimise the mean absolute log-ratio of predicted to measured memory over the
+   runs that have a memory figure.
 
 The prediction inside the fit is the estimator itself: :func:`mlcost.estimate.kernel.train_kernel` with the
 inputs :func:`mlcost.estimate.train.build_inputs` makes for ``Cluster(device="local")`` and the candidate
@@ -56,6 +57,7 @@ PARAM_MEANING: dict[str, str] = {
     "layer_overhead_s": "fixed time per layer per micro-batch forward+backward (dispatch), s",
     "step_overhead_s": "fixed time per optimizer step (Python, zero_grad, loss), s",
     "framework_overhead_bytes": "memory beyond tensors the estimator counts (allocator, autograd buffers), bytes",
+    "activation_overhead_frac": "further memory beyond tensors per byte of stored activations (allocator churn)",
 }
 
 
@@ -203,6 +205,7 @@ def _profile_fields(p: EfficiencyProfile) -> dict[str, float]:
         "framework_overhead_bytes": p.framework_overhead_bytes,
         "step_overhead_s": p.step_overhead_s,
         "layer_overhead_s": p.layer_overhead_s,
+        "activation_overhead_frac": p.activation_overhead_frac,
     }
 
 
@@ -301,7 +304,7 @@ def fit_profile(
             hint="measure more configurations (mlcost calibrate --runs N) or drop --no-runs",
         )
     base = _profile_fields(start)
-    # The time fit does not depend on framework_overhead_bytes; one case list serves both fits.
+    # The time fit does not depend on the memory overheads; one case list serves both fits.
     cases = _cases(ms, device, start)
     meas = np.array([m.step_time_s for m in ms])
     lo = np.log([TIME_PARAMS[p][0] for p in params])
@@ -315,27 +318,7 @@ def fit_profile(
     sol = least_squares(resid, x0, bounds=(lo, hi), x_scale=1.0, diff_step=1e-3)
     fitted = dict(zip(params, (float(v) for v in np.exp(sol.x)), strict=True))
 
-    # Memory: the additive framework term c minimises the mean |log((tensors + c) / measured)| — relative
-    # error, as for step time, so small models (where c dominates) weigh as much as large ones.
-    from scipy.optimize import minimize_scalar
-
-    from mlcost.estimate.kernel import train_kernel
-
-    tensors, measured = [], []
-    for c in cases:
-        if c.m.peak_delta_bytes:
-            r = train_kernel(c.m.spec, c.inputs.replace(framework_overhead_bytes=0.0))
-            tensors.append(float(r["memory_total_bytes"]))
-            measured.append(float(c.m.peak_delta_bytes))
-    if tensors:
-        t_arr, m_arr = np.array(tensors), np.array(measured)
-        upper_bytes = max(float(np.max(m_arr)), 1.0)
-        best = minimize_scalar(
-            lambda c: float(np.mean(np.abs(np.log((t_arr + c) / m_arr)))),
-            bounds=(0.0, upper_bytes),
-            method="bounded",
-        )
-        fitted["framework_overhead_bytes"] = float(best.x)
+    fitted.update(_fit_memory(cases))
 
     changes: dict[str, Any] = dict(fitted)
     profile = dataclasses.replace(
@@ -343,13 +326,61 @@ def fit_profile(
         **changes,
         source=(
             f"mlcost calibrate: microbenchmarks + least squares on {len(ms)} measured training runs "
-            f"(log step-time residuals; framework memory minimises mean |log ratio|)"
+            f"(log step-time residuals; memory overhead c + k·activations minimises mean |log ratio|)"
         ),
         date=date or today(),
     )
     rows, mape, mem = compare(ms, device, profile)
     profile = dataclasses.replace(profile, error_band_rel=float(min(1.0, max(0.1, 2.0 * mape))))
     return FitResult(profile=profile, rows=rows, time_mape=mape, memory_mean_abs_rel=mem)
+
+
+#: Fewest runs with a memory figure for which the activation-proportional term is fitted too.
+MIN_RUNS_FOR_ACTIVATION_TERM = 4
+
+
+def _fit_memory(cases: list[_Case]) -> dict[str, float]:
+    """Memory beyond the counted tensors, ``c + k · activations``: the constant ``c`` =
+    ``framework_overhead_bytes`` (runtime, allocator arenas) and ``k`` = ``activation_overhead_frac``
+    (pages the activations' churn leaves resident, backward's transient gradients). They minimise the
+    mean absolute log-ratio of predicted to measured memory — relative error, as for step time, so small
+    models (where ``c`` dominates) weigh as much as large ones. ``k`` is fitted only from
+    ``MIN_RUNS_FOR_ACTIVATION_TERM`` runs up (else it stays 0). Returns the fitted fields ({} without
+    memory figures)."""
+    from scipy.optimize import minimize, minimize_scalar
+
+    from mlcost.estimate.kernel import train_kernel
+
+    tensors, acts, measured = [], [], []
+    for c in cases:
+        if c.m.peak_delta_bytes:
+            r = train_kernel(
+                c.m.spec, c.inputs.replace(framework_overhead_bytes=0.0, activation_overhead_frac=0.0)
+            )
+            tensors.append(float(r["memory_total_bytes"]))
+            acts.append(float(r["memory_activations_bytes"]))
+            measured.append(float(c.m.peak_delta_bytes))
+    if not tensors:
+        return {}
+    t_arr, a_arr, m_arr = np.array(tensors), np.array(acts), np.array(measured)
+    scale = float(np.median(m_arr))  # optimise in units of a typical measurement (well conditioned)
+
+    def loss(th: np.ndarray) -> float:
+        c, k = float(th[0]) * scale, float(th[1])
+        return float(np.mean(np.abs(np.log(np.maximum(t_arr + c + k * a_arr, 1.0) / m_arr))))
+
+    c_hi = float(np.max(m_arr)) / scale
+    if len(tensors) < MIN_RUNS_FOR_ACTIVATION_TERM:
+        one = minimize_scalar(lambda c: loss(np.array([c, 0.0])), bounds=(0.0, c_hi), method="bounded")
+        return {"framework_overhead_bytes": float(one.x) * scale, "activation_overhead_frac": 0.0}
+    # The objective is convex but not smooth (absolute values): a coarse grid, then Powell from the best.
+    grid = [np.array([c0, k0]) for c0 in np.linspace(0.0, c_hi, 41) for k0 in np.linspace(0.0, 3.0, 31)]
+    x0 = min(grid, key=loss)
+    sol = minimize(
+        loss, x0, method="Powell", bounds=[(0.0, c_hi), (0.0, 3.0)], options={"xtol": 1e-8, "ftol": 1e-12}
+    )
+    best = sol.x if loss(sol.x) <= loss(x0) else x0
+    return {"framework_overhead_bytes": float(best[0]) * scale, "activation_overhead_frac": float(best[1])}
 
 
 def catalog_row_for_this_machine() -> Device | None:

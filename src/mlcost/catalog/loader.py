@@ -216,6 +216,7 @@ _PROFILE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "framework_overhead_bytes": (0.0, 1e12, False, True),
     "step_overhead_s": (0.0, 3600.0, False, True),
     "layer_overhead_s": (0.0, 60.0, False, True),
+    "activation_overhead_frac": (0.0, 10.0, False, False),
     "error_band_rel": (0.0, 10.0, False, True),
 }
 

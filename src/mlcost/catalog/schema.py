@@ -157,6 +157,10 @@ class EfficiencyProfile:
             fragmentation, communication buffers). Units: bytes.
         step_overhead_s: fixed time per optimizer step (launches, Python, data loading). Units: s.
         layer_overhead_s: fixed time per layer per micro-batch forward+backward (kernel launches). Units: s.
+        activation_overhead_frac: memory beyond tensors that grows with the stored activations, as a
+            fraction of them: allocator pages the activations' churn leaves behind (a CPU process's
+            peak RSS keeps freed heap pages) and backward's transient activation gradients. 0 where
+            ``framework_overhead_bytes`` covers it (the GPU profiles). Units: fraction.
         error_band_rel: relative error (±) the estimator claims with this profile.
         source / date: provenance (e.g. 'fitted to Narayanan et al. 2021 Table 1', or 'mlcost calibrate').
     """
@@ -173,6 +177,7 @@ class EfficiencyProfile:
     framework_overhead_bytes: float
     step_overhead_s: float = 0.0
     layer_overhead_s: float = 0.0
+    activation_overhead_frac: float = 0.0
     error_band_rel: float = 0.3
     source: str = ""
     date: str = ""

@@ -79,6 +79,7 @@ class TrainInputs:
     framework_overhead_bytes: Arr
     step_overhead_s: Arr
     layer_overhead_s: Arr
+    activation_overhead_frac: Arr
     # money and carbon
     price_usd_per_device_h: Arr
     pue: Arr
@@ -230,6 +231,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         grad_bytes=x.grad_bytes,
         optimizer_bytes=x.optimizer_bytes,
         framework_overhead_bytes=x.framework_overhead_bytes,
+        activation_overhead_frac=x.activation_overhead_frac,
         fused_elementwise=x.fused_elementwise,
         stage=stage,
     )

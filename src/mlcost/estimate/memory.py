@@ -13,6 +13,10 @@ Formulas (all vectorised; arrays broadcast):
   with flash attention or selective recomputation; full recomputation keeps only each layer's input. With
   1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
   The last stage also holds the logits (compute dtype) and their fp32 copy for the loss.
+* **Other**: the profile's ``framework_overhead_bytes`` (runtime, allocator, communication buffers) plus
+  ``activation_overhead_frac`` × activations (memory that grows with the activations' churn: freed heap
+  pages a CPU process keeps, backward's transient gradients; fitted by ``mlcost calibrate``, 0 on GPUs),
+  plus the ZeRO-3 gather buffers.
 * **KV cache**: 2 · layers · kv_heads · head_dim · bytes · context · batch; when TP exceeds the number of
   KV heads the heads are replicated (as vLLM does), so each device holds ceil(kv_heads / tp).
 """
@@ -185,6 +189,7 @@ def train_memory(
     grad_bytes: ArrayLike,
     optimizer_bytes: ArrayLike,
     framework_overhead_bytes: ArrayLike,
+    activation_overhead_frac: ArrayLike = 0.0,
     fused_elementwise: ArrayLike = True,
     stage: StageParams | None = None,
 ) -> TrainMemory:
@@ -222,7 +227,11 @@ def train_memory(
     gather = np.where(
         z >= 3, 2.0 * sp_params.largest_layer * np.asarray(weight_bytes, dtype=np.float64) / t, 0.0
     )
-    other = np.asarray(framework_overhead_bytes, dtype=np.float64) + gather
+    other = (
+        np.asarray(framework_overhead_bytes, dtype=np.float64)
+        + np.asarray(activation_overhead_frac, dtype=np.float64) * activations
+        + gather
+    )
     parts = {
         "weights": weights,
         "gradients": grads,

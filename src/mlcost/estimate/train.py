@@ -85,6 +85,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "dp_overlap": prof.dp_overlap,
         "power_frac": prof.power_frac,
         "framework_overhead_bytes": prof.framework_overhead_bytes,
+        "activation_overhead_frac": prof.activation_overhead_frac,
         "step_overhead_s": prof.step_overhead_s,
         "layer_overhead_s": prof.layer_overhead_s,
     }
