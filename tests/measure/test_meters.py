@@ -86,12 +86,40 @@ def test_rss_meter_uses_ru_maxrss_for_short_spikes() -> None:
 
 
 def test_rss_sampler_stops_cleanly() -> None:
-    meter = RssMemoryMeter(interval_s=0.001)
+    meter = RssMemoryMeter(interval_s=0.001, kernel_peak=False)
+    assert meter.mode == "sampler"
     thread = meter._thread
     assert thread is not None and thread.is_alive()
     meter.close()
     assert not thread.is_alive()
     meter.close()  # idempotent
+
+
+def _kernel_watermark_available() -> bool:
+    from mlcost.measure.meters import memory
+
+    return memory._reset_kernel_peak()
+
+
+@pytest.mark.skipif(not _kernel_watermark_available(), reason="needs a writable /proc/self/clear_refs (Linux)")
+def test_rss_kernel_watermark_is_exact_and_threadless() -> None:
+    import gc
+
+    gc.collect()  # meters other tests dropped without close() release the watermark here
+    with RssMemoryMeter(interval_s=0.005) as meter:
+        assert meter.mode == "kernel-hwm" and meter._thread is None
+        big = np.ones(300 * MB // 8)  # a high-water mark before the window ...
+        del big
+        meter.reset()  # ... which the reset forgets
+        assert meter.read().peak_bytes - meter.baseline_bytes < 50 * MB
+        block = np.ones(150 * MB // 8)  # a spike far shorter than any sampling interval
+        del block
+        assert meter.read().peak_bytes - meter.baseline_bytes >= 140 * MB
+        # A second meter cannot share the process's one counter: it samples instead.
+        with RssMemoryMeter(interval_s=0.005) as other:
+            assert other.mode == "sampler" and other._thread is not None
+    with RssMemoryMeter(interval_s=0.005) as again:  # released on close
+        assert again.mode == "kernel-hwm"
 
 
 def test_estimated_energy_is_power_times_time_with_core_share() -> None:
