@@ -117,6 +117,10 @@ class Measurement:
         step_time_min_s: fastest measured step (robust to noisy neighbours on a shared machine). Units: s.
         peak_delta_bytes: peak RSS − RSS before building the model, or None (ledger runs). Units: bytes.
         source: ``calibrate`` (measured here) or ``ledger:<run id>``.
+        probe_flops_per_s: best rate of a fixed reference GEMM timed in the same process right before
+            and after the steps (:func:`probe_matmul_flops_per_s`): how fast the machine was while this
+            configuration ran, for telling machine drift from model error. Units: FLOP/s.
+        per_round: each round's raw figures (``measure_configs`` with ``rounds`` > 1).
     """
 
     label: str
@@ -127,6 +131,8 @@ class Measurement:
     source: str = "calibrate"
     baseline_rss_bytes: float | None = None
     step_time_min_s: float | None = None
+    probe_flops_per_s: float | None = None
+    per_round: tuple[dict[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,7 +144,31 @@ class Measurement:
             "peak_delta_bytes": self.peak_delta_bytes,
             "baseline_rss_bytes": self.baseline_rss_bytes,
             "step_time_min_s": self.step_time_min_s,
+            "probe_flops_per_s": self.probe_flops_per_s,
+            "per_round": list(self.per_round),
         }
+
+
+#: The reference GEMM of :func:`probe_matmul_flops_per_s` (fp32, n × n @ n × n). Units: elements.
+PROBE_DIM = 512
+
+
+def probe_matmul_flops_per_s(duration_s: float = 0.15) -> float:
+    """Best rate of an fp32 ``PROBE_DIM``² GEMM over ``duration_s`` of back-to-back repeats: a cheap
+    reading of how fast this (possibly shared) machine runs right now. Units: FLOP/s."""
+    import torch
+
+    a = torch.randn(PROBE_DIM, PROBE_DIM)
+    b = torch.randn(PROBE_DIM, PROBE_DIM)
+    a @ b  # first call pays for thread-pool start and page faults
+    flops = 2.0 * PROBE_DIM**3
+    best = 0.0
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, flops / max(time.perf_counter() - t0, 1e-9))
+    return best
 
 
 def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
@@ -154,6 +184,7 @@ def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: i
     spec = rc.spec()
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, rc.vocab_size, (rc.micro_batch, rc.seq_len), generator=gen) for _ in range(4)]
+    probe_before = probe_matmul_flops_per_s()
     with RssMemoryMeter(interval_s=0.002) as meter:
         meter.reset()
         baseline = float(meter.baseline_bytes)
@@ -171,11 +202,14 @@ def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: i
             if i >= warmup:
                 times.append(dt)
         peak = float(meter.read().peak_bytes)
+    # After the RSS meter stops: the probe's buffers (3 MiB) must not count as the job's memory.
+    probe = max(probe_before, probe_matmul_flops_per_s())
     return {
         "step_time_s": statistics.median(times),
         "step_time_min_s": min(times),
         "peak_delta_bytes": peak - baseline,
         "baseline_rss_bytes": baseline,
+        "probe_flops_per_s": probe,
     }
 
 
@@ -225,6 +259,8 @@ def measure_configs(
                 peak_delta_bytes=statistics.median(r["peak_delta_bytes"] for r in rs),
                 baseline_rss_bytes=statistics.median(r["baseline_rss_bytes"] for r in rs),
                 step_time_min_s=min(r["step_time_min_s"] for r in rs),
+                probe_flops_per_s=statistics.median(r["probe_flops_per_s"] for r in rs),
+                per_round=tuple(rs),
             )
         )
     return out

@@ -148,6 +148,10 @@ def build_model(
     }
     torch.manual_seed(seed)
     model = classes[family_of(spec)](cfg)
+    if getattr(model, "loss_type", "") is None:
+        # GPT2LMHeadModel's class name matches no transformers loss; it trains with the causal-LM loss,
+        # which transformers would pick anyway after warning once per process.
+        model.loss_type = "ForCausalLM"
     model.to(device)
     model.train()
     return model  # type: ignore[no-any-return]
