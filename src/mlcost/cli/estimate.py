@@ -101,7 +101,7 @@ def train(
     fused_elementwise: bool = typer.Option(
         True,
         "--fused-elementwise/--eager-elementwise",
-        help="Fused MLP activation kernel (eager: HF/PyTorch).",
+        help="Fused activation, norm and rotary kernels (eager: HF/PyTorch modules).",
     ),
     goodput: float = typer.Option(
         1.0, "--goodput", help="Share of wall time in useful steps (e.g. 0.9 for long runs)."

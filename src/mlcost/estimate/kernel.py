@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from mlcost.estimate.flops import forward_flops_per_token, train_step_flops
-from mlcost.estimate.memory import MLP_ELEMENTWISE_PASSES, stage_params, train_memory
+from mlcost.estimate.memory import (
+    MLP_ELEMENTWISE_PASSES,
+    NORM_ELEMENTWISE_PASSES,
+    ROPE_ELEMENTWISE_PASSES,
+    stage_params,
+    train_memory,
+)
 from mlcost.estimate.timing import (
     allgather_time_s,
     allreduce_time_s,
@@ -97,15 +103,21 @@ def elementwise_bytes_per_token_layer(
     h = model.d_model
     t = np.asarray(tp, dtype=np.float64)
     e = np.asarray(act_bytes, dtype=np.float64)
-    # 2 norms (read + write h), 2 residual adds (read 2h, write h), 3 dropouts (read, write, mask).
-    replicated = e * (4.0 * h + 6.0 * h) + (e * 2.0 * h + h) * 3.0 * float(model.dropout)
+    fused = np.asarray(fused_elementwise, dtype=bool)
+    # 2 norms (NORM_ELEMENTWISE_PASSES), 2 residual adds (read 2h, write h), 3 dropouts (read, write, mask).
+    norm_passes = np.where(fused, *NORM_ELEMENTWISE_PASSES[model.norm])
+    replicated = e * (2.0 * norm_passes * h + 6.0 * h) + (e * 2.0 * h + h) * 3.0 * float(model.dropout)
     if model.is_moe:
         ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
     else:
         ff, routed = model.d_ff, 1
     passes = MLP_ELEMENTWISE_PASSES[model.mlp]
-    mlp = e * ff * np.where(np.asarray(fused_elementwise, dtype=bool), passes[0], passes[1]) * routed
-    rope = e * 2.0 * (model.n_heads + model.kv_heads) * model.dim_head if model.position == "rope" else 0.0
+    mlp = e * ff * np.where(fused, passes[0], passes[1]) * routed
+    rope = (
+        e * np.where(fused, *ROPE_ELEMENTWISE_PASSES) * (model.n_heads + model.kv_heads) * model.dim_head
+        if model.position == "rope"
+        else 0.0
+    )
     split = mlp + rope
     return np.where(np.asarray(sequence_parallel, dtype=bool), replicated / t, replicated) + split / t
 

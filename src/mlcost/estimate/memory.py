@@ -38,6 +38,13 @@ from mlcost.spec.model import ModelSpec
 MLP_SAVED_TENSORS: dict[str, tuple[float, float]] = {"gelu": (2.0, 5.0), "swiglu": (3.0, 4.0)}
 #: Passes over d_ff-sized tensors (reads + writes) by one forward of the MLP activation: (fused, eager).
 MLP_ELEMENTWISE_PASSES: dict[str, tuple[float, float]] = {"gelu": (2.0, 16.0), "swiglu": (3.0, 5.0)}
+#: Passes over d_model-sized tensors by one norm's forward: (fused kernel, eager PyTorch). LayerNorm is one
+#: ATen kernel even in eager mode (read + write); Hugging Face's eager RMSNorm runs pow (2), mean (1),
+#: × rsqrt (2) and × weight (2).
+NORM_ELEMENTWISE_PASSES: dict[str, tuple[float, float]] = {"layernorm": (2.0, 2.0), "rmsnorm": (2.0, 7.0)}
+#: Passes over the q and k tensors by rotary embeddings: (fused kernel, eager). Eager (Hugging Face
+#: ``apply_rotary_pos_emb``): x·cos (2), rotate_half = neg (1) + cat (2), ·sin (2), add (3).
+ROPE_ELEMENTWISE_PASSES: tuple[float, float] = (2.0, 10.0)
 
 #: Bytes per parameter of model states for (precision class, optimizer):
 #: (working weights, gradients, optimizer states incl. fp32 master copy).

@@ -54,9 +54,10 @@ class TrainJob:
         overlap_grad_reduce: the framework overlaps data-parallel gradient communication with the backward
             pass (PyTorch DDP/FSDP, DeepSpeed, Megatron-LM ``--overlap-grad-reduce``); Megatron-LM in 2021
             did not. How much of it hides is the device profile's ``dp_overlap``.
-        fused_elementwise: the MLP activation runs as one fused kernel (Megatron-LM, torch.compile, fused
-            SwiGLU); False is eager PyTorch, whose unfused tanh-GELU (GPT-2's ``gelu_new``) keeps four
-            intermediates for backward and makes ~8 passes over memory.
+        fused_elementwise: the MLP activation, norms and rotary embeddings run as fused kernels
+            (Megatron-LM, torch.compile, fused SwiGLU/RMSNorm/RoPE); False is eager PyTorch (Hugging Face
+            modules), whose unfused tanh-GELU (GPT-2's ``gelu_new``) keeps more intermediates for backward
+            and makes ~8 ops over memory, and whose RMSNorm and rotary embeddings run 4–5 ops each.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
