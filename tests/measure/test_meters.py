@@ -101,7 +101,9 @@ def _kernel_watermark_available() -> bool:
     return memory._reset_kernel_peak()
 
 
-@pytest.mark.skipif(not _kernel_watermark_available(), reason="needs a writable /proc/self/clear_refs (Linux)")
+@pytest.mark.skipif(
+    not _kernel_watermark_available(), reason="needs a writable /proc/self/clear_refs (Linux)"
+)
 def test_rss_kernel_watermark_is_exact_and_threadless() -> None:
     import gc
 
