@@ -20,7 +20,13 @@ from mlcost.calibrate.fit import (
 )
 from mlcost.calibrate.microbench import MicrobenchResult, run_microbenchmarks
 from mlcost.calibrate.profile import Calibration, load_calibration, rescale_profile, save_calibration
-from mlcost.calibrate.runs import DEFAULT_FIT_CONFIGS, Measurement, RunConfig, measure_configs
+from mlcost.calibrate.runs import (
+    DEFAULT_FIT_CONFIGS,
+    Measurement,
+    RunConfig,
+    measure_configs,
+    merge_probe_rates,
+)
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
 
@@ -157,6 +163,10 @@ def run_calibration(
             measured = [
                 dataclasses.replace(m, step_time_s=m.step_time_min_s or m.step_time_s) for m in measured
             ]
+            # Each run's reference GEMM probe is a measured 512² rate too (the best one joins the curve).
+            mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
+            device = local_device(mb, base_row)
+            profile = initial_profile(mb, prior)
         if use_ledger:
             try:
                 measured += ledger_measurements(ledger_url)
