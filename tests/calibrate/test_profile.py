@@ -84,3 +84,29 @@ def test_runner_mfu_uses_calibrated_peak(fake_microbench: MicrobenchResult) -> N
     peak, source = mfu_peak("cpu", "fp32")
     assert peak == pytest.approx(fake_microbench.peak_flops_per_s("float32"))
     assert "calibrated (mlcost calibrate, 2026-11-23)" in source
+
+
+def test_runner_prediction_uses_local_once_calibrated(fake_microbench: MicrobenchResult) -> None:
+    """`mlcost measure`'s `predicted` block: the catalog row before calibration, `local` after; its memory
+    is the estimator's per-device total."""
+    from mlcost.measure.runner import TrainShape, predict_train
+
+    spec = ModelSpec(name="t", n_layers=2, d_model=128, n_heads=2, d_ff=512, vocab_size=1024, max_seq_len=128)
+    shape = TrainShape(micro_batch=4, seq_len=128, precision="fp32")
+    before = predict_train(spec, shape, "cpu", 1, "fp32", 5)
+    assert before["device"] == "cpu-epyc-2vcpu" and before["step_time_s"] > 0
+    save_calibration(_calibration(fake_microbench))
+    after = predict_train(spec, shape, "cpu", 1, "fp32", 5)
+    assert after["device"] == "local"
+    job = TrainJob(
+        tokens=4 * 128 * 5,
+        seq_len=128,
+        global_batch=4,
+        micro_batch=4,
+        precision="fp32",
+        flash_attention=True,
+        fused_elementwise=False,
+    )
+    est = estimate_train(spec, job, Cluster(device="local"))
+    assert after["step_time_s"] == pytest.approx(est.step_time_s)
+    assert after["peak_memory_bytes"] == pytest.approx(est.memory.total)

@@ -22,6 +22,7 @@ from mlcost.calibrate.microbench import MicrobenchResult, run_microbenchmarks
 from mlcost.calibrate.profile import Calibration, load_calibration, rescale_profile, save_calibration
 from mlcost.calibrate.runs import (
     DEFAULT_FIT_CONFIGS,
+    QUICK_FIT_CONFIGS,
     Measurement,
     RunConfig,
     measure_configs,
@@ -150,7 +151,7 @@ def run_calibration(
         if runs is not None:
             chosen = chosen[: max(0, runs)]
         elif quick:
-            chosen = chosen[:5]
+            chosen = chosen[:QUICK_FIT_CONFIGS]
         if chosen:
             # Two interleaved rounds (one with --quick); the fit takes each configuration's fastest
             # step, the statistic benchmarks/calibration_accuracy.py validates.

@@ -288,4 +288,10 @@ DEFAULT_FIT_CONFIGS: tuple[RunConfig, ...] = (
     RunConfig(family="llama", n_layers=4, d_model=384, seq_len=64, micro_batch=8),
     RunConfig(family="gpt2", n_layers=3, d_model=512, seq_len=128, micro_batch=2),
     RunConfig(family="llama", n_layers=3, d_model=128, seq_len=512, micro_batch=1),
+    RunConfig(family="gpt2", n_layers=6, d_model=256, seq_len=64, micro_batch=4),
+    RunConfig(family="llama", n_layers=5, d_model=256, seq_len=256, micro_batch=1),
+    RunConfig(family="gpt2", n_layers=2, d_model=384, seq_len=512, micro_batch=1),
+    RunConfig(family="llama", n_layers=2, d_model=512, seq_len=64, micro_batch=4),
 )
+#: How many of DEFAULT_FIT_CONFIGS ``mlcost calibrate --quick`` runs: more than the 6 time parameters.
+QUICK_FIT_CONFIGS = 8

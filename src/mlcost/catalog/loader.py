@@ -671,9 +671,10 @@ class Catalog:
             lowered = {k.lower(): k for k in self._devices}
             if device_id.lower() in lowered:
                 return self._devices[lowered[device_id.lower()]]
-            raise UnknownNameError(
-                "device", device_id, self._devices, extra_hint="run 'mlcost devices' for the list"
-            ) from None
+            hint = "run 'mlcost devices' for the list"
+            if device_id.lower() == "local":
+                hint = "'local' exists once this machine is calibrated: run 'mlcost calibrate' first"
+            raise UnknownNameError("device", device_id, self._devices, extra_hint=hint) from None
 
     def devices(self) -> list[Device]:
         return list(self._devices.values())

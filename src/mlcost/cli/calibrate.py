@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             False, "--no-runs", help="Microbenchmarks only; no training runs fitted."
         ),
         runs: int | None = typer.Option(
-            None, "--runs", min=0, help="Training runs to measure (default 6, 5 with --quick)."
+            None, "--runs", min=0, help="Training runs to measure (default 10, 8 with --quick)."
         ),
         ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         report: bool = typer.Option(

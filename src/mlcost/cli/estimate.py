@@ -17,6 +17,8 @@ estimate_app = typer.Typer(
 #: Default tokens per optimizer step when --global-batch is not given (about 1M tokens: the order of
 #: magnitude Llama/GPT-3 runs used; stated in the output's assumptions).
 DEFAULT_TOKENS_PER_STEP = 2**20
+#: Devices in a training job when --gpus is not given (one 8-GPU node; a CPU device runs alone).
+DEFAULT_GPUS = 8
 #: Chinchilla-optimal tokens per parameter (Hoffmann et al. 2022), used when --tokens is not given.
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
@@ -67,7 +69,9 @@ def train(
     device: str = typer.Option(
         "h100-sxm", "--device", "-d", help="Device id (mlcost devices), or 'local' after mlcost calibrate."
     ),
-    gpus: int = typer.Option(8, "--gpus", "-n", help="Devices in the job."),
+    gpus: int | None = typer.Option(
+        None, "--gpus", "-n", min=1, help="Devices in the job [8; 1 on a CPU device such as 'local']."
+    ),
     gpus_per_node: int | None = typer.Option(
         None, "--gpus-per-node", help="Devices per node [catalog's typical node]."
     ),
@@ -133,6 +137,11 @@ def train(
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)
     extra: list[Assumption] = []
+    if gpus is None:
+        gpus = 1 if cat.device(device).kind == "cpu" else DEFAULT_GPUS
+        extra.append(
+            Assumption("gpus", gpus, f"not given: {gpus} ({DEFAULT_GPUS} accelerators, 1 CPU); pass --gpus")
+        )
     if tokens is None:
         n_tokens = CHINCHILLA_TOKENS_PER_PARAM * count_params(spec).total
         extra.append(

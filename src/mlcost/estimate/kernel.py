@@ -34,8 +34,14 @@ from mlcost.units import J_PER_KWH, S_PER_H
 
 Arr = Any  # float | np.ndarray
 
-#: Bytes read and written per parameter by one optimizer step (grad, master weights, states, new weights).
+#: Bytes read and written per parameter by one fused optimizer step (grad, master weights, states, new
+#: weights: each read or written once).
 OPTIMIZER_TRAFFIC_BYTES: dict[str, float] = {"adamw": 28.0, "sgd": 20.0}
+#: The same for PyTorch's default unfused step (``torch.optim.AdamW`` / ``SGD`` without ``fused=True``),
+#: one fp32 op at a time. AdamW: weight decay mul_ (2 passes), lerp_ of the first moment (3), mul_ (2) and
+#: addcmul_ (3) of the second, sqrt (2), div (2), add_ eps (2), addcdiv_ into the weights (4) = 20
+#: passes × 4 bytes. SGD with momentum: mul_ (2) and add_ (3) of the buffer, add_ into the weights (3).
+OPTIMIZER_TRAFFIC_BYTES_EAGER: dict[str, float] = {"adamw": 80.0, "sgd": 32.0}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,12 @@ from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
 from mlcost.estimate.context import Hardware, compute_peaks, resolve_hardware
 from mlcost.estimate.flops import RECOMPUTE_CODES
-from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs, train_kernel
+from mlcost.estimate.kernel import (
+    OPTIMIZER_TRAFFIC_BYTES,
+    OPTIMIZER_TRAFFIC_BYTES_EAGER,
+    TrainInputs,
+    train_kernel,
+)
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
@@ -114,7 +119,9 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         weight_bytes=w,
         grad_bytes=g,
         optimizer_bytes=o,
-        optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[job.optimizer],
+        optimizer_traffic_bytes=(
+            OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
+        )[job.optimizer],
         **compute_peaks(hw.device, job.precision),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,

@@ -211,6 +211,18 @@ def catalog_device_for(device: str) -> Any:
     return cpus[0] if len(cpus) == 1 else None
 
 
+def _calibrated_cpu(device: str) -> bool:
+    """True on a CPU run when this machine has a calibrated profile (``--device local`` resolves)."""
+    if device.startswith("cuda"):
+        return False
+    try:
+        from mlcost.calibrate.profile import load_local_profile  # type: ignore[import-not-found]
+
+        return load_local_profile() is not None
+    except Exception:
+        return False
+
+
 def mfu_peak(device: str, precision: str) -> tuple[float | None, str]:
     """Peak FLOP/s of one device for MFU, and where it came from.
 
@@ -341,7 +353,9 @@ def predict_train(
     except Exception:
         return {}
     try:
-        row = catalog_device_for(device)
+        # On a CPU, a calibrated profile of this machine ('local', mlcost calibrate) predicts best; else
+        # the catalog row of the device in use.
+        row = None if _calibrated_cpu(device) else catalog_device_for(device)
         cluster = Cluster(device=row.id if row is not None else "local", count=world_size)
         global_batch = shape.global_batch or shape.micro_batch * world_size
         job = TrainJob(
@@ -364,12 +378,15 @@ def predict_train(
         ("step_time_s", "step_time_s"),
         ("model_flops_per_step", "model_flops_per_step"),
         ("hardware_flops_per_step", "hardware_flops_per_step"),
-        ("peak_memory_bytes", "memory_per_device_bytes"),
         ("mfu", "mfu"),
     ):
         value = getattr(est, attr, None)
         if isinstance(value, (int, float)):
             out[key] = float(value)
+    # The job's own memory per device (on a CPU: what the run adds to the runtime's baseline RSS).
+    total = getattr(getattr(est, "memory", None), "total", None)
+    if isinstance(total, (int, float)):
+        out["peak_memory_bytes"] = float(total)
     if out.get("step_time_s"):
         out["tokens_per_s"] = (
             shape.seq_len * (shape.global_batch or shape.micro_batch * world_size) / out["step_time_s"]

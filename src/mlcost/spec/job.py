@@ -57,7 +57,8 @@ class TrainJob:
         fused_elementwise: the MLP activation, norms and rotary embeddings run as fused kernels
             (Megatron-LM, torch.compile, fused SwiGLU/RMSNorm/RoPE); False is eager PyTorch (Hugging Face
             modules), whose unfused tanh-GELU (GPT-2's ``gelu_new``) keeps more intermediates for backward
-            and makes ~8 ops over memory, and whose RMSNorm and rotary embeddings run 4–5 ops each.
+            and makes ~8 ops over memory, and whose RMSNorm and rotary embeddings run 4–5 ops each; its
+            optimizer step is PyTorch's default unfused one (AdamW: 8 ops per parameter tensor).
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
