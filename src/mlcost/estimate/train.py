@@ -198,6 +198,11 @@ def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: flo
     return f"does not fit on up to {count} × {hw.device.id}: use a device with more memory"
 
 
+#: A precision whose peak is this many times below the device's best one gets a note in the assumptions
+#: (e.g. bf16 on a CPU without bf16 units runs ~35x slower than fp32).
+SLOW_PRECISION_FACTOR = 4.0
+
+
 def estimate_train(
     model: ModelSpec,
     job: TrainJob,
@@ -276,6 +281,20 @@ def estimate_train(
             + ("" if job.overlap_grad_reduce else " (overlap off: --no-overlap-grad-reduce)"),
         ),
     ]
+    # Training precisions only (fp8/int8 are not a drop-in switch).
+    trainable = {k: v for k, v in hw.device.peak_flops_per_s.items() if k in ("fp32", "tf32", "bf16", "fp16")}
+    best_prec, best_peak = max(trainable.items(), key=lambda kv: kv[1], default=("", 0.0))
+    used_peak = hw.device.peak_for(job.precision) or 0.0
+    if used_peak and best_peak > SLOW_PRECISION_FACTOR * used_peak:
+        notes.append(
+            Assumption(
+                "slow_precision",
+                job.precision,
+                f"{hw.device.id} peaks at {used_peak / 1e12:.3g} TFLOP/s in {job.precision} and "
+                f"{best_peak / 1e12:.3g} in {best_prec} ({best_peak / used_peak:.0f}x faster); "
+                f"try --precision {best_prec}",
+            )
+        )
     if model.position == "rope" and job.seq_len > model.max_seq_len:
         notes.append(
             Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}")
