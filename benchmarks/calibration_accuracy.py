@@ -76,7 +76,14 @@ def main() -> int:
     from mlcost.calibrate.microbench import MicrobenchResult, bench_matmul, run_microbenchmarks
     from mlcost.calibrate.pipeline import provenance
     from mlcost.calibrate.profile import Calibration, save_calibration
-    from mlcost.calibrate.runs import PROBE_DIM, Measurement, RunConfig, measure_configs, merge_probe_rates
+    from mlcost.calibrate.runs import (
+        PROBE_DIM,
+        Measurement,
+        RunConfig,
+        measure_configs,
+        merge_probe_rates,
+        with_fastest_steps,
+    )
     from mlcost.catalog import get_catalog, loader
     from mlcost.estimate import estimate_train
     from mlcost.spec import Cluster
@@ -138,9 +145,7 @@ def main() -> int:
     # The runs' reference probes are 512² fp32 GEMMs measured here too: the size curve keeps the best.
     mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], ms)
     if args.stat == "min":
-        import dataclasses
-
-        ms = [dataclasses.replace(m, step_time_s=m.step_time_min_s or m.step_time_s) for m in ms]
+        ms = with_fastest_steps(ms)
     # The criterion split (defined with the grid, before any result): fit on the even indices, score the
     # odd ones. The grid alternates GPT-2 (even) and Llama (odd), so this fits on GPT-2 and predicts Llama.
     fit_idx = list(range(0, len(ms), 2))

@@ -98,8 +98,10 @@ class MicrobenchResult:
         )
 
 
-def time_median_s(fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Callable[[], None]) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls. Units: s."""
+def _wall_times_s(
+    fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Callable[[], None]
+) -> list[float]:
+    """Wall time of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls. Units: s."""
     for _ in range(warmup):
         fn()
     sync()
@@ -109,21 +111,17 @@ def time_median_s(fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Cal
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def time_median_s(fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Callable[[], None]) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls. Units: s."""
+    return statistics.median(_wall_times_s(fn, warmup=warmup, repeats=repeats, sync=sync))
 
 
 def time_best_s(fn: Callable[[], Any], *, warmup: int, repeats: int, sync: Callable[[], None]) -> float:
     """Fastest wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls. Units: s."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return min(_wall_times_s(fn, warmup=warmup, repeats=repeats, sync=sync))
 
 
 def _sync_for(torch: Any, device: str) -> Callable[[], None]:

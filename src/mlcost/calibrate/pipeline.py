@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import platform
 import socket
@@ -27,6 +26,7 @@ from mlcost.calibrate.runs import (
     RunConfig,
     measure_configs,
     merge_probe_rates,
+    with_fastest_steps,
 )
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
@@ -142,8 +142,6 @@ def run_calibration(
     base_row = catalog_row_for_this_machine()
     cat = get_catalog()
     prior = cat.efficiency(base_row.id) if base_row is not None else cat.efficiency("default-cpu")
-    device = local_device(mb, base_row)
-    profile = initial_profile(mb, prior)
     result: FitResult | None = None
     measured: list[Measurement] = []
     if use_runs:
@@ -161,22 +159,21 @@ def run_calibration(
                 rounds=1 if quick else 2,
                 progress=lambda lab: say(f"run {lab}"),
             )
-            measured = [
-                dataclasses.replace(m, step_time_s=m.step_time_min_s or m.step_time_s) for m in measured
-            ]
+            measured = with_fastest_steps(measured)
             # Each run's reference GEMM probe is a measured 512² rate too (the best one joins the curve).
             mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
-            device = local_device(mb, base_row)
-            profile = initial_profile(mb, prior)
         if use_ledger:
             try:
                 measured += ledger_measurements(ledger_url)
             except Exception as exc:  # an unreadable ledger must not lose the microbenchmarks
                 say(f"ledger skipped: {exc}")
-        if measured:
-            say("fitting")
-            result = fit_profile(measured, device, profile)
-            profile = result.profile
+    # The local device and first profile, from the microbenchmarks (with the runs' probes, if any).
+    device = local_device(mb, base_row)
+    profile = initial_profile(mb, prior)
+    if measured:
+        say("fitting")
+        result = fit_profile(measured, device, profile)
+        profile = result.profile
     cal = Calibration(
         device=device,
         profile=profile,

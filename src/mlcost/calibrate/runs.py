@@ -18,6 +18,7 @@ What is measured (the runner's meters: :class:`~mlcost.measure.meters.memory.Rss
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -153,22 +154,13 @@ class Measurement:
 PROBE_DIM = 512
 
 
-def probe_matmul_flops_per_s(duration_s: float = 0.15) -> float:
-    """Best rate of an fp32 ``PROBE_DIM``² GEMM over ``duration_s`` of back-to-back repeats: a cheap
-    reading of how fast this (possibly shared) machine runs right now. Units: FLOP/s."""
-    import torch
+def probe_matmul_flops_per_s(repeats: int = 20) -> float:
+    """Best rate of an fp32 ``PROBE_DIM``² GEMM over ``repeats`` timed calls (the microbenchmark's own
+    :func:`~mlcost.calibrate.microbench.bench_matmul`, ≈ 0.15 s here): a cheap reading of how fast this
+    (possibly shared) machine runs right now. Units: FLOP/s."""
+    from mlcost.calibrate.microbench import bench_matmul
 
-    a = torch.randn(PROBE_DIM, PROBE_DIM)
-    b = torch.randn(PROBE_DIM, PROBE_DIM)
-    a @ b  # first call pays for thread-pool start and page faults
-    flops = 2.0 * PROBE_DIM**3
-    best = 0.0
-    end = time.perf_counter() + duration_s
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, flops / max(time.perf_counter() - t0, 1e-9))
-    return best
+    return bench_matmul((PROBE_DIM,), repeats=repeats)[PROBE_DIM]
 
 
 def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
@@ -264,6 +256,13 @@ def measure_configs(
             )
         )
     return out
+
+
+def with_fastest_steps(measurements: list[Measurement]) -> list[Measurement]:
+    """The measurements with ``step_time_s`` set to the fastest step where one was recorded: the
+    statistic ``mlcost calibrate`` fits and ``benchmarks/calibration_accuracy.py`` validates (on a shared
+    machine neighbours only ever slow a step down)."""
+    return [dataclasses.replace(m, step_time_s=m.step_time_min_s or m.step_time_s) for m in measurements]
 
 
 def merge_probe_rates(matmul_fp32: dict[int, float], measurements: list[Measurement]) -> dict[int, float]:

@@ -117,8 +117,7 @@ def elementwise_bytes_per_token_layer(
         ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
     else:
         ff, routed = model.d_ff, 1
-    passes = MLP_ELEMENTWISE_PASSES[model.mlp]
-    mlp = e * ff * np.where(fused, passes[0], passes[1]) * routed
+    mlp = e * ff * np.where(fused, *MLP_ELEMENTWISE_PASSES[model.mlp]) * routed
     rope = (
         e * np.where(fused, *ROPE_ELEMENTWISE_PASSES) * (model.n_heads + model.kv_heads) * model.dim_head
         if model.position == "rope"

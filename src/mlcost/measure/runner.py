@@ -211,16 +211,17 @@ def catalog_device_for(device: str) -> Any:
     return cpus[0] if len(cpus) == 1 else None
 
 
-def _calibrated_cpu(device: str) -> bool:
-    """True on a CPU run when this machine has a calibrated profile (``--device local`` resolves)."""
+def _local_calibration(device: str) -> Any:
+    """This machine's calibration (``mlcost calibrate``) on a CPU run, else None (CUDA runs, not
+    calibrated, or the calibrate module unavailable)."""
     if device.startswith("cuda"):
-        return False
+        return None
     try:
         from mlcost.calibrate.profile import load_local_profile  # type: ignore[import-not-found]
 
-        return load_local_profile() is not None
+        return load_local_profile()
     except Exception:
-        return False
+        return None
 
 
 def mfu_peak(device: str, precision: str) -> tuple[float | None, str]:
@@ -229,16 +230,10 @@ def mfu_peak(device: str, precision: str) -> tuple[float | None, str]:
     CPU: the calibrated profile (``mlcost calibrate``) if one exists, else the catalog's cpu row.
     CUDA: the catalog's dense peak for the precision in use."""
     prec = "fp32" if precision == "tf32" and not device.startswith("cuda") else precision
-    if not device.startswith("cuda"):
-        try:
-            from mlcost.calibrate.profile import load_local_profile  # type: ignore[import-not-found]
-
-            profile = load_local_profile()
-            peak = _profile_peak(profile, prec)
-            if peak:
-                return peak, f"calibrated profile ({getattr(profile, 'source', '') or 'mlcost calibrate'})"
-        except Exception:
-            pass
+    profile = _local_calibration(device)
+    peak = _profile_peak(profile, prec)
+    if peak:
+        return peak, f"calibrated profile ({getattr(profile, 'source', '') or 'mlcost calibrate'})"
     row = catalog_device_for(device)
     if row is not None:
         peak = row.peak_for(prec) if hasattr(row, "peak_for") else None
@@ -355,7 +350,7 @@ def predict_train(
     try:
         # On a CPU, a calibrated profile of this machine ('local', mlcost calibrate) predicts best; else
         # the catalog row of the device in use.
-        row = None if _calibrated_cpu(device) else catalog_device_for(device)
+        row = None if _local_calibration(device) is not None else catalog_device_for(device)
         cluster = Cluster(device=row.id if row is not None else "local", count=world_size)
         global_batch = shape.global_batch or shape.micro_batch * world_size
         job = TrainJob(
