@@ -108,6 +108,18 @@ def _gpt2(cfg: _Config) -> dict[str, Any]:
     )
 
 
+def _standard_shape(cfg: _Config) -> dict[str, int]:
+    """Layers, width, heads, MLP width, vocabulary and context under the usual Hugging Face key names."""
+    return dict(
+        n_layers=cfg.get_int("num_hidden_layers"),
+        d_model=cfg.get_int("hidden_size"),
+        n_heads=cfg.get_int("num_attention_heads"),
+        d_ff=cfg.get_int("intermediate_size"),
+        vocab_size=cfg.get_int("vocab_size"),
+        max_seq_len=cfg.get_int("max_position_embeddings"),
+    )
+
+
 def _llama_like(
     cfg: _Config, *, qkv_bias: bool | None = None, out_bias: bool | None = None
 ) -> dict[str, Any]:
@@ -150,12 +162,7 @@ def _mixtral(cfg: _Config) -> dict[str, Any]:
 def _bert(cfg: _Config) -> dict[str, Any]:
     return dict(
         kind="encoder",
-        n_layers=cfg.get_int("num_hidden_layers"),
-        d_model=cfg.get_int("hidden_size"),
-        n_heads=cfg.get_int("num_attention_heads"),
-        d_ff=cfg.get_int("intermediate_size"),
-        vocab_size=cfg.get_int("vocab_size"),
-        max_seq_len=cfg.get_int("max_position_embeddings"),
+        **_standard_shape(cfg),
         mlp="gelu",
         norm="layernorm",
         position="learned",
@@ -174,12 +181,7 @@ def _bert(cfg: _Config) -> dict[str, Any]:
 def _gpt_neox(cfg: _Config) -> dict[str, Any]:
     return dict(
         kind="decoder",
-        n_layers=cfg.get_int("num_hidden_layers"),
-        d_model=cfg.get_int("hidden_size"),
-        n_heads=cfg.get_int("num_attention_heads"),
-        d_ff=cfg.get_int("intermediate_size"),
-        vocab_size=cfg.get_int("vocab_size"),
-        max_seq_len=cfg.get_int("max_position_embeddings"),
+        **_standard_shape(cfg),
         mlp="gelu",
         norm="layernorm",
         position="rope",
