@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "models": "mlcost.cli.catalog",
     "env": "mlcost.cli.env",
     "report": "mlcost.cli.report",
+    "diff": "mlcost.cli.diff",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

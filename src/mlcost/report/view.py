@@ -138,9 +138,9 @@ def to_rich(view: View, console: Any, explain: bool = False) -> None:
         if isinstance(b, Line):
             console.print(Text(b.text, style=b.style or ""), overflow="fold")
             continue
+        if b.title:  # a line of its own: rich would wrap a title to the table's width
+            console.print(Text(b.title, style="bold"), overflow="fold")
         rt = RichTable(
-            title=Text(b.title) if b.title else None,
-            title_justify="left",
             header_style="bold",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
