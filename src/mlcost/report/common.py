@@ -22,7 +22,7 @@ def assumption_value(name: str, value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if name == "tokens":
             return f.tokens(value)
-        if name.endswith("_usd_per_device_h") or name.endswith("_usd_per_h"):
+        if name.endswith(("_usd_per_device_h", "_usd_per_h")) or name.startswith("price["):
             return f.money(value) + "/h"
         if name.endswith("_bytes_per_s"):
             return f.si(value, "B/s")

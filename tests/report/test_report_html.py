@@ -1,0 +1,55 @@
+"""`mlcost report`: size and sections from a 100-run ledger, empty ledger, bad input (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlcost.cli.main import main
+from mlcost.report.html import sections
+from tests.report.conftest import make_ledger
+
+
+def test_hundred_runs_under_5_mb(tmp_path: Path, plan_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = make_ledger(tmp_path / "l.db", 100)
+    out = tmp_path / "r.html"
+    assert main(["report", str(plan_json), "--ledger", url, "-o", str(out)]) == 0
+    assert "100 runs" in capsys.readouterr().out
+    text = out.read_text()
+    assert out.stat().st_size < 5_000_000
+    assert "http://" not in text.replace("http://www.w3.org", "") or "src=\"http" not in text
+    assert "<script src=" not in text
+    for title in ("Time vs cost", "Where a step", "Memory per device", "Predicted vs measured step time",
+                  "Predicted vs measured peak memory", "Strategy comparison", "Whole job"):
+        assert title in text
+
+
+def test_empty_ledger_says_so(tmp_path: Path) -> None:
+    from mlcost.measure.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Ledger(url).close()
+    out = tmp_path / "r.html"
+    assert main(["report", "--ledger", url, "-o", str(out)]) == 0
+    assert "has no runs" in out.read_text()
+
+
+def test_bad_input_exits_2(tmp_path: Path, plan_json: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.html"
+    unrelated = tmp_path / "u.json"
+    unrelated.write_text("[1, 2]")
+    cases = [
+        [str(plan_json), "--ledger", str(tmp_path / "missing.db")],
+        [str(unrelated)],
+        [str(plan_json), "--ledger", ledger_url, "--run", "ffffffffdeadbeef"],
+    ]
+    for args in cases:
+        assert main(["report", *args, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mlcost: error:") and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_section_registry_order() -> None:
+    assert sections()[:5] == ["plan", "estimate", "runs", "strategies", "calibration"]
