@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from _provenance import header  # noqa: E402
+from _provenance import header
+from tests.report.conftest import make_ledger
 
-from mlcost.cli.main import main  # noqa: E402
-from tests.report.conftest import make_ledger  # noqa: E402
+from mlcost.cli.main import main
 
 
 def run(argv: list[str]) -> str:
@@ -44,7 +44,9 @@ def bench() -> None:
             run(["report", str(plan), "--ledger", url, "-o", str(out)])
             times.append(time.perf_counter() - t0)
         size = out.stat().st_size
-        print(f"size: {size:,} bytes ({size / 1e6:.2f} MB; target < 5 MB) -> {'PASS' if size < 5e6 else 'FAIL'}")
+        print(
+            f"size: {size:,} bytes ({size / 1e6:.2f} MB; target < 5 MB) -> {'PASS' if size < 5e6 else 'FAIL'}"
+        )
         print(
             f"build time over 5 runs: first {times[0]:.2f} s (includes compressing plotly.js once), "
             f"median {statistics.median(times):.2f} s, max {max(times):.2f} s (target < 2 s) -> "

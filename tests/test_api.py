@@ -24,7 +24,9 @@ def test_all_is_guarded() -> None:
 def test_import_is_light() -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import mlcost; mlcost.estimate_train"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers", "pandas", "plotly")}
@@ -44,7 +46,20 @@ def test_docs_examples_run_and_match_the_cli(tmp_path: Path, monkeypatch) -> Non
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        main(["estimate", "train", "--model", "llama-3.1-8b", "--device", "h100-sxm", "--gpus", "64",
-              "--tokens", "1T", "--json"])
+        main(
+            [
+                "estimate",
+                "train",
+                "--model",
+                "llama-3.1-8b",
+                "--device",
+                "h100-sxm",
+                "--gpus",
+                "64",
+                "--tokens",
+                "1T",
+                "--json",
+            ]
+        )
     assert ns["est"].to_dict() == json.loads(buf.getvalue())
     assert "<table" in ns["est"]._repr_html_()

@@ -69,9 +69,30 @@ def estimate_train(
     goodput: float = 1.0,
 ) -> Result:
     """``mlcost estimate train`` (same defaults: 8 GPUs, 20 tokens per parameter, ≈1M tokens per step)."""
-    args = ["estimate", "train", "--model", model, "--device", device, "--tp", str(tp), "--pp", str(pp),
-            "--micro-batch", str(micro_batch), "--precision", precision, "--zero", str(zero),
-            "--recompute", recompute, "--pricing", pricing, "--goodput", repr(goodput)]
+    args = [
+        "estimate",
+        "train",
+        "--model",
+        model,
+        "--device",
+        device,
+        "--tp",
+        str(tp),
+        "--pp",
+        str(pp),
+        "--micro-batch",
+        str(micro_batch),
+        "--precision",
+        precision,
+        "--zero",
+        str(zero),
+        "--recompute",
+        recompute,
+        "--pricing",
+        pricing,
+        "--goodput",
+        repr(goodput),
+    ]
     args += _opt("--gpus", gpus) + _opt("--tokens", tokens) + _opt("--global-batch", global_batch)
     args += _opt("--seq-len", seq_len) + _opt("--provider", provider) + _opt("--region", region)
     from mlcost.report.estimate import train_view
@@ -94,9 +115,28 @@ def estimate_serve(
     pricing: str = "on-demand",
 ) -> Result:
     """``mlcost estimate serve``."""
-    args = ["estimate", "serve", "--model", model, "--device", device, "--tp", str(tp), "--batch", str(batch),
-            "--prompt-len", str(prompt_len), "--output-len", str(output_len), "--weight-precision",
-            weight_precision, "--kv-precision", kv_precision, "--pricing", pricing]
+    args = [
+        "estimate",
+        "serve",
+        "--model",
+        model,
+        "--device",
+        device,
+        "--tp",
+        str(tp),
+        "--batch",
+        str(batch),
+        "--prompt-len",
+        str(prompt_len),
+        "--output-len",
+        str(output_len),
+        "--weight-precision",
+        weight_precision,
+        "--kv-precision",
+        kv_precision,
+        "--pricing",
+        pricing,
+    ]
     args += _opt("--gpus", gpus) + _opt("--provider", provider)
     from mlcost.report.estimate import serve_view
 
@@ -119,9 +159,23 @@ def plan_train(
     precisions: str = "bf16,fp8",
 ) -> Result:
     """``mlcost plan train``; ``to_pandas()`` gives one row per top plan."""
-    args = ["plan", "train", "--model", model, "--tokens", str(tokens), "--max-devices", str(max_devices),
-            "--objective", objective, "--top", str(top), "--precisions", precisions,
-            "--spot" if spot else "--no-spot"]
+    args = [
+        "plan",
+        "train",
+        "--model",
+        model,
+        "--tokens",
+        str(tokens),
+        "--max-devices",
+        str(max_devices),
+        "--objective",
+        objective,
+        "--top",
+        str(top),
+        "--precisions",
+        precisions,
+        "--spot" if spot else "--no-spot",
+    ]
     args += _opt("--deadline", deadline) + _opt("--budget-usd", budget_usd) + _opt("--devices", devices)
     args += _opt("--providers", providers) + _opt("--counts", counts)
     from mlcost.report.plan import train_view
@@ -138,7 +192,7 @@ def runs(
     kind: str | None = None,
 ) -> Result:
     """``mlcost runs``: the ledger's most recent runs; ``to_pandas()`` gives one row per run."""
-    args = ["runs", "--limit", str(limit)] + _opt("--ledger", ledger) + _opt("--status", status)
+    args = ["runs", "--limit", str(limit), *_opt("--ledger", ledger), *_opt("--status", status)]
     args += _opt("--model", model) + _opt("--kind", kind)
     from mlcost.report.runs import list_view
 

@@ -29,15 +29,22 @@ def two_plans(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def test_golden_deltas_of_device_count(two_plans: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_golden_deltas_of_device_count(
+    two_plans: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b = two_plans
     assert main(["diff", str(a), str(b), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     pa, pb = (json.loads(p.read_text())["plans"][0] for p in (a, b))
     by = {m["name"]: m for m in d["metrics"]}
     # The deltas are B - A of the plans' own numbers (mlcost plan train on 8 vs 16 H100s).
-    for name, key in (("wall time", "total_time_s"), ("cost", "cost_usd"), ("energy", "energy_kwh"),
-                      ("CO2e", "co2_kg"), ("memory / device", "memory_per_device_bytes")):
+    for name, key in (
+        ("wall time", "total_time_s"),
+        ("cost", "cost_usd"),
+        ("energy", "energy_kwh"),
+        ("CO2e", "co2_kg"),
+        ("memory / device", "memory_per_device_bytes"),
+    ):
         assert by[name]["delta"] == pytest.approx(pb[key] - pa[key])
         assert by[name]["delta_rel"] == pytest.approx(pb[key] / pa[key] - 1)
     # doubling data-parallel devices at the same layout halves wall time within 1% and keeps cost within 2%
@@ -51,7 +58,10 @@ def test_golden_deltas_of_device_count(two_plans: tuple[Path, Path], capsys: pyt
 
 def test_fail_above(two_plans: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     a, b = two_plans
-    rise = json.loads(b.read_text())["plans"][0]["cost_usd"] / json.loads(a.read_text())["plans"][0]["cost_usd"] - 1
+    rise = (
+        json.loads(b.read_text())["plans"][0]["cost_usd"] / json.loads(a.read_text())["plans"][0]["cost_usd"]
+        - 1
+    )
     assert rise > 0
     assert main(["diff", str(a), str(b), "--fail-above", f"{rise * 100 / 2}%"]) == 1
     assert main(["diff", str(a), str(b), "--fail-above", "10%"]) == 0

@@ -18,10 +18,17 @@ def test_hundred_runs_under_5_mb(tmp_path: Path, plan_json: Path, capsys: pytest
     assert "100 runs" in capsys.readouterr().out
     text = out.read_text()
     assert out.stat().st_size < 5_000_000
-    assert "http://" not in text.replace("http://www.w3.org", "") or "src=\"http" not in text
+    assert "http://" not in text.replace("http://www.w3.org", "") or 'src="http' not in text
     assert "<script src=" not in text
-    for title in ("Time vs cost", "Where a step", "Memory per device", "Predicted vs measured step time",
-                  "Predicted vs measured peak memory", "Strategy comparison", "Whole job"):
+    for title in (
+        "Time vs cost",
+        "Where a step",
+        "Memory per device",
+        "Predicted vs measured step time",
+        "Predicted vs measured peak memory",
+        "Strategy comparison",
+        "Whole job",
+    ):
         assert title in text
 
 
@@ -35,7 +42,9 @@ def test_empty_ledger_says_so(tmp_path: Path) -> None:
     assert "has no runs" in out.read_text()
 
 
-def test_bad_input_exits_2(tmp_path: Path, plan_json: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2(
+    tmp_path: Path, plan_json: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "r.html"
     unrelated = tmp_path / "u.json"
     unrelated.write_text("[1, 2]")

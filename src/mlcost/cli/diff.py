@@ -19,7 +19,9 @@ def parse_rel(text: str) -> float:
     try:
         value = float(t) / 100.0
     except ValueError:
-        raise SpecError(f"--fail-above {text!r} is not a percentage", hint="write e.g. --fail-above 10%") from None
+        raise SpecError(
+            f"--fail-above {text!r} is not a percentage", hint="write e.g. --fail-above 10%"
+        ) from None
     if value < 0:
         raise SpecError(f"--fail-above must be >= 0, got {text!r}")
     return value
@@ -31,7 +33,9 @@ def _load(arg: str, ledger: str | None) -> dict[str, Any]:
         try:
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise SpecError(f"{arg} is not JSON", hint="diff two outputs of mlcost estimate/plan --json") from None
+            raise SpecError(
+                f"{arg} is not JSON", hint="diff two outputs of mlcost estimate/plan --json"
+            ) from None
     if path.suffix == ".json" or "/" in arg:
         raise SpecError(f"no file {arg}", hint="give two JSON files or two run ids")
     from mlcost.cli.report import open_existing_ledger

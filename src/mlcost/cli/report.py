@@ -55,11 +55,9 @@ def open_existing_ledger(url: str | None) -> Any:
 
     full = resolve_url(url)
     parsed = sa.engine.make_url(full)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).exists():
-            raise LedgerError(
-                f"no ledger at {parsed.database}", hint="check --ledger (mlcost runs lists a ledger's runs)"
-            )
+    db = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if db not in (None, "", ":memory:") and not Path(str(db)).exists():
+        raise LedgerError(f"no ledger at {db}", hint="check --ledger (mlcost runs lists a ledger's runs)")
     return Ledger(full)
 
 
@@ -68,10 +66,7 @@ def select_runs(
 ) -> list[dict[str, Any]]:
     """Record dicts (with display_status) of the runs asked for: ids (prefixes), or the most recent
     ``limit`` runs filtered by tag (the run's strategy, or config 'tag'/'tags') and start time (ISO)."""
-    if run_ids:
-        records = [ledger.get(r) for r in run_ids]
-    else:
-        records = ledger.list_runs(limit=limit)
+    records = [ledger.get(r) for r in run_ids] if run_ids else ledger.list_runs(limit=limit)
     out = []
     for r in records:
         if tags:

@@ -44,10 +44,28 @@ _RUN = (
     ("peak memory", ("metrics", "peak_memory_bytes"), "bytes_"),
     ("throughput", ("metrics", "tokens_per_s"), "rate"),
 )
-_PLAN_INPUTS = ("device", "count", "tp", "pp", "dp", "zero", "micro_batch", "recompute", "precision",
-                "provider", "region", "pricing", "seq_len", "global_batch")
-COST_KEY = {"estimate-train": "cost", "estimate-serve": "$ per 1M output tokens", "plan-train": "cost",
-            "run": "cost"}
+_PLAN_INPUTS = (
+    "device",
+    "count",
+    "tp",
+    "pp",
+    "dp",
+    "zero",
+    "micro_batch",
+    "recompute",
+    "precision",
+    "provider",
+    "region",
+    "pricing",
+    "seq_len",
+    "global_batch",
+)
+COST_KEY = {
+    "estimate-train": "cost",
+    "estimate-serve": "$ per 1M output tokens",
+    "plan-train": "cost",
+    "run": "cost",
+}
 
 
 def kind_of(obj: Any) -> str:
@@ -92,24 +110,45 @@ def _subject(obj: dict[str, Any], kind: str) -> tuple[dict[str, Any], dict[str, 
         _flat("constraints", obj.get("constraints") or {}, inputs)
         inputs.update({k: p.get(k) for k in _PLAN_INPUTS})
         return p, inputs
-    _flat("", {"model": obj["model"], "strategy": obj["strategy"], "device": obj["device"],
-               "world_size": obj["world_size"], "config": obj.get("config") or {}}, inputs)
+    _flat(
+        "",
+        {
+            "model": obj["model"],
+            "strategy": obj["strategy"],
+            "device": obj["device"],
+            "world_size": obj["world_size"],
+            "config": obj.get("config") or {},
+        },
+        inputs,
+    )
     return obj, inputs
 
 
-def diff(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_name: str = "B",
-         fail_above_rel: float | None = None) -> dict[str, Any]:
+def diff(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    *,
+    a_name: str = "A",
+    b_name: str = "B",
+    fail_above_rel: float | None = None,
+) -> dict[str, Any]:
     """The ``mlcost diff`` object: changed inputs, metric deltas and the cost verdict."""
     ka, kb = kind_of(a), kind_of(b)
     if not ka:
-        raise SpecError(f"{a_name} is not an mlcost estimate, plan or run",
-                        hint="diff two outputs of mlcost estimate/plan --json, or two run ids")
+        raise SpecError(
+            f"{a_name} is not an mlcost estimate, plan or run",
+            hint="diff two outputs of mlcost estimate/plan --json, or two run ids",
+        )
     if not kb:
-        raise SpecError(f"{b_name} is not an mlcost estimate, plan or run",
-                        hint="diff two outputs of mlcost estimate/plan --json, or two run ids")
+        raise SpecError(
+            f"{b_name} is not an mlcost estimate, plan or run",
+            hint="diff two outputs of mlcost estimate/plan --json, or two run ids",
+        )
     if ka != kb:
-        raise SpecError(f"cannot diff a {ka} ({a_name}) with a {kb} ({b_name})",
-                        hint="diff two estimates, two plans or two runs")
+        raise SpecError(
+            f"cannot diff a {ka} ({a_name}) with a {kb} ({b_name})",
+            hint="diff two estimates, two plans or two runs",
+        )
     sa, ia = _subject(a, ka)
     sb, ib = _subject(b, kb)
     inputs = [
@@ -125,8 +164,17 @@ def diff(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_name: str
             continue
         delta = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
         rel = delta / va if delta is not None and va else None
-        metrics.append({"name": label, "key": ".".join(path), "format": fmt, "a": va, "b": vb,
-                        "delta": delta, "delta_rel": rel})
+        metrics.append(
+            {
+                "name": label,
+                "key": ".".join(path),
+                "format": fmt,
+                "a": va,
+                "b": vb,
+                "delta": delta,
+                "delta_rel": rel,
+            }
+        )
     cost = next((m for m in metrics if m["name"] == COST_KEY[ka]), None)
     cost_rel = cost["delta_rel"] if cost else None
     failed = fail_above_rel is not None and cost_rel is not None and cost_rel > fail_above_rel

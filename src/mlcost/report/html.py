@@ -211,16 +211,6 @@ def memory_figure(est: dict[str, Any], source: str) -> Figure:
         if mem.get(part)
     ]
     cap = mem["capacity"] / gib
-    data.append(
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": f"capacity {cap:.1f} GiB",
-            "x": ["per device", "per device"],
-            "y": [cap, cap],
-            "line": {"color": "#d62728", "dash": "dash", "width": 3},
-        }
-    )
     layout = _layout("Memory per device by part", "", "memory (GiB)", barmode="stack", height=380)
     layout["xaxis"]["title"]["text"] = "device"
     layout["shapes"] = [

@@ -33,7 +33,7 @@ def _assumptions(v: View, d: dict[str, Any]) -> None:
     """Default view: plan-level assumptions plus the price/profile rows of the top two plans' devices;
     --explain: every assumption."""
     shown_devices = {p["device"] for p in d["plans"][:2]}
-    extra = []
+    extra: list[dict[str, Any]] = []
     for a in d["assumptions"]:
         name = str(a["name"])
         device = name.split("[", 1)[1].split("/")[0].rstrip("]") if "[" in name else None
