@@ -60,6 +60,8 @@ def test_report_draws_every_plot_offline(tmp_path: Path, plan_json: Path, ledger
                }).filter(x => x)"""
         )
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        for i in range(plots):  # one image per plot, to look at
+            page.locator(f"#fig{i}").screenshot(path=str(tmp_path / f"plot{i}.png"))
         browser.close()
 
     assert not errors, errors

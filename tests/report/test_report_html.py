@@ -62,3 +62,22 @@ def test_bad_input_exits_2(
 
 def test_section_registry_order() -> None:
     assert sections()[:5] == ["plan", "estimate", "runs", "strategies", "calibration"]
+
+
+def test_estimate_calibration_and_filters(tmp_path: Path, ledger_url: str, run_cli, capsys) -> None:
+    est = tmp_path / "est.json"
+    est.write_text(run_cli(["estimate", "train", "--gpus", "64", "--tokens", "1T", "--json"]))
+    cal = tmp_path / "cal.json"
+    cal.write_text(
+        '{"profile": "local", "runs": [{"run_id": "abcdef123456", "model": "gpt2", "config": "mb2",'
+        ' "measured_step_time_s": 0.05, "predicted_step_time_s": 0.048, "step_time_error_rel": -0.04}],'
+        ' "step_time_mape": 0.04}'
+    )
+    out = tmp_path / "r.html"
+    assert main(["report", str(est), str(cal), "--ledger", ledger_url, "--tag", "bf16", "-o", str(out)]) == 0
+    assert "3 runs" in capsys.readouterr().out  # 12 fixture runs, every 4th is bf16
+    text = out.read_text()
+    assert "Training estimate" in text and "Where a step" in text and "Calibration" in text
+    assert "step-time MAPE over 1 runs: 4.0%" in text
+    assert main(["report", str(est), "--ledger", ledger_url, "--since", "2999-01-01", "-o", str(out)]) == 0
+    assert "has no runs matching" in out.read_text()

@@ -100,3 +100,23 @@ def test_broken_pipe_exits_0() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.startswith("llama-3.1-8b")
+
+
+@pytest.mark.parametrize("extra", [[], ["--spot"], ["--deadline", "3d"]])
+def test_plan_table_fits_100_columns(extra: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    text = render(["plan", "train", "--model", "llama-3.1-8b", "--tokens", "1T", *extra], 100, monkeypatch)
+    assert "hidden at this width" not in text
+    header = next(line for line in text.splitlines() if line.startswith("#  device"))
+    assert header.split() == [
+        "#",
+        "device",
+        "n",
+        "TP/PP/DP",
+        "prec",
+        "where",
+        "time",
+        "cost",
+        "MFU",
+        "GiB/dev",
+    ]
+    assert max(len(line) for line in text.splitlines()) <= 100

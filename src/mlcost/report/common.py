@@ -10,6 +10,8 @@ from mlcost.report.view import Table, View
 
 #: Longest source text in a one-line assumption of a default view (the full text is under --explain).
 SHORT_SOURCE_CHARS = 48
+#: A key-assumption line fits an 80-column terminal.
+KEY_LINE_CHARS = 79
 
 
 def short_source(source: str, limit: int = SHORT_SOURCE_CHARS) -> str:
@@ -49,7 +51,8 @@ def key_assumptions(
     for a in picked:
         val = assumption_value(a["name"], a["value"])
         val = val if len(val) <= 30 else val[:29] + "…"
-        view.line(f"  {a['name']} = {val} — {short_source(a['source'])}", default_only=True)
+        head = f"  {a['name']} = {val} — "
+        view.line(head + short_source(a["source"], max(16, KEY_LINE_CHARS - len(head))), default_only=True)
 
 
 def assumptions_table(view: View, assumptions: Iterable[dict[str, Any]], *, explain: bool = True) -> None:

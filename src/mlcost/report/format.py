@@ -131,15 +131,15 @@ def money(x: Any) -> str:
 
 
 def energy_kwh(x: Any) -> str:
-    """Energy given in kWh: '850 Wh', '3,164 kWh' below 10 MWh, '14.1 MWh', '2.3 GWh'."""
+    """Energy given in kWh: '850 Wh', '316 kWh', '3.2 MWh', '14.1 MWh', '2.3 GWh'."""
     v = _num(x)
     if v is None or not math.isfinite(v):
         return MISSING
     a = abs(v)
     if a < 1:
         return f"{_sig(v * 1e3)} Wh"
-    if a < 1e4:
-        return f"{v:,.0f} kWh" if a >= 100 else f"{_sig(v)} kWh"
+    if a < 1e3:
+        return f"{_sig(v)} kWh"
     if a < 1e6:
         return f"{_sig(v / 1e3)} MWh"
     return f"{v / 1e6:,.1f} GWh"
@@ -158,16 +158,16 @@ def energy_j(x: Any) -> str:
 
 
 def co2_kg(x: Any) -> str:
-    """CO2e given in kg: '12 g', '1,169 kg' below 10 t, '52.0 t'."""
+    """CO2e given in kg: '12 g', '117 kg', '1.2 t', '52.0 t', '1,234 t'."""
     v = _num(x)
     if v is None or not math.isfinite(v):
         return MISSING
     a = abs(v)
     if a < 1:
         return f"{_sig(v * 1e3)} g"
-    if a < 1e4:
-        return f"{v:,.0f} kg" if a >= 100 else f"{_sig(v)} kg"
-    return f"{v / 1e3:,.1f} t" if a >= 1e5 else f"{_sig(v / 1e3)} t"
+    if a < 1e3:
+        return f"{_sig(v)} kg"
+    return f"{v / 1e3:,.0f} t" if a >= 1e6 else f"{_sig(v / 1e3)} t"
 
 
 def pct(x: Any, signed: bool = False) -> str:

@@ -190,9 +190,11 @@ def breakdown_figure(est: dict[str, Any], source: str) -> Figure:
         "time per step (s)",
         "",
         barmode="stack",
-        height=260,
+        height=300,
     )
     layout["yaxis"]["title"]["text"] = "optimizer step"
+    layout["legend"] = {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "traceorder": "normal"}
+    layout["margin"]["t"] = 90
     return Figure(
         data,
         layout,
@@ -211,7 +213,9 @@ def memory_figure(est: dict[str, Any], source: str) -> Figure:
         if mem.get(part)
     ]
     cap = mem["capacity"] / gib
-    layout = _layout("Memory per device by part", "", "memory (GiB)", barmode="stack", height=380)
+    layout = _layout(
+        f"Memory per device by part (dashed: capacity {cap:.1f} GiB)", "", "memory (GiB)", barmode="stack"
+    )
     layout["xaxis"]["title"]["text"] = "device"
     layout["shapes"] = [
         {
@@ -384,29 +388,41 @@ def strategy_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def strategy_figure(rows: list[dict[str, Any]]) -> Figure:
-    labels = [f"{r['strategy']} ({r['model']})" for r in rows]
+    """Median speed-up and memory ratio per lever (and model) over its baseline pairs; whiskers span the
+    smallest to the largest pair."""
+    import statistics
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['strategy']} ({r['model']})", []).append(r)
+    labels = sorted(groups, key=lambda k: -statistics.median(r["speedup"] for r in groups[k]))
+
+    def trace(name: str, key: str) -> dict[str, Any]:
+        med, lo, hi = [], [], []
+        for k in labels:
+            vals = [r[key] for r in groups[k] if r[key] is not None]
+            m = statistics.median(vals) if vals else None
+            med.append(m)
+            lo.append(m - min(vals) if vals else 0)
+            hi.append(max(vals) - m if vals else 0)
+        return {
+            "type": "bar",
+            "name": name,
+            "x": [f"{k}, n={len(groups[k])}" for k in labels],
+            "y": med,
+            "text": ["-" if m is None else f"{m:.2f}×" for m in med],
+            "textposition": "outside",
+            "error_y": {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+        }
+
     data = [
-        {
-            "type": "bar",
-            "name": "speed-up (baseline step time / lever step time)",
-            "x": labels,
-            "y": [r["speedup"] for r in rows],
-            "text": [f"{r['speedup']:.2f}×" for r in rows],
-            "textposition": "auto",
-        },
-        {
-            "type": "bar",
-            "name": "peak memory vs baseline",
-            "x": labels,
-            "y": [r["memory_ratio"] for r in rows],
-            "text": ["-" if r["memory_ratio"] is None else f"{r['memory_ratio']:.2f}×" for r in rows],
-            "textposition": "auto",
-        },
+        trace("speed-up (baseline step time / lever step time)", "speedup"),
+        trace("peak memory vs baseline", "memory_ratio"),
     ]
     layout = _layout(
         "Strategy comparison: speed-up and memory per lever",
-        "lever (model)",
-        "ratio to baseline",
+        "lever (model), pairs",
+        "ratio to baseline (median)",
         barmode="group",
     )
     layout["shapes"] = [
@@ -423,9 +439,9 @@ def strategy_figure(rows: list[dict[str, Any]]) -> Figure:
     return Figure(
         data,
         layout,
-        "From the ledger: completed runs of each lever against the baseline run of the same model, device "
-        "and shape (mlcost measure train --compare). Above 1 on speed-up pays; quality is not part of a "
-        "timing run (compression results add it).",
+        "From the ledger: each completed lever run against the baseline run of the same model, device and "
+        "shape (mlcost measure train --compare); bars are medians over those pairs, whiskers the smallest "
+        "and largest. A speed-up above 1 pays; quality is not part of a timing run.",
     )
 
 

@@ -66,7 +66,7 @@ def train_view(d: dict[str, Any]) -> View:
                 f"Top {len(d['plans'])} training plans",
                 ["#", "device", "n", "TP/PP/DP", "prec", "where", "time", "cost", "MFU", "GiB/dev"],
                 right=("#", "n", "time", "cost", "MFU", "GiB/dev"),
-                wrap=("where",),
+                optional=("where", "MFU", "GiB/dev"),
             )
         )
         e = v.table(
@@ -191,6 +191,7 @@ def serve_view(d: dict[str, Any]) -> View:
                     "util",
                 ],
                 right=("#", "TP", "batch", "repl", "TTFT", "TPOT", "$/M out", "$/month", "util"),
+                optional=("where", "repl", "util"),
             )
         )
         for p in d["plans"]:

@@ -31,6 +31,7 @@ def list_view(d: dict[str, Any]) -> View:
             f"runs in {d['ledger']}",
             ["id", "started", "model", "strategy", "status", "step", "tokens/s", "MFU", "peak mem", "energy"],
             right=("step", "tokens/s", "MFU", "peak mem", "energy"),
+            optional=("started", "MFU", "energy"),
         )
     )
     x = v.table(

@@ -38,6 +38,8 @@ class Table:
     wrap: tuple[str, ...] = ()
     explain: bool = False
     default_only: bool = False
+    #: Columns dropped (the last one first) when the table is wider than the terminal; a note says so.
+    optional: tuple[str, ...] = ()
     section_before: tuple[int, ...] = ()  # row indices preceded by a rule
 
     def add(self, *cells: Any) -> None:
@@ -130,8 +132,6 @@ def to_html(view: View, explain: bool = True) -> str:
 
 def to_rich(view: View, console: Any, explain: bool = False) -> None:
     """Print on a rich console; cells are Text objects, so '[[provider]]' prints as typed."""
-    from rich import box
-    from rich.table import Table as RichTable
     from rich.text import Text
 
     for b in view.shown(explain):
@@ -140,23 +140,58 @@ def to_rich(view: View, console: Any, explain: bool = False) -> None:
             continue
         if b.title:  # a line of its own: rich would wrap a title to the table's width
             console.print(Text(b.title, style="bold"), overflow="fold")
-        rt = RichTable(
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-            show_edge=False,
-            padding=(0, 1, 0, 0),
-        )
-        for col in b.columns:
-            rt.add_column(
-                Text(col),
-                justify="right" if col in b.right else "left",
-                overflow="fold",
-                no_wrap=col not in b.wrap,
-                ratio=1 if col in b.wrap else None,
-            )
-        for i, row in enumerate(b.rows):
-            if i in b.section_before:
-                rt.add_section()
-            rt.add_row(*[Text(c) for c in row])
+        dropped: list[str] = []
+        rt = _rich_table(b, dropped)
+        while b.optional and len(dropped) < len(b.optional) and _natural_width(b, dropped) > console.width:
+            dropped.append(b.optional[-1 - len(dropped)])
+            rt = _rich_table(b, dropped)
         console.print(rt)
+        if dropped:
+            console.print(
+                Text(
+                    f"({', '.join(reversed(dropped))} hidden at this width; a wider terminal or --format csv shows them)"
+                ),
+                overflow="fold",
+            )
+
+
+def _natural_width(b: Table, dropped: list[str]) -> int:
+    """Width of ``b`` without folding: widest cell per column plus two spaces between columns."""
+    from rich.cells import cell_len
+
+    widths = [
+        max([cell_len(c), *(cell_len(r[i]) for r in b.rows)])
+        for i, c in enumerate(b.columns)
+        if c not in dropped
+    ]
+    return sum(widths) + 2 * (len(widths) - 1) + 1
+
+
+def _rich_table(b: Table, dropped: list[str]) -> Any:
+    from rich import box
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    keep = [i for i, c in enumerate(b.columns) if c not in dropped]
+    rt = RichTable(
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for i in keep:
+        col = b.columns[i]
+        rt.add_column(
+            Text(col),
+            justify="right" if col in b.right else "left",
+            overflow="fold",
+            no_wrap=col not in b.wrap,
+            ratio=1 if col in b.wrap else None,
+        )
+    for j, row in enumerate(b.rows):
+        if j in b.section_before:
+            rt.add_section()
+        rt.add_row(*[Text(row[i]) for i in keep])
+    return rt
