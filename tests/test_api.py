@@ -63,3 +63,44 @@ def test_docs_examples_run_and_match_the_cli(tmp_path: Path, monkeypatch) -> Non
         )
     assert ns["est"].to_dict() == json.loads(buf.getvalue())
     assert "<table" in ns["est"]._repr_html_()
+
+
+def test_names_and_defaults_are_the_clis() -> None:
+    """Each API parameter is the CLI option of the same name (--snake-case) with the same default."""
+    import inspect
+
+    import typer.main
+
+    from mlcost.cli.main import build_app
+
+    app = typer.main.get_command(build_app())
+    cases = {
+        ("estimate", "train"): mlcost.estimate_train,
+        ("estimate", "serve"): mlcost.estimate_serve,
+        ("plan", "train"): mlcost.plan_train,
+        ("runs",): mlcost.runs,
+    }
+    for path, fn in cases.items():
+        cmd = app
+        for word in path:
+            cmd = cmd.commands[word]  # type: ignore[attr-defined]
+        options = {o: p for p in cmd.params for o in getattr(p, "opts", [])}
+        for name, param in inspect.signature(fn).parameters.items():
+            flag = "--" + name.replace("_", "-")
+            assert flag in options, (path, name)
+            cli_default = options[flag].default
+            if param.default is inspect.Parameter.empty:
+                assert options[flag].required, (path, name)
+            elif name == "catalog":
+                assert not cli_default
+            else:
+                assert param.default == cli_default, (path, name, param.default, cli_default)
+
+
+def test_to_pandas_has_one_row_per_plan() -> None:
+    import pytest
+
+    pytest.importorskip("pandas")
+    plan = mlcost.plan_train("llama-3.1-8b", "1T", devices="h100-sxm", counts="8,16", top=2)
+    df = plan.to_pandas()
+    assert len(df) == 2 and list(df["count"]) == [p["count"] for p in plan["plans"]]

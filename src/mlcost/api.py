@@ -55,18 +55,29 @@ def estimate_train(
     gpus: int | None = None,
     tokens: str | float | None = None,
     *,
+    gpus_per_node: int | None = None,
     tp: int = 1,
     pp: int = 1,
+    virtual_stages: int = 1,
     micro_batch: int = 1,
     global_batch: int | None = None,
     seq_len: int | None = None,
-    precision: str = "bf16",
-    zero: int = 1,
     recompute: str = "none",
+    sequence_parallel: bool = False,
+    zero: int = 1,
+    flash_attention: bool = True,
+    overlap_grad_reduce: bool = True,
+    fused_elementwise: bool = True,
+    goodput: float = 1.0,
+    precision: str = "bf16",
+    optimizer: str = "adamw",
     provider: str | None = None,
     region: str | None = None,
     pricing: str = "on-demand",
-    goodput: float = 1.0,
+    price_usd_per_h: float | None = None,
+    pue: float | None = None,
+    carbon_kg_per_kwh: float | None = None,
+    catalog: list[str] | None = None,
 ) -> Result:
     """``mlcost estimate train`` (same defaults: 8 GPUs, 20 tokens per parameter, ≈1M tokens per step)."""
     args = [
@@ -80,21 +91,31 @@ def estimate_train(
         str(tp),
         "--pp",
         str(pp),
+        "--virtual-stages",
+        str(virtual_stages),
         "--micro-batch",
         str(micro_batch),
-        "--precision",
-        precision,
-        "--zero",
-        str(zero),
         "--recompute",
         recompute,
-        "--pricing",
-        pricing,
+        "--zero",
+        str(zero),
         "--goodput",
         repr(goodput),
+        "--precision",
+        precision,
+        "--optimizer",
+        optimizer,
+        "--pricing",
+        pricing,
     ]
-    args += _opt("--gpus", gpus) + _opt("--tokens", tokens) + _opt("--global-batch", global_batch)
-    args += _opt("--seq-len", seq_len) + _opt("--provider", provider) + _opt("--region", region)
+    args += _flag(sequence_parallel, "--sequence-parallel", None)
+    args += _flag(flash_attention, "--flash-attention", "--no-flash-attention")
+    args += _flag(overlap_grad_reduce, "--overlap-grad-reduce", "--no-overlap-grad-reduce")
+    args += _flag(fused_elementwise, "--fused-elementwise", "--eager-elementwise")
+    args += _opt("--gpus", gpus) + _opt("--tokens", tokens) + _opt("--gpus-per-node", gpus_per_node)
+    args += _opt("--global-batch", global_batch) + _opt("--seq-len", seq_len) + _opt("--provider", provider)
+    args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
+    args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
     from mlcost.report.estimate import train_view
 
     return Result("estimate-train", _run_json(args), train_view)
@@ -105,6 +126,7 @@ def estimate_serve(
     device: str = "h100-sxm",
     gpus: int | None = None,
     *,
+    gpus_per_node: int | None = None,
     tp: int = 1,
     batch: int = 1,
     prompt_len: int = 1024,
@@ -112,9 +134,14 @@ def estimate_serve(
     weight_precision: str = "bf16",
     kv_precision: str = "bf16",
     provider: str | None = None,
+    region: str | None = None,
     pricing: str = "on-demand",
+    price_usd_per_h: float | None = None,
+    pue: float | None = None,
+    carbon_kg_per_kwh: float | None = None,
+    catalog: list[str] | None = None,
 ) -> Result:
-    """``mlcost estimate serve``."""
+    """``mlcost estimate serve`` (one replica of ``tp`` devices unless ``gpus`` is given)."""
     args = [
         "estimate",
         "serve",
@@ -137,7 +164,9 @@ def estimate_serve(
         "--pricing",
         pricing,
     ]
-    args += _opt("--gpus", gpus) + _opt("--provider", provider)
+    args += _opt("--gpus", gpus) + _opt("--gpus-per-node", gpus_per_node) + _opt("--provider", provider)
+    args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
+    args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
     from mlcost.report.estimate import serve_view
 
     return Result("estimate-serve", _run_json(args), serve_view)
@@ -152,13 +181,19 @@ def plan_train(
     max_devices: int = 1024,
     devices: str | None = None,
     providers: str | None = None,
+    regions: str | None = None,
     spot: bool = False,
+    max_co2_kg: float | None = None,
     objective: str = "cost",
+    weights: str | None = None,
     top: int = 5,
-    counts: str | None = None,
+    seq_len: int | None = None,
+    global_batch: int | None = None,
     precisions: str = "bf16,fp8",
+    counts: str | None = None,
 ) -> Result:
-    """``mlcost plan train``; ``to_pandas()`` gives one row per top plan."""
+    """``mlcost plan train``; ``to_pandas()`` gives one row per top plan. Lists are comma-separated strings,
+    as on the command line (``devices="h100-sxm,a100-80gb"``)."""
     args = [
         "plan",
         "train",
@@ -174,10 +209,12 @@ def plan_train(
         str(top),
         "--precisions",
         precisions,
-        "--spot" if spot else "--no-spot",
     ]
+    args += _flag(spot, "--spot", "--no-spot")
     args += _opt("--deadline", deadline) + _opt("--budget-usd", budget_usd) + _opt("--devices", devices)
-    args += _opt("--providers", providers) + _opt("--counts", counts)
+    args += _opt("--providers", providers) + _opt("--regions", regions) + _opt("--max-co2-kg", max_co2_kg)
+    args += _opt("--weights", weights) + _opt("--seq-len", seq_len) + _opt("--global-batch", global_batch)
+    args += _opt("--counts", counts)
     from mlcost.report.plan import train_view
 
     return Result("plan-train", _run_json(args), train_view, "plans")
@@ -197,6 +234,14 @@ def runs(
     from mlcost.report.runs import list_view
 
     return Result("runs", _run_json(args), list_view, "runs")
+
+
+def _flag(value: bool, on: str, off: str | None) -> list[str]:
+    return [on] if value else ([off] if off else [])
+
+
+def _many(flag: str, values: list[str] | None) -> list[str]:
+    return [x for v in values or [] for x in (flag, str(v))]
 
 
 def _opt(flag: str, value: Any) -> list[str]:

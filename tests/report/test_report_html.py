@@ -81,3 +81,18 @@ def test_estimate_calibration_and_filters(tmp_path: Path, ledger_url: str, run_c
     assert "step-time MAPE over 1 runs: 4.0%" in text
     assert main(["report", str(est), "--ledger", ledger_url, "--since", "2999-01-01", "-o", str(out)]) == 0
     assert "has no runs matching" in out.read_text()
+
+
+def test_plan_estimate_reproduces_plan_one(plan_json: Path) -> None:
+    """The report's breakdown of plan #1 is the estimator's answer for the same layout (same totals)."""
+    import json
+
+    from mlcost.cli.report import plan_estimate
+
+    plan = json.loads(plan_json.read_text())
+    est = plan_estimate(plan)
+    assert est is not None
+    p = plan["plans"][0]
+    for key in ("total_time_s", "cost_usd", "energy_kwh", "co2_kg"):
+        assert est[key] == pytest.approx(p[key], rel=1e-9)
+    assert est["memory_per_device_bytes"]["total"] == pytest.approx(p["memory_per_device_bytes"], rel=1e-9)
