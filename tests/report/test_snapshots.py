@@ -35,8 +35,10 @@ def render(argv: list[str], width: int, monkeypatch: pytest.MonkeyPatch) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(argv) == 0
-    # the planner's own run time varies between runs
-    return re.sub(r"in \d+\.\d\d s", "in X s", buf.getvalue())
+    # what varies between runs: the planner's own run time, run ids, ledger paths
+    text = re.sub(r"in \d+\.\d\d s", "in X s", buf.getvalue())
+    text = re.sub(r"\b[0-9a-f]{32}\b", "RUN_ID", text)
+    return re.sub(r"/\S*/(ledger|m)\.db", "LEDGER", text)
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -120,3 +122,31 @@ def test_plan_table_fits_100_columns(extra: list[str], monkeypatch: pytest.Monke
         "GiB/dev",
     ]
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_measure_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlcost measure train --dry-run` (replayed readings, no model run) at 80 and 120 columns."""
+    argv = ["measure", "train", "--model", "gpt2", "--layers", "2", "--d-model", "64", "--vocab", "512"]
+    argv += ["--seq-len", "32", "--dry-run", "--ledger", str(tmp_path / "m.db")]
+    for width in (80, 120):
+        text = render(argv, width, monkeypatch)
+        assert "e+" not in text and len(text.splitlines()) <= 40
+        assert max(len(line) for line in text.splitlines()) <= width
+        text = text.split("\n  run RUN_ID")[0]  # the ledger path (a tmp dir) follows
+        snap = SNAPSHOTS / f"measure_dry_run_{width}.txt"
+        if os.environ.get("MLCOST_UPDATE_SNAPSHOTS") == "1" or not snap.exists():
+            snap.write_text(text)
+        assert text == snap.read_text()
+        explained = render([*argv, "--explain"], width, monkeypatch)
+        assert "energy: dry run" in " ".join(explained.split())
+
+
+@pytest.mark.parametrize("argv", [["env"], ["calibrate", "--report"]])
+def test_other_commands_fit(argv: list[str], ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machine- or ledger-dependent views: no snapshot, but the same limits."""
+    if argv[0] == "calibrate":
+        argv = [*argv, "--ledger", ledger_url]
+    for width in (80, 120):
+        text = render(argv, width, monkeypatch)
+        assert "e+" not in text and len(text.splitlines()) <= 40
+        assert max(len(line) for line in text.splitlines()) <= width
