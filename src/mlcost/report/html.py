@@ -580,6 +580,7 @@ table.mlcost caption{text-align:left;font-weight:600;padding:.3rem 0}
 table.mlcost th,table.mlcost td{border-bottom:1px solid #eee;padding:.2rem .6rem}
 td.r{text-align:right;font-variant-numeric:tabular-nums}.strong{font-weight:600}.note{color:#8a5a00}
 #mlcost-error{color:#b00;font-weight:600}
+details{margin:.5rem 0}summary{cursor:pointer;font-weight:600;font-size:.9rem}
 """
 
 _BOOT = """

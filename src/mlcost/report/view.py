@@ -105,28 +105,32 @@ def to_csv(view: View, explain: bool = False) -> str:
 
 
 def to_html(view: View, explain: bool = True) -> str:
-    """A fragment of HTML tables (the report and the notebook reprs use it)."""
+    """A fragment of HTML (the report and the notebook reprs use it). With ``explain``, the explain-only
+    tables are folded into ``<details>`` elements (closed until clicked)."""
     out: list[str] = []
     for b in view.shown(explain):
         if isinstance(b, Line):
             tag = "p class='strong'" if b.style == "bold" else "p"
             out.append(f"<{tag}>{html.escape(b.text)}</p>")
-        else:
-            out.append("<table class='mlcost'>")
-            if b.title:
-                out.append(f"<caption>{html.escape(b.title)}</caption>")
-            out.append(
-                "<thead><tr>"
-                + "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
-                + "</tr></thead><tbody>"
+            continue
+        folded = explain and b.explain
+        if folded:
+            out.append(f"<details><summary>{html.escape(b.title or 'details')}</summary>")
+        out.append("<table class='mlcost'>")
+        if b.title and not folded:
+            out.append(f"<caption>{html.escape(b.title)}</caption>")
+        out.append(
+            "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in b.columns) + "</tr></thead><tbody>"
+        )
+        for row in b.rows:
+            cells = "".join(
+                f"<td class='{'r' if col in b.right else 'l'}'>{html.escape(c)}</td>"
+                for col, c in zip(b.columns, row, strict=False)
             )
-            for row in b.rows:
-                cells = "".join(
-                    f"<td class='{'r' if col in b.right else 'l'}'>{html.escape(c)}</td>"
-                    for col, c in zip(b.columns, row, strict=False)
-                )
-                out.append(f"<tr>{cells}</tr>")
-            out.append("</tbody></table>")
+            out.append(f"<tr>{cells}</tr>")
+        out.append("</tbody></table>")
+        if folded:
+            out.append("</details>")
     return "\n".join(out)
 
 
