@@ -81,3 +81,38 @@ def test_bad_input(two_plans: tuple[Path, Path], tmp_path: Path, capsys: pytest.
     assert main(["diff", str(a), str(est)]) == 2
     assert "cannot diff" in capsys.readouterr().err
     assert main(["diff", str(a), str(tmp_path / "missing.json")]) == 2
+
+
+def test_json_contract_keys(two_plans: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/json.md, `mlcost diff A B --json`."""
+    a, b = two_plans
+    assert main(["diff", str(a), str(b), "--json", "--fail-above", "10%"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d) == {
+        "kind",
+        "compares",
+        "a",
+        "b",
+        "inputs",
+        "metrics",
+        "cost_change_rel",
+        "fail_above_rel",
+        "failed",
+    }
+    assert d["kind"] == "diff" and d["compares"] == "plan-train" and d["fail_above_rel"] == pytest.approx(0.1)
+    for m in d["metrics"]:
+        assert set(m) == {"name", "key", "format", "a", "b", "delta", "delta_rel"}
+
+
+def test_two_runs_by_id(ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlcost.measure.ledger import Ledger
+
+    led = Ledger(ledger_url)
+    runs = led.list_runs(limit=2)
+    led.close()
+    assert main(["diff", runs[1].run_id[:12], runs[0].run_id[:12], "--ledger", ledger_url, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["compares"] == "run"
+    step = next(m for m in d["metrics"] if m["name"] == "step time")
+    assert step["delta"] == pytest.approx(runs[0].metrics["step_time_s"] - runs[1].metrics["step_time_s"])
+    assert main(["diff", "feedfacefeedface", runs[0].run_id, "--ledger", ledger_url]) == 2

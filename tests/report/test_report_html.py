@@ -96,3 +96,16 @@ def test_plan_estimate_reproduces_plan_one(plan_json: Path) -> None:
     for key in ("total_time_s", "cost_usd", "energy_kwh", "co2_kg"):
         assert est[key] == pytest.approx(p[key], rel=1e-9)
     assert est["memory_per_device_bytes"]["total"] == pytest.approx(p["memory_per_device_bytes"], rel=1e-9)
+
+
+def test_calibration_json_section(tmp_path: Path) -> None:
+    cal = tmp_path / "cal.json"
+    cal.write_text(
+        '{"microbench": {}, "profile": {"matmul_eff_max": 0.5}, "peak_source": "calibrated",'
+        ' "fit": {"time_mape": 0.05, "memory_mean_abs_rel": 0.1, "rows": []}}'
+    )
+    out = tmp_path / "r.html"
+    assert main(["report", str(cal), "-o", str(out)]) == 0  # a file and no --ledger: no runs section
+    text = out.read_text()
+    assert "Calibrated efficiency profile" in text and "step-time MAPE 5.0%" in text
+    assert "Measured runs" not in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -157,8 +156,13 @@ def register(app: typer.Typer) -> None:
         """Delete one run from the ledger."""
         ledger = _ledger(_url(ctx, ledger_url))
         full = ledger.delete(run_id)
-        typer.echo(json.dumps({"deleted": full}) if as_json else f"deleted run {full}")
         ledger.close()
+        if as_json:
+            from mlcost.report.console import print_json
+
+            print_json({"deleted": full})
+        else:
+            typer.echo(f"deleted run {full}")
 
     @runs_app.command("mark-stale")
     def runs_mark_stale(
@@ -177,7 +181,9 @@ def register(app: typer.Typer) -> None:
         older_s = parse_duration_s(older_than) if older_than else None
         marked = ledger.mark_stale(run_id, older_than_s=older_s)
         if as_json:
-            typer.echo(json.dumps({"marked": marked}))
+            from mlcost.report.console import print_json
+
+            print_json({"marked": marked})
         else:
             typer.echo(
                 f"marked {len(marked)} run(s) interrupted"
