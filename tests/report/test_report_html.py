@@ -109,3 +109,16 @@ def test_calibration_json_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Calibrated efficiency profile" in text and "step-time MAPE 5.0%" in text
     assert "Measured runs" not in text
+
+
+def test_serving_estimate_and_plan(tmp_path: Path, run_cli) -> None:
+    est = tmp_path / "serve.json"
+    est.write_text(
+        run_cli(["estimate", "serve", "--model", "llama-3.1-70b", "--tp", "4", "--batch", "32", "--json"])
+    )
+    plan = tmp_path / "plan_serve.json"
+    plan.write_text(run_cli(["plan", "serve", "--model", "llama-3.1-8b", "--requests-per-s", "5", "--json"]))
+    out = tmp_path / "r.html"
+    assert main(["report", str(est), str(plan), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "Serving estimate" in text and "Serving plan" in text and "kv_cache" in text

@@ -450,9 +450,12 @@ def strategy_figure(rows: list[dict[str, Any]]) -> Figure:
 
 @register_section("plan", 10)
 def plan_section(inp: ReportInputs) -> Section | None:
-    if inp.plan is None or inp.plan.get("kind") != "plan-train":
+    if inp.plan is None:
         return None
-    from mlcost.report.plan import train_view
+    from mlcost.report.plan import serve_view, train_view
+
+    if inp.plan.get("kind") == "plan-serve":
+        return Section("Serving plan", views=[serve_view(inp.plan)])
 
     s = Section("Training plan")
     if inp.plan["status"] == "ok" and inp.plan["pareto"]:
@@ -476,7 +479,8 @@ def estimate_section(inp: ReportInputs) -> Section | None:
     from mlcost.report.estimate import serve_view, train_view
 
     if est.get("kind") == "serve":
-        return Section("Serving estimate", views=[serve_view(est)])
+        src = "the estimate JSON (mlcost estimate serve)"
+        return Section("Serving estimate", figures=[memory_figure(est, src)], views=[serve_view(est)])
     src = "the estimate JSON (mlcost estimate train)"
     return Section(
         "Training estimate",
