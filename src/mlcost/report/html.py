@@ -231,7 +231,7 @@ def memory_figure(est: dict[str, Any], source: str) -> Figure:
     return Figure(
         data,
         layout,
-        f"From {source}: weights, gradients, optimizer states, activations and other (buffers, "
+        f"From {source}: {', '.join(p for p in MEMORY_PARTS if mem.get(p))} (other: buffers, "
         f"fragmentation) per device after sharding, against the device's capacity "
         f"({'fits' if est.get('fits') else 'does not fit'}: {f.bytes_(mem['total'])} of {f.bytes_(mem['capacity'])}).",
     )
