@@ -122,3 +122,36 @@ def test_serving_estimate_and_plan(tmp_path: Path, run_cli) -> None:
     assert main(["report", str(est), str(plan), "-o", str(out)]) == 0
     text = out.read_text()
     assert "Serving estimate" in text and "Serving plan" in text and "kv_cache" in text
+
+
+def test_registered_section_reads_its_json(tmp_path: Path) -> None:
+    """How compress/data results join the report: register a section under their JSON's `kind`."""
+    from mlcost.report.html import Figure, ReportInputs, Section, register_section, unregister_section
+    from mlcost.report.view import Table, View
+
+    @register_section("compress-example", 60)
+    def _section(inp: ReportInputs) -> Section | None:
+        res = inp.extra.get("compress-example")
+        if res is None:
+            return None
+        v = View()
+        t = v.table(Table("variants", ["variant", "size"]))
+        for name, size in res["variants"].items():
+            t.add(name, str(size))
+        fig = Figure(
+            [{"type": "bar", "x": list(res["variants"]), "y": list(res["variants"].values())}],
+            {"xaxis": {"title": {"text": "variant"}}, "yaxis": {"title": {"text": "bytes"}}},
+            "From the example JSON.",
+        )
+        return Section("Compression example", figures=[fig], views=[v])
+
+    try:
+        src = tmp_path / "c.json"
+        src.write_text('{"kind": "compress-example", "variants": {"int8": 100, "int4": 50}}')
+        out = tmp_path / "r.html"
+        assert main(["report", str(src), "-o", str(out)]) == 0
+        text = out.read_text()
+        assert "Compression example" in text and "int4" in text and "From the example JSON." in text
+    finally:
+        unregister_section("compress-example")
+    assert main(["report", str(src), "-o", str(out)]) == 2  # unregistered: not an mlcost result

@@ -40,6 +40,10 @@ def read_result(path: Path) -> tuple[str, dict[str, Any]]:
         return "plan", obj
     if isinstance(obj, dict) and ("microbench" in obj or "step_time_mape" in obj):
         return "calibration", obj
+    from mlcost.report.html import BUILTIN_SECTIONS, sections
+
+    if isinstance(kind, str) and kind in sections() and kind not in BUILTIN_SECTIONS:
+        return "extra", obj  # another command's result with a registered section (compress, data, ...)
     raise SpecError(
         f"{path} is not an mlcost estimate, plan or calibration JSON",
         hint="make it with mlcost estimate train --json, mlcost plan train --json or mlcost calibrate --json",
@@ -159,7 +163,10 @@ def register(app: typer.Typer) -> None:
         inp = ReportInputs(title=title)
         for path in files or []:
             kind, obj = read_result(path)
-            setattr(inp, kind, obj)
+            if kind == "extra":
+                inp.extra[obj["kind"]] = obj
+            else:
+                setattr(inp, kind, obj)
         if inp.plan is not None:
             inp.plan_estimate = plan_estimate(inp.plan)
         if ledger is not None or run or tag or since or until or not files:

@@ -8,7 +8,8 @@ unpacked in the page with the browser's DecompressionStream. Nothing is fetched 
 
 Section registry: a section is a function ``(inputs: ReportInputs) -> Section | None`` registered with
 :func:`register_section`; it returns None when its inputs are absent. ``compress`` and ``data`` results add
-their sections the same way, reading their own key of ``inputs.extra``.
+their sections the same way, reading their own key of ``inputs.extra``: ``mlcost report`` puts a JSON file
+whose ``kind`` is a registered section key into ``inputs.extra[kind]``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class ReportInputs:
     title: str = "mlcost report"
 
 
+#: Section keys of mlcost's own results (read by ``mlcost report`` into ReportInputs fields, not ``extra``).
+BUILTIN_SECTIONS = ("plan", "estimate", "runs", "strategies", "calibration")
 SectionBuilder = Callable[[ReportInputs], "Section | None"]
 _SECTIONS: list[tuple[float, str, SectionBuilder]] = []
 
@@ -84,6 +87,11 @@ def register_section(key: str, order: float) -> Callable[[SectionBuilder], Secti
         return fn
 
     return deco
+
+
+def unregister_section(key: str) -> None:
+    """Remove a section (tests use it)."""
+    _SECTIONS[:] = [s for s in _SECTIONS if s[1] != key]
 
 
 def sections() -> list[str]:
