@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from mlcost.catalog import Catalog, clear_cache
-from mlcost.cli.catalog import gather_devices, gather_models, render_devices, render_models
+from mlcost.cli.catalog import gather_devices, gather_models
 from mlcost.cli.main import main
+from mlcost.report.catalog import devices_view, models_view
+from mlcost.report.console import render_text
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -57,11 +57,10 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_rendered_tables() -> None:
     cat = Catalog.from_paths()
-    buf = io.StringIO()
-    console = Console(file=buf, width=200, color_system=None)
-    render_devices(gather_devices(cat), console)
-    render_models(gather_models(cat), console, cat.price_snapshot_date)
-    text = buf.getvalue()
+    models = {**gather_models(cat), "price_snapshot_date": cat.price_snapshot_date}
+    text = render_text(devices_view(gather_devices(cat)), width=200) + render_text(
+        models_view(models), width=200
+    )
     assert "h100-sxm" in text and "cpu-epyc-2vcpu" in text and "llama-3.1-405b" in text
     assert f"price snapshot date: {cat.price_snapshot_date}" in text
     assert f"catalog snapshot date: {cat.price_snapshot_date}" in text

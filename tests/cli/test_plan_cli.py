@@ -54,7 +54,7 @@ def test_train_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_train_human(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "train", *SMALL, "--deadline", "1d"]) == 0
+    assert main(["plan", "train", *SMALL, "--deadline", "1d", "--explain"]) == 0
     out = capsys.readouterr().out
     for text in ("Top", "Pareto front", "Why #1 beats #2", "Assumptions", "Price snapshot date"):
         assert text in out

@@ -4,34 +4,13 @@ when measuring."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
 
-from mlcost.calibrate.fit import PARAM_MEANING
+from mlcost.cli._output import check_format, emit, explain_option, format_option
 
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    console = Console(stderr=stderr)
-    if not console.is_terminal:
-        console = Console(width=160, stderr=stderr)
-    return console
-
-
-def _pct(x: Any) -> str:
-    return "-" if x is None else f"{100 * float(x):+.1f}%"
-
-
-def _si(v: float, unit: str) -> str:
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g} {prefix}{unit}"
-    return f"{v:.3g} {unit}"
 
 
 def calibration_json(cal: Any, fit: Any) -> dict[str, Any]:
@@ -56,77 +35,6 @@ def _profile_dir() -> Any:
     return profile_dir()
 
 
-def render_calibration(console: Any, cal: Any, fit: Any) -> None:
-    from rich.table import Table
-
-    mb = cal.microbench
-    t = Table(
-        title=f"Measured on {cal.provenance.get('host', '?')} ({cal.provenance.get('cpu_model') or '?'})"
-    )
-    t.add_column("what")
-    t.add_column("measured", justify="right")
-    for dtype, rates in mb.get("matmul_flops_per_s", {}).items():
-        curve = ", ".join(f"{n}: {_si(r, 'FLOP/s')}" for n, r in rates.items())
-        t.add_row(f"matmul {dtype} (n×n)", curve)
-    t.add_row("copy bandwidth (read+write)", _si(mb.get("copy_bytes_per_s", 0.0), "B/s"))
-    for op, bw in mb.get("elementwise_bytes_per_s", {}).items():
-        t.add_row(f"{op} throughput", _si(bw, "B/s"))
-    if mb.get("allreduce_bus_bytes_per_s"):
-        for size, bw in mb["allreduce_bus_bytes_per_s"].items():
-            t.add_row(f"all-reduce 2 procs, {int(size) // 1024} KiB", _si(bw, "B/s") + " bus")
-    else:
-        t.add_row("all-reduce 2 procs", f"skipped: {mb.get('allreduce_error')}")
-    console.print(t)
-    peaks = ", ".join(f"{k} {_si(v, 'FLOP/s')}" for k, v in cal.device.peak_flops_per_s.items())
-    console.print(
-        f"device 'local': peak {peaks}; memory bandwidth {_si(cal.device.mem_bw_bytes_per_s, 'B/s')}"
-    )
-    p = Table(title="Fitted efficiency profile (device 'local')")
-    p.add_column("parameter")
-    p.add_column("value", justify="right")
-    p.add_column("meaning")
-    prof = cal.profile.to_dict()
-    for name, meaning in PARAM_MEANING.items():
-        p.add_row(name, f"{prof[name]:.4g}", meaning)
-    console.print(p)
-    if fit is not None:
-        console.print(
-            f"fit on {len(fit.rows)} runs: step-time MAPE {100 * fit.time_mape:.1f}%"
-            + (
-                f", memory mean |error| {100 * fit.memory_mean_abs_rel:.1f}%"
-                if fit.memory_mean_abs_rel is not None
-                else ""
-            )
-        )
-    else:
-        console.print("no training runs fitted (--no-runs): efficiencies come from the microbenchmarks only")
-    console.print(
-        f"saved to {_profile_dir()} — `--device local` now uses it; MFU on this CPU uses {cal.source}"
-    )
-
-
-def render_report(console: Any, rep: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"Ledger runs: predicted vs measured step time ({rep['profile']})")
-    for col in ("run id", "model", "config", "measured", "predicted", "error"):
-        t.add_column(col, justify="right" if col in ("measured", "predicted", "error") else "left")
-    for r in rep["runs"]:
-        t.add_row(
-            r["run_id"][:8],
-            r["model"],
-            r["config"],
-            f"{1e3 * r['measured_step_time_s']:.1f} ms",
-            f"{1e3 * r['predicted_step_time_s']:.1f} ms",
-            _pct(r["step_time_error_rel"]),
-        )
-    console.print(t)
-    if rep["runs"]:
-        console.print(f"MAPE over {len(rep['runs'])} runs: {100 * rep['step_time_mape']:.1f}%")
-    else:
-        console.print("no comparable runs (completed, single-process CPU baseline runs with a model shape)")
-
-
 def register(app: typer.Typer) -> None:
     """Add ``calibrate`` to the app."""
 
@@ -146,21 +54,22 @@ def register(app: typer.Typer) -> None:
             False, "--report", help="Show predicted vs measured for ledger runs; measure nothing."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """Measure this machine (matmul, bandwidth, element-wise ops, all-reduce; short training runs),
         fit the estimator's efficiency profile, and save it: `--device local` then uses it."""
         from mlcost.calibrate import pipeline
+        from mlcost.report.calibrate import calibration_view, ledger_report_view
+        from mlcost.report.console import make_console
 
+        check_format(fmt, as_json)
         if report:
-            rep = pipeline.ledger_report(ledger)
-            if as_json:
-                from mlcost.report.jsonout import dumps
-
-                typer.echo(dumps(rep))
-            else:
-                render_report(_console(), rep)
+            emit(
+                pipeline.ledger_report(ledger), ledger_report_view, fmt=fmt, as_json=as_json, explain=explain
+            )
             return
-        err = _console(stderr=True)
+        err = make_console(stderr=True)
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(
@@ -178,12 +87,7 @@ def register(app: typer.Typer) -> None:
                 ledger_url=ledger,
                 progress=lambda msg: bar.update(task, description=msg),
             )
-        if as_json:
-            from mlcost.report.jsonout import dumps
-
-            typer.echo(dumps(calibration_json(cal, fit)))
-        else:
-            render_calibration(_console(), cal, fit)
+        emit(calibration_json(cal, fit), calibration_view, fmt=fmt, as_json=as_json, explain=explain)
 
 
-__all__ = ["calibration_json", "json", "register", "render_calibration", "render_report"]
+__all__ = ["calibration_json", "register"]

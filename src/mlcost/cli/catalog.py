@@ -6,13 +6,13 @@ print one JSON object with ``--json``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.errors import MlcostError
 
 CATALOG_OPTION_HELP = "Extra catalog override file (TOML); repeatable. Also read from $MLCOST_CATALOG."
@@ -107,90 +107,6 @@ def gather_models(catalog: Any) -> dict[str, Any]:
     return {"models": rows}
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
-def render_devices(data: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title="Devices (dense peaks)", title_justify="left")
-    for col, justify in (
-        ("id", "left"),
-        ("name", "left"),
-        ("bf16 TFLOP/s", "right"),
-        ("fp32 TFLOP/s", "right"),
-        ("memory GB", "right"),
-        ("BW TB/s", "right"),
-        ("TDP W", "right"),
-        ("cheapest on-demand $/h", "right"),
-        ("where", "left"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=col == "id")  # type: ignore[arg-type]
-    for r in data["devices"]:
-        cheap = r["cheapest_on_demand"]
-        table.add_row(
-            r["id"],
-            r["name"],
-            _fmt(r["peak_tflops"].get("bf16"), 4),
-            _fmt(r["peak_tflops"].get("fp32"), 4),
-            _fmt(r["memory_gb"], 4),
-            _fmt(r["mem_bw_tb_per_s"], 3),
-            _fmt(r["tdp_w"], 4),
-            "—" if cheap is None else f"{cheap['usd_per_device_h']:.2f}",
-            "—" if cheap is None else f"{cheap['provider']} {cheap['region']}",
-        )
-    console.print(table)
-    console.print(
-        f"price snapshot date: {data['price_snapshot_date']} (rows observed {data['oldest_price_date']} to "
-        f"{data['price_snapshot_date']}; prices go stale, check before you buy)"
-    )
-
-
-def _params_cell(r: dict[str, Any], format_si: Callable[[float], str]) -> str:
-    if r["params"] is None:
-        return "—"
-    if r["active_params"] is not None and r["active_params"] != r["params"]:
-        return f"{format_si(r['params'])} ({format_si(r['active_params'])} active)"
-    return str(format_si(r["params"]))
-
-
-def render_models(data: dict[str, Any], console: Any, snapshot_date: str) -> None:
-    from rich.table import Table
-
-    from mlcost.units import format_si
-
-    table = Table(title="Model presets", title_justify="left")
-    for col, justify in (
-        ("id", "left"),
-        ("family", "left"),
-        ("kind", "left"),
-        ("layers", "right"),
-        ("d_model", "right"),
-        ("heads/kv", "right"),
-        ("d_ff", "right"),
-        ("vocab", "right"),
-        ("experts", "right"),
-        ("params", "right"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=col in ("id", "params"))  # type: ignore[arg-type]
-    for r in data["models"]:
-        table.add_row(
-            r["id"],
-            r["family"],
-            r["kind"],
-            str(r["n_layers"]),
-            str(r["d_model"]),
-            f"{r['n_heads']}/{r['n_kv_heads']}",
-            str(r["d_ff"]),
-            str(r["vocab_size"]),
-            f"{r['experts_top_k']}/{r['n_experts']}" if r["n_experts"] else "—",
-            _params_cell(r, format_si),
-        )
-    console.print(table)
-    console.print(f"catalog snapshot date: {snapshot_date}")
-
-
 def register(app: typer.Typer) -> None:
     """Add ``devices`` and ``models`` to the app."""
 
@@ -198,29 +114,26 @@ def register(app: typer.Typer) -> None:
     def devices_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
         catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """List the devices in the catalog: dense peaks, memory, bandwidth, TDP and the cheapest
         on-demand price."""
-        data = gather_devices(_catalog(catalog))
-        if as_json:
-            typer.echo(json.dumps(data, indent=2))
-            return
-        from rich.console import Console
+        from mlcost.report.catalog import devices_view
 
-        render_devices(data, Console())
+        emit(gather_devices(_catalog(catalog)), devices_view, fmt=fmt, as_json=as_json, explain=explain)
 
     @app.command("models")
     def models_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
         catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """List the model presets (use their ids wherever a model is asked for)."""
         cat = _catalog(catalog)
         data = gather_models(cat)
         data["price_snapshot_date"] = cat.price_snapshot_date
-        if as_json:
-            typer.echo(json.dumps(data, indent=2))
-            return
-        from rich.console import Console
+        from mlcost.report.catalog import models_view
 
-        render_models(data, Console(), cat.price_snapshot_date)
+        emit(data, models_view, fmt=fmt, as_json=as_json, explain=explain)

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from mlcost.cli._output import emit, explain_option, format_option
+
 estimate_app = typer.Typer(
     help="Predict the cost of a training or serving job before it runs.",
     no_args_is_help=True,
@@ -21,12 +23,6 @@ DEFAULT_TOKENS_PER_STEP = 2**20
 DEFAULT_GPUS = 8
 #: Chinchilla-optimal tokens per parameter (Hoffmann et al. 2022), used when --tokens is not given.
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
-
-
-def _console(json_out: bool) -> Any:
-    from mlcost.report.console import make_console
-
-    return make_console(stderr=json_out)
 
 
 def _catalog(paths: list[Path] | None) -> Any:
@@ -125,11 +121,12 @@ def train(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
+    fmt: str = format_option(),
+    explain: bool = explain_option(),
 ) -> None:
     """Predict FLOPs, memory, time, energy, dollars and CO2 of a training job."""
     from mlcost.estimate import count_params, estimate_train
     from mlcost.estimate.result import Assumption
-    from mlcost.report.jsonout import dumps
     from mlcost.spec import TrainJob
     from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count
@@ -188,12 +185,9 @@ def train(
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)
     est = estimate_train(spec, job, cluster, catalog=cat)
     est.assumptions.extend(extra)
-    if json_out:
-        typer.echo(dumps(est.to_dict()))
-        return
-    from mlcost.report.estimate import render_train
+    from mlcost.report.estimate import train_view
 
-    render_train(est, _console(False))
+    emit(est.to_dict(), train_view, fmt=fmt, as_json=json_out, explain=explain)
 
 
 @estimate_app.command("serve")
@@ -222,10 +216,11 @@ def serve(
     carbon: float | None = typer.Option(None, "--carbon-kg-per-kwh", help="Override: grid carbon intensity."),
     catalog: list[Path] | None = typer.Option(None, "--catalog", help="Extra catalog TOML file(s)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
+    fmt: str = format_option(),
+    explain: bool = explain_option(),
 ) -> None:
     """Predict latency, throughput, memory and $ per million tokens of serving a model."""
     from mlcost.estimate import estimate_serve
-    from mlcost.report.jsonout import dumps
     from mlcost.spec import ServeJob
     from mlcost.spec.model import resolve_model
 
@@ -241,12 +236,9 @@ def serve(
     )
     cluster = _cluster(device, gpus or tp, gpus_per_node, provider, region, pricing, price, pue, carbon)
     est = estimate_serve(spec, job, cluster, catalog=cat)
-    if json_out:
-        typer.echo(dumps(est.to_dict()))
-        return
-    from mlcost.report.estimate import render_serve
+    from mlcost.report.estimate import serve_view
 
-    render_serve(est, _console(False))
+    emit(est.to_dict(), serve_view, fmt=fmt, as_json=json_out, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

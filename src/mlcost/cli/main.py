@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "devices": "mlcost.cli.catalog",
     "models": "mlcost.cli.catalog",
     "env": "mlcost.cli.env",
+    "report": "mlcost.cli.report",
+    "diff": "mlcost.cli.diff",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
@@ -51,7 +53,7 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
         name="mlcost",
         help="Predict, plan, measure and cut the cost of training and serving neural models.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
@@ -94,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except BrokenPipeError:  # `mlcost ... | head -1`: the reader left; end quietly
+        from mlcost.report.console import silence_stdout
+
+        silence_stdout()
+        return 0
     except Exception as exc:
         # Click's usage errors (typer >= 0.29 vendors click as typer._click, so match by shape, not class).
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)

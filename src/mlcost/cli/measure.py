@@ -7,12 +7,12 @@ Everything heavy (torch, transformers) is imported inside the commands, so ``mlc
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import typer
 
+from mlcost.cli._output import check_format, emit, explain_option, format_option
 from mlcost.errors import MlcostError, SpecError
 
 EXIT_BY_STATUS = {"completed": 0, "interrupted": 130}
@@ -32,33 +32,6 @@ class RunNotCompletedError(MlcostError):
             hint="its partial metrics are in the ledger (mlcost runs show RUN_ID)",
         )
         self.exit_code = EXIT_BY_STATUS.get(status, 1)
-
-
-def _fmt_s(value: Any) -> str:
-    from mlcost.units import format_duration
-
-    return format_duration(value) if isinstance(value, (int, float)) else "-"
-
-
-def _fmt_bytes(value: Any) -> str:
-    from mlcost.units import format_bytes
-
-    return format_bytes(value) if isinstance(value, (int, float)) and value else "-"
-
-
-def _fmt_si(value: Any, unit: str) -> str:
-    from mlcost.units import format_si
-
-    return format_si(value, unit) if isinstance(value, (int, float)) else "-"
-
-
-def _energy(metrics: dict[str, Any]) -> str:
-    j = metrics.get("energy_j")
-    if not isinstance(j, (int, float)):
-        return "-"
-    source = metrics.get("energy_source")
-    mark = "" if source in ("nvml", "rapl") else f" ({source})"
-    return f"{j:.3g} J{mark}"
 
 
 def build_spec(
@@ -112,106 +85,6 @@ def _is_main_rank() -> bool:
     import os
 
     return os.environ.get("RANK", "0") == "0"
-
-
-def _render_run(record: Any, ledger_location: str | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    m = record.metrics
-    console = Console()
-    title = f"{record.kind} {record.model} [{record.strategy}] on {record.device}"
-    if record.world_size > 1:
-        title += f" × {record.world_size}"
-    table = Table(title=title, show_header=True)
-    table.add_column("metric")
-    table.add_column("measured", justify="right")
-    table.add_column("predicted", justify="right")
-    p = record.predicted
-    if record.kind == "serve":
-        rows = [
-            ("time to first token", _fmt_s(m.get("ttft_s")), "-"),
-            ("time per output token", _fmt_s(m.get("time_per_output_token_s")), "-"),
-            ("output tokens/s", _fmt_si(m.get("tokens_per_s"), "tok/s"), "-"),
-        ]
-    else:
-        rows = [
-            ("step time (median)", _fmt_s(m.get("step_time_s")), _fmt_s(p.get("step_time_s"))),
-            ("step time (p90)", _fmt_s(m.get("step_time_p90_s")), "-"),
-            (
-                "tokens/s (total)",
-                _fmt_si(m.get("tokens_per_s"), "tok/s"),
-                _fmt_si(p.get("tokens_per_s"), "tok/s"),
-            ),
-            ("tokens/s per device", _fmt_si(m.get("tokens_per_s_per_device"), "tok/s"), "-"),
-            ("achieved FLOP/s", _fmt_si(m.get("achieved_flops_per_s"), "FLOP/s"), "-"),
-            (
-                "MFU",
-                f"{m['mfu']:.1%}" if isinstance(m.get("mfu"), (int, float)) else "-",
-                f"{p['mfu']:.1%}" if isinstance(p.get("mfu"), (int, float)) else "-",
-            ),
-        ]
-        if m.get("compile_time_s") is not None:
-            rows.append(("compile time (excluded)", _fmt_s(m.get("compile_time_s")), "-"))
-    rows += [
-        ("peak memory", _fmt_bytes(m.get("peak_memory_bytes")), _fmt_bytes(p.get("peak_memory_bytes"))),
-        ("energy", _energy(m), "-"),
-        (
-            "$ per million tokens",
-            f"{m['usd_per_million_tokens']:.4g}"
-            if isinstance(m.get("usd_per_million_tokens"), (int, float))
-            else "-",
-            "-",
-        ),
-        ("CO2", f"{m['co2_kg'] * 1000:.3g} g" if isinstance(m.get("co2_kg"), (int, float)) else "-", "-"),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"status: {record.status}" + (f" ({record.error})" if record.error else ""))
-    notes = [
-        f"MFU peak: {m.get('mfu_peak_source')}" if m.get("mfu_peak_source") else None,
-        f"energy: {m.get('energy_detail')}" if m.get("energy_detail") else None,
-        f"cost: {m.get('cost_source')}" if m.get("cost_source") else None,
-        f"CO2: {m.get('co2_source')}" if m.get("co2_source") else None,
-        f"run {record.run_id}" + (f" in {ledger_location}" if ledger_location else ""),
-    ]
-    for note in notes:
-        if note:
-            console.print(f"  {note}", highlight=False)
-
-
-def _render_compare(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="strategies compared (same model, data and machine)")
-    for col, justify in (
-        ("strategy", "left"),
-        ("time/step", "right"),
-        ("tokens/s", "right"),
-        ("peak memory", "right"),
-        ("energy", "right"),
-        ("$/M tokens", "right"),
-        ("speedup", "right"),
-        ("verdict", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        m = row["metrics"]
-        v = row["verdict"]
-        usd = m.get("usd_per_million_tokens")
-        table.add_row(
-            row["strategy"],
-            _fmt_s(m.get("step_time_s")),
-            _fmt_si(m.get("tokens_per_s"), ""),
-            _fmt_bytes(m.get("peak_memory_bytes")),
-            _energy(m),
-            f"{usd:.3g}" if isinstance(usd, (int, float)) else "-",
-            f"{v['speedup']:.2f}×" if isinstance(v.get("speedup"), (int, float)) else "-",
-            f"{v['label']}: {v['reason']}" if row["strategy"] != "baseline" else "reference",
-        )
-    Console(width=max(160, Console().width)).print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -285,10 +158,15 @@ def register(app: typer.Typer) -> None:
         pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default 1.0 locally)."),
         seed: int = typer.Option(0, "--seed", help="Seed of weights and synthetic data."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/measure.md)."),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """Train a model for a few steps under a strategy and record the measured cost."""
         from mlcost.measure.runner import TrainShape, run_summary, run_training
         from mlcost.measure.strategies import judge, parse_strategy
+        from mlcost.report.runs import measured_view, strategies_view
+
+        check_format(fmt, as_json)
 
         if recompute not in ("none", "selective", "full"):
             raise SpecError(f"--recompute must be none, selective or full, got {recompute!r}")
@@ -345,19 +223,22 @@ def register(app: typer.Typer) -> None:
                 rows.append(
                     {"strategy": rec.strategy, "metrics": rec.metrics, "verdict": v.to_dict(), "record": rec}
                 )
-            if as_json:
-                out = {
-                    "runs": [{**run_summary(r["record"]), "verdict": r["verdict"]} for r in rows],
-                    "baseline": base.run_id,
-                    "ledger": location,
-                }
-                typer.echo(json.dumps(out))
-            else:
-                _render_compare(rows)
-        elif as_json:
-            typer.echo(json.dumps({**run_summary(records[0]), "ledger": location}))
+            out = {
+                "runs": [{**run_summary(r["record"]), "verdict": r["verdict"]} for r in rows],
+                "baseline": base.run_id,
+                "ledger": location,
+            }
+            emit(out, strategies_view, fmt=fmt, as_json=as_json, explain=explain)
         else:
-            _render_run(records[0], location)
+            out = {**run_summary(records[0]), "ledger": location}
+            emit(
+                {**records[0].metrics, **out},
+                measured_view,
+                fmt=fmt,
+                as_json=as_json,
+                explain=explain,
+                json_data=out,
+            )
         unfinished = next((r for r in records if r.status != "completed"), None)
         if unfinished is not None:
             raise RunNotCompletedError(unfinished)
@@ -380,9 +261,14 @@ def register(app: typer.Typer) -> None:
         ledger: str | None = typer.Option(None, "--ledger", help="Ledger URL or SQLite path."),
         price: float | None = typer.Option(None, "--price-usd-per-h"),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s."""
         from mlcost.measure.runner import ServeShape, run_serving, run_summary
+        from mlcost.report.runs import measured_view
+
+        check_format(fmt, as_json)
 
         if precision not in ("fp32", "bf16", "fp16"):
             raise SpecError(f"--precision must be fp32, bf16 or fp16, got {precision!r}")
@@ -403,10 +289,10 @@ def register(app: typer.Typer) -> None:
                 progress=bar,
             )
         location = getattr(led, "location", None)
-        if as_json:
-            typer.echo(json.dumps({**run_summary(record), "ledger": location}))
-        else:
-            _render_run(record, location)
+        out = {**run_summary(record), "ledger": location}
+        emit(
+            {**record.metrics, **out}, measured_view, fmt=fmt, as_json=as_json, explain=explain, json_data=out
+        )
         if record.status != "completed":
             raise RunNotCompletedError(record)
 

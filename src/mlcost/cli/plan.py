@@ -7,10 +7,9 @@ This module parses options and renders; the search is in :mod:`mlcost.plan.train
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import typer
+
+from mlcost.cli._output import emit, explain_option, format_option
 
 plan_app = typer.Typer(
     name="plan",
@@ -39,25 +38,6 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
         raise SpecError(
             f"cannot read {what} {text!r}", hint="write whole numbers separated by commas"
         ) from None
-
-
-def _console() -> Any:
-    """A rich console; wide enough for the plan tables when the output is not a terminal."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
-def _esc(text: Any) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))
-
-
-def _money(v: float | None) -> str:
-    return "-" if v is None else f"${v:,.0f}" if v >= 100 else f"${v:,.2f}"
 
 
 @plan_app.command("train")
@@ -101,6 +81,8 @@ def train(
     restart: str = typer.Option("10min", "--restart-overhead", help="Time lost per interruption to restart."),
     checkpoint: str = typer.Option("1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
+    fmt: str = format_option(),
+    explain: bool = explain_option(),
 ) -> None:
     """Plan a training run: search device × count × TP/PP/DP × ZeRO × micro-batch × recomputation ×
     precision × provider/region/pricing, keep what fits and meets the constraints, rank by the objective.
@@ -154,115 +136,9 @@ def train(
         top=top,
         catalog=cat,
     )
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    render_train(result.to_dict(), _console())
+    from mlcost.report.plan import train_view
 
-
-def render_train(d: dict[str, Any], console: Any) -> None:
-    """Render the ``plan train`` JSON object as rich tables (no computation beyond formatting)."""
-    from rich.table import Table
-
-    from mlcost.units import format_bytes, format_duration
-
-    head = (
-        f"{d['model']}, {d['tokens']:.3g} tokens, seq {d['seq_len']}, global batch {d['global_batch']} — "
-        f"objective {d['objective']}; {d['candidates_evaluated']:,} candidates "
-        f"({d['layouts_evaluated']:,} layouts) in {d['elapsed_s']:.2f} s, {d['feasible_plans']:,} feasible"
-    )
-    console.print(head)
-    if d["status"] != "ok":
-        console.print("[bold red]no feasible plan[/]")
-        for line in d["infeasible"]:
-            console.print(f"- {_esc(line)}")
-    else:
-        table = Table(title=f"Top {len(d['plans'])} training plans")
-        for col in (
-            "#",
-            "device",
-            "n",
-            "layout",
-            "prec",
-            "where",
-            "time",
-            "cost",
-            "kWh",
-            "kg CO2",
-            "MFU",
-            "mem/dev",
-        ):
-            table.add_column(col, justify="left" if col in ("device", "layout", "where", "prec") else "right")
-        for p in d["plans"]:
-            layout = (
-                f"TP{p['tp']} PP{p['pp']} DP{p['dp']} Z{p['zero']} mb{p['micro_batch']} rc:{p['recompute']}"
-            )
-            where = "-" if p["provider"] is None else f"{p['provider']} {p['region']} {p['pricing']}"
-            table.add_row(
-                str(p["rank"]),
-                p["device"],
-                str(p["count"]),
-                layout,
-                p["precision"],
-                where,
-                format_duration(p["total_time_s"]),
-                _money(p["cost_usd"]),
-                f"{p['energy_kwh']:,.0f}",
-                f"{p['co2_kg']:,.0f}",
-                f"{p['mfu']:.1%}",
-                f"{format_bytes(p['memory_per_device_bytes'])}/{format_bytes(p['memory_capacity_bytes'])}",
-            )
-        console.print(table)
-        for p in d["plans"]:
-            s = p.get("spot")
-            if s:
-                fb = (
-                    f"fallback {s['fallback_provider']} {s['fallback_region']} on-demand ${s['fallback_usd_per_device_h']:g}/h"
-                    if s["fallback_provider"]
-                    else "no on-demand fallback"
-                )
-                worst = (
-                    f"; switch to on-demand by {format_duration(s['switch_to_on_demand_by_s'])} at the latest, "
-                    f"worst case ${s['fallback_worst_cost_usd']:,.0f}"
-                    if s["fallback_worst_cost_usd"] is not None
-                    else ""
-                )
-                console.print(
-                    f"#{p['rank']} spot: expected {format_duration(s['expected_time_s'])} "
-                    f"(uninterrupted {format_duration(p['estimate']['total_time_s'])}), "
-                    f"on-demand part {format_duration(s['on_demand_time_s']) if s['uses_fallback'] else 'none expected'}; "
-                    f"{fb}{worst}"
-                )
-        if d["why"]:
-            console.print(f"[bold]Why #1 beats #2:[/] {_esc(d['why'])}")
-        if d["pareto"]:
-            pt = Table(title="Pareto front (time vs cost)")
-            for col in ("time", "cost", "device", "n", "layout", "where"):
-                pt.add_column(col, justify="right" if col in ("time", "cost", "n") else "left")
-            shown = d["pareto"] if len(d["pareto"]) <= 12 else d["pareto"][:: max(1, len(d["pareto"]) // 12)]
-            for p in shown:
-                pt.add_row(
-                    format_duration(p["total_time_s"]),
-                    _money(p["cost_usd"]),
-                    p["device"],
-                    str(p["count"]),
-                    f"TP{p['tp']} PP{p['pp']} DP{p['dp']} Z{p['zero']} mb{p['micro_batch']} {p['precision']}",
-                    f"{p['provider']} {p['region']} {p['pricing']}",
-                )
-            console.print(pt)
-            if len(shown) < len(d["pareto"]):
-                console.print(f"({len(shown)} of {len(d['pareto'])} Pareto points shown; --json lists all)")
-    for note in d["notes"]:
-        console.print(f"note: {_esc(note)}")
-    shown_devices = {p["device"] for p in d["plans"][:2]}
-    console.print("Assumptions (price and profile rows of the top two plans' devices; --json lists all):")
-    for a in d["assumptions"]:
-        name = str(a["name"])
-        if "[" in name and name.split("[", 1)[1].split("/")[0].rstrip("]") not in shown_devices:
-            continue
-        console.print(f"  {_esc(a['name'])} = {_esc(a['value'])} — {_esc(a['source'])}", overflow="fold")
-    lo, hi = d["price_date_range"]
-    console.print(f"Price snapshot date: {d['price_snapshot_date']} (price rows dated {lo} to {hi})")
+    emit(result.to_dict(), train_view, fmt=fmt, as_json=as_json, explain=explain)
 
 
 @plan_app.command("serve")
@@ -289,6 +165,8 @@ def serve(
     ),
     top: int = typer.Option(5, "--top", help="How many plans to show."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
+    fmt: str = format_option(),
+    explain: bool = explain_option(),
 ) -> None:
     """Plan a serving fleet: choose device × TP × batch × weight precision × price row meeting the latency
     targets at least monthly cost; report cost per million output tokens, monthly cost and utilisation."""
@@ -321,80 +199,9 @@ def serve(
         top=top,
         catalog=cat,
     )
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    render_serve(result.to_dict(), _console())
+    from mlcost.report.plan import serve_view
 
-
-def render_serve(d: dict[str, Any], console: Any) -> None:
-    """Render the ``plan serve`` JSON object."""
-    from rich.table import Table
-
-    tr = d["traffic"]
-    tg = d["targets"]
-    ttft = "-" if tg["ttft_s"] is None else f"{tg['ttft_s'] * 1e3:g} ms"
-    tpot = "-" if tg["tpot_s"] is None else f"{tg['tpot_s'] * 1e3:g} ms"
-    console.print(
-        f"{d['model']}: {tr['requests_per_s']:.3g} req/s × ({tr['prompt_len']} prompt + {tr['output_len']} output) "
-        f"tokens = {tr['output_tokens_per_s']:,.0f} output tokens/s; targets TTFT {ttft}, TPOT {tpot}; "
-        f"{d['candidates_evaluated']:,} candidates, {d['feasible_plans']:,} feasible"
-    )
-    if d["status"] != "ok":
-        console.print("[bold red]no feasible plan[/]")
-        for line in d["infeasible"]:
-            console.print(f"- {_esc(line)}")
-    else:
-        table = Table(title=f"Top {len(d['plans'])} serving plans")
-        for col in (
-            "#",
-            "device",
-            "TP",
-            "batch",
-            "weights",
-            "replicas",
-            "devices",
-            "where",
-            "TTFT",
-            "TPOT",
-            "$/M out",
-            "$/month",
-            "util",
-            "quality risk",
-        ):
-            table.add_column(
-                col, justify="left" if col in ("device", "weights", "where", "quality risk") else "right"
-            )
-        for p in d["plans"]:
-            table.add_row(
-                str(p["rank"]),
-                p["device"],
-                str(p["tp"]),
-                str(p["batch"]),
-                p["weight_precision"],
-                str(p["replicas"]),
-                str(p["devices"]),
-                f"{p['provider']} {p['region']} {p['pricing']}",
-                f"{p['ttft_s'] * 1e3:.0f} ms",
-                f"{p['time_per_output_token_s'] * 1e3:.1f} ms",
-                f"${p['cost_per_million_output_tokens_usd']:.3f}",
-                _money(p["monthly_cost_usd"]),
-                f"{p['utilisation']:.0%}",
-                p["quality_risk"].split(" (")[0],
-            )
-        console.print(table)
-        if d["why"]:
-            console.print(f"[bold]Why #1 beats #2:[/] {_esc(d['why'])}")
-        if any(p["quality_risk"] != "none" for p in d["plans"]):
-            console.print(
-                "quality is not modelled: fp8/int8/int4 plans carry the flagged risk; check your evals"
-            )
-    for note in d["notes"]:
-        console.print(f"note: {_esc(note)}")
-    console.print("Assumptions:")
-    for a in d["assumptions"]:
-        console.print(f"  {_esc(a['name'])} = {_esc(a['value'])} — {_esc(a['source'])}", overflow="fold")
-    console.print(f"Price snapshot date: {d['price_snapshot_date']}")
+    emit(result.to_dict(), serve_view, fmt=fmt, as_json=as_json, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

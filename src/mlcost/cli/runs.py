@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
+
+from mlcost.cli._output import emit, explain_option, format_option
 
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
 
@@ -27,37 +28,6 @@ COMPARE_METRICS: tuple[tuple[str, bool], ...] = (
 )
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def fmt_metric(name: str, value: Any) -> str:
-    """Human form of one metric value, by the unit in its name."""
-    v = _num(value)
-    if v is None:
-        return "-" if value is None else str(value)
-    if name.endswith("_bytes"):
-        return f"{v / 2**30:.2f} GiB" if v >= 2**30 else f"{v / 2**20:.1f} MiB"
-    if name.endswith("_s") and not name.endswith("_per_s"):
-        return f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"
-    if name.endswith("flops_per_s"):
-        return f"{v / 1e9:.2f} GFLOP/s" if v < 1e12 else f"{v / 1e12:.2f} TFLOP/s"
-    if name == "mfu":
-        return f"{v * 100:.1f}%"
-    if name.endswith("_usd"):
-        return f"${v:.4g}"
-    if name.endswith("_j"):
-        return f"{v:.1f} J" if v < 3.6e5 else f"{v / 3.6e6:.3f} kWh"
-    return f"{v:.4g}"
-
-
-def _energy(metrics: dict[str, Any]) -> str:
-    if _num(metrics.get("energy_j")) is None:
-        return "-"
-    text = fmt_metric("energy_j", metrics["energy_j"])
-    return f"~{text}" if metrics.get("energy_source") not in ("nvml", "rapl") else text
-
-
 def _ledger(url: str | None) -> Any:
     from mlcost.measure.ledger import Ledger
 
@@ -68,96 +38,8 @@ def _record_json(ledger: Any, record: Any) -> dict[str, Any]:
     return {**record.to_dict(), "display_status": ledger.display_status(record)}
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # pipes and tests: do not squeeze the table into 80 columns
-        console = Console(width=200)
-    return console
-
-
-def render_runs(ledger: Any, records: list[Any]) -> None:
-    from rich.table import Table
-
-    console = _console()
-    table = Table(title=f"runs in {ledger.location}", title_justify="left")
-    for col in ("id", "started", "model", "kind", "strategy", "device", "ws", "status"):
-        table.add_column(col)
-    for col in ("step", "tokens/s", "MFU", "peak mem", "energy", "$"):
-        table.add_column(col, justify="right")
-    for r in records:
-        m = r.metrics
-        table.add_row(
-            r.run_id[:8],
-            r.started_at[5:16].replace("T", " "),
-            r.model,
-            r.kind,
-            r.strategy or "-",
-            r.device,
-            str(r.world_size),
-            ledger.display_status(r),
-            fmt_metric("step_time_s", m.get("step_time_s")),
-            fmt_metric("tokens_per_s", m.get("tokens_per_s")),
-            fmt_metric("mfu", m.get("mfu")),
-            fmt_metric("peak_memory_bytes", m.get("peak_memory_bytes")),
-            _energy(m),
-            fmt_metric("cost_usd", m.get("cost_usd")),
-        )
-    console.print(table)
-    if any(
-        r.metrics.get("energy_j") is not None and r.metrics.get("energy_source") not in ("nvml", "rapl")
-        for r in records
-    ):
-        console.print("~ energy estimated (power × time), not measured")
-    if any(ledger.display_status(r) == "interrupted?" for r in records):
-        console.print(
-            "interrupted?: still 'running' but its process is gone (mlcost runs mark-stale records it)"
-        )
-
-
-def render_show(ledger: Any, record: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(show_header=False, box=None, title=f"run {record.run_id}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key in (
-        "kind",
-        "model",
-        "strategy",
-        "device",
-        "world_size",
-        "started_at",
-        "finished_at",
-        "host",
-        "pid",
-    ):
-        table.add_row(key, str(getattr(record, key)))
-    table.add_row("status", ledger.display_status(record))
-    if record.error:
-        table.add_row("error", record.error)
-    for key, value in record.metrics.items():
-        shown = fmt_metric(key, value)
-        pred = record.predicted.get(key)
-        if _num(pred) is not None:
-            shown += f"   (predicted {fmt_metric(key, pred)})"
-        table.add_row(f"metrics.{key}", shown)
-    for key, value in record.config.items():
-        table.add_row(f"config.{key}", json.dumps(value))
-    prov = record.provenance
-    if prov:
-        cpu = prov.get("cpu") or {}
-        git = prov.get("git") or {}
-        table.add_row(
-            "provenance", f"{prov.get('hostname')}, {cpu.get('model')}, python {prov.get('python')}"
-        )
-        table.add_row("versions", ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items() if v))
-        if git:
-            table.add_row("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}")
-    console.print(table)
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def compare_data(records: list[Any]) -> dict[str, dict[str, Any]]:
@@ -195,6 +77,8 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="Only runs whose model name contains this."),
         kind: str | None = typer.Option(None, "--kind", help="Only train or serve runs."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """List recent runs (most recent first). '~' marks estimated energy."""
         ctx.obj = {"ledger": ledger_url}
@@ -202,14 +86,19 @@ def register(app: typer.Typer) -> None:
             return
         ledger = _ledger(ledger_url)
         records = ledger.list_runs(limit=limit, status=status, model=model, kind=kind)
-        if as_json:
-            runs = [_record_json(ledger, r) for r in records]
-            typer.echo(json.dumps({"ledger": ledger.url, "count": len(runs), "runs": runs}))
-        elif not records:
-            typer.echo(f"no runs in {ledger.location}")
-        else:
-            render_runs(ledger, records)
+        runs = [_record_json(ledger, r) for r in records]
         ledger.close()
+        from mlcost.report.runs import list_view
+
+        out = {"ledger": ledger.url, "count": len(runs), "runs": runs}
+        emit(
+            {**out, "ledger": str(ledger.location)},
+            list_view,
+            fmt=fmt,
+            as_json=as_json,
+            explain=explain,
+            json_data=out,
+        )
 
     def _url(ctx: typer.Context, given: str | None) -> str | None:
         return given or (ctx.obj or {}).get("ledger")
@@ -220,15 +109,17 @@ def register(app: typer.Typer) -> None:
         run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        fmt: str = format_option(),
+        explain: bool = explain_option(),
     ) -> None:
         """Show one run in full: metrics (with predictions), config, provenance."""
         ledger = _ledger(_url(ctx, ledger_url))
         record = ledger.get(run_id)
-        if as_json:
-            typer.echo(json.dumps({"ledger": ledger.url, "run": _record_json(ledger, record)}))
-        else:
-            render_show(ledger, record)
+        out = {"ledger": ledger.url, "run": _record_json(ledger, record)}
         ledger.close()
+        from mlcost.report.runs import show_view
+
+        emit(out, show_view, fmt=fmt, as_json=as_json, explain=explain)
 
     @runs_app.command("compare")
     def runs_compare(
@@ -238,6 +129,7 @@ def register(app: typer.Typer) -> None:
         ),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        fmt: str = format_option(),
     ) -> None:
         """Compare runs side by side, with each metric's ratio to the first run."""
         from mlcost.errors import SpecError
@@ -247,31 +139,12 @@ def register(app: typer.Typer) -> None:
         ledger = _ledger(_url(ctx, ledger_url))
         records = [ledger.get(r) for r in run_ids]
         data = compare_data(records)
-        if as_json:
-            typer.echo(
-                json.dumps({"ledger": ledger.url, "runs": [r.run_id for r in records], "metrics": data})
-            )
-            ledger.close()
-            return
-        from rich.table import Table
-
-        table = Table(title="ratios vs the first run", title_justify="left")
-        table.add_column("")
-        for r in records:
-            table.add_column(f"{r.run_id[:8]}\n{r.strategy or r.model}", justify="right")
-        for key, label in (("model", "model"), ("strategy", "strategy"), ("device", "device")):
-            table.add_row(label, *[str(getattr(r, key)) for r in records])
-        table.add_row("status", *[ledger.display_status(r) for r in records])
-        for name, row in data.items():
-            cells = []
-            for i, (v, ratio) in enumerate(zip(row["values"], row["ratios"], strict=True)):
-                text = _energy(records[i].metrics) if name == "energy_j" else fmt_metric(name, v)
-                if i > 0 and ratio is not None:
-                    text += f" ({ratio:.2f}×)"
-                cells.append(text)
-            table.add_row(name, *cells)
-        _console().print(table)
+        out = {"ledger": ledger.url, "runs": [r.run_id for r in records], "metrics": data}
+        recs = [_record_json(ledger, r) for r in records]
         ledger.close()
+        from mlcost.report.runs import compare_view
+
+        emit({**out, "records": recs}, compare_view, fmt=fmt, as_json=as_json, json_data=out)
 
     @runs_app.command("delete")
     def runs_delete(
@@ -283,8 +156,13 @@ def register(app: typer.Typer) -> None:
         """Delete one run from the ledger."""
         ledger = _ledger(_url(ctx, ledger_url))
         full = ledger.delete(run_id)
-        typer.echo(json.dumps({"deleted": full}) if as_json else f"deleted run {full}")
         ledger.close()
+        if as_json:
+            from mlcost.report.console import print_json
+
+            print_json({"deleted": full})
+        else:
+            typer.echo(f"deleted run {full}")
 
     @runs_app.command("mark-stale")
     def runs_mark_stale(
@@ -303,7 +181,9 @@ def register(app: typer.Typer) -> None:
         older_s = parse_duration_s(older_than) if older_than else None
         marked = ledger.mark_stale(run_id, older_than_s=older_s)
         if as_json:
-            typer.echo(json.dumps({"marked": marked}))
+            from mlcost.report.console import print_json
+
+            print_json({"marked": marked})
         else:
             typer.echo(
                 f"marked {len(marked)} run(s) interrupted"

@@ -7,21 +7,18 @@ estimator). See docs/tco.md.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.errors import SpecError
 from mlcost.finance.scaling import FAMILIES, SCALING_LAWS, get_scaling_law, model_for_params
 from mlcost.finance.tco import (
     Candidate,
     ServeSetup,
-    TcoResult,
     Traffic,
     TrainSetup,
     target_loss_candidates,
@@ -30,7 +27,7 @@ from mlcost.finance.tco import (
 from mlcost.spec.cluster import PRICINGS, Cluster
 from mlcost.spec.job import PRECISIONS, WEIGHT_PRECISIONS
 from mlcost.spec.model import ModelSpec
-from mlcost.units import S_PER_DAY, format_duration, format_si, parse_count, parse_duration_s
+from mlcost.units import parse_count, parse_duration_s
 
 _SIZE_RE = re.compile(r"^\s*[0-9]*\.?[0-9]+\s*[mMbBtT]\s*$")
 
@@ -52,113 +49,6 @@ def parse_models(text: str, *, family: str, catalog: Any) -> list[ModelSpec]:
     if not out:
         raise SpecError("--models is empty", hint="give presets or sizes, e.g. --models llama-3.1-8b,3b")
     return out
-
-
-_ROLE_LABEL = {"compute-optimal": "chinchilla", "inference-aware": "inf-aware"}
-
-
-def _usd(v: float | None) -> str:
-    return "-" if v is None else f"${v:,.0f}" if abs(v) >= 100 else f"${v:.3g}"
-
-
-def _num(v: float | None, unit: str = "") -> str:
-    return "-" if v is None else format_si(v, unit)
-
-
-def _tpd(v: float) -> str:
-    return f"{v:.3g} tokens/day"
-
-
-def render(result: TcoResult, console: Console) -> None:
-    """Print the result (no computation beyond picking rows to show)."""
-    law = result.scaling_law
-    days = result.horizon_s / S_PER_DAY
-    title = (
-        f"TCO over {format_duration(result.horizon_s)} of serving at {result.traffic.output_tokens_per_day:.3g} "
-        f"output tokens/day ({result.mode}"
-        + (f" {result.target_loss:g}" if result.target_loss is not None else "")
-        + f", {law.name} law)"
-    )
-    table = Table(title=title)
-    cols = [
-        "model",
-        "role",
-        "params",
-        "train tokens",
-        "tok/param",
-        "loss",
-        "train $",
-        "train time",
-        "serve $/M",
-        "serve $",
-        "total $",
-        "energy",
-        "CO2e",
-    ]
-    if result.revenue_per_million_tokens_usd is not None:
-        cols += ["NPV $", "ROI"]
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("model", "role") else "right", overflow="fold")
-    for c in result.candidates:
-        mark = " *" if c.name == result.cheapest else ""
-        row = [
-            c.name + mark,
-            _ROLE_LABEL.get(c.role, c.role),
-            _num(c.params),
-            _num(c.train_tokens),
-            f"{c.tokens_per_param:.3g}",
-            f"{c.predicted_loss:.4f}",
-            _usd(c.train_cost_usd),
-            "-" if c.train_time_s is None else format_duration(c.train_time_s).replace(" ", ""),
-            "-"
-            if c.serve_cost_per_million_output_tokens_usd is None
-            else f"${c.serve_cost_per_million_output_tokens_usd:.3g}",
-            _usd(c.serve_cost_usd),
-            _usd(c.total_cost_usd) if c.feasible else f"infeasible: {c.reason}",
-            _num(None if c.total_energy_kwh is None else c.total_energy_kwh * 1e3, "Wh"),
-            "-" if c.total_co2_kg is None else f"{c.total_co2_kg / 1e3:.3g} t",
-        ]
-        if result.revenue_per_million_tokens_usd is not None:
-            row += [_usd(c.npv_usd), "-" if c.roi is None else f"{c.roi:+.0%}"]
-        table.add_row(*row)
-    console.print(table)
-    if result.cheapest is None:
-        console.print("[bold red]no candidate is feasible[/]")
-        return
-    best = result.candidate(result.cheapest)
-    console.print(
-        f"cheapest at this traffic: [bold]{best.name}[/] ({_usd(best.total_cost_usd)} total; * above)"
-    )
-    if result.break_even:
-        console.print("break-even (where the cheapest choice changes as traffic grows):")
-        for b in result.break_even:
-            console.print(
-                f"  below {_tpd(b.output_tokens_per_day)} {b.cheaper_below} is cheaper; above it, "
-                f"{b.cheaper_above} is (both {_usd(b.total_cost_usd)} there)"
-            )
-    else:
-        console.print(f"{best.name} is the cheapest at every traffic level (no break-even)")
-    roles = {c.role: c.name for c in result.candidates if c.feasible}
-    pair = {roles.get("compute-optimal"), roles.get("inference-aware")}
-    for b in result.crossovers:
-        if {b.cheaper_below, b.cheaper_above} == pair and None not in pair:
-            console.print(
-                f"compute-optimal vs inference-aware: below {_tpd(b.output_tokens_per_day)} {b.cheaper_below} "
-                f"is cheaper; above it, {b.cheaper_above} is"
-            )
-    c_opt = roles.get("compute-optimal")
-    if c_opt and c_opt != best.name:
-        other = result.candidate(c_opt)
-        saved = float(other.total_cost_usd or 0.0) - float(best.total_cost_usd or 0.0)
-        console.print(
-            f"{best.name} saves {_usd(saved)} against the compute-optimal {c_opt} over {days:.0f} days"
-        )
-    at = Table(title="Assumptions")
-    for col in ("name", "value", "source"):
-        at.add_column(col, overflow="fold", ratio=3 if col == "source" else 1)
-    for a in result.assumptions:
-        at.add_row(a.name, str(a.value), a.source)
-    console.print(at)
 
 
 def tco_command(
@@ -216,6 +106,8 @@ def tco_command(
         None, "--catalog", help="Extra catalog override file (TOML)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/tco.md)."),
+    fmt: str = format_option(),
+    explain: bool = explain_option(),
 ) -> None:
     """Total cost of ownership: train each candidate size once, serve the traffic over the horizon, and
     report the cheapest size and the traffic at which the choice flips (break-even).
@@ -281,13 +173,9 @@ def tco_command(
         revenue_per_million_tokens_usd=revenue,
         catalog=catalog,
     )
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    console = Console()
-    if not console.is_terminal:  # pipes and tests: do not squeeze the table into 80 columns
-        console = Console(width=200)
-    render(result, console)
+    from mlcost.report.tco import view
+
+    emit(result.to_dict(), view, fmt=fmt, as_json=as_json, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

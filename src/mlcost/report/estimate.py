@@ -1,136 +1,166 @@
-"""Terminal rendering of training and serving estimates."""
+"""Views of training and serving estimates, from their ``to_dict()`` (docs/json.md: estimate train/serve)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlcost.estimate.result import ServeEstimate, TrainEstimate
-from mlcost.units import format_bytes, format_duration, format_si
+from mlcost.report import format as f
+from mlcost.report.common import assumptions_table, key_assumptions
+from mlcost.report.view import Table, View
+
+#: The assumptions shown in the default view of ``estimate train`` (the rest under --explain).
+TRAIN_KEY_ASSUMPTIONS = (
+    "tokens",
+    "gpus",
+    "price_usd_per_device_h",
+    "efficiency_profile",
+    "goodput",
+    "carbon_kg_per_kwh",
+)
+SERVE_KEY_ASSUMPTIONS = ("price_usd_per_device_h", "efficiency_profile", "batching", "utilisation")
+
+#: Labels of the step-time parts (TrainEstimate.time_breakdown_s keys), also used by the HTML report.
+TIME_PARTS = {
+    "matmul_s": "matmul",
+    "attention_s": "attention",
+    "memory_bound_s": "memory-bound",
+    "tp_comm_s": "TP communication",
+    "pp_comm_s": "PP communication",
+    "dp_comm_s": "DP communication",
+    "bubble_s": "pipeline bubble",
+    "optimizer_s": "optimizer",
+}
+MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "kv_cache", "other")
 
 
-def _money(x: float | None) -> str:
-    return "n/a (no price)" if x is None else f"${x:,.2f}" if x < 1e4 else f"${x:,.0f}"
-
-
-def _band(lo: float, hi: float, fmt: Any) -> str:
+def _band(rng: dict[str, Any], key: str, fmt: Any) -> str:
+    if key not in rng or rng[key] is None:
+        return ""
+    lo, hi = rng[key]
     return f"{fmt(lo)} – {fmt(hi)}"
 
 
-def render_train(est: TrainEstimate, console: Any) -> None:
-    from rich.table import Table
-
-    job = est.config["job"]
-    cl = est.config["cluster"]
-    console.print(
-        f"[bold]{est.model}[/bold] ({format_si(est.params)} params"
-        + (f", {format_si(est.active_params)} active" if est.active_params != est.params else "")
-        + f") on {est.devices} × {cl['device']} — TP {est.tp} · PP {est.pp} · DP {est.dp}"
-        + (f" (v={job['virtual_stages']})" if job["virtual_stages"] > 1 else "")
+def train_view(d: dict[str, Any]) -> View:
+    """``mlcost estimate train``: the answer, the memory fit and the key assumptions; --explain adds the
+    per-step table with the time breakdown, the memory table, and every assumption."""
+    v = View()
+    job, cl = d["config"]["job"], d["config"]["cluster"]
+    params = f.count(d["params"], "params")
+    if d["active_params"] != d["params"]:
+        params += f", {f.count(d['active_params'])} active"
+    vs = f" (v={job['virtual_stages']})" if job.get("virtual_stages", 1) > 1 else ""
+    v.line(
+        f"{d['model']} ({params}) on {d['devices']} × {cl['device']} — "
+        f"TP {d['tp']} · PP {d['pp']} · DP {d['dp']}{vs}",
+        "bold",
     )
-    console.print(
-        f"job: {format_si(job['tokens'])} tokens, seq {job['seq_len']}, global batch {job['global_batch']}, "
-        f"micro-batch {job['micro_batch']} (grad-accum {est.grad_accum_steps:g}), {job['precision']}, "
+    v.line(
+        f"job: {f.tokens(job['tokens'])}, seq {job['seq_len']}, global batch {job['global_batch']}, "
+        f"micro-batch {job['micro_batch']} (grad-accum {f.number(d['grad_accum_steps'])}), {job['precision']}, "
         f"{job['optimizer']}, ZeRO-{job['zero']}, recompute {job['recompute']}, "
         f"flash-attention {'on' if job['flash_attention'] else 'off'}"
-        + (", sequence-parallel" if job["sequence_parallel"] else "")
+        + (", sequence-parallel" if job.get("sequence_parallel") else "")
     )
-    t = Table(show_header=True, header_style="bold", title="Per step")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_row("step time", format_duration(est.step_time_s))
-    t.add_row("tokens/s", f"{est.tokens_per_s:,.0f}")
-    t.add_row("model FLOPs / step", format_si(est.model_flops_per_step, "FLOP"))
-    t.add_row("hardware FLOPs / step", format_si(est.hardware_flops_per_step, "FLOP"))
-    t.add_row("TFLOP/s per device", f"{est.tflops_per_device:.1f}")
-    t.add_row("MFU / HFU", f"{est.mfu:.1%} / {est.hfu:.1%}")
-    for k, v in est.time_breakdown_s.items():
-        if v > 0:
-            t.add_row(f"  time: {k.removesuffix('_s').replace('_', ' ')}", format_duration(v))
-    console.print(t)
-
-    m = Table(show_header=True, header_style="bold", title="Memory per device")
-    m.add_column("part")
-    m.add_column("bytes", justify="right")
-    mem = est.memory
-    for name, val in (
-        ("weights", mem.weights),
-        ("gradients", mem.gradients),
-        ("optimizer", mem.optimizer),
-        ("activations", mem.activations),
-        ("other", mem.other),
-        ("total", mem.total),
-        ("device capacity", mem.capacity),
-    ):
-        m.add_row(name, format_bytes(val))
-    console.print(m)
-    if est.fits:
-        console.print(f"[green]fits[/green]: {mem.total / mem.capacity:.0%} of device memory")
-    else:
-        console.print(
-            f"[red]does not fit[/red]: needs {format_bytes(mem.total)} of {format_bytes(mem.capacity)}. Would fit:"
+    band = d["error_band"]
+    rng = band
+    t = v.table(
+        Table(
+            f"Whole job (±{band['relative']:.0%})",
+            ["metric", "estimate", "range"],
+            right=("estimate", "range"),
         )
-        for s in est.fit_suggestions:
-            console.print(f"  • {s}")
+    )
+    t.add("wall time", f.duration(d["total_time_s"]), _band(rng, "total_time_s", f.duration))
+    t.add(
+        "cost",
+        f.money(d["cost_usd"]) if d["cost_usd"] is not None else "n/a (no price)",
+        _band(rng, "cost_usd", f.money),
+    )
+    t.add("energy", f.energy_kwh(d["energy_kwh"]), _band(rng, "energy_kwh", f.energy_kwh))
+    t.add("CO2e", f.co2_kg(d["co2_kg"]), _band(rng, "co2_kg", f.co2_kg))
+    t.add(
+        "device-hours",
+        f.number(round(d["device_hours"])),
+        _band(rng, "device_hours", lambda x: f.number(round(x))),
+    )
+    t.add("step time", f.duration(d["step_time_s"]), _band(rng, "step_time_s", f.duration))
+    t.add("throughput", f.rate(d["tokens_per_s"]), "")
+    t.add("MFU", f.pct(d["mfu"]), "")
+    mem = d["memory_per_device_bytes"]
+    if d["fits"]:
+        v.line(
+            f"fits: {f.bytes_(mem['total'])} of {f.bytes_(mem['capacity'])} per device "
+            f"({mem['total'] / mem['capacity']:.0%})",
+            "green",
+        )
+    else:
+        v.line(
+            f"does not fit: needs {f.bytes_(mem['total'])} of {f.bytes_(mem['capacity'])} per device. Would fit:",
+            "red",
+        )
+        for s in d["fit_suggestions"]:
+            v.line(f"  • {s}")
+    key_assumptions(v, d["assumptions"], TRAIN_KEY_ASSUMPTIONS)
 
-    tot = Table(show_header=True, header_style="bold", title=f"Whole job (±{est.error_band.relative:.0%})")
-    tot.add_column("metric")
-    tot.add_column("estimate", justify="right")
-    tot.add_column("range", justify="right")
-    rng = est.error_band.ranges
-    tot.add_row("steps", f"{est.steps:,.0f}", "")
-    tot.add_row("wall time", format_duration(est.total_time_s), _band(*rng["total_time_s"], format_duration))
-    tot.add_row("device-hours", f"{est.device_hours:,.0f}", "")
-    tot.add_row("energy", f"{est.energy_kwh:,.1f} kWh", _band(*rng["energy_kwh"], lambda x: f"{x:,.0f}"))
-    tot.add_row("cost", _money(est.cost_usd), _band(*rng["cost_usd"], _money) if "cost_usd" in rng else "")
-    tot.add_row("CO2e", f"{est.co2_kg:,.1f} kg", _band(*rng["co2_kg"], lambda x: f"{x:,.0f}"))
-    console.print(tot)
-    render_assumptions(est.assumptions, console)
+    s = v.table(Table("Per step", ["metric", "value"], right=("value",), explain=True))
+    s.add("step time", f.duration(d["step_time_s"]))
+    s.add("tokens/s", f.rate(d["tokens_per_s"]))
+    s.add("model FLOPs / step", f.si(d["model_flops_per_step"], "FLOP"))
+    s.add("hardware FLOPs / step", f.si(d["hardware_flops_per_step"], "FLOP"))
+    s.add("TFLOP/s per device", f.number(d["tflops_per_device"]))
+    s.add("MFU / HFU", f"{f.pct(d['mfu'])} / {f.pct(d['hfu'])}")
+    s.add("steps", f.number(round(d["steps"])))
+    for k, val in d["time_breakdown_s"].items():
+        if val > 0:
+            s.add(f"  time: {TIME_PARTS.get(k, k.removesuffix('_s').replace('_', ' '))}", f.duration(val))
+    m = v.table(Table("Memory per device", ["part", "GiB"], right=("GiB",), explain=True))
+    for name in ("weights", "gradients", "optimizer", "activations", "other", "total", "capacity"):
+        if name in mem:
+            m.add("device capacity" if name == "capacity" else name, f.bytes_in(mem[name]))
+    assumptions_table(v, d["assumptions"])
+    return v
 
 
-def render_serve(est: ServeEstimate, console: Any) -> None:
-    from rich.table import Table
-
-    job = est.config["job"]
-    cl = est.config["cluster"]
-    console.print(
-        f"[bold]{est.model}[/bold] ({format_si(est.params)} params) on {est.devices} × {cl['device']} per replica — "
+def serve_view(d: dict[str, Any]) -> View:
+    """``mlcost estimate serve``: latency, throughput, memory and $ per million tokens."""
+    v = View()
+    job, cl = d["config"]["job"], d["config"]["cluster"]
+    v.line(
+        f"{d['model']} ({f.count(d['params'], 'params')}) on {d['devices']} × {cl['device']} per replica — "
         f"batch {job['batch']}, prompt {job['prompt_len']}, output {job['output_len']}, "
-        f"weights {job['weight_precision']}, KV cache {job['kv_precision']}"
+        f"weights {job['weight_precision']}, KV cache {job['kv_precision']}",
+        "bold",
     )
-    t = Table(show_header=True, header_style="bold", title=f"Serving (±{est.error_band.relative:.0%})")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_row("time to first token", format_duration(est.ttft_s))
-    t.add_row("time per output token", format_duration(est.time_per_output_token_s))
-    t.add_row("request latency", format_duration(est.request_latency_s))
-    t.add_row("output tokens/s (replica)", f"{est.tokens_per_s:,.0f}")
-    t.add_row("decode bound by", est.bound)
-    t.add_row("weights / device", format_bytes(est.weights_bytes))
-    t.add_row("KV cache / device", format_bytes(est.kv_cache_bytes))
-    t.add_row(
-        "memory total / capacity",
-        f"{format_bytes(est.memory['total'])} / {format_bytes(est.memory['capacity'])}",
+    band = d["error_band"]
+    t = v.table(
+        Table(
+            f"Serving (±{band['relative']:.0%})", ["metric", "estimate", "range"], right=("estimate", "range")
+        )
     )
-    t.add_row("fits", "yes" if est.fits else "[red]no[/red]")
-    t.add_row("largest batch that fits", str(est.max_batch))
-    t.add_row("cost per hour (replica)", _money(est.cost_per_hour_usd))
-    t.add_row("$ per 1M output tokens", _money(est.cost_per_million_output_tokens_usd))
-    t.add_row("kWh per 1M output tokens", f"{est.energy_kwh_per_million_output_tokens:.3f}")
-    t.add_row("kg CO2e per 1M output tokens", f"{est.co2_kg_per_million_output_tokens:.3f}")
-    console.print(t)
-    render_assumptions(est.assumptions, console)
-
-
-def render_assumptions(assumptions: Any, console: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    a = Table(show_header=True, header_style="bold", title="Assumptions", show_lines=False)
-    a.add_column("what")
-    a.add_column("value", justify="right")
-    a.add_column("source", overflow="fold")
-    for item in assumptions:
-        val = item.value
-        val_s = f"{val:.4g}" if isinstance(val, float) else str(val)
-        a.add_row(escape(item.name), escape(val_s), escape(item.source))
-    console.print(a)
+    t.add("time to first token", f.duration(d["ttft_s"]), _band(band, "ttft_s", f.duration))
+    t.add(
+        "time per output token",
+        f.duration(d["time_per_output_token_s"]),
+        _band(band, "time_per_output_token_s", f.duration),
+    )
+    t.add("request latency", f.duration(d["request_latency_s"]), "")
+    t.add("output tokens/s (replica)", f.rate(d["tokens_per_s"]), _band(band, "tokens_per_s", f.rate))
+    t.add(
+        "$ per 1M output tokens",
+        f.money(d["cost_per_million_output_tokens_usd"]),
+        _band(band, "cost_per_million_output_tokens_usd", f.money),
+    )
+    t.add("cost per hour (replica)", f.money(d["cost_per_hour_usd"]), "")
+    mem = d["memory_per_device_bytes"]
+    t.add("memory / device", f"{f.bytes_(mem['total'])} of {f.bytes_(mem['capacity'])}", "")
+    t.add("fits", "yes" if d["fits"] else "no", f"largest batch {d['max_batch']}")
+    key_assumptions(v, d["assumptions"], SERVE_KEY_ASSUMPTIONS)
+    x = v.table(Table("Detail", ["metric", "value"], right=("value",), explain=True))
+    x.add("decode bound by", d["bound"])
+    x.add("weights / device", f.bytes_(d["weights_bytes"]))
+    x.add("KV cache / device", f.bytes_(d["kv_cache_bytes"]))
+    x.add("largest batch that fits", str(d["max_batch"]))
+    x.add("kWh per 1M output tokens", f.energy_kwh(d["energy_kwh_per_million_output_tokens"]))
+    x.add("CO2e per 1M output tokens", f.co2_kg(d["co2_kg_per_million_output_tokens"]))
+    assumptions_table(v, d["assumptions"])
+    return v

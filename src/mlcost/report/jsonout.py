@@ -19,6 +19,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def dumps(obj: Any) -> str:
+def dumps(obj: Any, indent: int | None = 2) -> str:
     """Serialise ``obj`` (dicts, lists, numpy scalars) as strict JSON."""
-    return json.dumps(_clean(obj), indent=2, allow_nan=False)
+    return json.dumps(_clean(obj), indent=indent, allow_nan=False)

@@ -1,0 +1,268 @@
+"""The notebook API: the CLI's commands as functions with the same names and defaults.
+
+>>> import mlcost
+>>> est = mlcost.estimate_train(model="llama-3.1-8b", device="h100-sxm", gpus=64, tokens="1T")
+>>> est.to_dict()["cost_usd"]  # the same object as `mlcost estimate train ... --json`
+
+Results wrap the command's JSON object: ``to_dict()``, ``to_pandas()`` (when pandas is installed) and
+``_repr_html_`` (the HTML report's renderer), so a notebook shows the same tables as the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Result", "estimate_serve", "estimate_train", "plan_train", "runs"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One command's result: ``data`` is exactly its ``--json`` object (docs/json.md)."""
+
+    kind: str
+    data: Any
+    _view: Callable[[Any], Any]
+    _rows: str | None = None  # key of the list that to_pandas() turns into rows
+
+    def to_dict(self) -> Any:
+        return self.data
+
+    def to_pandas(self) -> Any:
+        """A DataFrame: one row per plan/run, or one row of the scalar fields of an estimate."""
+        from mlcost.errors import require
+
+        pd = require("pandas", "Result.to_pandas()")
+        if self._rows is not None:
+            return pd.json_normalize(self.data[self._rows])
+        flat = {k: v for k, v in self.data.items() if not isinstance(v, (dict, list))}
+        return pd.DataFrame([flat])
+
+    def _repr_html_(self) -> str:
+        from mlcost.report.view import to_html
+
+        return to_html(self._view(self.data), explain=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+
+def estimate_train(
+    model: str = "llama-3.1-8b",
+    device: str = "h100-sxm",
+    gpus: int | None = None,
+    tokens: str | float | None = None,
+    *,
+    gpus_per_node: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    virtual_stages: int = 1,
+    micro_batch: int = 1,
+    global_batch: int | None = None,
+    seq_len: int | None = None,
+    recompute: str = "none",
+    sequence_parallel: bool = False,
+    zero: int = 1,
+    flash_attention: bool = True,
+    overlap_grad_reduce: bool = True,
+    fused_elementwise: bool = True,
+    goodput: float = 1.0,
+    precision: str = "bf16",
+    optimizer: str = "adamw",
+    provider: str | None = None,
+    region: str | None = None,
+    pricing: str = "on-demand",
+    price_usd_per_h: float | None = None,
+    pue: float | None = None,
+    carbon_kg_per_kwh: float | None = None,
+    catalog: list[str] | None = None,
+) -> Result:
+    """``mlcost estimate train`` (same defaults: 8 GPUs, 20 tokens per parameter, ≈1M tokens per step)."""
+    args = [
+        "estimate",
+        "train",
+        "--model",
+        model,
+        "--device",
+        device,
+        "--tp",
+        str(tp),
+        "--pp",
+        str(pp),
+        "--virtual-stages",
+        str(virtual_stages),
+        "--micro-batch",
+        str(micro_batch),
+        "--recompute",
+        recompute,
+        "--zero",
+        str(zero),
+        "--goodput",
+        repr(goodput),
+        "--precision",
+        precision,
+        "--optimizer",
+        optimizer,
+        "--pricing",
+        pricing,
+    ]
+    args += _flag(sequence_parallel, "--sequence-parallel", None)
+    args += _flag(flash_attention, "--flash-attention", "--no-flash-attention")
+    args += _flag(overlap_grad_reduce, "--overlap-grad-reduce", "--no-overlap-grad-reduce")
+    args += _flag(fused_elementwise, "--fused-elementwise", "--eager-elementwise")
+    args += _opt("--gpus", gpus) + _opt("--tokens", tokens) + _opt("--gpus-per-node", gpus_per_node)
+    args += _opt("--global-batch", global_batch) + _opt("--seq-len", seq_len) + _opt("--provider", provider)
+    args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
+    args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
+    from mlcost.report.estimate import train_view
+
+    return Result("estimate-train", _run_json(args), train_view)
+
+
+def estimate_serve(
+    model: str = "llama-3.1-8b",
+    device: str = "h100-sxm",
+    gpus: int | None = None,
+    *,
+    gpus_per_node: int | None = None,
+    tp: int = 1,
+    batch: int = 1,
+    prompt_len: int = 1024,
+    output_len: int = 256,
+    weight_precision: str = "bf16",
+    kv_precision: str = "bf16",
+    provider: str | None = None,
+    region: str | None = None,
+    pricing: str = "on-demand",
+    price_usd_per_h: float | None = None,
+    pue: float | None = None,
+    carbon_kg_per_kwh: float | None = None,
+    catalog: list[str] | None = None,
+) -> Result:
+    """``mlcost estimate serve`` (one replica of ``tp`` devices unless ``gpus`` is given)."""
+    args = [
+        "estimate",
+        "serve",
+        "--model",
+        model,
+        "--device",
+        device,
+        "--tp",
+        str(tp),
+        "--batch",
+        str(batch),
+        "--prompt-len",
+        str(prompt_len),
+        "--output-len",
+        str(output_len),
+        "--weight-precision",
+        weight_precision,
+        "--kv-precision",
+        kv_precision,
+        "--pricing",
+        pricing,
+    ]
+    args += _opt("--gpus", gpus) + _opt("--gpus-per-node", gpus_per_node) + _opt("--provider", provider)
+    args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
+    args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
+    from mlcost.report.estimate import serve_view
+
+    return Result("estimate-serve", _run_json(args), serve_view)
+
+
+def plan_train(
+    model: str,
+    tokens: str | float,
+    *,
+    deadline: str | None = None,
+    budget_usd: float | None = None,
+    max_devices: int = 1024,
+    devices: str | None = None,
+    providers: str | None = None,
+    regions: str | None = None,
+    spot: bool = False,
+    max_co2_kg: float | None = None,
+    objective: str = "cost",
+    weights: str | None = None,
+    top: int = 5,
+    seq_len: int | None = None,
+    global_batch: int | None = None,
+    precisions: str = "bf16,fp8",
+    counts: str | None = None,
+) -> Result:
+    """``mlcost plan train``; ``to_pandas()`` gives one row per top plan. Lists are comma-separated strings,
+    as on the command line (``devices="h100-sxm,a100-80gb"``)."""
+    args = [
+        "plan",
+        "train",
+        "--model",
+        model,
+        "--tokens",
+        str(tokens),
+        "--max-devices",
+        str(max_devices),
+        "--objective",
+        objective,
+        "--top",
+        str(top),
+        "--precisions",
+        precisions,
+    ]
+    args += _flag(spot, "--spot", "--no-spot")
+    args += _opt("--deadline", deadline) + _opt("--budget-usd", budget_usd) + _opt("--devices", devices)
+    args += _opt("--providers", providers) + _opt("--regions", regions) + _opt("--max-co2-kg", max_co2_kg)
+    args += _opt("--weights", weights) + _opt("--seq-len", seq_len) + _opt("--global-batch", global_batch)
+    args += _opt("--counts", counts)
+    from mlcost.report.plan import train_view
+
+    return Result("plan-train", _run_json(args), train_view, "plans")
+
+
+def runs(
+    ledger: str | None = None,
+    *,
+    limit: int = 50,
+    status: str | None = None,
+    model: str | None = None,
+    kind: str | None = None,
+) -> Result:
+    """``mlcost runs``: the ledger's most recent runs; ``to_pandas()`` gives one row per run."""
+    args = ["runs", "--limit", str(limit), *_opt("--ledger", ledger), *_opt("--status", status)]
+    args += _opt("--model", model) + _opt("--kind", kind)
+    from mlcost.report.runs import list_view
+
+    return Result("runs", _run_json(args), list_view, "runs")
+
+
+def _flag(value: bool, on: str, off: str | None) -> list[str]:
+    return [on] if value else ([off] if off else [])
+
+
+def _many(flag: str, values: list[str] | None) -> list[str]:
+    return [x for v in values or [] for x in (flag, str(v))]
+
+
+def _opt(flag: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return [flag, str(value)]
+
+
+def _run_json(args: list[str]) -> Any:
+    """Run the CLI command in-process with --json and return its object; a user error raises the same
+    MlcostError the CLI prints."""
+    import contextlib
+    import io
+    import json
+
+    from mlcost.cli.main import build_app
+
+    buf = io.StringIO()
+    app = build_app(args)
+    with contextlib.redirect_stdout(buf):
+        app(args=[*args, "--json"], standalone_mode=False, prog_name="mlcost")
+    return json.loads(buf.getvalue())
