@@ -465,8 +465,12 @@ def judge(
     status: str = "completed",
     device: str = "cpu",
     horizon_steps: int = 10_000,
+    interval: Any = None,
 ) -> Verdict:
-    """Compare a strategy's metrics with the baseline's (same model, data and machine)."""
+    """Compare a strategy's metrics with the baseline's (same model, data and machine).
+
+    With ``interval`` (a :class:`~mlcost.measure.compare.SpeedupInterval`), "faster" and "slower" need the
+    interval to exclude 1.0; otherwise the speed-up is read against the ±``NOISE_BAND`` band."""
     strat = parse_strategy(strategy)
     if status != "completed":
         return Verdict(strat.name, None, None, False, f"run {status}")
@@ -478,9 +482,17 @@ def judge(
         return Verdict(strat.name, 1.0, 1.0, True, "reference")
     if speedup is None:
         return Verdict(strat.name, None, mem_ratio, False, "no throughput measured")
-    faster = speedup >= 1 + NOISE_BAND
-    slower = speedup <= 1 - NOISE_BAND
-    pace = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    if interval is not None:
+        speedup = interval.speedup
+        faster, slower = interval.verdict == "faster", interval.verdict == "slower"
+        ci = f" (95% CI {interval.low:.2f}–{interval.high:.2f})"
+        if interval.verdict == "no clear difference":
+            return _judge_unclear(strat, speedup, mem_ratio, ci, device)
+    else:
+        faster = speedup >= 1 + NOISE_BAND
+        slower = speedup <= 1 - NOISE_BAND
+        ci = ""
+    pace = (f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower") + ci
     if strat.precision:
         ok, why = precision_support(strat.precision, device)
         if not ok and not faster:
@@ -511,13 +523,13 @@ def judge(
         return Verdict(strat.name, speedup, mem_ratio, True, pace)
     saves_memory = mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND
     if strat.checkpointing or strat.grad_accum:
-        if saves_memory:
+        if saves_memory and mem_ratio is not None:
             return Verdict(
                 strat.name,
                 speedup,
                 mem_ratio,
                 True,
-                f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory, {pace}",  # type: ignore[operator]
+                f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory, {pace}",
             )
         note = "no memory saving measured" + (
             " (peak RSS is coarse on CPU)" if not device.startswith("cuda") else ""
@@ -530,3 +542,21 @@ def judge(
     return Verdict(
         strat.name, speedup, mem_ratio, False, f"no measurable gain ({pace}, within ±{NOISE_BAND:.0%})"
     )
+
+
+def _judge_unclear(strat: Strategy, speedup: float, mem_ratio: float | None, ci: str, device: str) -> Verdict:
+    """The interval includes 1.0: no speed verdict; memory may still pay for checkpointing/accumulation."""
+    if (strat.checkpointing or strat.grad_accum) and mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND:
+        return Verdict(
+            strat.name,
+            speedup,
+            mem_ratio,
+            True,
+            f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory; "
+            f"no clear speed difference{ci}",
+        )
+    why = ""
+    if strat.precision:
+        ok, note = precision_support(strat.precision, device)
+        why = "" if ok else f"{note}; "
+    return Verdict(strat.name, speedup, mem_ratio, False, f"{why}no clear difference: {speedup:.2f}×{ci}")
