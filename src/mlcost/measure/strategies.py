@@ -498,27 +498,9 @@ def judge(
         if not ok and not faster:
             return Verdict(strat.name, speedup, mem_ratio, False, f"{why}: {pace}")
     if strat.compile and faster:
-        compile_s = metrics.get("compile_time_s") or 0.0
-        step, base_step = metrics.get("step_time_s"), baseline.get("step_time_s")
-        tokens, base_tokens = metrics.get("tokens_per_step"), baseline.get("tokens_per_step")
-        if step and base_step and tokens and base_tokens:
-            saved_per_step = base_step * tokens / base_tokens - step
-            breakeven = compile_s / saved_per_step if saved_per_step > 0 else float("inf")
-            if breakeven > horizon_steps:
-                return Verdict(
-                    strat.name,
-                    speedup,
-                    mem_ratio,
-                    False,
-                    f"{pace}, but compiling took {compile_s:.0f} s: pays only after ~{breakeven:.0f} steps",
-                )
-            return Verdict(
-                strat.name,
-                speedup,
-                mem_ratio,
-                True,
-                f"{pace}; compile time {compile_s:.0f} s recovered after ~{breakeven:.0f} steps",
-            )
+        compiled = _judge_compile(strat, speedup, mem_ratio, pace, metrics, baseline, horizon_steps)
+        if compiled is not None:
+            return compiled
     if faster:
         return Verdict(strat.name, speedup, mem_ratio, True, pace)
     saves_memory = mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND
@@ -560,3 +542,27 @@ def _judge_unclear(strat: Strategy, speedup: float, mem_ratio: float | None, ci:
         ok, note = precision_support(strat.precision, device)
         why = "" if ok else f"{note}; "
     return Verdict(strat.name, speedup, mem_ratio, False, f"{why}no clear difference: {speedup:.2f}×{ci}")
+
+
+def _judge_compile(
+    strat: Strategy,
+    speedup: float,
+    mem_ratio: float | None,
+    pace: str,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    horizon_steps: int,
+) -> Verdict | None:
+    """A faster compiled run pays only once its compile time is recovered within ``horizon_steps``."""
+    compile_s = metrics.get("compile_time_s") or 0.0
+    step, base_step = metrics.get("step_time_s"), baseline.get("step_time_s")
+    tokens, base_tokens = metrics.get("tokens_per_step"), baseline.get("tokens_per_step")
+    if not (step and base_step and tokens and base_tokens):
+        return None
+    saved_per_step = base_step * tokens / base_tokens - step
+    breakeven = compile_s / saved_per_step if saved_per_step > 0 else float("inf")
+    if breakeven > horizon_steps:
+        why = f"{pace}, but compiling took {compile_s:.0f} s: pays only after ~{breakeven:.0f} steps"
+        return Verdict(strat.name, speedup, mem_ratio, False, why)
+    why = f"{pace}; compile time {compile_s:.0f} s recovered after ~{breakeven:.0f} steps"
+    return Verdict(strat.name, speedup, mem_ratio, True, why)
