@@ -21,6 +21,7 @@ from mlcost.measure.options import (
     RunOptions,
     ServeOptions,
     TrainOptions,
+    grad_accum_steps,
 )
 
 _DEVICE = re.compile(r"^(cpu|local|cuda|cuda:\d+)$")
@@ -118,13 +119,30 @@ def validate_train_options(opts: TrainOptions) -> None:
     positive_int("--steps", opts.steps)
     finite_at_least("lr", opts.lr, 0.0, strict=True)
     strat = parse_strategy(opts.strategy)
-    if strat.parallel and int(os.environ.get("WORLD_SIZE", "1") or 1) < 2 and not opts.dry_run:
+    world = 1 if opts.dry_run else _env_world_size()
+    grad_accum_steps(shape, strat.grad_accum, world)  # --global-batch divisible by micro-batch × ranks
+    if strat.parallel and world < 2 and not opts.dry_run:
         raise SpecError(
             f"--strategy {strat.name}: {strat.parallel!r} needs several processes",
             hint=f"launch with torchrun: python -m torch.distributed.run --nproc_per_node 2 -m mlcost measure "
             f"train ... --strategy {strat.name}",
         )
     check_data(opts.data)
+
+
+def _env_world_size() -> int:
+    text = os.environ.get("WORLD_SIZE", "1") or "1"
+    try:
+        value = int(text)
+    except ValueError:
+        raise SpecError(
+            f"WORLD_SIZE must be a positive integer, got {text!r}", hint="unset it or launch with torchrun"
+        ) from None
+    if value < 1:
+        raise SpecError(
+            f"WORLD_SIZE must be a positive integer, got {text!r}", hint="unset it or launch with torchrun"
+        )
+    return value
 
 
 def validate_serve_options(opts: ServeOptions) -> None:
