@@ -88,8 +88,9 @@ def _module(torch: Any, model: Any, opts: ServeOptions, device: str) -> Any:
     if dtype is not None:
         module = module.to(dtype)
     module.eval()
-    if hasattr(module, "config"):
-        module.config.use_cache = True
+    config: Any = getattr(module, "config", None)
+    if config is not None:
+        config.use_cache = True
     return module
 
 

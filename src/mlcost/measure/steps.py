@@ -156,7 +156,7 @@ class StepLoop:
             stats = summarize_times(times)
             out["steps_measured"] = stats["n"]
             if stats["median_s"]:
-                per_step = self.tokens_measured / stats["n"] * self.ctx.world_size
+                per_step = self.tokens_measured / int(stats["n"] or 1) * self.ctx.world_size
                 out.update(
                     step_time_s=stats["median_s"],
                     step_time_p90_s=stats["p90_s"],
