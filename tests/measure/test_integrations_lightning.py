@@ -5,6 +5,7 @@ figures in the trainer's logs."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -40,13 +41,13 @@ class _GPT2(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
-def _fit(tmp_path, cb, module):
+def _fit(tmp_path, cb, module, logger=False):
     data = torch.utils.data.TensorDataset(torch.randint(0, 256, (MICRO * ACCUM * STEPS * 2, SEQ)))
     trainer = pl.Trainer(
         max_steps=STEPS,
         accumulate_grad_batches=ACCUM,
         callbacks=[cb],
-        logger=False,
+        logger=logger,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -62,7 +63,8 @@ def test_fit_with_accumulation_is_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCOST_LEDGER", url)
     cb = MlcostLightningCallback(model_name="tiny-gpt2-pl")  # no ledger given: the default one
     module = _GPT2()
-    trainer = _fit(tmp_path, cb, module)
+    csv = pl.loggers.CSVLogger(str(tmp_path / "logs"), name="run")
+    trainer = _fit(tmp_path, cb, module, logger=csv)
     rec = Ledger(url).get(cb.record.run_id)
     m = rec.metrics
     assert rec.status == "completed" and rec.strategy == f"grad-accum={ACCUM}"
@@ -75,7 +77,10 @@ def test_fit_with_accumulation_is_recorded(tmp_path, monkeypatch):
     assert m["loss_last"] > 3.0  # ln(256) ≈ 5.5 at random init; a /4 loss would be ≈ 1.4
     assert m["model_flops_source"].startswith("torch.utils.flop_counter")
     assert rec.predicted["model_flops_per_step"] == pytest.approx(m["model_flops_per_step"], rel=0.1)
+    # Figures in the trainer's own logger: per step via pl_module.log, the summary at the end.
     assert "mlcost/step_time_s" in trainer.logged_metrics
+    logged_csv = (Path(csv.log_dir) / "metrics.csv").read_text()
+    assert "mlcost/step_time_s" in logged_csv and "mlcost/energy_j" in logged_csv
     _shows_in_mlcost_runs(url, rec.run_id, "tiny-gpt2-pl")
 
 
