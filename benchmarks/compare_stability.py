@@ -63,7 +63,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     print(header(f"compare stability: baseline vs {args.strategy}, run twice"))
-    print(f"# tiny GPT-2 (2 layers, d 64), micro-batch 2 × 32 tokens, {args.steps} steps, {args.repeats} repeats")
+    print(
+        f"# tiny GPT-2 (2 layers, d 64), micro-batch 2 × 32 tokens, {args.steps} steps, {args.repeats} repeats"
+    )
     intervals = []
     with tempfile.TemporaryDirectory() as tmp:
         ledger = f"sqlite:///{tmp}/bench.db"

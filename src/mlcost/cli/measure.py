@@ -312,7 +312,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/measure.md)."),
     ) -> None:
         """Train a model for a few steps under a strategy and record the measured cost."""
-        from mlcost.measure.options import CostOptions, TrainOptions, TrainShape
+        from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, TrainOptions, TrainShape
         from mlcost.measure.validate import positive_int, validate_train_options
 
         opts = TrainOptions(
@@ -330,7 +330,7 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
             data=data,
             seed=seed,
-            attn_implementation="sdpa" if flash_attention else "eager",
+            attn_implementation=RUNNER_ATTN_IMPLEMENTATION if flash_attention else "eager",
             cost=CostOptions(price_usd_per_device_h=price, pue=pue, carbon_kg_per_kwh=carbon),
         )
         # Everything is checked before torch is imported or a ledger row written.
@@ -386,7 +386,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s."""
-        from mlcost.measure.options import CostOptions, ServeOptions, ServeShape
+        from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, ServeOptions, ServeShape
         from mlcost.measure.validate import validate_serve_options
 
         opts = ServeOptions(
@@ -395,7 +395,7 @@ def register(app: typer.Typer) -> None:
             warmup=warmup,
             device=device,
             seed=seed,
-            attn_implementation="sdpa" if flash_attention else "eager",
+            attn_implementation=RUNNER_ATTN_IMPLEMENTATION if flash_attention else "eager",
             cost=CostOptions(price_usd_per_device_h=price, pue=pue, carbon_kg_per_kwh=carbon),
         )
         validate_serve_options(opts)

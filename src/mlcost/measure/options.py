@@ -22,6 +22,8 @@ CHECKPOINT_EVERY_STEPS = 5
 #: attention (torch's fused attention kernel on CPU and CUDA, which never stores the s×s scores) and
 #: unfused element-wise ops. The one place this is said; the predicted block and calibrate use it.
 RUNNER_ATTN_IMPLEMENTATION = "sdpa"
+#: attention kernels ``transformers`` accepts (``flash_attention_2`` needs CUDA and flash-attn).
+ATTN_IMPLEMENTATIONS: tuple[str, ...] = (RUNNER_ATTN_IMPLEMENTATION, "eager", "flash_attention_2")
 RUNNER_FLASH_ATTENTION = True
 RUNNER_FUSED_ELEMENTWISE = False
 

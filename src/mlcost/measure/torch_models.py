@@ -19,15 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcost.errors import SpecError, require
-from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION
+from mlcost.measure.options import ATTN_IMPLEMENTATIONS, RUNNER_ATTN_IMPLEMENTATION
 from mlcost.spec import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-#: attention kernels ``transformers`` accepts; the runner's default is ``options.RUNNER_ATTN_IMPLEMENTATION``.
-ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2")
 
 #: dropout probability used when ``ModelSpec.dropout`` is true (GPT-2/BERT default).
 DEFAULT_DROPOUT_P = 0.1

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlcost.errors import SpecError
 from mlcost.measure.options import (
+    ATTN_IMPLEMENTATIONS,
     PRECISIONS,
     RECOMPUTE,
     SERVE_PRECISIONS,
@@ -100,7 +101,7 @@ def _check_common(opts: RunOptions) -> None:
     non_negative_int("--warmup", opts.warmup)
     non_negative_int("--seed", opts.seed)
     positive_int("checkpoint_every", opts.checkpoint_every)
-    choice("--attn-implementation", opts.attn_implementation, ("sdpa", "eager", "flash_attention_2"))
+    choice("attn_implementation (--flash-attention)", opts.attn_implementation, ATTN_IMPLEMENTATIONS)
     check_cost(opts.cost)
 
 
