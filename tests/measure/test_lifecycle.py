@@ -103,3 +103,17 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
         "exceeds the peak" in wrong["mfu_unavailable_reason"]
         and "mlcost calibrate" in wrong["mfu_unavailable_reason"]
     )
+
+
+def test_unstable_run_warns_in_json_and_text(capsys):
+    from mlcost.cli.measure import _render_run
+    from mlcost.measure.contract import run_summary
+
+    meters = ReplayMeters.from_readings(step_times_s=[0.1] * 8 + [0.4, 0.5], energy_j=1.0, peak_bytes=1)
+    rec = run_training(
+        TINY_GPT2, TrainShape(micro_batch=1, seq_len=8), steps=10, warmup=0, dry_run=True, meters=meters
+    )
+    summary = run_summary(rec)
+    assert summary["stable"] is False and summary["warnings"] and summary["step_time_cv"] > 0.2
+    _render_run(rec, None)
+    assert "warning: unstable step times" in capsys.readouterr().out
