@@ -27,7 +27,17 @@ class _Tokens(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids}
 
 
-def _trainer(tmp_path, cb, **args):
+class _Reporter(transformers.TrainerCallback):
+    """Stands in for a report_to integration (W&B, TensorBoard): keeps every log it is shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.seen.append(dict(logs or {}))
+
+
+def _trainer(tmp_path, cb, reporter=None, **args):
     model = transformers.GPT2LMHeadModel(
         transformers.GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=256, n_positions=64)
     )
@@ -42,7 +52,11 @@ def _trainer(tmp_path, cb, **args):
         disable_tqdm=True,
         **args,
     )
-    return transformers.Trainer(model=model, args=targs, train_dataset=_Tokens(), callbacks=[cb])
+    if reporter is None:
+        return transformers.Trainer(model=model, args=targs, train_dataset=_Tokens(), callbacks=[cb])
+    trainer = transformers.Trainer(model=model, args=targs, train_dataset=_Tokens(), callbacks=[reporter])
+    cb.attach(trainer)
+    return trainer
 
 
 @pytest.fixture
@@ -54,7 +68,8 @@ def default_ledger(tmp_path, monkeypatch):
 
 def test_trainer_run_lands_in_default_ledger(tmp_path, default_ledger):
     cb = MlcostCallback(model_name="tiny-gpt2", checkpoint_every=2)  # no ledger given: the default one
-    trainer = _trainer(tmp_path, cb, gradient_accumulation_steps=ACCUM)
+    reporter = _Reporter()
+    trainer = _trainer(tmp_path, cb, reporter, gradient_accumulation_steps=ACCUM)
     with cb.guard():
         trainer.train()
     rec = Ledger(default_ledger).get(cb.record.run_id)
@@ -77,6 +92,7 @@ def test_trainer_run_lands_in_default_ledger(tmp_path, default_ledger):
     assert rec.predicted["model_flops_per_step"] == pytest.approx(m["model_flops_per_step"], rel=0.1)
     # Figures pushed into the Trainer's own logs.
     assert any("mlcost/step_time_s" in h for h in trainer.state.log_history)
+    assert any("mlcost/step_time_s" in logs and "loss" in logs for logs in reporter.seen)
     assert trainer.state.log_history[-1]["mlcost/run_id"] == rec.run_id
     _shows_in_mlcost_runs(default_ledger, rec.run_id, "tiny-gpt2")
 

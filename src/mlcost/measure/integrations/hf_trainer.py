@@ -3,7 +3,8 @@ the same :class:`~mlcost.measure.record.RunRecord` that ``mlcost measure train``
 
     from mlcost.measure.integrations.hf_trainer import MlcostCallback
     cb = MlcostCallback(model_name="my-gpt2")     # the default ledger (MLCOST_LEDGER), like report_to
-    trainer = Trainer(..., callbacks=[cb])
+    trainer = Trainer(...)
+    cb.attach(trainer)        # first in line, so report_to loggers see its figures (or callbacks=[cb])
     with cb.guard():          # optional: Ctrl-C / SIGTERM / an exception finish the run, then propagate
         trainer.train()
     cb.record                 # the RunRecord; `mlcost runs` lists it
@@ -11,8 +12,8 @@ the same :class:`~mlcost.measure.record.RunRecord` that ``mlcost measure train``
 A step is one optimizer step (``on_step_begin``/``on_step_end``, all accumulation micro-batches); forwards
 in training mode are counted apart (a forward pre-hook: tokens, micro-batches, the batch shape). The loss
 is the one the Trainer logs (``on_log``). Every log gets ``mlcost/step_time_s``, ``mlcost/tokens_per_s``
-and ``mlcost/peak_memory_bytes`` (so reporting integrations placed after this callback, and
-``state.log_history``, see them); the final figures (MFU, energy, cost, CO2) are appended to
+and ``mlcost/peak_memory_bytes`` (so ``state.log_history`` and the reporting integrations that run
+after this callback see them: :meth:`MlcostCallback.attach` puts it first); the final figures (MFU, energy, cost, CO2) are appended to
 ``state.log_history`` at the end. A NaN/inf logged loss stops training and records ``diverged``.
 """
 
@@ -102,6 +103,13 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
     @property
     def record(self) -> Any:
         return self.tracker.record if self.tracker is not None else None
+
+    def attach(self, trainer: Any) -> MlcostCallback:
+        """Add this callback to ``trainer`` **first**, so that the ``report_to`` integrations (W&B,
+        TensorBoard, MLflow), which the Trainer lists before the callbacks it is given, see the ``mlcost/``
+        figures in every log. Returns self."""
+        trainer.callback_handler.callbacks.insert(0, self)
+        return self
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         strategy, precision = _strategy_of(args)
