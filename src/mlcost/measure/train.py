@@ -106,23 +106,30 @@ def plan_training(model: Any, opts: TrainOptions) -> TrainPlan:
     warmup = max(opts.warmup, 1) if strat.compile else opts.warmup  # never measure the compiling step
     device = "cpu" if opts.dry_run else resolve_device(opts.device)
     ctx = DistContext() if opts.dry_run else init_distributed(device)
-    device = device_for(device, ctx)
-    spec = spec_of(model)
-    accum = grad_accum_steps(opts.shape, strat.grad_accum, ctx.world_size)
+    try:
+        device = device_for(device, ctx)
+        spec = spec_of(model)
+        accum = grad_accum_steps(opts.shape, strat.grad_accum, ctx.world_size)
+        if spec is not None and opts.check_memory and not opts.dry_run and isinstance(model, ModelSpec):
+            _check_fits(spec, opts, device)
+    except BaseException:
+        shutdown(ctx)
+        raise
     precision = strat.precision or opts.shape.precision
-    if spec is not None and opts.check_memory and not opts.dry_run and isinstance(model, ModelSpec):
-        from mlcost.measure.torch_models import training_memory_bytes
-
-        need = training_memory_bytes(spec, micro_batch=opts.shape.micro_batch, seq_len=opts.shape.seq_len)
-        free = available_memory_bytes(device)
-        ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-        if free is not None and not device.startswith("cuda"):
-            free /= ranks
-        what = (
-            f"model {spec.name!r} at --micro-batch {opts.shape.micro_batch} × --seq-len {opts.shape.seq_len}"
-        )
-        check_fits(need, free, what=what, device=device, headroom=MEMORY_HEADROOM)
     return TrainPlan(opts, strat, spec, device, ctx, warmup, accum, precision)
+
+
+def _check_fits(spec: ModelSpec, opts: TrainOptions, device: str) -> None:
+    from mlcost.measure.torch_models import training_memory_bytes
+
+    shape = opts.shape
+    need = training_memory_bytes(spec, micro_batch=shape.micro_batch, seq_len=shape.seq_len)
+    free = available_memory_bytes(device)
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if free is not None and not device.startswith("cuda"):
+        free /= ranks
+    what = f"model {spec.name!r} at --micro-batch {shape.micro_batch} × --seq-len {shape.seq_len}"
+    check_fits(need, free, what=what, device=device, headroom=MEMORY_HEADROOM)
 
 
 def _record(model: Any, plan: TrainPlan, predicted: dict[str, Any]) -> Any:
