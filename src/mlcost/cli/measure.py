@@ -172,7 +172,7 @@ def _render_run(record: Any, ledger_location: str | None) -> None:
     console.print(table)
     console.print(f"status: {record.status}" + (f" ({record.error})" if record.error else ""))
     for warning in m.get("warnings") or []:
-        console.print(f"  warning: {warning}", style="yellow", highlight=False)
+        console.print(f"  warning: {warning}", style="yellow", highlight=False, markup=False)
     cv = m.get("step_time_cv")
     notes = [
         f"step-time spread: p90/median {m['step_time_p90_over_p50']:.2f}, CV {cv:.2f}"
@@ -187,7 +187,7 @@ def _render_run(record: Any, ledger_location: str | None) -> None:
     ]
     for note in notes:
         if note:
-            console.print(f"  {note}", highlight=False)
+            console.print(f"  {note}", highlight=False, markup=False)
 
 
 def _render_compare(rows: list[dict[str, Any]]) -> None:
@@ -224,7 +224,9 @@ def _render_compare(rows: list[dict[str, Any]]) -> None:
     console.print(table)
     for row in rows:
         for warning in row["metrics"].get("warnings") or []:
-            console.print(f"  warning ({row['strategy']}): {warning}", style="yellow", highlight=False)
+            console.print(
+                f"  warning ({row['strategy']}): {warning}", style="yellow", highlight=False, markup=False
+            )
 
 
 def _fmt_speedup(verdict: dict[str, Any], interval: dict[str, Any] | None) -> str:
