@@ -152,3 +152,18 @@ def test_serve_json(capsys, tmp_path):
     assert rc == 0
     out = _json(capsys)
     assert out["kind"] == "serve" and out["ttft_s"] > 0 and out["time_per_output_token_s"] > 0
+
+
+def test_dry_run_compare_json_has_intervals(capsys, tmp_path):
+    """--compare with interleaved --repeats: each strategy's run ids, a 95% interval and a verdict only
+    when the interval supports one (identical replayed step times: no clear difference)."""
+    args = [*TINY, "--steps", "4", "--dry-run", "--ledger", str(tmp_path / "r.db")]
+    rc = main(["measure", "train", *args, "--compare", "fused", "--repeats", "2", "--json"])
+    assert rc == 0
+    out = _json(capsys)
+    base, fused = out["runs"]
+    assert base["strategy"] == "baseline" and base["speedup_interval"] is None and len(base["run_ids"]) == 2
+    ci = fused["speedup_interval"]
+    assert len(fused["run_ids"]) == 2 and ci["steps"] == [8, 8]
+    assert ci["low"] <= ci["speedup"] <= ci["high"] and ci["verdict"] == "no clear difference"
+    assert "no clear difference" in fused["verdict"]["reason"]

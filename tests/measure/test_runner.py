@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mlcost.errors import SpecError
-from mlcost.measure.runner import TrainShape, grad_accum_steps, run_summary, run_training
+from mlcost.measure.runner import CostOptions, TrainShape, grad_accum_steps, run_summary, run_training
 from mlcost.measure.strategies import parse_strategy
 from tests.measure.test_runner_specs import TINY_GPT2, TINY_LLAMA
 
@@ -20,11 +20,12 @@ def ledger(tmp_path):
 
 
 def test_grad_accum_from_shape():
-    assert grad_accum_steps(TrainShape(micro_batch=2, global_batch=8), parse_strategy("baseline"), 1) == 4
-    assert grad_accum_steps(TrainShape(micro_batch=2, global_batch=8), parse_strategy("baseline"), 2) == 2
-    assert grad_accum_steps(TrainShape(micro_batch=2), parse_strategy("grad-accum=3"), 1) == 3
-    with pytest.raises(SpecError):
-        grad_accum_steps(TrainShape(micro_batch=3, global_batch=8), parse_strategy("baseline"), 1)
+    base, three = parse_strategy("baseline").grad_accum, parse_strategy("grad-accum=3").grad_accum
+    assert grad_accum_steps(TrainShape(micro_batch=2, global_batch=8), base, 1) == 4
+    assert grad_accum_steps(TrainShape(micro_batch=2, global_batch=8), base, 2) == 2
+    assert grad_accum_steps(TrainShape(micro_batch=2), three, 1) == 3
+    with pytest.raises(SpecError, match="--global-batch"):
+        grad_accum_steps(TrainShape(micro_batch=3, global_batch=8), base, 1)
 
 
 def test_dry_run_records_without_torch(tmp_path):
@@ -67,7 +68,14 @@ def test_tiny_models_train_and_record(spec, ledger):
         assert 0 < m["mfu"] < 1 and m["mfu_peak_source"]
     assert m["peak_memory_bytes"] > 0
     assert m["energy_j"] > 0 and m["energy_source"] in ("rapl", "estimated", "nvml")
-    assert m["co2_kg"] is not None and m["co2_kg"] >= 0 and m["cost_usd"] == 0.0
+    # Cost inputs come from the catalog via resolve_hardware: no price for a CPU row (cost unknown, not a
+    # made-up 0), the catalog's default PUE and world carbon intensity.
+    from mlcost.catalog import get_catalog
+
+    cat = get_catalog()
+    assert m["cost_usd"] is None and "price" in m["cost_source"]
+    assert m["pue"] == cat.pue(None).pue and m["carbon_kg_per_kwh"] == cat.carbon().kg_co2_per_kwh
+    assert math.isclose(m["co2_kg"], m["energy_j"] / 3.6e6 * m["pue"] * m["carbon_kg_per_kwh"], rel_tol=1e-9)
     assert math.isfinite(m["loss_last"])
     summary = run_summary(stored)
     for key in (
@@ -107,9 +115,7 @@ def test_user_price_gives_cost(ledger):
         TrainShape(micro_batch=1, seq_len=16),
         steps=2,
         warmup=0,
-        price_usd_per_device_h=3.6,
-        carbon_kg_per_kwh=0.5,
-        pue=1.5,
+        cost=CostOptions(price_usd_per_device_h=3.6, carbon_kg_per_kwh=0.5, pue=1.5),
     )
     m = rec.metrics
     assert math.isclose(m["cost_usd"], 3.6 * m["measured_s"] / 3600, rel_tol=1e-9)

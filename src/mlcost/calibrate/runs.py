@@ -5,7 +5,8 @@ set size (RSS) of a process never shrinks back after a larger model ran in it (t
 pages), so a shared process would under-report every later configuration's memory.
 
 What is measured (the runner's meters: :class:`~mlcost.measure.meters.memory.RssMemoryMeter` for memory,
-``time.perf_counter`` around whole optimizer steps for time):
+the runner's :class:`~mlcost.measure.meters.ClockTimer` around whole optimizer steps, in the one step loop
+of :mod:`mlcost.measure.steps`):
 
 * ``step_time_s``: median over ``steps`` AdamW steps (forward, backward, optimizer) after ``warmup``
   steps, fp32, synthetic tokens, the ``transformers`` model built from the spec (the runner's model).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,16 +85,11 @@ class RunConfig:
         mask and no padding, transformers' SDPA path runs torch's fused CPU kernel
         (``aten::_scaled_dot_product_flash_attention_for_cpu`` in the profiler), which never stores the
         s×s score matrix. Element-wise ops are not fused (eager PyTorch)."""
-        return TrainJob(
-            tokens=float(self.micro_batch * self.seq_len),
-            seq_len=self.seq_len,
-            global_batch=self.micro_batch,
-            micro_batch=self.micro_batch,
-            precision="fp32",
-            optimizer="adamw",
-            flash_attention=True,
-            fused_elementwise=False,  # eager transformers models: unfused activation functions
-        )
+        from mlcost.measure.facts import runner_job
+        from mlcost.measure.options import TrainShape
+
+        shape = TrainShape(micro_batch=self.micro_batch, seq_len=self.seq_len, precision="fp32")
+        return runner_job(shape, world_size=1, precision="fp32", steps=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,42 +159,42 @@ def probe_matmul_flops_per_s(repeats: int = 20) -> float:
 
 
 def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
-    """Child process body: build, train, time, meter (returns plain floats)."""
+    """Child process body: one measured run through the runner's lifecycle and step loop
+    (:func:`mlcost.measure.train.run_training`, no ledger, no FLOP-count pass so that the peak memory is
+    the training job's own), then plain floats back to the parent."""
     import torch
 
+    from mlcost.measure.meters import ClockTimer, EstimatedEnergyMeter, MeterSet
     from mlcost.measure.meters.memory import RssMemoryMeter
-    from mlcost.measure.torch_models import build_model, compute_loss
+    from mlcost.measure.options import TrainOptions, TrainShape
+    from mlcost.measure.train import run_training
 
     if threads > 0:
         torch.set_num_threads(threads)
     rc = RunConfig(**cfg)
-    spec = rc.spec()
-    gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, rc.vocab_size, (rc.micro_batch, rc.seq_len), generator=gen) for _ in range(4)]
+    job = rc.job()
+    opts = TrainOptions(
+        shape=TrainShape(micro_batch=rc.micro_batch, seq_len=rc.seq_len, precision=job.precision),
+        steps=steps,
+        warmup=warmup,
+        model_name=rc.label,
+        check_memory=False,
+        count_flops=False,
+    )
     probe_before = probe_matmul_flops_per_s()
-    with RssMemoryMeter(interval_s=0.002) as meter:
-        meter.reset()
-        baseline = float(meter.baseline_bytes)
-        model = build_model(spec, dropout=False, seed=0)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        times: list[float] = []
-        for i in range(warmup + steps):
-            ids = batches[i % len(batches)]
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = compute_loss(model, ids, ids)
-            loss.backward()
-            opt.step()
-            dt = time.perf_counter() - t0
-            if i >= warmup:
-                times.append(dt)
-        peak = float(meter.read().peak_bytes)
-    # After the RSS meter stops: the probe's buffers (3 MiB) must not count as the job's memory.
+    memory = RssMemoryMeter(interval_s=0.002)
+    meters = MeterSet(timer=ClockTimer(), energy=EstimatedEnergyMeter.for_cpu(), memory=memory)
+    with meters:  # the RSS sampler stops before the probe: its buffers are not the job's memory
+        record = run_training(rc.spec(), opts, meters=meters)
+        baseline = float(memory.baseline_bytes)
+    if record.status != "completed":
+        raise RuntimeError(f"calibration run {rc.label} {record.status}: {record.error}")
+    m = record.metrics
     probe = max(probe_before, probe_matmul_flops_per_s())
     return {
-        "step_time_s": statistics.median(times),
-        "step_time_min_s": min(times),
-        "peak_delta_bytes": peak - baseline,
+        "step_time_s": float(m["step_time_s"]),
+        "step_time_min_s": float(m["step_time_min_s"]),
+        "peak_delta_bytes": float(m["peak_memory_bytes"]) - baseline,
         "baseline_rss_bytes": baseline,
         "probe_flops_per_s": probe,
     }

@@ -39,8 +39,10 @@ def build_spec(
 ) -> Any:
     """The ModelSpec to measure: a preset or config.json, shrunk by the overrides."""
     from mlcost.measure.torch_models import override_spec
+    from mlcost.measure.validate import validate_overrides
     from mlcost.spec.model import resolve_model
 
+    validate_overrides(layers=layers, d_model=d_model, heads=heads, vocab=vocab)
     spec = resolve_model(model)
     return override_spec(spec, layers=layers, d_model=d_model, heads=heads, vocab=vocab, min_seq_len=seq_len)
 
@@ -140,6 +142,9 @@ def register(app: typer.Typer) -> None:
             "--compare",
             help="Comma-separated strategies to measure side by side, e.g. baseline,compile,bf16.",
         ),
+        repeats: int = typer.Option(
+            1, "--repeats", help="With --compare: run the strategies this many times, interleaved."
+        ),
         data: str | None = typer.Option(
             None, "--data", help="A text file (byte-level tokens); default synthetic tokens."
         ),
@@ -147,7 +152,7 @@ def register(app: typer.Typer) -> None:
             None, "--ledger", help="Ledger URL or SQLite path (default: user data dir)."
         ),
         dry_run: bool = typer.Option(
-            False, "--dry-run", help="Replay recorded meter readings; runs no model."
+            False, "--dry-run", help="Replay the predicted step time through the loop; runs no model."
         ),
         price: float | None = typer.Option(
             None, "--price-usd-per-h", help="Price of one device-hour in USD."
@@ -155,82 +160,56 @@ def register(app: typer.Typer) -> None:
         carbon: float | None = typer.Option(
             None, "--carbon-kg-per-kwh", help="Grid carbon intensity, kg CO2e/kWh."
         ),
-        pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default 1.0 locally)."),
+        pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default: the catalog's)."),
         seed: int = typer.Option(0, "--seed", help="Seed of weights and synthetic data."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/measure.md)."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
         """Train a model for a few steps under a strategy and record the measured cost."""
-        from mlcost.measure.runner import TrainShape, run_summary, run_training
-        from mlcost.measure.strategies import judge, parse_strategy
+        from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, TrainOptions, TrainShape
+        from mlcost.measure.validate import positive_int, validate_train_options
         from mlcost.report.runs import measured_view, strategies_view
 
         check_format(fmt, as_json)
 
-        if recompute not in ("none", "selective", "full"):
-            raise SpecError(f"--recompute must be none, selective or full, got {recompute!r}")
+        opts = TrainOptions(
+            shape=TrainShape(
+                micro_batch=micro_batch,
+                global_batch=global_batch,
+                seq_len=seq_len,
+                precision=precision,
+                recompute=recompute,
+            ),
+            strategy=strategy,
+            steps=steps,
+            warmup=warmup,
+            device=device,
+            dry_run=dry_run,
+            data=data,
+            seed=seed,
+            attn_implementation=RUNNER_ATTN_IMPLEMENTATION if flash_attention else "eager",
+            cost=CostOptions(price_usd_per_device_h=price, pue=pue, carbon_kg_per_kwh=carbon),
+        )
+        # Everything is checked before torch is imported or a ledger row written.
+        validate_train_options(opts)
+        positive_int("--repeats", repeats)
+        strategies = _strategies(strategy, compare, opts)
         spec = build_spec(model, layers=layers, d_model=d_model, heads=heads, vocab=vocab, seq_len=seq_len)
-        shape = TrainShape(
-            micro_batch=micro_batch,
-            global_batch=global_batch,
-            seq_len=seq_len,
-            precision=precision,
-            recompute=recompute,
-        )
-        strategies = (
-            [parse_strategy(s.strip()).name for s in compare.split(",") if s.strip()] if compare else []
-        )
-        if compare and "baseline" not in strategies:
-            strategies.insert(0, "baseline")
-        if not strategies:
-            strategies = [parse_strategy(strategy).name]
-        led = _open_ledger(ledger) if _is_main_rank() else None
         main = _is_main_rank()
-        records = []
-        for name in strategies:
-            with _Bar(not as_json and main, f"{spec.name} [{name}]") as bar:
-                record = run_training(
-                    spec,
-                    shape,
-                    strategy=name,
-                    steps=steps,
-                    warmup=warmup,
-                    device=device,
-                    ledger=led,
-                    dry_run=dry_run,
-                    data=data,
-                    seed=seed,
-                    attn_implementation="sdpa" if flash_attention else "eager",
-                    price_usd_per_device_h=price,
-                    carbon_kg_per_kwh=carbon,
-                    pue=pue,
-                    progress=bar,
-                )
-            records.append(record)
-            if record.status == "interrupted":
-                break
+        led = _open_ledger(ledger) if main else None
+        order = strategies * (repeats if compare else 1)
+        records = _run_strategies(spec, opts, order, led, progress=not as_json and main)
         if not main:
             if records[-1].status != "completed":
                 raise RunNotCompletedError(records[-1])
             return
         location = getattr(led, "location", None) if led is not None else None
         if compare:
-            base = records[0]
-            rows = []
-            for rec in records:
-                v = judge(rec.strategy, rec.metrics, base.metrics, status=rec.status, device=rec.device)
-                rows.append(
-                    {"strategy": rec.strategy, "metrics": rec.metrics, "verdict": v.to_dict(), "record": rec}
-                )
-            out = {
-                "runs": [{**run_summary(r["record"]), "verdict": r["verdict"]} for r in rows],
-                "baseline": base.run_id,
-                "ledger": location,
-            }
+            out = compare_output(records, strategies, location)
             emit(out, strategies_view, fmt=fmt, as_json=as_json, explain=explain)
         else:
-            out = {**run_summary(records[0]), "ledger": location}
+            out = {**_summary(records[0]), "ledger": location}
             emit(
                 {**records[0].metrics, **out},
                 measured_view,
@@ -253,43 +232,55 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(1, "--warmup", help="Warm-up requests, excluded."),
         precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 weights and compute."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or local."),
-        flash_attention: bool = typer.Option(True, "--flash-attention/--no-flash-attention"),
-        layers: int | None = typer.Option(None, "--layers"),
-        d_model: int | None = typer.Option(None, "--d-model"),
-        heads: int | None = typer.Option(None, "--heads"),
-        vocab: int | None = typer.Option(None, "--vocab"),
+        flash_attention: bool = typer.Option(
+            True, "--flash-attention/--no-flash-attention", help="Fused attention (SDPA) or eager."
+        ),
+        layers: int | None = typer.Option(None, "--layers", help="Override the number of layers."),
+        d_model: int | None = typer.Option(None, "--d-model", help="Override the hidden size."),
+        heads: int | None = typer.Option(None, "--heads", help="Override the attention heads."),
+        vocab: int | None = typer.Option(None, "--vocab", help="Override the vocabulary size."),
         ledger: str | None = typer.Option(None, "--ledger", help="Ledger URL or SQLite path."),
-        price: float | None = typer.Option(None, "--price-usd-per-h"),
+        price: float | None = typer.Option(
+            None, "--price-usd-per-h", help="Price of one device-hour in USD."
+        ),
+        carbon: float | None = typer.Option(
+            None, "--carbon-kg-per-kwh", help="Grid carbon intensity, kg CO2e/kWh."
+        ),
+        pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default: the catalog's)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of weights and prompts."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
         """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s."""
-        from mlcost.measure.runner import ServeShape, run_serving, run_summary
+        from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, ServeOptions, ServeShape
+        from mlcost.measure.validate import validate_serve_options
         from mlcost.report.runs import measured_view
 
         check_format(fmt, as_json)
 
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise SpecError(f"--precision must be fp32, bf16 or fp16, got {precision!r}")
+        opts = ServeOptions(
+            shape=ServeShape(prompt_len=prompt_len, output_len=output_len, batch=batch, precision=precision),
+            requests=requests,
+            warmup=warmup,
+            device=device,
+            seed=seed,
+            attn_implementation=RUNNER_ATTN_IMPLEMENTATION if flash_attention else "eager",
+            cost=CostOptions(price_usd_per_device_h=price, pue=pue, carbon_kg_per_kwh=carbon),
+        )
+        validate_serve_options(opts)
         spec = build_spec(
             model, layers=layers, d_model=d_model, heads=heads, vocab=vocab, seq_len=prompt_len + output_len
         )
+        if spec.kind == "encoder":
+            raise SpecError(f"--model {model}: serving needs a decoder model", hint="use a decoder preset")
+        from mlcost.measure.serve import run_serving
+
         led = _open_ledger(ledger)
         with _Bar(not as_json, f"{spec.name} serve") as bar:
-            record = run_serving(
-                spec,
-                ServeShape(prompt_len=prompt_len, output_len=output_len, batch=batch, precision=precision),
-                requests=requests,
-                warmup=warmup,
-                device=device,
-                ledger=led,
-                attn_implementation="sdpa" if flash_attention else "eager",
-                price_usd_per_device_h=price,
-                progress=bar,
-            )
+            record = run_serving(spec, opts, ledger=led, progress=bar)
         location = getattr(led, "location", None)
-        out = {**run_summary(record), "ledger": location}
+        out = {**_summary(record), "ledger": location}
         emit(
             {**record.metrics, **out}, measured_view, fmt=fmt, as_json=as_json, explain=explain, json_data=out
         )
@@ -303,3 +294,91 @@ def _open_ledger(url: str | None) -> Any:
     from mlcost.measure.ledger import Ledger
 
     return Ledger(url)
+
+
+def _summary(record: Any) -> dict[str, Any]:
+    from mlcost.measure.contract import run_summary
+
+    return run_summary(record)
+
+
+def _strategies(strategy: str, compare: str | None, opts: Any) -> list[str]:
+    """The strategies to run, each parsed (and checked) before anything starts."""
+    import dataclasses
+
+    from mlcost.measure.strategies import parse_strategy
+    from mlcost.measure.validate import validate_train_options
+
+    if not compare:
+        return [parse_strategy(strategy).name]
+    names = [s.strip() for s in compare.split(",") if s.strip()]
+    if not names:
+        raise SpecError(f"--compare needs strategies separated by commas, got {compare!r}")
+    parsed = [parse_strategy(n).name for n in names]
+    for name in parsed:
+        validate_train_options(dataclasses.replace(opts, strategy=name))
+    if "baseline" not in parsed:
+        parsed.insert(0, "baseline")
+    return list(dict.fromkeys(parsed))
+
+
+def _run_strategies(spec: Any, opts: Any, order: list[str], led: Any, *, progress: bool) -> list[Any]:
+    import dataclasses
+
+    from mlcost.measure.train import run_training
+
+    records = []
+    for name in order:
+        with _Bar(progress, f"{spec.name} [{name}]") as bar:
+            record = run_training(spec, dataclasses.replace(opts, strategy=name), ledger=led, progress=bar)
+        records.append(record)
+        if record.status == "interrupted":
+            break
+    return records
+
+
+def compare_rows(records: list[Any], strategies: list[str]) -> list[dict[str, Any]]:
+    """One row per strategy: its (pooled) metrics, the speed-up interval against the baseline and the
+    verdict. Repeats of a strategy (``--repeats``) are pooled."""
+    from mlcost.measure.compare import interval_of, pooled
+    from mlcost.measure.strategies import judge
+
+    by_name = {name: [r for r in records if r.strategy == name] for name in strategies}
+    by_name = {k: v for k, v in by_name.items() if v}
+    base = pooled(by_name["baseline"])
+    rows = []
+    for name, recs in by_name.items():
+        metrics = pooled(recs)
+        status = next((r.status for r in recs if r.status != "completed"), "completed")
+        interval = interval_of(metrics, base) if name != "baseline" and status == "completed" else None
+        v = judge(name, metrics, base, status=status, device=recs[0].device, interval=interval)
+        rows.append(
+            {
+                "strategy": name,
+                "metrics": metrics,
+                "verdict": v.to_dict(),
+                "interval": interval.to_dict() if interval is not None else None,
+                "records": recs,
+            }
+        )
+    return rows
+
+
+def compare_output(records: list[Any], strategies: list[str], location: str | None) -> dict[str, Any]:
+    """The ``--compare`` JSON object (docs/measure.md): one summary per strategy with its verdict and the
+    95% interval of its speed-up against the baseline."""
+    rows = compare_rows(records, strategies)
+    return {
+        "runs": [
+            {
+                **_summary(r["records"][0]),
+                **{k: r["metrics"].get(k) for k in ("warnings", "stable") if k in r["metrics"]},
+                "run_ids": [rec.run_id for rec in r["records"]],
+                "verdict": r["verdict"],
+                "speedup_interval": r["interval"],
+            }
+            for r in rows
+        ],
+        "baseline": rows[0]["records"][0].run_id,
+        "ledger": location,
+    }

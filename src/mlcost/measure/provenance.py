@@ -75,6 +75,11 @@ def cpu_model_name() -> str | None:
     return _proc_cpuinfo()[0]
 
 
+def all_cpu_flags() -> frozenset[str]:
+    """Every ISA flag of this CPU (``/proc/cpuinfo``, else py-cpuinfo): the one CPU-flag reader."""
+    return _proc_cpuinfo()[1]
+
+
 def cpu_flags() -> dict[str, bool]:
     """Presence of each flag in :data:`FLAGS_OF_INTEREST`."""
     flags = _proc_cpuinfo()[1]

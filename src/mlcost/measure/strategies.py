@@ -195,26 +195,10 @@ def parse_strategy(text: str | Strategy) -> Strategy:
 
 
 def cpu_flags() -> set[str]:
-    """CPU ISA flags: from ``mlcost.measure.provenance`` when it is there, else ``/proc/cpuinfo``."""
-    try:
-        from mlcost.measure import provenance
+    """CPU ISA flags (:func:`mlcost.measure.provenance.all_cpu_flags`, the one reader)."""
+    from mlcost.measure.provenance import all_cpu_flags
 
-        flags = {name for name, present in provenance.cpu_flags().items() if present}
-        return flags | _proc_flags()
-    except Exception:
-        pass
-    return _proc_flags()
-
-
-def _proc_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(all_cpu_flags())
 
 
 def precision_support(precision: str, device: str) -> tuple[bool, str]:
@@ -465,8 +449,12 @@ def judge(
     status: str = "completed",
     device: str = "cpu",
     horizon_steps: int = 10_000,
+    interval: Any = None,
 ) -> Verdict:
-    """Compare a strategy's metrics with the baseline's (same model, data and machine)."""
+    """Compare a strategy's metrics with the baseline's (same model, data and machine).
+
+    With ``interval`` (a :class:`~mlcost.measure.compare.SpeedupInterval`), "faster" and "slower" need the
+    interval to exclude 1.0; otherwise the speed-up is read against the ±``NOISE_BAND`` band."""
     strat = parse_strategy(strategy)
     if status != "completed":
         return Verdict(strat.name, None, None, False, f"run {status}")
@@ -478,46 +466,36 @@ def judge(
         return Verdict(strat.name, 1.0, 1.0, True, "reference")
     if speedup is None:
         return Verdict(strat.name, None, mem_ratio, False, "no throughput measured")
-    faster = speedup >= 1 + NOISE_BAND
-    slower = speedup <= 1 - NOISE_BAND
-    pace = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    if interval is not None:
+        speedup = interval.speedup
+        faster, slower = interval.verdict == "faster", interval.verdict == "slower"
+        ci = f" (95% CI {interval.low:.2f}–{interval.high:.2f})"
+        if interval.verdict == "no clear difference":
+            return _judge_unclear(strat, speedup, mem_ratio, ci, device)
+    else:
+        faster = speedup >= 1 + NOISE_BAND
+        slower = speedup <= 1 - NOISE_BAND
+        ci = ""
+    pace = (f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower") + ci
     if strat.precision:
         ok, why = precision_support(strat.precision, device)
         if not ok and not faster:
             return Verdict(strat.name, speedup, mem_ratio, False, f"{why}: {pace}")
     if strat.compile and faster:
-        compile_s = metrics.get("compile_time_s") or 0.0
-        step, base_step = metrics.get("step_time_s"), baseline.get("step_time_s")
-        tokens, base_tokens = metrics.get("tokens_per_step"), baseline.get("tokens_per_step")
-        if step and base_step and tokens and base_tokens:
-            saved_per_step = base_step * tokens / base_tokens - step
-            breakeven = compile_s / saved_per_step if saved_per_step > 0 else float("inf")
-            if breakeven > horizon_steps:
-                return Verdict(
-                    strat.name,
-                    speedup,
-                    mem_ratio,
-                    False,
-                    f"{pace}, but compiling took {compile_s:.0f} s: pays only after ~{breakeven:.0f} steps",
-                )
-            return Verdict(
-                strat.name,
-                speedup,
-                mem_ratio,
-                True,
-                f"{pace}; compile time {compile_s:.0f} s recovered after ~{breakeven:.0f} steps",
-            )
+        compiled = _judge_compile(strat, speedup, mem_ratio, pace, metrics, baseline, horizon_steps)
+        if compiled is not None:
+            return compiled
     if faster:
         return Verdict(strat.name, speedup, mem_ratio, True, pace)
     saves_memory = mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND
     if strat.checkpointing or strat.grad_accum:
-        if saves_memory:
+        if saves_memory and mem_ratio is not None:
             return Verdict(
                 strat.name,
                 speedup,
                 mem_ratio,
                 True,
-                f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory, {pace}",  # type: ignore[operator]
+                f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory, {pace}",
             )
         note = "no memory saving measured" + (
             " (peak RSS is coarse on CPU)" if not device.startswith("cuda") else ""
@@ -530,3 +508,45 @@ def judge(
     return Verdict(
         strat.name, speedup, mem_ratio, False, f"no measurable gain ({pace}, within ±{NOISE_BAND:.0%})"
     )
+
+
+def _judge_unclear(strat: Strategy, speedup: float, mem_ratio: float | None, ci: str, device: str) -> Verdict:
+    """The interval includes 1.0: no speed verdict; memory may still pay for checkpointing/accumulation."""
+    if (strat.checkpointing or strat.grad_accum) and mem_ratio is not None and mem_ratio <= 1 - NOISE_BAND:
+        return Verdict(
+            strat.name,
+            speedup,
+            mem_ratio,
+            True,
+            f"pays when memory-bound: {(1 - mem_ratio) * 100:.0f}% less peak memory; "
+            f"no clear speed difference{ci}",
+        )
+    why = ""
+    if strat.precision:
+        ok, note = precision_support(strat.precision, device)
+        why = "" if ok else f"{note}; "
+    return Verdict(strat.name, speedup, mem_ratio, False, f"{why}no clear difference: {speedup:.2f}×{ci}")
+
+
+def _judge_compile(
+    strat: Strategy,
+    speedup: float,
+    mem_ratio: float | None,
+    pace: str,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    horizon_steps: int,
+) -> Verdict | None:
+    """A faster compiled run pays only once its compile time is recovered within ``horizon_steps``."""
+    compile_s = metrics.get("compile_time_s") or 0.0
+    step, base_step = metrics.get("step_time_s"), baseline.get("step_time_s")
+    tokens, base_tokens = metrics.get("tokens_per_step"), baseline.get("tokens_per_step")
+    if not (step and base_step and tokens and base_tokens):
+        return None
+    saved_per_step = base_step * tokens / base_tokens - step
+    breakeven = compile_s / saved_per_step if saved_per_step > 0 else float("inf")
+    if breakeven > horizon_steps:
+        why = f"{pace}, but compiling took {compile_s:.0f} s: pays only after ~{breakeven:.0f} steps"
+        return Verdict(strat.name, speedup, mem_ratio, False, why)
+    why = f"{pace}; compile time {compile_s:.0f} s recovered after ~{breakeven:.0f} steps"
+    return Verdict(strat.name, speedup, mem_ratio, True, why)

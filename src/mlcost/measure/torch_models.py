@@ -19,14 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcost.errors import SpecError, require
+from mlcost.measure.options import ATTN_IMPLEMENTATIONS, RUNNER_ATTN_IMPLEMENTATION
 from mlcost.spec import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-#: attention kernels ``transformers`` accepts; ``sdpa`` (torch scaled_dot_product_attention) by default.
-ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2")
 
 #: dropout probability used when ``ModelSpec.dropout`` is true (GPT-2/BERT default).
 DEFAULT_DROPOUT_P = 0.1
@@ -47,7 +46,9 @@ def family_of(spec: ModelSpec) -> str:
     return "llama"
 
 
-def hf_config_for(spec: ModelSpec, *, attn_implementation: str = "sdpa", dropout: bool | None = None) -> Any:
+def hf_config_for(
+    spec: ModelSpec, *, attn_implementation: str = RUNNER_ATTN_IMPLEMENTATION, dropout: bool | None = None
+) -> Any:
     """The ``transformers`` config object (random-init ready) for a spec.
 
     Args:
@@ -129,7 +130,7 @@ def hf_config_for(spec: ModelSpec, *, attn_implementation: str = "sdpa", dropout
 def build_model(
     spec: ModelSpec,
     *,
-    attn_implementation: str = "sdpa",
+    attn_implementation: str = RUNNER_ATTN_IMPLEMENTATION,
     dropout: bool | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -250,32 +251,51 @@ def count_model_flops(
 
 
 def approx_param_count(spec: ModelSpec) -> int:
-    """Parameter count from the shape (weights of attention, MLP/experts, embeddings; norms and biases
-    ignored). Used when ``mlcost.estimate`` is not available. Units: count."""
-    h, layers = spec.d_model, spec.n_layers
-    kv = (spec.n_kv_heads or spec.n_heads) * spec.dim_head
-    q = spec.n_heads * spec.dim_head
-    attn = h * q * 2 + h * kv * 2
-    mats = 3 if spec.mlp == "swiglu" else 2
-    experts = max(spec.n_experts, 1) + spec.n_shared_experts
-    mlp = mats * h * spec.ff_expert * experts
-    emb = spec.vocab_size * h * (1 if spec.tied_embeddings or spec.kind == "encoder" else 2)
-    if spec.position == "learned":
-        emb += spec.max_seq_len * h
-    return layers * (attn + mlp) + emb
+    """Parameter count of the spec, by the estimator's own count (:func:`mlcost.estimate.params.count_params`,
+    checked against the built modules). Units: count."""
+    from mlcost.estimate.params import count_params
+
+    return int(count_params(spec).total)
 
 
 def training_memory_bytes(
-    spec: ModelSpec, *, micro_batch: int, seq_len: int, bytes_per_act: float = 4.0
+    spec: ModelSpec, *, micro_batch: int, seq_len: int, precision: str = "fp32"
 ) -> float:
-    """Rough fp32 training footprint: 16 bytes per parameter (weights, grads, two AdamW moments) plus
-    activations (~34·s·b·h + 5·a·s²·b bytes per layer, Korthikanti et al. 2022, scaled to fp32) plus the
-    logits. Used to refuse models too large for this machine before allocating. Units: bytes."""
-    n = approx_param_count(spec)
-    s, b, h, a = seq_len, micro_batch, spec.d_model, spec.n_heads
-    act_per_layer = (34 * s * b * h + 5 * a * s * s * b) * (bytes_per_act / 2)
-    logits = 3 * b * s * spec.vocab_size * 4
-    return 16.0 * n + spec.n_layers * act_per_layer + logits
+    """The training footprint of one rank by the estimator's memory model
+    (:func:`mlcost.estimate.memory.train_memory`: weights, gradients, AdamW states, activations and logits
+    of the runner's model flavour, no parallelism). Used to refuse models too large for this machine
+    before allocating. Units: bytes."""
+    from mlcost.estimate.flops import RECOMPUTE_CODES
+    from mlcost.estimate.memory import (
+        STATE_BYTES,
+        activation_bytes_per_element,
+        precision_class,
+        train_memory,
+    )
+    from mlcost.measure.options import RUNNER_FLASH_ATTENTION, RUNNER_FUSED_ELEMENTWISE
+
+    weight_b, grad_b, optim_b = STATE_BYTES[(precision_class(precision), "adamw")]
+    mem = train_memory(
+        spec,
+        tp=1,
+        pp=1,
+        dp=1,
+        micro_batch=micro_batch,
+        seq_len=seq_len,
+        n_micro=1,
+        virtual_stages=1,
+        zero=0,
+        recompute=RECOMPUTE_CODES["none"],
+        sequence_parallel=False,
+        flash_attention=RUNNER_FLASH_ATTENTION,
+        act_bytes=activation_bytes_per_element(precision),
+        weight_bytes=weight_b,
+        grad_bytes=grad_b,
+        optimizer_bytes=optim_b,
+        framework_overhead_bytes=0.0,
+        fused_elementwise=RUNNER_FUSED_ELEMENTWISE,
+    )
+    return float(mem.total)
 
 
 def override_spec(

@@ -160,6 +160,13 @@ def measured_view(d: dict[str, Any]) -> View:
     t.add("$ per million tokens", f.money(d.get("usd_per_million_tokens")), "-")
     t.add("CO2e", f.co2_kg(d.get("co2_kg")), "-")
     v.line(f"status: {d['status']}" + (f" ({d['error']})" if d.get("error") else ""))
+    for warning in d.get("warnings") or []:
+        v.line(f"  warning: {warning}")
+    cv, spread = d.get("step_time_cv"), d.get("step_time_p90_over_p50")
+    if isinstance(cv, (int, float)) and isinstance(spread, (int, float)):
+        v.line(f"  step-time spread: p90/median {spread:.2f}, CV {cv:.2f}", explain=True)
+    if d.get("mfu_unavailable_reason"):
+        v.line(f"  MFU unavailable: {d['mfu_unavailable_reason']}")
     for key, label in (
         ("mfu_peak_source", "MFU peak"),
         ("energy_detail", "energy"),
@@ -193,7 +200,19 @@ def strategies_view(d: dict[str, Any]) -> View:
             f.bytes_(r.get("peak_memory_bytes")),
             energy(r),
             f.money(r.get("usd_per_million_tokens")),
-            f"{speed:.2f}×" if isinstance(speed, (int, float)) else "-",
+            _speedup(speed, r.get("speedup_interval")),
             f"{verdict['label']}: {verdict['reason']}" if r["strategy"] != "baseline" else "reference",
         )
+    for r in d["runs"]:
+        for warning in r.get("warnings") or []:
+            v.line(f"  warning ({r['strategy']}): {warning}")
     return v
+
+
+def _speedup(speed: Any, interval: dict[str, Any] | None) -> str:
+    """``1.20×`` or, with the 95% interval of the speed-up, ``1.20× [1.05–1.38]``."""
+    if not isinstance(speed, (int, float)):
+        return "-"
+    if not interval:
+        return f"{speed:.2f}×"
+    return f"{speed:.2f}× [{interval['low']:.2f}–{interval['high']:.2f}]"

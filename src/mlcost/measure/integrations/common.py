@@ -1,51 +1,88 @@
-"""What the framework callbacks share: a :class:`RunTracker` that times steps with the meters, counts
-tokens, and writes the same :class:`~mlcost.measure.record.RunRecord` as ``mlcost measure train``.
+"""What the framework callbacks share: a :class:`CallbackRun` that drives the one lifecycle
+(:class:`~mlcost.measure.lifecycle.RunLifecycle`) and the one step loop
+(:class:`~mlcost.measure.steps.StepLoop`) from the framework's hooks, and writes the same
+:class:`~mlcost.measure.record.RunRecord` as ``mlcost measure train``.
 
-Achieved FLOP/s in callbacks uses the 6 × parameters × tokens approximation (labelled), since the
-framework owns the training step and mlcost does not run a FlopCounterMode pass there.
+* A step is one **optimizer** step; forwards in training mode are counted apart (``micro_batches_done``).
+* The ledger is the default one (``MLCOST_LEDGER``, else the user data dir) unless another is given;
+  ``ledger=False`` keeps the record in memory only.
+* The row is opened at the first optimizer step, when the micro-batch shape is known: it carries the
+  estimator's ``predicted`` block for the module (its :class:`~mlcost.spec.ModelSpec` and that shape).
+* At the end of a completed run the module's FLOPs of one micro-batch are counted exactly
+  (``FlopCounterMode``, one forward+backward) for achieved FLOP/s and MFU — never 6·N·D.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import Any
 
-from mlcost.measure.runner import (
-    CHECKPOINT_EVERY_STEPS,
-    as_meter_set,
-    classify_exception,
-    cost_inputs,
-    mfu_peak,
-    money_metrics,
+from mlcost.measure.options import CHECKPOINT_EVERY_STEPS, CostOptions, TrainShape
+from mlcost.measure.steps import StepLoop, StepOutput, flops_metrics
+
+#: Figures pushed into the trainer's own logs (prefixed ``mlcost/``), so its loggers see them.
+LOGGED_KEYS: tuple[str, ...] = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
+FINAL_LOGGED_KEYS: tuple[str, ...] = (
+    "step_time_s",
+    "step_time_cv",
+    "tokens_per_s",
+    "achieved_flops_per_s",
+    "mfu",
+    "peak_memory_bytes",
+    "energy_j",
+    "cost_usd",
+    "co2_kg",
 )
 
 
 def tokens_in(batch: Any) -> int:
     """Tokens in a batch: ``input_ids`` of a dict/BatchEncoding, the first tensor of a tuple/list, or a
     2-D tensor itself (numel). 0 if none is found."""
+    ids = ids_in(batch)
+    return int(ids.numel()) if ids is not None else 0
+
+
+def ids_in(batch: Any) -> Any:
+    """The token-id tensor of a batch (see :func:`tokens_in`), or None."""
     if batch is None:
-        return 0
+        return None
     if hasattr(batch, "get") and not hasattr(batch, "numel"):
         ids = batch.get("input_ids")
         if ids is None:
             ids = next((v for v in batch.values() if hasattr(v, "numel")), None)
-        return int(ids.numel()) if ids is not None else 0
+        return ids
     if isinstance(batch, (tuple, list)) and batch:
-        return tokens_in(batch[0])
-    if hasattr(batch, "numel"):
-        return int(batch.numel())
-    return 0
+        return ids_in(batch[0])
+    return batch if hasattr(batch, "numel") else None
 
 
-class RunTracker:
-    """Times steps and records one run.
+def default_ledger(ledger: Any) -> Any:
+    """None → the default ledger (``MLCOST_LEDGER`` or the user data dir); False → no ledger."""
+    if ledger is False:
+        return None
+    if ledger is None:
+        from mlcost.measure.ledger import Ledger
 
-    Attributes:
-        warmup_steps: first steps excluded from timings (the first step pays one-off costs).
-        steps_done: optimizer steps (or batches) seen.
-    """
+        return Ledger()
+    return ledger
+
+
+def hf_module_in(model: Any) -> Any:
+    """The ``transformers`` model inside ``model`` (itself, or its first submodule with a config)."""
+    from mlcost.measure.torch_models import is_hf_model
+
+    if is_hf_model(model):
+        return model
+    for module in getattr(model, "modules", lambda: [])():
+        if is_hf_model(module):
+            return module
+    return None
+
+
+class CallbackRun:
+    """One framework-driven run. The callbacks call :meth:`start`, :meth:`micro_batch`,
+    :meth:`step_begin`, :meth:`step_end` and :meth:`finish` / :meth:`fail`."""
 
     def __init__(
         self,
@@ -61,196 +98,190 @@ class RunTracker:
         meters: Any = None,
         warmup_steps: int = 1,
         checkpoint_every: int = CHECKPOINT_EVERY_STEPS,
-        price_usd_per_device_h: float | None = None,
-        carbon_kg_per_kwh: float | None = None,
-        pue: float | None = None,
+        cost: CostOptions | None = None,
+        max_steps: int | None = None,
+        count_flops: bool = True,
     ) -> None:
-        self.ledger = ledger if is_main else None
+        self.settings = {
+            "ledger": default_ledger(ledger) if is_main else None,
+            "meters": meters,
+            "cost": cost or CostOptions(),
+            "is_main": is_main,
+        }
         self.model_name = model_name
-        self.device = device
-        self.strategy = strategy
-        self.precision = precision
+        self.device, self.strategy, self.precision = device, strategy, precision
         self.world_size = world_size
         self.config = dict(config or {})
-        self.meters = as_meter_set(meters)
-        self._own_meters = meters is None
-        self.warmup_steps = warmup_steps
-        self.checkpoint_every = checkpoint_every
-        self.cost_args = {
-            "price_usd_per_device_h": price_usd_per_device_h,
-            "carbon_kg_per_kwh": carbon_kg_per_kwh,
-            "pue": pue,
-        }
-        self.run_id: str | None = None
-        self.record: Any = None
-        self.steps_done = 0
-        self.tokens_total = 0
-        self.tokens_measured = 0
+        self.warmup_steps, self.checkpoint_every = warmup_steps, checkpoint_every
+        self.max_steps, self.count_flops = max_steps, count_flops
+        self.run: Any = None
+        self.loop: StepLoop | None = None
+        self.model: Any = None
+        self.micro_shape: tuple[int, int] | None = None
         self._step_tokens = 0
-        self._in_step = False
-        self._measuring = False
-        self._energy_started = False
-        self.param_count: int | None = None
-        self.loss_last: float | None = None
-        self.finished = False
+        self._step_micro = 0
 
-    # ---- lifecycle ------------------------------------------------------------------------------------
+    # ---- start ----------------------------------------------------------------------------------------
     def start(self, model: Any = None) -> None:
+        from mlcost.measure.lifecycle import RunLifecycle
         from mlcost.measure.provenance import collect_provenance
         from mlcost.measure.record import RunRecord
+        from mlcost.measure.torch_models import param_count
 
-        if self.meters is None:
-            from mlcost.measure.meters import select_meters
-
-            self.meters = select_meters(self.device)
-        if model is not None:
-            with contextlib.suppress(Exception):
-                from mlcost.measure.torch_models import param_count
-
-                self.param_count = param_count(model)
-        name = self.model_name
-        if name is None and model is not None:
-            cfg = getattr(model, "config", None)
-            name = (
-                getattr(cfg, "name_or_path", None) or getattr(cfg, "model_type", None) or type(model).__name__
-            )
-        self.record = RunRecord(
+        self.model = model
+        record = RunRecord(
             kind="train",
-            model=str(name or "model"),
+            model=self._name(model),
             config={**self.config, "precision": self.precision, "source": "callback"},
             strategy=self.strategy,
             device=self.device,
             world_size=self.world_size,
             provenance=collect_provenance(import_torch=True),
         )
-        self.meters.memory.reset()
-        if self.ledger is not None:
-            self.run_id = self.ledger.start_run(self.record)
+        self.run = RunLifecycle(record, **self.settings)
+        self.loop = StepLoop(self.run, warmup=self.warmup_steps, checkpoint_every=self.checkpoint_every)
+        if model is not None:
+            self.run.partial["param_count"] = param_count(model)
 
-    def add_tokens(self, n: int) -> None:
-        self._step_tokens += n
+    def _name(self, model: Any) -> str:
+        if self.model_name:
+            return self.model_name
+        cfg = getattr(hf_module_in(model), "config", None) if model is not None else None
+        name = getattr(cfg, "name_or_path", None) or getattr(cfg, "model_type", None)
+        return str(name or (type(model).__name__ if model is not None else "model"))
+
+    # ---- steps ----------------------------------------------------------------------------------------
+    def micro_batch(self, ids: Any) -> None:
+        """A forward in training mode on ``ids`` (batch × sequence token ids)."""
+        if ids is None or not hasattr(ids, "shape"):
+            return
+        self._step_tokens += int(ids.numel())
+        self._step_micro += 1
+        if self.micro_shape is None and len(ids.shape) == 2:
+            self.micro_shape = (int(ids.shape[0]), int(ids.shape[1]))
 
     def step_begin(self) -> None:
-        if self._in_step:
-            return
-        self._in_step = True
-        self._measuring = self.steps_done >= self.warmup_steps
-        if self._measuring:
-            if not self._energy_started:
-                self.meters.energy.begin()
-                self._energy_started = True
-            self.meters.timer.start()
+        if self.loop is not None:
+            self.loop.begin()
 
     def step_end(self, loss: float | None = None) -> bool:
-        """Close a step; returns False when the loss is NaN/inf (the run has diverged)."""
-        if not self._in_step:
+        """Close one optimizer step; False when the loss is NaN/inf."""
+        if self.loop is None:
             return True
-        self._in_step = False
-        if self._measuring:
-            self.meters.timer.stop()
-            self.tokens_measured += self._step_tokens
-        self.tokens_total += self._step_tokens
-        self._step_tokens = 0
-        self.steps_done += 1
-        if loss is not None:
-            self.loss_last = float(loss)
-            if not math.isfinite(self.loss_last):
-                return False
-        if self.ledger is not None and self.run_id and self.steps_done % self.checkpoint_every == 0:
-            with contextlib.suppress(Exception):
-                self.ledger.update_metrics(self.run_id, self.metrics(final=False))
-        return True
+        out = StepOutput(loss=loss, tokens=self._step_tokens, micro_batches=max(self._step_micro, 1))
+        self._step_tokens = self._step_micro = 0
+        ok = self.loop.end(out)
+        if not self.run.opened:
+            self.run.open(predicted=self._predicted())
+        return ok
 
-    def metrics(self, *, final: bool) -> dict[str, Any]:
-        from mlcost.measure.meters import summarize_times
+    def note_loss(self, loss: float) -> None:
+        """A loss the trainer logged (HF logs every ``logging_steps``)."""
+        if self.loop is not None:
+            self.loop.losses.append(float(loss))
 
-        out: dict[str, Any] = {
-            "steps_done": self.steps_done,
-            "world_size": self.world_size,
-            "loss_last": self.loss_last,
-        }
-        if self.meters is None:
-            return out
-        times = self.meters.timer.times_s()
-        stats = summarize_times(times)
-        measured_s = sum(times)
-        out.update(
-            steps_measured=stats["n"],
-            step_time_s=stats["median_s"],
-            step_time_p90_s=stats["p90_s"],
-            measured_s=measured_s,
-            param_count=self.param_count,
-        )
-        if measured_s > 0 and self.tokens_measured:
-            per_device = self.tokens_measured / measured_s
-            out["tokens_per_s_per_device"] = per_device
-            out["tokens_per_s"] = per_device * self.world_size
-            out["tokens_per_step"] = self.tokens_measured / max(1, stats["n"] or 1) * self.world_size
-            if self.param_count:
-                achieved = 6.0 * self.param_count * per_device
-                out["achieved_flops_per_s_per_device"] = achieved
-                out["achieved_flops_per_s"] = achieved * self.world_size
-                out["model_flops_source"] = (
-                    "6 × parameters × tokens (approximation; attention FLOPs not counted)"
-                )
-                peak, source = mfu_peak(self.device, self.precision)
-                out["mfu_peak_flops_per_s"] = peak
-                out["mfu_peak_source"] = source
-                out["mfu"] = achieved / peak if peak else None
-        mem = self.meters.memory.read()
-        out["peak_memory_bytes"] = mem.peak_bytes
-        out["memory_source"] = mem.source
-        if final and self._energy_started:
-            reading = self.meters.energy.end()
-            out["energy_j"] = reading.energy_j * self.world_size
-            out["energy_source"] = reading.source
-            out["energy_detail"] = reading.detail + (
-                f" (× {self.world_size} ranks, assumed equal)" if self.world_size > 1 else ""
-            )
-        if final:
-            out.update(
-                money_metrics(
-                    energy_j=out.get("energy_j"),
-                    measured_s=measured_s,
-                    world_size=self.world_size,
-                    tokens_per_s=out.get("tokens_per_s"),
-                    inputs=cost_inputs(self.device, **self.cost_args),  # type: ignore[arg-type]
-                )
-            )
-        return out
+    def _micro_per_step(self) -> float:
+        loop = self.loop
+        return loop.micro_batches_done / loop.steps_done if loop is not None and loop.steps_done else 1.0
 
-    def finish(self, status: str, error: str | None = None) -> Any:
-        """Write the final status and metrics; idempotent (the first call wins)."""
-        from mlcost.measure.record import utc_now_iso
+    def _predicted(self) -> dict[str, Any]:
+        from mlcost.measure.facts import predict_train
+        from mlcost.spec import ModelSpec
 
-        if self.finished or self.record is None:
-            return self.record
-        self.finished = True
+        hf = hf_module_in(self.model)
+        if hf is None or self.micro_shape is None:
+            return {"error": "no transformers model or token batch to predict from"}
         try:
-            metrics = self.metrics(final=True)
+            spec = ModelSpec.from_torch_module(hf)
+        except Exception as exc:
+            return {"error": f"no ModelSpec for this module: {exc}"}
+        b, s = self.micro_shape
+        micro = round(self._micro_per_step())
+        shape = TrainShape(
+            micro_batch=b, global_batch=b * micro * self.world_size, seq_len=s, precision=self.precision
+        )
+        steps = self.max_steps if self.max_steps and self.max_steps > 0 else 1
+        return predict_train(spec, shape, self.device, self.world_size, self.precision, steps)
+
+    # ---- figures --------------------------------------------------------------------------------------
+    def log_figures(
+        self, keys: tuple[str, ...] = LOGGED_KEYS, metrics: dict[str, Any] | None = None
+    ) -> dict[str, float]:
+        """``{"mlcost/<key>": value}`` of the numeric figures so far (or of ``metrics``)."""
+        if metrics is None:
+            metrics = self.loop.partial_metrics(energy=False) if self.loop is not None else {}
+        return {
+            f"mlcost/{k}": float(metrics[k])
+            for k in keys
+            if isinstance(metrics.get(k), (int, float)) and not isinstance(metrics.get(k), bool)
+        }
+
+    def _flops(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Exact FLOPs of one micro-batch of the module (FlopCounterMode) × micro-batches per step."""
+        from mlcost.measure.torch_models import count_model_flops
+
+        target = hf_module_in(self.model) or self.model
+        if not self.count_flops or target is None or self.micro_shape is None:
+            reason = "FLOPs not counted (no module or token batch seen, or count_flops=False)"
+            return {"mfu": None, "mfu_unavailable_reason": reason, "model_flops_source": reason}
+        try:
+            flops = count_model_flops(target, *self.micro_shape)["total_flops"]
+        except Exception as exc:  # a module that cannot be called on token ids alone
+            reason = f"FLOPs not counted: {type(exc).__name__}: {exc}"
+            return {"mfu": None, "mfu_unavailable_reason": reason, "model_flops_source": reason}
+        per_step = float(flops) * self._micro_per_step() * self.world_size
+        source = (
+            "torch.utils.flop_counter.FlopCounterMode, one forward+backward of the module per micro-batch"
+        )
+        return flops_metrics(
+            summary,
+            model_flops_per_step=per_step,
+            hardware_flops_per_step=None,
+            source=source,
+            device=self.device,
+            precision=self.precision,
+            world_size=self.world_size,
+        )
+
+    # ---- end ------------------------------------------------------------------------------------------
+    def finish(self, status: str, error: str | None = None) -> Any:
+        """Write the final record; idempotent (the first call wins)."""
+        if self.run is None or self.loop is None or self.run.finished:
+            return self.record
+        try:
+            metrics = self.loop.summary() if self.loop.meters.timer.times_s() else self.loop.partial_metrics()
+            if status == "completed":
+                metrics.update(self._flops(metrics))
         except Exception as exc:  # never lose the status because a meter failed
-            metrics = {"steps_done": self.steps_done, "partial_metrics_error": repr(exc)}
-        if self.ledger is not None and self.run_id:
-            self.ledger.finish_run(self.run_id, status, metrics=metrics, error=error)
-            self.record = self.ledger.get(self.run_id)
-        else:
-            self.record = self.record.replace(
-                status=status, metrics=metrics, error=error, finished_at=utc_now_iso()
-            )
-        if self._own_meters and self.meters is not None and callable(getattr(self.meters, "close", None)):
-            self.meters.close()
-        return self.record
+            metrics = {**self.loop.counters(), "partial_metrics_error": repr(exc)}
+        if not self.run.opened:
+            self.run.open(predicted=self._predicted())
+        return self.run.finish(status, metrics, error)
 
     def fail(self, exc: BaseException) -> Any:
         """Finish as failed / oom / interrupted according to the exception."""
+        from mlcost.measure.lifecycle import classify_exception
+
+        if self.run is None or self.run.finished:
+            return self.record
         return self.finish(classify_exception(exc), f"{type(exc).__name__}: {exc}")
+
+    @property
+    def record(self) -> Any:
+        return self.run.record if self.run is not None else None
+
+    @property
+    def steps_done(self) -> int:
+        return self.loop.steps_done if self.loop is not None else 0
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
-        """``with tracker.guard(): trainer.train()`` records failed/oom/interrupted if training raises."""
+        """``with run.guard(): trainer.train()``: signals and exceptions finish the run, then propagate."""
+        from mlcost.measure.lifecycle import interrupt_signals
+
         try:
-            yield
+            with interrupt_signals():
+                yield
         except BaseException as exc:
-            if self.record is not None:
-                self.fail(exc)
+            self.fail(exc)
             raise

@@ -2,15 +2,19 @@
 the same :class:`~mlcost.measure.record.RunRecord` that ``mlcost measure train`` writes::
 
     from mlcost.measure.integrations.hf_trainer import MlcostCallback
-    cb = MlcostCallback(model_name="my-gpt2")
-    trainer = Trainer(..., callbacks=[cb])
-    with cb.guard():          # optional: records failed / oom / interrupted if training raises
+    cb = MlcostCallback(model_name="my-gpt2")     # the default ledger (MLCOST_LEDGER), like report_to
+    trainer = Trainer(...)
+    cb.attach(trainer)        # first in line, so report_to loggers see its figures (or callbacks=[cb])
+    with cb.guard():          # optional: Ctrl-C / SIGTERM / an exception finish the run, then propagate
         trainer.train()
-    cb.record                 # the RunRecord
+    cb.record                 # the RunRecord; `mlcost runs` lists it
 
-Step times come from ``on_step_begin``/``on_step_end`` (one optimizer step, all accumulation micro-batches);
-tokens are counted from the ``input_ids`` shape of every forward in training mode (a forward pre-hook).
-A NaN/inf logged loss stops training and records ``diverged``.
+A step is one optimizer step (``on_step_begin``/``on_step_end``, all accumulation micro-batches); forwards
+in training mode are counted apart (a forward pre-hook: tokens, micro-batches, the batch shape). The loss
+is the one the Trainer logs (``on_log``). Every log gets ``mlcost/step_time_s``, ``mlcost/tokens_per_s``
+and ``mlcost/peak_memory_bytes`` (so ``state.log_history`` and the reporting integrations that run
+after this callback see them: :meth:`MlcostCallback.attach` puts it first); the final figures (MFU, energy, cost, CO2) are appended to
+``state.log_history`` at the end. A NaN/inf logged loss stops training and records ``diverged``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlcost.errors import require
-from mlcost.measure.integrations.common import RunTracker, tokens_in
+from mlcost.measure.integrations.common import FINAL_LOGGED_KEYS, CallbackRun, ids_in
+from mlcost.measure.options import CostOptions
 
 _transformers = require("transformers", "MlcostCallback", extra="hf")
 
@@ -57,12 +62,14 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
     """Records the Trainer's run (rank 0 writes the ledger).
 
     Args:
-        ledger: a :class:`~mlcost.measure.ledger.Ledger`, or None to only keep the record in ``.record``.
+        ledger: a :class:`~mlcost.measure.ledger.Ledger`; None = the default ledger (``MLCOST_LEDGER``,
+            else the user data dir); False = keep the record in ``.record`` only.
         model_name: label of the model in the ledger (default: the model config's name or type).
         meters: a MeterSet (default: ``select_meters`` for the Trainer's device).
         warmup_steps: first optimizer steps excluded from timings.
         checkpoint_every: write partial metrics every this many steps.
-        price_usd_per_device_h / carbon_kg_per_kwh / pue: cost inputs (labelled defaults otherwise).
+        price_usd_per_device_h / carbon_kg_per_kwh / pue: cost inputs (the catalog's otherwise, labelled).
+        count_flops: count the module's FLOPs (FlopCounterMode) at the end for achieved FLOP/s and MFU.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
         price_usd_per_device_h: float | None = None,
         carbon_kg_per_kwh: float | None = None,
         pue: float | None = None,
+        count_flops: bool = True,
     ) -> None:
         self._kwargs = {
             "ledger": ledger,
@@ -83,11 +91,12 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
             "meters": meters,
             "warmup_steps": warmup_steps,
             "checkpoint_every": checkpoint_every,
-            "price_usd_per_device_h": price_usd_per_device_h,
-            "carbon_kg_per_kwh": carbon_kg_per_kwh,
-            "pue": pue,
+            "cost": CostOptions(
+                price_usd_per_device_h=price_usd_per_device_h, pue=pue, carbon_kg_per_kwh=carbon_kg_per_kwh
+            ),
+            "count_flops": count_flops,
         }
-        self.tracker: RunTracker | None = None
+        self.tracker: CallbackRun | None = None
         self._hook: Any = None
         self._diverged = False
 
@@ -95,10 +104,16 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
     def record(self) -> Any:
         return self.tracker.record if self.tracker is not None else None
 
+    def attach(self, trainer: Any) -> MlcostCallback:
+        """Add this callback to ``trainer`` **first**, so that the ``report_to`` integrations (W&B,
+        TensorBoard, MLflow), which the Trainer lists before the callbacks it is given, see the ``mlcost/``
+        figures in every log. Returns self."""
+        trainer.callback_handler.callbacks.insert(0, self)
+        return self
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         strategy, precision = _strategy_of(args)
-        device = str(getattr(args, "device", "cpu"))
-        device = "cuda" if device.startswith("cuda") else "cpu"
+        device = "cuda" if str(getattr(args, "device", "cpu")).startswith("cuda") else "cpu"
         config = {
             "framework": f"transformers {_transformers.__version__} Trainer",
             "per_device_train_batch_size": args.per_device_train_batch_size,
@@ -106,13 +121,14 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
             "max_steps": state.max_steps,
             "learning_rate": args.learning_rate,
         }
-        self.tracker = RunTracker(
+        self.tracker = CallbackRun(
             device=device,
             strategy=strategy,
             precision=precision,
             world_size=int(getattr(args, "world_size", 1) or 1),
             is_main=bool(state.is_world_process_zero),
             config=config,
+            max_steps=state.max_steps,
             **self._kwargs,
         )
         self.tracker.start(model)
@@ -121,7 +137,7 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
 
             def _count(module: Any, args_: tuple[Any, ...], kwargs_: dict[str, Any]) -> None:
                 if module.training:
-                    tracker.add_tokens(tokens_in(kwargs_.get("input_ids", args_[0] if args_ else None)))
+                    tracker.micro_batch(ids_in(kwargs_.get("input_ids", args_[0] if args_ else None)))
 
             self._hook = model.register_forward_pre_hook(_count, with_kwargs=True)
 
@@ -136,34 +152,47 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        loss = (logs or {}).get("loss")
-        if self.tracker is not None and isinstance(loss, (int, float)):
-            self.tracker.loss_last = float(loss)
+        if self.tracker is None or logs is None:
+            return
+        loss = logs.get("loss")
+        if isinstance(loss, (int, float)):
+            self.tracker.note_loss(float(loss))
             if not math.isfinite(loss):
                 self._diverged = True
                 control.should_training_stop = True
+        figures = self.tracker.log_figures()
+        logs.update(figures)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(figures)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._remove_hook()
+        if self.tracker is None:
+            return
+        if self._diverged:
+            loss = self.tracker.loop.loss_last if self.tracker.loop is not None else None
+            record = self.tracker.finish("diverged", f"loss became {loss} by step {state.global_step}")
+        else:
+            record = self.tracker.finish("completed")
+        final = self.tracker.log_figures(FINAL_LOGGED_KEYS, record.metrics)
+        state.log_history.append({**final, "mlcost/run_id": record.run_id, "step": state.global_step})
+
+    def _remove_hook(self) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
-        if self.tracker is not None:
-            if self._diverged:
-                self.tracker.finish(
-                    "diverged", f"loss became {self.tracker.loss_last} by step {state.global_step}"
-                )
-            else:
-                self.tracker.finish("completed")
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
-        """``with cb.guard(): trainer.train()``: an exception finishes the run as failed/oom/interrupted."""
+        """``with cb.guard(): trainer.train()``: Ctrl-C, SIGTERM or an exception finish the run as
+        interrupted / oom / failed, then propagate."""
+        from mlcost.measure.lifecycle import interrupt_signals
+
         try:
-            yield
+            with interrupt_signals():
+                yield
         except BaseException as exc:
-            if self._hook is not None:
-                self._hook.remove()
-                self._hook = None
+            self._remove_hook()
             if self.tracker is not None:
                 self.tracker.fail(exc)
             raise
