@@ -10,7 +10,7 @@ import pytest
 
 from mlcost.calibrate import pipeline
 from mlcost.calibrate.microbench import MicrobenchResult
-from mlcost.catalog import loader
+from mlcost import context
 from mlcost.cli.main import main
 from mlcost.measure.ledger import Ledger
 from mlcost.measure.record import RunRecord
@@ -36,9 +36,9 @@ SPEC = {
 @pytest.fixture(autouse=True)
 def _profile_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MLCOST_PROFILE_DIR", str(tmp_path / "profile"))
-    loader.clear_cache()
+    context.invalidate()
     yield
-    loader.clear_cache()
+    context.invalidate()
 
 
 @pytest.fixture

@@ -188,3 +188,36 @@ class EfficiencyProfile:
 
     def replace(self, **changes: Any) -> EfficiencyProfile:
         return dataclasses.replace(self, **changes)
+
+
+#: CPU instruction-set levels host matching knows, from least to most capable (see :mod:`mlcost.catalog.host`).
+ISA_LEVELS: tuple[str, ...] = ("baseline", "avx2", "avx512", "avx512_bf16", "amx")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuRow:
+    """Which hosts a ``cpu`` device row describes (``cpus.csv``), for host matching.
+
+    Attributes:
+        device: catalog device id (a ``kind = cpu`` row of devices.csv).
+        vendor: ``amd``, ``intel``, ``arm`` ... as :func:`mlcost.catalog.host.parse_cpuinfo` names it, or
+            empty for any vendor (the generic rows).
+        isa: the row's instruction-set level, one of :data:`ISA_LEVELS`.
+        model_words: words that must all appear in the host's CPU model name (lower case); empty = any.
+        logical_cpus: the number of logical CPUs the row's figures are for, or None for any.
+        per_logical_cpu: the row's peaks, memory, bandwidth and power are per logical CPU and are scaled
+            to the host (the generic rows, whose peaks come from the ISA, not from a measurement).
+        source / date: provenance.
+    """
+
+    device: str
+    vendor: str
+    isa: str
+    model_words: str
+    logical_cpus: int | None
+    per_logical_cpu: bool
+    source: str
+    date: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

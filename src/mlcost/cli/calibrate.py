@@ -51,7 +51,7 @@ def calibration_json(cal: Any, fit: Any) -> dict[str, Any]:
 
 
 def _profile_dir() -> Any:
-    from mlcost.calibrate.profile import profile_dir
+    from mlcost.paths import profile_dir
 
     return profile_dir()
 
@@ -149,10 +149,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure this machine (matmul, bandwidth, element-wise ops, all-reduce; short training runs),
         fit the estimator's efficiency profile, and save it: `--device local` then uses it."""
+        from mlcost import context
         from mlcost.calibrate import pipeline
 
         if report:
-            rep = pipeline.ledger_report(ledger)
+            rep = pipeline.ledger_report(
+                ledger, calibration=context.local_calibration(), catalog=context.default_catalog()
+            )
             if as_json:
                 from mlcost.report.jsonout import dumps
 
@@ -177,7 +180,11 @@ def register(app: typer.Typer) -> None:
                 use_runs=not no_runs,
                 ledger_url=ledger,
                 progress=lambda msg: bar.update(task, description=msg),
+                # The catalog without the earlier calibration: calibrating twice gives the same rows.
+                catalog=context.default_catalog(calibration=False),
+                directory=_profile_dir(),
             )
+        context.invalidate()
         if as_json:
             from mlcost.report.jsonout import dumps
 

@@ -30,9 +30,9 @@ def _console(json_out: bool) -> Any:
 
 
 def _catalog(paths: list[Path] | None) -> Any:
-    from mlcost.catalog import get_catalog
+    from mlcost.context import default_catalog
 
-    return get_catalog(extra=paths or None)
+    return default_catalog(paths or None)
 
 
 def _cluster(
@@ -127,11 +127,11 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
 ) -> None:
     """Predict FLOPs, memory, time, energy, dollars and CO2 of a training job."""
+    from mlcost.catalog import resolve_model
     from mlcost.estimate import count_params, estimate_train
     from mlcost.estimate.result import Assumption
     from mlcost.report.jsonout import dumps
     from mlcost.spec import TrainJob
-    from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count
 
     cat = _catalog(catalog)
@@ -224,10 +224,10 @@ def serve(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
 ) -> None:
     """Predict latency, throughput, memory and $ per million tokens of serving a model."""
+    from mlcost.catalog import resolve_model
     from mlcost.estimate import estimate_serve
     from mlcost.report.jsonout import dumps
     from mlcost.spec import ServeJob
-    from mlcost.spec.model import resolve_model
 
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)

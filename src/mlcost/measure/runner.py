@@ -160,7 +160,7 @@ def check_fits(spec: ModelSpec, shape: TrainShape, device: str, *, local_ranks: 
 
 def _catalog() -> Any:
     try:
-        from mlcost.catalog import get_catalog  # type: ignore[attr-defined]
+        from mlcost.context import default_catalog as get_catalog
 
         return get_catalog()
     except Exception:
@@ -217,7 +217,7 @@ def _local_calibration(device: str) -> Any:
     if device.startswith("cuda"):
         return None
     try:
-        from mlcost.calibrate.profile import load_local_profile  # type: ignore[import-not-found]
+        from mlcost.context import local_calibration as load_local_profile
 
         return load_local_profile()
     except Exception:
@@ -365,7 +365,7 @@ def predict_train(
             flash_attention=True,
             fused_elementwise=False,
         )
-        est = estimate_train(spec, job, cluster)
+        est = estimate_train(spec, job, cluster, catalog=_catalog())
     except Exception as exc:  # the estimator is optional here; a failure must not stop a measurement
         return {"error": f"{type(exc).__name__}: {exc}"}
     out: dict[str, Any] = {"device": cluster.device}

@@ -195,26 +195,10 @@ def parse_strategy(text: str | Strategy) -> Strategy:
 
 
 def cpu_flags() -> set[str]:
-    """CPU ISA flags: from ``mlcost.measure.provenance`` when it is there, else ``/proc/cpuinfo``."""
-    try:
-        from mlcost.measure import provenance
+    """CPU ISA flags, from the one CPU reader (:func:`mlcost.catalog.host.cpu_flags`)."""
+    from mlcost.catalog.host import cpu_flags as host_flags
 
-        flags = {name for name, present in provenance.cpu_flags().items() if present}
-        return flags | _proc_flags()
-    except Exception:
-        pass
-    return _proc_flags()
-
-
-def _proc_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(host_flags())
 
 
 def precision_support(precision: str, device: str) -> tuple[bool, str]:
