@@ -130,10 +130,12 @@ def _mtime(path: Path) -> int:
         return -1
 
 
-def invalidate() -> None:
-    """Forget cached catalogs (after ``mlcost calibrate`` saved a profile, or an override file changed)."""
+def invalidate(*, builtin: bool = True) -> None:
+    """Forget cached catalogs and warnings given (after ``mlcost calibrate`` saved a profile, or an override
+    file changed); ``builtin=False`` keeps the loaded package data, which never changes while running."""
     from mlcost.catalog import clear_cache
 
     _CACHE.clear()
     _WARNED.clear()
-    clear_cache()
+    if builtin:
+        clear_cache()

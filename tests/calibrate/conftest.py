@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcost.calibrate.microbench import MicrobenchResult
 from mlcost import context
+from mlcost.calibrate.microbench import MicrobenchResult
 
 
 @pytest.fixture(autouse=True)

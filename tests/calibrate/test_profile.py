@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcost import context
 from mlcost.calibrate.fit import initial_profile, local_device
 from mlcost.calibrate.microbench import MicrobenchResult
 from mlcost.calibrate.profile import (
@@ -13,7 +14,6 @@ from mlcost.calibrate.profile import (
     rescale_profile,
     save_calibration,
 )
-from mlcost import context
 from mlcost.catalog import builtin_catalog as get_catalog
 from mlcost.catalog import detect_host
 from mlcost.estimate import estimate_train
@@ -62,7 +62,9 @@ def test_uncalibrated(profile_dir: Path) -> None:
         context.default_catalog().device("local")
 
 
-def test_device_local_resolves_after_calibration(fake_microbench: MicrobenchResult, profile_dir: Path) -> None:
+def test_device_local_resolves_after_calibration(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
     cal = _calibration(fake_microbench)
     save_calibration(cal, profile_dir)
     cat = context.default_catalog()

@@ -344,7 +344,9 @@ def test_missing_override_file(tmp_path: Path) -> None:
         Catalog.from_paths(overrides=[tmp_path / "nope.toml"])
 
 
-def test_get_catalog_reads_extra_but_never_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_catalog_reads_extra_but_never_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """catalog/ is pure: $MLCOST_CATALOG is the application edge's business (tests/test_context.py)."""
     a = _write(
         tmp_path, "a.toml", '[[provider]]\nprovider = "aws"\npue = 1.5\nsource = "a"\ndate = "2026-01-01"\n'

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mlcost import context
 from mlcost.calibrate import pipeline
 from mlcost.calibrate.microbench import MicrobenchResult
-from mlcost import context
 from mlcost.cli.main import main
 from mlcost.measure.ledger import Ledger
 from mlcost.measure.record import RunRecord

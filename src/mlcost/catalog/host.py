@@ -126,7 +126,7 @@ class HostCpu:
             if key == "flags":
                 theirs = sorted(theirs or [])
             if theirs != mine[key]:
-                return f"{what} {theirs!r} here {mine[key]!r}"
+                return f"{what} {theirs!r} there, {mine[key]!r} here"
         return None
 
     def to_dict(self) -> dict[str, Any]:
