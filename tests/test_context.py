@@ -59,9 +59,9 @@ def test_paths_cover_every_mlcost_variable_in_the_package() -> None:
     used = set()
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if node.value.startswith("MLCOST_") and node.value.isupper():
-                    used.add(node.value)
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and value.startswith("MLCOST_") and value.isupper():
+                used.add(value)
     assert used <= set(paths.ENV_VARS)
 
 
@@ -83,9 +83,12 @@ def test_library_code_reads_no_environment_and_no_user_dirs(package: str) -> Non
                 names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
                 if any(n.split(".")[0] == "platformdirs" for n in names) or "mlcost.paths" in names:
                     bad.append(f"{where} imports {names}")
-            elif isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "expanduser", "home"):
-                if id(node) not in stores:
-                    bad.append(f"{where} reads {node.attr}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("environ", "getenv", "expanduser", "home")
+                and id(node) not in stores
+            ):
+                bad.append(f"{where} reads {node.attr}")
     assert not bad
 
 
