@@ -57,6 +57,7 @@ from mlcost.catalog.schema import (
     CpuRow,
     Device,
     EfficiencyProfile,
+    ModelRow,
     PriceRow,
     ProviderRow,
 )
@@ -270,21 +271,6 @@ class _Origin:
 
     def __str__(self) -> str:
         return f"{self.file} {self.row}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelRow:
-    """A model preset with its provenance.
-
-    Attributes:
-        spec: the model shape.
-        source: where the shape was taken from (usually the Hugging Face config URL).
-        date: ISO date the row was entered.
-    """
-
-    spec: ModelSpec
-    source: str
-    date: str
 
 
 def _fail(origin: _Origin, column: str | None, problem: str, hint: str) -> CatalogError:

@@ -9,8 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from mlcost.catalog.loader import ModelRow
-    from mlcost.catalog.schema import CarbonRow, CpuRow, Device, EfficiencyProfile, PriceRow, ProviderRow
+    from mlcost.catalog.schema import (
+        CarbonRow,
+        CpuRow,
+        Device,
+        EfficiencyProfile,
+        ModelRow,
+        PriceRow,
+        ProviderRow,
+    )
     from mlcost.spec.model import ModelSpec
 
 

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlcost.spec.model import ModelSpec
+
 #: Precisions a device may list a dense peak for. ``int8`` counts integer ops as FLOPs.
 PEAK_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 #: The devices.csv column holding each precision's dense peak (TFLOP/s; TOP/s for int8).
@@ -221,3 +223,18 @@ class CpuRow:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRow:
+    """A model preset with its provenance.
+
+    Attributes:
+        spec: the model shape.
+        source: where the shape was taken from (usually the Hugging Face config URL).
+        date: ISO date the row was entered.
+    """
+
+    spec: ModelSpec
+    source: str
+    date: str
