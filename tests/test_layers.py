@@ -32,7 +32,9 @@ def lint(root: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the package and the contract in a temporary directory."""
-    shutil.copytree(ROOT / "src" / "mlcost", tmp_path / "src" / "mlcost", ignore=shutil.ignore_patterns("data"))
+    shutil.copytree(
+        ROOT / "src" / "mlcost", tmp_path / "src" / "mlcost", ignore=shutil.ignore_patterns("data")
+    )
     shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
     return tmp_path
 
@@ -54,7 +56,9 @@ def test_the_copy_passes_before_it_is_broken(tree: Path) -> None:
 
 
 def test_a_layer_violation_fails(tree: Path) -> None:
-    add(tree, "mlcost.estimate._violation", "from mlcost.plan import pareto  # estimate may not import plan\n")
+    add(
+        tree, "mlcost.estimate._violation", "from mlcost.plan import pareto  # estimate may not import plan\n"
+    )
     out = lint(tree)
     assert out.returncode == 1
     assert "mlcost.estimate is not allowed to import mlcost.plan" in out.stdout
@@ -76,7 +80,11 @@ def test_a_cycle_inside_a_layer_fails(tree: Path) -> None:
 
 
 def test_optional_layers_once_they_exist(tree: Path) -> None:
-    add(tree, "mlcost.compress.__init__", "from mlcost.measure import record\nfrom mlcost.estimate import train\n")
+    add(
+        tree,
+        "mlcost.compress.__init__",
+        "from mlcost.measure import record\nfrom mlcost.estimate import train\n",
+    )
     add(tree, "mlcost.dataprep.__init__", "from mlcost.estimate import train\n")
     assert lint(tree).returncode == 0
     add(tree, "mlcost.dataprep.bad", "from mlcost.report import console  # report sits above dataprep\n")

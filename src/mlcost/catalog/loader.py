@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import math
 import re
 import sys
@@ -61,7 +60,7 @@ from mlcost.catalog.schema import (
     PriceRow,
     ProviderRow,
 )
-from mlcost.errors import CatalogError, MlcostError, SpecError, UnknownNameError
+from mlcost.errors import CatalogError, MlcostError, SpecError, UnknownNameError, did_you_mean
 from mlcost.spec.model import ModelSpec
 
 if sys.version_info >= (3, 11):
@@ -144,8 +143,8 @@ def _choice(options: Sequence[str]):  # type: ignore[no-untyped-def]
     def parse(value: Any) -> str:
         text = _text(value)
         if text not in options:
-            close = difflib.get_close_matches(text, list(options), n=1)
-            extra = f" (did you mean {close[0]!r}?)" if close else ""
+            extra = did_you_mean(text, list(options), end=")")
+            extra = f" ({extra}" if extra else ""
             raise ValueError(f"must be one of {', '.join(options)}, got {text!r}{extra}")
         return text
 
@@ -290,8 +289,7 @@ def _parse_row(
     (``strict_columns``); TOML rows may omit the optional ones."""
     unknown = [k for k in raw if k not in columns]
     if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), list(columns), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(str(unknown[0]), list(columns), end=" ")
         raise _fail(
             origin, str(unknown[0]), "unknown column", hint + f"the {table} columns are: {', '.join(columns)}"
         )
@@ -356,8 +354,7 @@ def _read_csv(
             head_origin = _Origin(name, "row 1 (header)")
             for col in header:
                 if col not in columns:
-                    close = difflib.get_close_matches(col, list(columns), n=1)
-                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    hint = did_you_mean(col, list(columns), end=" ")
                     raise _fail(
                         head_origin, col, "unknown column", hint + f"expected columns: {','.join(columns)}"
                     )
@@ -418,8 +415,7 @@ def _model_from_table(table: dict[str, Any], origin: _Origin) -> ModelRow:
     allowed = (*_MODEL_FIELDS, "date")
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, list(allowed), end=" ")
             raise _fail(
                 origin,
                 key,
@@ -452,8 +448,7 @@ def _model_from_table(table: dict[str, Any], origin: _Origin) -> ModelRow:
 def _profile_from_table(table: dict[str, Any], origin: _Origin) -> EfficiencyProfile:
     for key in table:
         if key not in _PROFILE_FIELDS:
-            close = difflib.get_close_matches(key, list(_PROFILE_FIELDS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, list(_PROFILE_FIELDS), end=" ")
             raise _fail(
                 origin,
                 key,
@@ -661,8 +656,7 @@ class Catalog:
         device_map = {k: _device_from_row(r) for k, (r, _) in devices.rows.items()}
         for (device_id, *_rest), (_row, origin) in prices.rows.items():
             if device_id not in device_map:
-                close = difflib.get_close_matches(device_id, sorted(device_map), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = did_you_mean(device_id, sorted(device_map), end=" ")
                 raise _fail(
                     origin,
                     "device",
@@ -950,8 +944,7 @@ def _price_order(p: PriceRow) -> tuple[float, str, str, str]:
 def _check_sections(doc: dict[str, Any], path: Path, *, allowed: Sequence[str]) -> None:
     for key in doc:
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f"did you mean [[{close[0]}]]? " if close else ""
+            hint = did_you_mean(key, list(allowed), end=" ", show=lambda c: f"[[{c}]]")
             raise CatalogError(
                 f"{path}: unknown section {key!r}",
                 hint=hint + f"allowed: {', '.join('[[' + a + ']]' for a in allowed)}",
