@@ -133,7 +133,7 @@ def peak_flops_per_s(device: Device, precision: str) -> float:
 
 
 #: Achievable large-GEMM throughput of fp8 relative to bf16, as fractions of their own peaks: H100 SXM fp8
-#: 1403/1979 TF/s (71%) vs bf16 795/989 TF/s (80%) (stas00/ml-engineering, shared/reference/hardware.md).
+#: 1403/1979 TF/s (71%) vs bf16 795/989 TF/s (80%) (stas00/ml-engineering, docs/reference/hardware.md).
 FP8_MATMUL_EFF_SCALE = (1403 / 1979) / (795 / 989)
 
 
