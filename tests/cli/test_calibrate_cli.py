@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,5 +117,8 @@ def test_calibrate_no_runs_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_cli_module_imports_without_torch() -> None:
     code = "import sys, mlcost.cli.calibrate, mlcost.calibrate.pipeline; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    from tests.no_import import run_refusing
+
+    proc = run_refusing(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
