@@ -83,7 +83,8 @@ def test_enumerate_layouts_equals_brute_force_and_the_scalar_rule() -> None:
             *(
                 a.tolist()
                 for a in (lay.count, lay.tp, lay.pp, lay.dp, lay.zero, lay.micro_batch, lay.recompute)
-            )
+            ),
+            strict=True,
         )
     )
     assert got == _brute_force(model, counts, tps, pps, zeros, mbs, rcs, 8, 96)
