@@ -46,7 +46,9 @@ def test_every_import_is_declared() -> None:
     for reqs in PYPROJECT["project"]["optional-dependencies"].values():
         declared |= {_name(r) for r in reqs}
     missing = {
-        m for m in _third_party_imports() - FALLBACKS if DISTRIBUTION.get(m, m).replace("_", "-") not in declared
+        m
+        for m in _third_party_imports() - FALLBACKS
+        if DISTRIBUTION.get(m, m).replace("_", "-") not in declared
     }
     assert not missing
 
