@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import socket
@@ -29,7 +30,7 @@ from mlcost.calibrate.runs import (
     merge_probe_rates,
     with_fastest_steps,
 )
-from mlcost.catalog.host import HostCpu, detect_host
+from mlcost.catalog.host import HostCpu, detect_host, isa_name
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import MlcostError
 from mlcost.spec.job import TrainJob
@@ -187,7 +188,13 @@ def run_calibration(
             except Exception as exc:  # an unreadable ledger must not lose the microbenchmarks
                 say(f"ledger skipped: {exc}")
     # The local device and first profile, from the microbenchmarks (with the runs' probes, if any).
-    device = local_device(mb, match.device if match is not None else None)
+    base = match.device if match is not None else None
+    if match is not None and match.generic:  # the generic row's figures other than the measured ones
+        base = dataclasses.replace(
+            match.device,
+            name=f"{cpu.model or 'this CPU'} ({isa_name(cpu.isa)}, {cpu.logical_cpus} logical CPUs)",
+        )
+    device = local_device(mb, base)
     profile = initial_profile(mb, prior)
     if measured:
         say("fitting")
