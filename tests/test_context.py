@@ -42,9 +42,11 @@ def test_estimate_train_ignores_home_and_every_mlcost_variable(
     for name in ("profile.toml", "calibration.json", "ledger.db", "catalog.toml", "models.toml"):
         (junk / name).write_bytes(b"\x00\xffnot [[valid]] = toml {json\n")
     override = junk / "override.toml"  # a valid override that would change the answer if it were read
-    override.write_text(
-        '[[provider]]\nprovider = "default"\npue = 2.9\nsource = "junk"\ndate = "2026-01-01"\n'
+    prof = (
+        builtin_catalog().efficiency("h100-sxm").replace(matmul_eff_max=0.2, source="junk", date="2026-01-01")
     )
+    fields = {k: v for k, v in prof.to_dict().items() if k != "extra"}
+    override.write_text("[[profile]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items()))
     monkeypatch.setenv("HOME", str(junk))
     monkeypatch.setenv("XDG_DATA_HOME", str(junk))
     monkeypatch.setenv(paths.ENV_CATALOG, f"{override}:{junk / 'catalog.toml'}")
@@ -53,6 +55,9 @@ def test_estimate_train_ignores_home_and_every_mlcost_variable(
     clear_cache()
     context.invalidate()
     assert _estimate() == before
+    # the edge does read them: the same estimate through the CLI's default catalog would differ
+    monkeypatch.setenv(paths.ENV_CATALOG, str(override))
+    assert context.default_catalog().efficiency("h100-sxm").matmul_eff_max == 0.2
 
 
 def test_paths_cover_every_mlcost_variable_in_the_package() -> None:
