@@ -546,8 +546,8 @@ class _Merger:
 class Catalog:
     """Devices, prices, carbon intensities, PUE, model presets and efficiency profiles, validated.
 
-    Build with :meth:`from_paths` (tests, explicit files) or :func:`get_catalog` (cached package data plus
-    user overrides).
+    Build with :meth:`from_paths` (explicit files) or :func:`builtin_catalog` (the package data, cached); the
+    CLI's default with user overrides and calibration is :func:`mlcost.context.default_catalog`.
     """
 
     def __init__(
