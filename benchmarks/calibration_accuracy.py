@@ -33,6 +33,7 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 GRID: list[tuple[str, int, int, int, int]] = [
     # family, layers, d_model, seq_len, batch
@@ -84,7 +85,7 @@ def main() -> int:
         merge_probe_rates,
         with_fastest_steps,
     )
-    from mlcost.catalog import get_catalog, loader
+    from mlcost.catalog import Catalog, get_catalog
     from mlcost.estimate import estimate_train
     from mlcost.spec import Cluster
 
@@ -92,8 +93,6 @@ def main() -> int:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     if args.reuse:
-        from pathlib import Path
-
         saved = json.loads(Path(args.reuse).read_text())
         mb = MicrobenchResult.from_dict(saved["microbench"])
         by_label = {m["label"]: m for m in saved["measurements"]}
@@ -166,11 +165,12 @@ def main() -> int:
     strat_rows, strat_mape, _ = compare([ms[i] for i in strat_held], device, strat_res.profile)
     strat_mem = max(abs(r["memory_error_rel"] or 0.0) for r in strat_rows)
 
-    os.environ["MLCOST_PROFILE_DIR"] = tempfile.mkdtemp(prefix="mlcost-cal-bench-")
-    loader.clear_cache()
+    saved_dir = tempfile.mkdtemp(prefix="mlcost-cal-bench-")
     save_calibration(
-        Calibration(device=device, profile=res.profile, provenance=prov, microbench=mb.to_dict())
+        Calibration(device=device, profile=res.profile, provenance=prov, microbench=mb.to_dict()), saved_dir
     )
+    # The saved profile.toml as a catalog override, as `mlcost estimate --device local` reads it.
+    calibrated = Catalog.from_paths(overrides=[Path(saved_dir) / "profile.toml"])
 
     print(
         f"# calibration accuracy — {prov.get('host', socket.gethostname())}, {prov.get('cpu_model')}, "
@@ -211,7 +211,7 @@ def main() -> int:
     t_err: list[float] = []
     m_err: list[float] = []
     for i, m in enumerate(ms):
-        est = estimate_train(m.spec, m.job, Cluster(device="local"))
+        est = estimate_train(m.spec, m.job, Cluster(device="local"), catalog=calibrated)
         assert est.error_band.source.startswith("efficiency profile local")
         et = est.step_time_s / m.step_time_s - 1.0
         em = est.memory.total / m.peak_delta_bytes - 1.0 if m.peak_delta_bytes else float("nan")

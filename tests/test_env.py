@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from unittest import mock
 
 from mlcost import env
@@ -31,8 +29,11 @@ def test_works_without_torch() -> None:
 
 
 def test_env_does_not_import_torch_without_a_gpu_driver() -> None:
+    from tests.no_import import run_refusing
+
     code = "import sys; from mlcost.env import collect_env; collect_env(); print('torch' in sys.modules)"
     if env._has_nvidia_driver():
         return
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    proc = run_refusing(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"

@@ -93,9 +93,9 @@ def ledger_info() -> dict[str, Any]:
 def catalog_info() -> dict[str, Any]:
     """Whether the catalog loads, its snapshot date and size. Never raises."""
     try:
-        from mlcost.catalog import get_catalog  # type: ignore[attr-defined]
+        from mlcost.context import default_catalog
 
-        catalog = get_catalog()
+        catalog = default_catalog()
     except Exception as exc:
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
     info: dict[str, Any] = {"available": True}
@@ -115,7 +115,10 @@ def catalog_info() -> dict[str, Any]:
 
 def collect_env(import_torch: bool | None = None) -> dict[str, Any]:
     """Everything ``mlcost env`` shows, as one JSON-safe dict. Never raises for a missing library."""
-    flags = prov.cpu_flags()
+    from mlcost.catalog.host import detect_host
+
+    host = detect_host()
+    flags = host.flag_map()
     torch = torch_info(import_torch)
     counters = prov.energy_counters()
     gpus = prov.gpus(import_torch=bool(torch.get("cuda_available")))
@@ -129,7 +132,8 @@ def collect_env(import_torch: bool | None = None) -> dict[str, Any]:
         energy_note = "no energy counters: energy will be estimated (power × time) and labelled so"
     return {
         "cpu": {
-            "model": prov.cpu_model_name(),
+            "model": host.model,
+            "isa": host.isa,
             "flags": flags,
             "implications": cpu_implications(flags),
         },

@@ -7,7 +7,27 @@ traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+
+def close_matches(name: object, known: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The known names closest to ``name`` (``difflib.get_close_matches``), best first."""
+    return difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)
+
+
+def did_you_mean(
+    name: object,
+    known: Iterable[str],
+    *,
+    n: int = 1,
+    cutoff: float = 0.6,
+    end: str = "",
+    show: Callable[[str], str] = repr,
+) -> str:
+    """``"did you mean 'x'?"`` (+ ``end``) for the closest known names, or ``""`` when none is close: the one
+    "did you mean" of mlcost's messages."""
+    close = close_matches(name, known, n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(show(c) for c in close)}?{end}" if close else ""
 
 
 class MlcostError(Exception):
@@ -37,10 +57,10 @@ class UnknownNameError(MlcostError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str], *, extra_hint: str | None = None) -> None:
         known_list = sorted(set(known))
-        close = difflib.get_close_matches(name, known_list, n=3, cutoff=0.5)
+        close = close_matches(name, known_list, n=3, cutoff=0.5)
         if not close:
             close = [k for k in known_list if name.lower() in k.lower()][:3]
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
+        hint = did_you_mean(close[0], close, n=3, cutoff=0.0) if close else None
         listing = f"known: {', '.join(known_list[:12])}{', ...' if len(known_list) > 12 else ''}"
         hint = f"{hint} {listing}" if hint else listing
         if extra_hint:

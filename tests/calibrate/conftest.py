@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from mlcost import context
 from mlcost.calibrate.microbench import MicrobenchResult
-from mlcost.catalog import loader
 
 
 @pytest.fixture(autouse=True)
@@ -14,9 +14,9 @@ def profile_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     """Every calibrate test saves into its own directory and sees a fresh catalog."""
     d = tmp_path / "profile"
     monkeypatch.setenv("MLCOST_PROFILE_DIR", str(d))
-    loader.clear_cache()
+    context.invalidate()
     yield d
-    loader.clear_cache()
+    context.invalidate()
 
 
 @pytest.fixture

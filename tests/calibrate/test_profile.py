@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcost import context
 from mlcost.calibrate.fit import initial_profile, local_device
 from mlcost.calibrate.microbench import MicrobenchResult
 from mlcost.calibrate.profile import (
@@ -13,7 +14,8 @@ from mlcost.calibrate.profile import (
     rescale_profile,
     save_calibration,
 )
-from mlcost.catalog import get_catalog
+from mlcost.catalog import builtin_catalog as get_catalog
+from mlcost.catalog import detect_host
 from mlcost.estimate import estimate_train
 from mlcost.spec import Cluster, ModelSpec, TrainJob
 
@@ -29,40 +31,43 @@ def _calibration(mb: MicrobenchResult) -> Calibration:
         profile=prof,
         base_device=base.id,
         base_profile=rescale_profile(prof, dev, base),
-        provenance={"host": "test"},
+        provenance={"host": "test", "host_cpu": detect_host().identity()},
         microbench=mb.to_dict(),
     )
 
 
 def test_save_load_round_trip(fake_microbench: MicrobenchResult, profile_dir: Path) -> None:
     cal = _calibration(fake_microbench)
-    save_calibration(cal)
+    save_calibration(cal, profile_dir)
     assert (profile_dir / "profile.toml").is_file()
-    back = load_calibration()
+    back = load_calibration(profile_dir)
     assert back is not None
     assert back.device == cal.device
     assert back.profile == cal.profile
     assert MicrobenchResult.from_dict(back.microbench).peak_flops_per_s("float32") == pytest.approx(
         fake_microbench.peak_flops_per_s("float32")
     )
-    local = load_local_profile()
+    local = load_local_profile(profile_dir)
     assert local is not None
     assert local.source == "calibrated (mlcost calibrate, 2026-11-23)"
     assert local.peak_flops_per_s["fp32"] == pytest.approx(cal.device.peak_flops_per_s["fp32"])
 
 
-def test_uncalibrated() -> None:
-    assert load_local_profile() is None
+def test_uncalibrated(profile_dir: Path) -> None:
+    assert load_local_profile(profile_dir) is None
+    assert context.local_calibration() is None
     from mlcost.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError):
-        get_catalog().device("local")
+        context.default_catalog().device("local")
 
 
-def test_device_local_resolves_after_calibration(fake_microbench: MicrobenchResult) -> None:
+def test_device_local_resolves_after_calibration(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
     cal = _calibration(fake_microbench)
-    save_calibration(cal)
-    cat = get_catalog()
+    save_calibration(cal, profile_dir)
+    cat = context.default_catalog()
     dev = cat.device("local")
     assert dev.peak_flops_per_s["fp32"] == pytest.approx(cal.device.peak_flops_per_s["fp32"], rel=1e-9)
     assert cat.efficiency("local").layer_overhead_s == pytest.approx(0.001)
@@ -71,22 +76,24 @@ def test_device_local_resolves_after_calibration(fake_microbench: MicrobenchResu
     assert base.device == "cpu-epyc-2vcpu" and base.layer_overhead_s == pytest.approx(0.001)
     spec = ModelSpec(name="t", n_layers=2, d_model=128, n_heads=2, d_ff=512, vocab_size=1024, max_seq_len=128)
     job = TrainJob(tokens=4 * 128, seq_len=128, global_batch=4, micro_batch=4, precision="fp32")
-    est = estimate_train(spec, job, Cluster(device="local"))
+    est = estimate_train(spec, job, Cluster(device="local"), catalog=cat)
     assert est.error_band.source.startswith("efficiency profile local")
-    on_row = estimate_train(spec, job, Cluster(device="cpu-epyc-2vcpu"))
+    on_row = estimate_train(spec, job, Cluster(device="cpu-epyc-2vcpu"), catalog=cat)
     assert on_row.step_time_s == pytest.approx(est.step_time_s, rel=0.02)
 
 
-def test_runner_mfu_uses_calibrated_peak(fake_microbench: MicrobenchResult) -> None:
+def test_runner_mfu_uses_calibrated_peak(fake_microbench: MicrobenchResult, profile_dir: Path) -> None:
     from mlcost.measure.runner import mfu_peak
 
-    save_calibration(_calibration(fake_microbench))
+    save_calibration(_calibration(fake_microbench), profile_dir)
     peak, source = mfu_peak("cpu", "fp32")
     assert peak == pytest.approx(fake_microbench.peak_flops_per_s("float32"))
     assert "calibrated (mlcost calibrate, 2026-11-23)" in source
 
 
-def test_runner_prediction_uses_local_once_calibrated(fake_microbench: MicrobenchResult) -> None:
+def test_runner_prediction_uses_local_once_calibrated(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
     """`mlcost measure`'s `predicted` block: the catalog row before calibration, `local` after; its memory
     is the estimator's per-device total."""
     from mlcost.measure.runner import TrainShape, predict_train
@@ -95,7 +102,7 @@ def test_runner_prediction_uses_local_once_calibrated(fake_microbench: Microbenc
     shape = TrainShape(micro_batch=4, seq_len=128, precision="fp32")
     before = predict_train(spec, shape, "cpu", 1, "fp32", 5)
     assert before["device"] == "cpu-epyc-2vcpu" and before["step_time_s"] > 0
-    save_calibration(_calibration(fake_microbench))
+    save_calibration(_calibration(fake_microbench), profile_dir)
     after = predict_train(spec, shape, "cpu", 1, "fp32", 5)
     assert after["device"] == "local"
     job = TrainJob(
@@ -107,6 +114,6 @@ def test_runner_prediction_uses_local_once_calibrated(fake_microbench: Microbenc
         flash_attention=True,
         fused_elementwise=False,
     )
-    est = estimate_train(spec, job, Cluster(device="local"))
+    est = estimate_train(spec, job, Cluster(device="local"), catalog=context.default_catalog())
     assert after["step_time_s"] == pytest.approx(est.step_time_s)
     assert after["peak_memory_bytes"] == pytest.approx(est.memory.total)

@@ -69,7 +69,7 @@ def test_every_preset_builds_and_round_trips(cat: Catalog) -> None:
 
 
 def test_dense_peaks_from_reference(cat: Catalog) -> None:
-    # reference/hardware.md (dense, never 2:4 sparse)
+    # docs/reference/hardware.md (dense, never 2:4 sparse)
     expect: dict[str, dict[str, float]] = {
         "a100-80gb": {"bf16": 312, "tf32": 156, "fp32": 19.5},
         "h100-sxm": {"bf16": 989, "fp8": 1979, "tf32": 494.5, "fp32": 67},

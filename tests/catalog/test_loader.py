@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mlcost.catalog import Catalog, EfficiencyProfile, clear_cache, get_catalog, register_profile
+from mlcost.catalog import (
+    Catalog,
+    EfficiencyProfile,
+    builtin_catalog,
+    clear_cache,
+    get_catalog,
+    register_profile,
+)
 from mlcost.catalog.loader import DATA_DIR
 from mlcost.errors import CatalogError, MlcostError, UnknownNameError
 
@@ -337,7 +344,10 @@ def test_missing_override_file(tmp_path: Path) -> None:
         Catalog.from_paths(overrides=[tmp_path / "nope.toml"])
 
 
-def test_get_catalog_reads_env_and_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_catalog_reads_extra_but_never_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """catalog/ is pure: $MLCOST_CATALOG is the application edge's business (tests/test_context.py)."""
     a = _write(
         tmp_path, "a.toml", '[[provider]]\nprovider = "aws"\npue = 1.5\nsource = "a"\ndate = "2026-01-01"\n'
     )
@@ -348,10 +358,9 @@ def test_get_catalog_reads_env_and_extra(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("MLCOST_CATALOG", str(a))
     try:
         cat = get_catalog([b])
-        assert cat.pue("aws").pue == 1.5 and cat.pue("gcp").pue == 1.4
-        assert get_catalog([b]) is cat  # cached
-        monkeypatch.delenv("MLCOST_CATALOG")
-        assert get_catalog().pue("aws").pue == 1.15
+        assert cat.pue("aws").pue == 1.15 and cat.pue("gcp").pue == 1.4
+        assert get_catalog() is builtin_catalog()  # cached
+        assert builtin_catalog().pue("aws").pue == 1.15
     finally:
         clear_cache()
 

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mlcost import context
 from mlcost.calibrate import pipeline
 from mlcost.calibrate.microbench import MicrobenchResult
-from mlcost.catalog import loader
 from mlcost.cli.main import main
 from mlcost.measure.ledger import Ledger
 from mlcost.measure.record import RunRecord
@@ -36,9 +34,9 @@ SPEC = {
 @pytest.fixture(autouse=True)
 def _profile_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MLCOST_PROFILE_DIR", str(tmp_path / "profile"))
-    loader.clear_cache()
+    context.invalidate()
     yield
-    loader.clear_cache()
+    context.invalidate()
 
 
 @pytest.fixture
@@ -119,5 +117,8 @@ def test_calibrate_no_runs_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_cli_module_imports_without_torch() -> None:
     code = "import sys, mlcost.cli.calibrate, mlcost.calibrate.pipeline; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    from tests.no_import import run_refusing
+
+    proc = run_refusing(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"

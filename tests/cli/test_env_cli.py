@@ -28,6 +28,9 @@ def test_env_json_keys(
         assert key in data
     assert data["ledger"]["url"].endswith("l.db") and data["ledger"]["from_env"]
     assert set(data["energy"]) >= {"nvml", "rapl", "note"}
+    from mlcost.catalog.schema import ISA_LEVELS
+
+    assert data["cpu"]["isa"] in ISA_LEVELS  # from the one CPU reader, mlcost.catalog.host
 
 
 def test_env_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -193,5 +191,7 @@ def test_help_and_estimate_do_not_import_torch() -> None:
         "bad = [m for m in ('torch','transformers','pynvml') if m in sys.modules]; "
         "assert not bad, bad"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    from tests.no_import import run_refusing
+
+    proc = run_refusing(code, ("torch", "transformers", "pynvml"))
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -45,8 +43,11 @@ def _json(capsys):
 
 
 def test_help_does_not_import_torch():
+    from tests.no_import import run_refusing
+
     code = "import sys; from mlcost.cli.main import build_app; build_app(); assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = run_refusing(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_dry_run_json_contract_without_torch(tmp_path):
@@ -56,7 +57,9 @@ def test_dry_run_json_contract_without_torch(tmp_path):
         f"{str(tmp_path / 'r.db')!r}]);"
         "assert 'torch' not in sys.modules; sys.exit(rc)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    from tests.no_import import run_refusing
+
+    proc = run_refusing(code)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     for key in CONTRACT:

@@ -1,6 +1,6 @@
 """Golden test: Narayanan et al. 2021 (arXiv 2104.04473) Table 1 — Megatron-LM weak scaling on
 A100-80GB SXM (DGX A100, 8 GPUs/node, 200 Gb/s HDR per GPU), seq 2048, vocab 51,200, fp16 mixed precision,
-full recomputation, micro-batch 1, 1F1B, interleaved where PP > 1 (shared/reference/published_runs.md §A).
+full recomputation, micro-batch 1, 1F1B, interleaved where PP > 1 (docs/reference/published_runs.md §A).
 
 Reproduced through the public interface (presets megatron-gpt-*, estimate_train with the options a user
 passes) with ONE set of A100 efficiency parameters (catalog/data/efficiency.toml, profile a100-80gb).

@@ -1,4 +1,4 @@
-"""Golden tests against published throughput (shared/reference/published_runs.md §C), each within the
+"""Golden tests against published throughput (docs/reference/published_runs.md §C), each within the
 error band the profile claims. Model shapes are the public configs; layouts are the frameworks' defaults
 (FSDP = ZeRO-3)."""
 

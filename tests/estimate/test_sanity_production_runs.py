@@ -1,4 +1,4 @@
-"""Sanity checks against production training runs (shared/reference/published_runs.md §B).
+"""Sanity checks against production training runs (docs/reference/published_runs.md §B).
 
 Model-card GPU-hours include restarts, failures and evaluation, so they are upper-bound checks: each must lie
 inside the range the estimator's error band claims for whole-job totals. The layout is the fastest one that

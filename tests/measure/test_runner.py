@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 
@@ -39,7 +37,10 @@ def test_dry_run_records_without_torch(tmp_path):
         "assert r.metrics['energy_source'] == 'replay'; assert r.config['dry_run'];"
         "assert 'torch' not in sys.modules, 'dry run imported torch'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_repo_root()))
+    from tests.no_import import run_refusing
+
+    proc = run_refusing(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def _repo_root():

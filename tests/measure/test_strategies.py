@@ -35,10 +35,33 @@ def test_every_lever_is_documented():
 
 
 def test_precision_support_is_honest_on_this_cpu():
+    """The answer this CPU's detected ISA implies: bf16 units with AVX512_BF16 or AMX, none otherwise."""
+    from mlcost.catalog.host import detect_host
+
     ok, why = precision_support("fp32", "cpu")
     assert ok
+    host = detect_host()
     ok, why = precision_support("bf16", "cpu")
-    assert isinstance(ok, bool) and "bf16" in why.lower()
+    assert ok is (host.isa in ("avx512_bf16", "amx")), (host.isa, why)
+    assert ("CPU has" in why) if ok else ("no bf16 units" in why)
+    ok, why = precision_support("fp16", "cpu")
+    assert ok is bool(host.flags & {"avx512_fp16", "amx_fp16"}), why
+
+
+@pytest.mark.parametrize(
+    ("fixture", "bf16", "fp16"),
+    [("epyc_avx2.txt", False, False), ("epyc_zen4_avx512.txt", True, False), ("xeon_amx.txt", True, True)],
+)
+def test_precision_support_follows_the_hosts_flags(monkeypatch, fixture, bf16, fp16):
+    from pathlib import Path
+
+    from mlcost.catalog import parse_cpuinfo
+    from mlcost.measure import strategies
+
+    text = (Path(__file__).resolve().parents[1] / "fixtures" / "cpuinfo" / fixture).read_text()
+    monkeypatch.setattr(strategies, "cpu_flags", lambda: set(parse_cpuinfo(text).flags))
+    assert precision_support("bf16", "cpu")[0] is bf16
+    assert precision_support("fp16", "cpu")[0] is fp16
 
 
 def test_verdicts():

@@ -76,6 +76,8 @@ def test_counted_flops_equal_estimator_for_sdpa_and_moe_models() -> None:
     """The runner counts FLOPs with eager attention and eager experts, so its count equals the estimator's
     model FLOPs exactly even when the model runs with SDPA (whose CPU kernel FlopCounterMode misses) and for
     MoE (whose grouped_mm experts it misses)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from mlcost.estimate import train_step_flops
     from mlcost.measure.torch_models import build_model, count_model_flops
     from mlcost.spec import ModelSpec

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from mlcost.catalog import Catalog
+from mlcost.catalog import Catalog, resolve_model
 from mlcost.errors import SpecError
 from mlcost.spec import ModelSpec
 from mlcost.spec.hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
-from mlcost.spec.model import resolve_model
 from mlcost.spec.torch_module import model_from_torch_module
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf_configs"

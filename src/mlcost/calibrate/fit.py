@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 
 from mlcost.calibrate.microbench import MicrobenchResult
-from mlcost.calibrate.profile import LOCAL_ID
 from mlcost.calibrate.runs import Measurement
+from mlcost.catalog.host import CpuMatch, HostCpu, detect_host, match_cpu_row
+from mlcost.catalog.loader import LOCAL_ID
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import Device, EfficiencyProfile
-from mlcost.errors import CatalogError, SpecError
+from mlcost.errors import SpecError
 
 #: Parameters refined on training runs, with (lower, upper) bounds.
 TIME_PARAMS: dict[str, tuple[float, float]] = {
@@ -177,12 +179,14 @@ class _Case:
 
 
 def _cases(measurements: Sequence[Measurement], device: Device, profile: EfficiencyProfile) -> list[_Case]:
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import builtin_catalog
     from mlcost.estimate.context import resolve_hardware
     from mlcost.estimate.train import build_inputs, validate_layout
     from mlcost.spec.cluster import Cluster
 
-    cat = _LocalCatalog(get_catalog(), device)
+    # Only the device row and the profile enter the step time and memory the fit compares; the package
+    # data supplies the rest (price, PUE, carbon).
+    cat = _LocalCatalog(builtin_catalog(), device)
     out = []
     for m in measurements:
         cluster = Cluster(device=device.id, count=1)
@@ -383,12 +387,20 @@ def _fit_memory(cases: list[_Case]) -> dict[str, float]:
     return {"framework_overhead_bytes": float(best[0]) * scale, "activation_overhead_frac": float(best[1])}
 
 
-def catalog_row_for_this_machine() -> Device | None:
-    """The catalog row of the CPU in use (the runner's matching rule), or None."""
-    try:
-        from mlcost.measure.runner import catalog_device_for
+def catalog_row_for_this_machine(
+    catalog: CatalogLike | None = None, host: HostCpu | None = None
+) -> Device | None:
+    """The catalog row of this host's CPU (:func:`mlcost.catalog.host.match_cpu_row`: vendor, ISA, model,
+    logical CPUs; never ``local``), or None when only a generic ISA row fits (or no row at all)."""
+    match = match_host(catalog, host)
+    return match.device if match is not None and not match.generic else None
 
-        row = catalog_device_for("cpu")
-    except (CatalogError, ImportError):
-        return None
-    return row if isinstance(row, Device) and row.id != LOCAL_ID else None
+
+def match_host(catalog: CatalogLike | None = None, host: HostCpu | None = None) -> CpuMatch | None:
+    """:func:`mlcost.catalog.host.match_cpu_row` for ``host`` (this machine by default) in ``catalog``
+    (the built-in one by default)."""
+    from mlcost.catalog import builtin_catalog
+
+    return match_cpu_row(
+        catalog if catalog is not None else builtin_catalog(), host if host is not None else detect_host()
+    )

@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlcost.calibrate.fit import (
     FitResult,
-    catalog_row_for_this_machine,
     compare,
     fit_profile,
     initial_profile,
     local_device,
+    match_host,
 )
 from mlcost.calibrate.microbench import MicrobenchResult, run_microbenchmarks
-from mlcost.calibrate.profile import Calibration, load_calibration, rescale_profile, save_calibration
+from mlcost.calibrate.profile import Calibration, rescale_profile, save_calibration
 from mlcost.calibrate.runs import (
     DEFAULT_FIT_CONFIGS,
     QUICK_FIT_CONFIGS,
@@ -28,19 +30,22 @@ from mlcost.calibrate.runs import (
     merge_probe_rates,
     with_fastest_steps,
 )
+from mlcost.catalog.host import HostCpu, detect_host, isa_name
+from mlcost.catalog.protocol import CatalogLike
+from mlcost.errors import MlcostError
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
 
 Progress = Callable[[str], None]
 
 
-def provenance() -> dict[str, Any]:
-    """Host, CPU, versions and date of a calibration."""
-    from mlcost.measure.provenance import cpu_model_name
-
+def provenance(host: HostCpu | None = None) -> dict[str, Any]:
+    """Host, CPU (its identity under ``host_cpu``: model, ISA flags, logical CPUs), versions and date."""
+    cpu = host if host is not None else detect_host()
     out: dict[str, Any] = {
         "host": socket.gethostname(),
-        "cpu_model": cpu_model_name(),
+        "cpu_model": cpu.model,
+        "host_cpu": cpu.identity(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -132,15 +137,30 @@ def run_calibration(
     progress: Progress | None = None,
     save: bool = True,
     microbench: MicrobenchResult | None = None,
+    catalog: CatalogLike | None = None,
+    directory: Path | str | None = None,
+    host: HostCpu | None = None,
 ) -> tuple[Calibration, FitResult | None]:
     """Microbenchmarks → local device and first profile → fit on training runs (measured here and
-    completed ledger runs of this host) → save. Returns the calibration and the fit (None without runs)."""
-    from mlcost.catalog import get_catalog
+    completed ledger runs of this host) → save into ``directory``. Returns the calibration and the fit
+    (None without runs).
 
+    ``catalog`` must not contain an earlier calibration (the CLI passes
+    ``mlcost.context.default_catalog(calibration=False)``; None = the built-in catalog), so calibrating
+    twice starts from the same catalog row and prior: the result does not depend on the last run."""
+    from mlcost.catalog import builtin_catalog
+
+    if save and directory is None:
+        raise MlcostError(
+            "run_calibration(save=True) needs the directory to save into",
+            hint="pass directory=mlcost.paths.profile_dir() (what `mlcost calibrate` does)",
+        )
     say = progress or (lambda _m: None)
+    cat = catalog if catalog is not None else builtin_catalog()
+    cpu = host if host is not None else detect_host()
     mb = microbench or run_microbenchmarks(quick=quick, progress=say)
-    base_row = catalog_row_for_this_machine()
-    cat = get_catalog()
+    match = match_host(cat, cpu)
+    base_row = match.device if match is not None and not match.generic else None
     prior = cat.efficiency(base_row.id) if base_row is not None else cat.efficiency("default-cpu")
     result: FitResult | None = None
     measured: list[Measurement] = []
@@ -168,7 +188,13 @@ def run_calibration(
             except Exception as exc:  # an unreadable ledger must not lose the microbenchmarks
                 say(f"ledger skipped: {exc}")
     # The local device and first profile, from the microbenchmarks (with the runs' probes, if any).
-    device = local_device(mb, base_row)
+    base = match.device if match is not None else None
+    if match is not None and match.generic:  # the generic row's figures other than the measured ones
+        base = dataclasses.replace(
+            match.device,
+            name=f"{cpu.model or 'this CPU'} ({isa_name(cpu.isa)}, {cpu.logical_cpus} logical CPUs)",
+        )
+    device = local_device(mb, base)
     profile = initial_profile(mb, prior)
     if measured:
         say("fitting")
@@ -179,7 +205,7 @@ def run_calibration(
         profile=profile,
         base_device=base_row.id if base_row is not None else None,
         base_profile=rescale_profile(profile, device, base_row) if base_row is not None else None,
-        provenance=provenance(),
+        provenance={**provenance(cpu), "catalog_match": match.label if match is not None else None},
         microbench=mb.to_dict(),
         fit={
             **(result.to_dict() if result else {"rows": [], "time_mape": None}),
@@ -187,24 +213,33 @@ def run_calibration(
         },
     )
     if save:
-        save_calibration(cal)
+        assert directory is not None
+        save_calibration(cal, directory)
     return cal, result
 
 
-def ledger_report(ledger_url: str | None, *, this_host_only: bool = False) -> dict[str, Any]:
-    """Predicted (with the saved profile, or the catalog row of this CPU) vs measured step time of the
-    completed, comparable ledger runs."""
-    cal = load_calibration()
-    if cal is not None:
-        device, profile, using = cal.device, cal.profile, cal.source
+def ledger_report(
+    ledger_url: str | None,
+    *,
+    this_host_only: bool = False,
+    calibration: Calibration | None = None,
+    catalog: CatalogLike | None = None,
+    host: HostCpu | None = None,
+) -> dict[str, Any]:
+    """Predicted (with ``calibration``, or else this host's catalog row: specific or generic by ISA) vs
+    measured step time of the completed, comparable ledger runs."""
+    if calibration is not None:
+        device, profile, using = calibration.device, calibration.profile, calibration.source
     else:
-        from mlcost.catalog import get_catalog
+        from mlcost.catalog import builtin_catalog
 
-        row = catalog_row_for_this_machine()
-        cat = get_catalog()
-        device = row if row is not None else cat.device("cpu-epyc-2vcpu")
+        cat = catalog if catalog is not None else builtin_catalog()
+        match = match_host(cat, host)
+        if match is None:
+            raise MlcostError("no catalog row describes this CPU", hint="run mlcost calibrate")
+        device = match.device
         profile = cat.efficiency(device.id)
-        using = f"catalog profile {profile.device} (not calibrated: run mlcost calibrate)"
+        using = f"catalog profile {profile.device} for {match.label} (not calibrated: run mlcost calibrate)"
     ms = ledger_measurements(ledger_url, this_host_only=this_host_only)
     rows, mape, _ = compare(ms, device, profile) if ms else ([], None, None)
     for out_row, m in zip(rows, ms, strict=True):

@@ -1,46 +1,29 @@
 """Save and load a calibrated device profile.
 
-``mlcost calibrate`` writes two files into :func:`profile_dir` (``platformdirs.user_data_dir("mlcost")``,
-or ``$MLCOST_PROFILE_DIR``):
+``mlcost calibrate`` writes two files into a directory its caller chooses (the CLI passes
+:func:`mlcost.paths.profile_dir`: ``$MLCOST_PROFILE_DIR`` or the user data dir):
 
 * ``profile.toml`` — a catalog override file (the same format as ``$MLCOST_CATALOG`` files) with a
   ``[[device]]`` row ``local`` (a copy of this machine's catalog row with the measured peaks and
   bandwidth), a ``[[profile]]`` for ``local`` and one for that catalog row's id (efficiencies rescaled
-  from the measured to the catalog peaks). :func:`mlcost.catalog.get_catalog` applies it automatically,
-  before any user override, so ``--device local`` and the catalog device both use the fit.
-* ``calibration.json`` — provenance: host, CPU model, torch version, date, the raw microbenchmarks, the
-  measured runs and the fit's residuals.
+  from the measured to the catalog peaks). :func:`mlcost.context.default_catalog` applies it on the host it
+  was measured on, before any user override, so ``--device local`` and the catalog device both use the fit.
+* ``calibration.json`` — provenance: host, the CPU's identity (``provenance["host_cpu"]``: model, ISA flags,
+  logical CPUs), torch version, date, the raw microbenchmarks, the measured runs and the fit's residuals.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlcost.catalog.schema import PEAK_COLUMNS, Device, EfficiencyProfile
 
-ENV_PROFILE_DIR = "MLCOST_PROFILE_DIR"
 PROFILE_TOML = "profile.toml"
 CALIBRATION_JSON = "calibration.json"
-LOCAL_ID = "local"
-
-
-def profile_dir() -> Path:
-    """Where calibrated profiles live: ``$MLCOST_PROFILE_DIR`` or the user data dir of mlcost."""
-    env = os.environ.get(ENV_PROFILE_DIR, "").strip()
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("mlcost"))
-
-
-def profile_toml_path() -> Path:
-    return profile_dir() / PROFILE_TOML
 
 
 @dataclass(kw_only=True)
@@ -156,10 +139,10 @@ def render_toml(cal: Calibration) -> str:
     return "\n".join(parts)
 
 
-def save_calibration(cal: Calibration, directory: Path | str | None = None) -> Path:
-    """Write ``profile.toml`` and ``calibration.json``; returns the directory. Forgets cached catalogs so
-    the next :func:`get_catalog` sees the new profile."""
-    d = Path(directory) if directory is not None else profile_dir()
+def save_calibration(cal: Calibration, directory: Path | str) -> Path:
+    """Write ``profile.toml`` and ``calibration.json`` into ``directory``; returns it. (The default catalog
+    of :mod:`mlcost.context` notices the new file by its modification time.)"""
+    d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / (PROFILE_TOML + ".tmp")
     tmp.write_text(render_toml(cal))
@@ -167,25 +150,22 @@ def save_calibration(cal: Calibration, directory: Path | str | None = None) -> P
     tmpj = d / (CALIBRATION_JSON + ".tmp")
     tmpj.write_text(json.dumps(cal.to_dict(), indent=1, default=str))
     tmpj.replace(d / CALIBRATION_JSON)
-    from mlcost.catalog import loader
-
-    loader.clear_cache()
     return d
 
 
-def load_calibration(directory: Path | str | None = None) -> Calibration | None:
-    """The saved calibration, or None when this machine was never calibrated."""
-    d = Path(directory) if directory is not None else profile_dir()
-    path = d / CALIBRATION_JSON
+def load_calibration(directory: Path | str) -> Calibration | None:
+    """The calibration saved in ``directory``, or None when there is none. (Whether it was measured on
+    this host is for the caller to check: :func:`mlcost.context.local_calibration`.)"""
+    path = Path(directory) / CALIBRATION_JSON
     if not path.is_file():
         return None
     return Calibration.from_dict(json.loads(path.read_text()))
 
 
-def load_local_profile() -> Calibration | None:
-    """The calibration of this machine for MFU: ``.peak_flops_per_s`` (dict, FLOP/s) and ``.source``
+def load_local_profile(directory: Path | str) -> Calibration | None:
+    """The calibration saved in ``directory`` for MFU: ``.peak_flops_per_s`` (dict, FLOP/s) and ``.source``
     (``calibrated (mlcost calibrate, <date>)``); None when not calibrated."""
-    return load_calibration()
+    return load_calibration(directory)
 
 
 def rescale_profile(profile: EfficiencyProfile, measured: Device, catalog_row: Device) -> EfficiencyProfile:

@@ -2,8 +2,10 @@
 efficiency profiles.
 
 Package data lives in ``mlcost/catalog/data/`` (CSV for the tables, TOML for model presets and efficiency
-profiles). Users extend or replace rows with TOML override files listed in the ``MLCOST_CATALOG`` environment
-variable (``os.pathsep``-separated) or passed to :func:`get_catalog`::
+profiles). This module is pure: it reads only the files it is given and never the environment or user
+directories. Users extend or replace rows with TOML override files, passed to :meth:`Catalog.from_paths`
+(the application edge, :mod:`mlcost.context`, adds ``$MLCOST_CATALOG``, ``--catalog`` files and the saved
+calibration)::
 
     [[device]]           # same columns as devices.csv; empty/omitted optional columns = unknown
     id = "my-gpu"
@@ -13,10 +15,11 @@ variable (``os.pathsep``-separated) or passed to :func:`get_catalog`::
     [[provider]]         # same columns as providers.csv
     [[model]]            # ModelSpec fields + source + date, as in models.toml
     [[profile]]          # EfficiencyProfile fields, as in efficiency.toml
+    [[cpu]]              # same columns as cpus.csv: which hosts a cpu device row describes
 
 A row whose key equals a package row replaces it; a new key extends the catalog. Keys: device ``id``;
 price ``(device, provider, region, pricing, instance)``; carbon ``(zone, provider)``; provider ``provider``;
-model ``name``; profile ``device``.
+model ``name``; profile ``device``; cpu ``device``.
 
 Units and conventions of the data files (converted to SI fields of :mod:`mlcost.catalog.schema` on load):
 
@@ -37,9 +40,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import math
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -47,8 +48,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcost.catalog.schema import PEAK_COLUMNS, CarbonRow, Device, EfficiencyProfile, PriceRow, ProviderRow
-from mlcost.errors import CatalogError, MlcostError, SpecError, UnknownNameError
+from mlcost.catalog.protocol import CatalogLike
+from mlcost.catalog.schema import (
+    ISA_LEVELS,
+    PEAK_COLUMNS,
+    CarbonRow,
+    CpuRow,
+    Device,
+    EfficiencyProfile,
+    ModelRow,
+    PriceRow,
+    ProviderRow,
+)
+from mlcost.errors import CatalogError, MlcostError, SpecError, UnknownNameError, did_you_mean
 from mlcost.spec.model import ModelSpec
 
 if sys.version_info >= (3, 11):
@@ -57,10 +69,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-ENV_VAR = "MLCOST_CATALOG"
 PRICINGS = ("on-demand", "spot")
 DEVICE_KINDS = ("gpu", "tpu", "cpu")
-OVERRIDE_SECTIONS = ("device", "price", "carbon", "provider", "model", "profile")
+OVERRIDE_SECTIONS = ("device", "price", "carbon", "provider", "model", "profile", "cpu")
+#: The device id ``mlcost calibrate`` saves this machine's measured row under.
+LOCAL_ID = "local"
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TERA = 1e12
@@ -130,12 +143,29 @@ def _choice(options: Sequence[str]):  # type: ignore[no-untyped-def]
     def parse(value: Any) -> str:
         text = _text(value)
         if text not in options:
-            close = difflib.get_close_matches(text, list(options), n=1)
-            extra = f" (did you mean {close[0]!r}?)" if close else ""
+            extra = did_you_mean(text, list(options), end=")")
+            extra = f" ({extra}" if extra else ""
             raise ValueError(f"must be one of {', '.join(options)}, got {text!r}{extra}")
         return text
 
     return parse
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _optional_count(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return _integer(1, 1 << 20)(value)  # type: ignore[no-any-return]
 
 
 def _date(value: Any) -> str:
@@ -194,6 +224,16 @@ CARBON_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "source": (_nonempty, True),
     "date": (_date, True),
 }
+CPU_COLUMNS: dict[str, tuple[Parser, bool]] = {
+    "device": (_nonempty, True),
+    "vendor": (_text, False),
+    "isa": (_choice(ISA_LEVELS), True),
+    "model_words": (_text, False),
+    "logical_cpus": (_optional_count, False),
+    "per_logical_cpu": (_flag, False),
+    "source": (_nonempty, True),
+    "date": (_date, True),
+}
 PROVIDER_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "provider": (_nonempty, True),
     "pue": (_number(1.0, 3.0, lo_open=False, hi_open=False), True),
@@ -232,21 +272,6 @@ class _Origin:
         return f"{self.file} {self.row}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelRow:
-    """A model preset with its provenance.
-
-    Attributes:
-        spec: the model shape.
-        source: where the shape was taken from (usually the Hugging Face config URL).
-        date: ISO date the row was entered.
-    """
-
-    spec: ModelSpec
-    source: str
-    date: str
-
-
 def _fail(origin: _Origin, column: str | None, problem: str, hint: str) -> CatalogError:
     where = f"{origin}" + (f", column {column!r}" if column else "")
     return CatalogError(f"{where}: {problem}", hint=hint)
@@ -264,8 +289,7 @@ def _parse_row(
     (``strict_columns``); TOML rows may omit the optional ones."""
     unknown = [k for k in raw if k not in columns]
     if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), list(columns), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(str(unknown[0]), list(columns), end=" ")
         raise _fail(
             origin, str(unknown[0]), "unknown column", hint + f"the {table} columns are: {', '.join(columns)}"
         )
@@ -330,8 +354,7 @@ def _read_csv(
             head_origin = _Origin(name, "row 1 (header)")
             for col in header:
                 if col not in columns:
-                    close = difflib.get_close_matches(col, list(columns), n=1)
-                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    hint = did_you_mean(col, list(columns), end=" ")
                     raise _fail(
                         head_origin, col, "unknown column", hint + f"expected columns: {','.join(columns)}"
                     )
@@ -369,7 +392,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CatalogError(
             f"catalog file not found: {path}",
-            hint=f"check the path (override files come from ${ENV_VAR} or --catalog)",
+            hint="check the path (override files come from $MLCOST_CATALOG or --catalog)",
         ) from None
     except OSError as exc:
         raise CatalogError(f"cannot read catalog file {path}: {exc.strerror or exc}") from None
@@ -392,8 +415,7 @@ def _model_from_table(table: dict[str, Any], origin: _Origin) -> ModelRow:
     allowed = (*_MODEL_FIELDS, "date")
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, list(allowed), end=" ")
             raise _fail(
                 origin,
                 key,
@@ -426,8 +448,7 @@ def _model_from_table(table: dict[str, Any], origin: _Origin) -> ModelRow:
 def _profile_from_table(table: dict[str, Any], origin: _Origin) -> EfficiencyProfile:
     for key in table:
         if key not in _PROFILE_FIELDS:
-            close = difflib.get_close_matches(key, list(_PROFILE_FIELDS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, list(_PROFILE_FIELDS), end=" ")
             raise _fail(
                 origin,
                 key,
@@ -525,8 +546,8 @@ class _Merger:
 class Catalog:
     """Devices, prices, carbon intensities, PUE, model presets and efficiency profiles, validated.
 
-    Build with :meth:`from_paths` (tests, explicit files) or :func:`get_catalog` (cached package data plus
-    user overrides).
+    Build with :meth:`from_paths` (explicit files) or :func:`builtin_catalog` (the package data, cached); the
+    CLI's default with user overrides and calibration is :func:`mlcost.context.default_catalog`.
     """
 
     def __init__(
@@ -541,6 +562,7 @@ class Catalog:
         efficiency_path: Path | None,
         override_profiles: dict[str, EfficiencyProfile],
         files: Sequence[Path],
+        cpus: dict[str, CpuRow] | None = None,
     ) -> None:
         self._devices = devices
         self._prices = prices
@@ -551,6 +573,7 @@ class Catalog:
         self._efficiency_path = efficiency_path
         self._override_profiles = override_profiles
         self._runtime_profiles: dict[str, EfficiencyProfile] = {}
+        self._cpus = dict(cpus or {})
         self.files: tuple[Path, ...] = tuple(files)
 
     # ---- construction -------------------------------------------------------------------------------
@@ -566,7 +589,7 @@ class Catalog:
         ``data_dir`` (the package data by default), then apply TOML ``overrides`` in order.
 
         ``efficiency.toml`` (``efficiency`` or ``data_dir/efficiency.toml``) is read lazily by
-        :meth:`efficiency`, so a missing file only fails there.
+        :meth:`efficiency`, so a missing file only fails there. ``cpus.csv`` (host matching) is optional.
         """
         base = Path(data_dir) if data_dir is not None else DATA_DIR
         files = [
@@ -578,6 +601,7 @@ class Catalog:
         providers = _Merger("provider")
         models = _Merger("model")
         profiles = _Merger("profile")
+        cpus = _Merger("cpu")
 
         devices.add_file(
             (r["id"], r, o) for r, o in cls._checked_devices(_read_csv(files[0], DEVICE_COLUMNS, "device"))
@@ -595,6 +619,9 @@ class Catalog:
             (m.spec.name, m, o)
             for m, o in ((_model_from_table(t, o), o) for t, o in _tables(doc, "model", files[4]))
         )
+        if (base / "cpus.csv").is_file():
+            files.append(base / "cpus.csv")
+            cpus.add_file((r["device"], r, o) for r, o in _read_csv(base / "cpus.csv", CPU_COLUMNS, "cpu"))
 
         for raw_path in overrides:
             path = Path(raw_path)
@@ -624,17 +651,25 @@ class Catalog:
                 (p.device, p, o)
                 for p, o in ((_profile_from_table(t, o), o) for t, o in _tables(doc, "profile", path))
             )
+            cpus.add_file((r["device"], r, o) for r, o in parsed("cpu", CPU_COLUMNS))
 
         device_map = {k: _device_from_row(r) for k, (r, _) in devices.rows.items()}
         for (device_id, *_rest), (_row, origin) in prices.rows.items():
             if device_id not in device_map:
-                close = difflib.get_close_matches(device_id, sorted(device_map), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = did_you_mean(device_id, sorted(device_map), end=" ")
                 raise _fail(
                     origin,
                     "device",
                     f"unknown device id {device_id!r}",
                     hint + "add the device to devices.csv or a [[device]] table first",
+                )
+        for device_id, (_row, origin) in cpus.rows.items():
+            if device_id not in device_map or device_map[device_id].kind != "cpu":
+                raise _fail(
+                    origin,
+                    "device",
+                    f"{device_id!r} is not a cpu device of the catalog",
+                    "a [[cpu]] row describes a kind = 'cpu' device row; add that row first",
                 )
         if "world" not in {z for z, _ in carbon.rows}:
             raise CatalogError(
@@ -654,6 +689,7 @@ class Catalog:
             efficiency_path=Path(efficiency) if efficiency is not None else base / "efficiency.toml",
             override_profiles={k: p for k, (p, _) in profiles.rows.items()},
             files=files,
+            cpus={k: CpuRow(**r) for k, (r, _) in cpus.rows.items()},
         )
 
     @staticmethod
@@ -678,6 +714,30 @@ class Catalog:
 
     def devices(self) -> list[Device]:
         return list(self._devices.values())
+
+    def cpu_rows(self) -> list[CpuRow]:
+        """Which hosts each cpu device row describes (``cpus.csv``), for :mod:`mlcost.catalog.host`."""
+        return list(self._cpus.values())
+
+    def with_device(self, device: Device, profile: EfficiencyProfile | None = None) -> Catalog:
+        """A copy of this catalog with ``device`` added (or replaced), and its profile if given. The copy
+        shares the loaded rows; this catalog is unchanged."""
+        other = Catalog(
+            devices={**self._devices, device.id: device},
+            prices=self._prices,
+            carbon=self._carbon,
+            providers=self._providers,
+            models=self._models,
+            profiles=self._profiles,
+            efficiency_path=self._efficiency_path,
+            override_profiles=self._override_profiles,
+            files=self.files,
+            cpus=self._cpus,
+        )
+        other._runtime_profiles = dict(self._runtime_profiles)
+        if profile is not None:
+            other.register_profile(profile)
+        return other
 
     # ---- models -------------------------------------------------------------------------------------
     def model_row(self, name: str) -> ModelRow:
@@ -884,63 +944,60 @@ def _price_order(p: PriceRow) -> tuple[float, str, str, str]:
 def _check_sections(doc: dict[str, Any], path: Path, *, allowed: Sequence[str]) -> None:
     for key in doc:
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f"did you mean [[{close[0]}]]? " if close else ""
+            hint = did_you_mean(key, list(allowed), end=" ", show=lambda c: f"[[{c}]]")
             raise CatalogError(
                 f"{path}: unknown section {key!r}",
                 hint=hint + f"allowed: {', '.join('[[' + a + ']]' for a in allowed)}",
             )
 
 
-# ---- cached default catalog ---------------------------------------------------------------------------
+# ---- the built-in catalog ------------------------------------------------------------------------------
 
-_CACHE: dict[tuple[str, ...], Catalog] = {}
-
-
-def override_paths(extra: Sequence[Path | str] | None = None) -> list[Path]:
-    """Override files in the order they apply: ``$MLCOST_CATALOG`` entries, then ``extra``."""
-    env = os.environ.get(ENV_VAR, "")
-    paths = [Path(p) for p in env.split(os.pathsep) if p.strip()]
-    paths.extend(Path(p) for p in (extra or ()))
-    return paths
+_BUILTIN: list[Catalog] = []
 
 
-def calibrated_profile_path() -> Path | None:
-    """The override file ``mlcost calibrate`` saved (``[[device]] local`` and fitted ``[[profile]]`` rows),
-    or None when this machine was never calibrated (see :mod:`mlcost.calibrate.profile`)."""
-    try:
-        from mlcost.calibrate.profile import profile_toml_path
+def builtin_catalog() -> Catalog:
+    """The package data alone (no user overrides, no calibration, no environment), loaded once.
 
-        path = profile_toml_path()
-    except Exception:  # no user data dir: behave as uncalibrated
-        return None
-    return path if path.is_file() else None
+    Library functions use it when they are given no catalog; the CLI and the top-level API pass
+    :func:`mlcost.context.default_catalog` instead."""
+    if not _BUILTIN:
+        _BUILTIN.append(Catalog.from_paths())
+    return _BUILTIN[0]
 
 
 def get_catalog(extra: Sequence[Path | str] | None = None) -> Catalog:
-    """The package catalog plus user overrides (``$MLCOST_CATALOG``, then ``extra``), cached per set of files.
+    """The package catalog plus the override files ``extra`` (nothing else: no environment, no user dirs).
 
-    A profile saved by ``mlcost calibrate`` applies first (user overrides still win over it)."""
-    paths = override_paths(extra)
-    calibrated = calibrated_profile_path()
-    if calibrated is not None:
-        paths.insert(0, calibrated)
-    key = tuple(str(p) for p in paths)
-    if calibrated is not None:
-        key += (str(calibrated.stat().st_mtime_ns),)
-    if key not in _CACHE:
-        _CACHE[key] = Catalog.from_paths(overrides=paths)
-    return _CACHE[key]
+    Kept for callers written before :mod:`mlcost.context`; the application's default catalog (with
+    ``$MLCOST_CATALOG`` and the saved calibration) is :func:`mlcost.context.default_catalog`."""
+    if not extra:
+        return builtin_catalog()
+    return Catalog.from_paths(overrides=list(extra))
 
 
 def clear_cache() -> None:
-    """Forget cached catalogs (and profiles registered on them), e.g. after editing an override file."""
-    _CACHE.clear()
+    """Forget the loaded built-in catalog (and profiles registered on it)."""
+    _BUILTIN.clear()
 
 
-def register_profile(profile: EfficiencyProfile, extra: Sequence[Path | str] | None = None) -> None:
-    """Register a fitted profile on the cached default catalog (see :meth:`Catalog.register_profile`)."""
-    get_catalog(extra).register_profile(profile)
+def register_profile(profile: EfficiencyProfile) -> None:
+    """Register a fitted profile on the built-in catalog (see :meth:`Catalog.register_profile`)."""
+    builtin_catalog().register_profile(profile)
+
+
+def resolve_model(name_or_path: str | ModelSpec, catalog: CatalogLike | None = None) -> ModelSpec:
+    """A preset name (looked up in ``catalog``, the built-in one by default), a path to a ``config.json``
+    (or a folder holding one), or a spec as is."""
+    import os.path
+
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path
+    text = str(name_or_path)
+    if text.endswith(".json") or os.path.sep in text or os.path.isdir(text):
+        path = os.path.join(text, "config.json") if os.path.isdir(text) else text
+        return ModelSpec.from_hf_config(path)
+    return (catalog if catalog is not None else builtin_catalog()).model(text)
 
 
 def model_family(spec: ModelSpec) -> str:

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlcost.spec.model import ModelSpec
+
 #: Precisions a device may list a dense peak for. ``int8`` counts integer ops as FLOPs.
 PEAK_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 #: The devices.csv column holding each precision's dense peak (TFLOP/s; TOP/s for int8).
@@ -188,3 +190,51 @@ class EfficiencyProfile:
 
     def replace(self, **changes: Any) -> EfficiencyProfile:
         return dataclasses.replace(self, **changes)
+
+
+#: CPU instruction-set levels host matching knows, from least to most capable (see :mod:`mlcost.catalog.host`).
+ISA_LEVELS: tuple[str, ...] = ("baseline", "avx2", "avx512", "avx512_bf16", "amx")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuRow:
+    """Which hosts a ``cpu`` device row describes (``cpus.csv``), for host matching.
+
+    Attributes:
+        device: catalog device id (a ``kind = cpu`` row of devices.csv).
+        vendor: ``amd``, ``intel``, ``arm`` ... as :func:`mlcost.catalog.host.parse_cpuinfo` names it, or
+            empty for any vendor (the generic rows).
+        isa: the row's instruction-set level, one of :data:`ISA_LEVELS`.
+        model_words: words that must all appear in the host's CPU model name (lower case); empty = any.
+        logical_cpus: the number of logical CPUs the row's figures are for, or None for any.
+        per_logical_cpu: the row's peaks, memory, bandwidth and power are per logical CPU and are scaled
+            to the host (the generic rows, whose peaks come from the ISA, not from a measurement).
+        source / date: provenance.
+    """
+
+    device: str
+    vendor: str
+    isa: str
+    model_words: str
+    logical_cpus: int | None
+    per_logical_cpu: bool
+    source: str
+    date: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRow:
+    """A model preset with its provenance.
+
+    Attributes:
+        spec: the model shape.
+        source: where the shape was taken from (usually the Hugging Face config URL).
+        date: ISO date the row was entered.
+    """
+
+    spec: ModelSpec
+    source: str
+    date: str

@@ -30,7 +30,7 @@ def calibration_json(cal: Any, fit: Any) -> dict[str, Any]:
 
 
 def _profile_dir() -> Any:
-    from mlcost.calibrate.profile import profile_dir
+    from mlcost.paths import profile_dir
 
     return profile_dir()
 
@@ -59,15 +59,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure this machine (matmul, bandwidth, element-wise ops, all-reduce; short training runs),
         fit the estimator's efficiency profile, and save it: `--device local` then uses it."""
+        from mlcost import context
         from mlcost.calibrate import pipeline
         from mlcost.report.calibrate import calibration_view, ledger_report_view
         from mlcost.report.console import make_console
 
         check_format(fmt, as_json)
         if report:
-            emit(
-                pipeline.ledger_report(ledger), ledger_report_view, fmt=fmt, as_json=as_json, explain=explain
+            rep = pipeline.ledger_report(
+                ledger, calibration=context.local_calibration(), catalog=context.default_catalog()
             )
+            emit(rep, ledger_report_view, fmt=fmt, as_json=as_json, explain=explain)
             return
         err = make_console(stderr=True)
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -86,7 +88,11 @@ def register(app: typer.Typer) -> None:
                 use_runs=not no_runs,
                 ledger_url=ledger,
                 progress=lambda msg: bar.update(task, description=msg),
+                # The catalog without the earlier calibration: calibrating twice gives the same rows.
+                catalog=context.default_catalog(calibration=False),
+                directory=_profile_dir(),
             )
+        context.invalidate()
         emit(calibration_json(cal, fit), calibration_view, fmt=fmt, as_json=as_json, explain=explain)
 
 

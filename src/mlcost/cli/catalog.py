@@ -19,9 +19,9 @@ CATALOG_OPTION_HELP = "Extra catalog override file (TOML); repeatable. Also read
 
 
 def _catalog(extra: list[Path] | None) -> Any:
-    from mlcost.catalog import get_catalog
+    from mlcost.context import default_catalog
 
-    return get_catalog(extra or None)
+    return default_catalog(extra or None)
 
 
 def gather_devices(catalog: Any) -> dict[str, Any]:

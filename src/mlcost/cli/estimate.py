@@ -26,9 +26,9 @@ CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
 
 def _catalog(paths: list[Path] | None) -> Any:
-    from mlcost.catalog import get_catalog
+    from mlcost.context import default_catalog
 
-    return get_catalog(extra=paths or None)
+    return default_catalog(paths or None)
 
 
 def _cluster(
@@ -125,10 +125,10 @@ def train(
     explain: bool = explain_option(),
 ) -> None:
     """Predict FLOPs, memory, time, energy, dollars and CO2 of a training job."""
+    from mlcost.catalog import resolve_model
     from mlcost.estimate import count_params, estimate_train
     from mlcost.estimate.result import Assumption
     from mlcost.spec import TrainJob
-    from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count
 
     cat = _catalog(catalog)
@@ -220,9 +220,9 @@ def serve(
     explain: bool = explain_option(),
 ) -> None:
     """Predict latency, throughput, memory and $ per million tokens of serving a model."""
+    from mlcost.catalog import resolve_model
     from mlcost.estimate import estimate_serve
     from mlcost.spec import ServeJob
-    from mlcost.spec.model import resolve_model
 
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)

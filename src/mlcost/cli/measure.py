@@ -38,12 +38,13 @@ def build_spec(
     model: str, *, layers: int | None, d_model: int | None, heads: int | None, vocab: int | None, seq_len: int
 ) -> Any:
     """The ModelSpec to measure: a preset or config.json, shrunk by the overrides."""
+    from mlcost.catalog import resolve_model
+    from mlcost.context import default_catalog
     from mlcost.measure.torch_models import override_spec
     from mlcost.measure.validate import validate_overrides
-    from mlcost.spec.model import resolve_model
 
     validate_overrides(layers=layers, d_model=d_model, heads=heads, vocab=vocab)
-    spec = resolve_model(model)
+    spec = resolve_model(model, default_catalog())
     return override_spec(spec, layers=layers, d_model=d_model, heads=heads, vocab=vocab, min_seq_len=seq_len)
 
 

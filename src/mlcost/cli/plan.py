@@ -90,14 +90,14 @@ def train(
     An infeasible request is an answer, not an error: it exits 0 with status "infeasible" and says what
     would make it feasible. Bad input exits 2.
     """
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import resolve_model
+    from mlcost.context import default_catalog
     from mlcost.errors import SpecError
     from mlcost.plan.spot import SpotModel
     from mlcost.plan.train import TrainConstraints, TrainSearch, parse_weights, plan_train
-    from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count, parse_duration_s
 
-    cat = get_catalog()
+    cat = default_catalog()
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")
@@ -170,13 +170,13 @@ def serve(
 ) -> None:
     """Plan a serving fleet: choose device × TP × batch × weight precision × price row meeting the latency
     targets at least monthly cost; report cost per million output tokens, monthly cost and utilisation."""
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import resolve_model
+    from mlcost.context import default_catalog
     from mlcost.errors import SpecError
     from mlcost.plan.serve import plan_serve
-    from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count
 
-    cat = get_catalog()
+    cat = default_catalog()
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")

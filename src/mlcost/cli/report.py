@@ -90,13 +90,13 @@ def plan_estimate(plan: dict[str, Any]) -> dict[str, Any] | None:
     """The full estimate of a plan's #1 (its time and memory breakdown), or None for plan serve/infeasible."""
     if plan.get("kind") != "plan-train" or plan.get("status") != "ok" or not plan.get("plans"):
         return None
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import resolve_model
+    from mlcost.context import default_catalog
     from mlcost.estimate import estimate_train
     from mlcost.spec import Cluster, TrainJob
-    from mlcost.spec.model import resolve_model
 
     p = plan["plans"][0]
-    cat = get_catalog()
+    cat = default_catalog()
     job = TrainJob(
         tokens=plan["tokens"],
         seq_len=p["seq_len"],

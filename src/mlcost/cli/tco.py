@@ -116,14 +116,14 @@ def tco_command(
     2022 compute-optimal vs Sardana et al. 2023 inference-aware over-training). --train-tokens D: every
     candidate (--models) trains on D tokens. Bad input exits 2.
     """
-    from mlcost.catalog import get_catalog
+    from mlcost.context import default_catalog
 
     if (target_loss is None) == (train_tokens is None):
         raise SpecError(
             "give exactly one of --target-loss and --train-tokens",
             hint="--target-loss trains each size to a quality target; --train-tokens gives all the same data",
         )
-    catalog = get_catalog(catalog_files or None)
+    catalog = default_catalog(catalog_files or None)
     law = get_scaling_law(scaling_law)
     traffic = Traffic(
         output_tokens_per_day=parse_count(tokens_per_day, what="--tokens-per-day"),

@@ -4,8 +4,9 @@ the price, carbon and PUE rows — each recorded as an :class:`Assumption` so no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from mlcost.catalog.loader import builtin_catalog
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import Device, EfficiencyProfile
 from mlcost.errors import MlcostError, SpecError
 from mlcost.estimate.result import Assumption
@@ -32,12 +33,11 @@ class Hardware:
 
 
 def resolve_hardware(
-    cluster: Cluster, catalog: Any = None, profile: EfficiencyProfile | None = None
+    cluster: Cluster, catalog: CatalogLike | None = None, profile: EfficiencyProfile | None = None
 ) -> Hardware:
-    """Fill a cluster's ``None`` fields from the catalog; raise for unknown names."""
-    from mlcost.catalog import get_catalog
-
-    cat = catalog or get_catalog()
+    """Fill a cluster's ``None`` fields from ``catalog`` (None = the built-in package catalog, never the
+    user's files: the CLI passes :func:`mlcost.context.default_catalog`); raise for unknown names."""
+    cat = catalog if catalog is not None else builtin_catalog()
     device = cat.device(cluster.device)
     prof = profile or cat.efficiency(device.id)
     notes: list[Assumption] = [
@@ -133,7 +133,7 @@ def peak_flops_per_s(device: Device, precision: str) -> float:
 
 
 #: Achievable large-GEMM throughput of fp8 relative to bf16, as fractions of their own peaks: H100 SXM fp8
-#: 1403/1979 TF/s (71%) vs bf16 795/989 TF/s (80%) (stas00/ml-engineering, shared/reference/hardware.md).
+#: 1403/1979 TF/s (71%) vs bf16 795/989 TF/s (80%) (stas00/ml-engineering, docs/reference/hardware.md).
 FP8_MATMUL_EFF_SCALE = (1403 / 1979) / (795 / 989)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
 from mlcost.estimate.context import resolve_hardware
@@ -159,7 +160,7 @@ def estimate_serve(
     job: ServeJob,
     cluster: Cluster,
     *,
-    catalog: Any = None,
+    catalog: CatalogLike | None = None,
     profile: EfficiencyProfile | None = None,
 ) -> ServeEstimate:
     """Predict serving ``model`` with ``job`` on one replica of ``job.tp`` devices of ``cluster.device``.

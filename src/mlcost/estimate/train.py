@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
 from mlcost.estimate.context import Hardware, compute_peaks, resolve_hardware
@@ -208,7 +209,7 @@ def estimate_train(
     job: TrainJob,
     cluster: Cluster,
     *,
-    catalog: Any = None,
+    catalog: CatalogLike | None = None,
     profile: EfficiencyProfile | None = None,
 ) -> TrainEstimate:
     """Predict a training job. Raises :class:`SpecError` for impossible layouts; a job that does not fit

@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
 from mlcost.estimate.context import resolve_hardware
 from mlcost.estimate.kernel import train_kernel
@@ -433,7 +434,7 @@ def target_loss_candidates(
 
 # ---- choosing layouts ---------------------------------------------------------------------------------
 def choose_train_layout(
-    model: ModelSpec, tokens: float, setup: TrainSetup, *, catalog: Any = None
+    model: ModelSpec, tokens: float, setup: TrainSetup, *, catalog: CatalogLike | None = None
 ) -> tuple[TrainEstimate | None, str | None]:
     """The fastest layout that fits (module docstring); ``(None, reason)`` when none does."""
     count = setup.cluster.count
@@ -477,7 +478,7 @@ def choose_train_layout(
 
 
 def choose_serving(
-    model: ModelSpec, traffic: Traffic, setup: ServeSetup, *, catalog: Any = None
+    model: ModelSpec, traffic: Traffic, setup: ServeSetup, *, catalog: CatalogLike | None = None
 ) -> tuple[ServeEstimate | None, str | None]:
     """The cheapest serving configuration per output token (module docstring); ``(None, reason)`` if none."""
     best: ServeEstimate | None = None
@@ -563,7 +564,7 @@ def _cost_candidate(
     serve: ServeSetup,
     discount_rate: float,
     revenue: float | None,
-    catalog: Any,
+    catalog: CatalogLike | None,
 ) -> CandidateCost:
     n = count_params(cand.model).total
     d_inf = inference_tokens(traffic, horizon_s)
@@ -689,7 +690,7 @@ def tco(
     target_loss: float | None = None,
     discount_rate: float = 0.0,
     revenue_per_million_tokens_usd: float | None = None,
-    catalog: Any = None,
+    catalog: CatalogLike | None = None,
 ) -> TcoResult:
     """Cost each candidate (training once, serving ``traffic`` for ``horizon_s`` after training) and compare.
 

@@ -23,9 +23,9 @@ MFU_MAX = 1.0
 
 def _catalog() -> Any:
     try:
-        from mlcost.catalog import get_catalog
+        from mlcost.context import default_catalog
 
-        return get_catalog()
+        return default_catalog()
     except Exception:
         return None
 
@@ -69,20 +69,21 @@ def catalog_device_for(device: str) -> Any:
 
 
 def local_calibration(device: str) -> Any:
-    """This machine's calibration (``mlcost calibrate``) on a CPU run, else None."""
+    """This machine's calibrated ``local`` device row (``mlcost calibrate`` on this host) on a CPU run, else None."""
     if device.startswith("cuda"):
         return None
-    try:
-        from mlcost.calibrate.profile import load_local_profile  # type: ignore[import-not-found]
+    from mlcost.context import local_calibration as saved_calibration
 
-        return load_local_profile()
-    except Exception:
-        return None
+    cal = saved_calibration()
+    return None if cal is None else cal.device
 
 
 def _profile_peak(profile: Any, precision: str) -> float | None:
     if profile is None:
         return None
+    if hasattr(profile, "peak_for"):  # the calibrated ``local`` device row
+        value = profile.peak_for(precision) or profile.peak_for("fp32")
+        return float(value) if value else None
     peaks = getattr(profile, "peak_flops_per_s", None)
     if isinstance(peaks, dict):
         value = peaks.get(precision) or peaks.get("fp32")

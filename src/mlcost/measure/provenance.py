@@ -41,33 +41,12 @@ def _safe(fn: Any, default: Any = None) -> Any:
         return default
 
 
-@functools.lru_cache(maxsize=1)
 def _proc_cpuinfo() -> tuple[str | None, frozenset[str]]:
-    model: str | None = None
-    flags: frozenset[str] = frozenset()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = frozenset(value.split())
-                if model is not None and flags:
-                    break
-    except OSError:
-        pass
-    if model is None or not flags:
-        try:  # macOS/Windows: py-cpuinfo (slow, so only when /proc/cpuinfo is missing)
-            import cpuinfo
+    """Model and flags from the one CPU reader, :func:`mlcost.catalog.host.detect_host`."""
+    from mlcost.catalog.host import detect_host
 
-            info = cpuinfo.get_cpu_info()
-            model = model or info.get("brand_raw")
-            flags = flags or frozenset(info.get("flags", []))
-        except Exception:
-            pass
-    return model or platform.processor() or None, flags
+    host = detect_host()
+    return host.model, host.flags
 
 
 def cpu_model_name() -> str | None:

@@ -195,10 +195,10 @@ def parse_strategy(text: str | Strategy) -> Strategy:
 
 
 def cpu_flags() -> set[str]:
-    """CPU ISA flags (:func:`mlcost.measure.provenance.all_cpu_flags`, the one reader)."""
-    from mlcost.measure.provenance import all_cpu_flags
+    """CPU ISA flags, from the one CPU reader (:func:`mlcost.catalog.host.cpu_flags`)."""
+    from mlcost.catalog.host import cpu_flags as host_flags
 
-    return set(all_cpu_flags())
+    return set(host_flags())
 
 
 def precision_support(precision: str, device: str) -> tuple[bool, str]:

@@ -5,12 +5,11 @@ Every error is a :class:`~mlcost.errors.SpecError` that names the file, the key 
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Any
 
-from mlcost.errors import SpecError
+from mlcost.errors import SpecError, did_you_mean
 
 TOP_KEYS = ("objective", "resource", "constraints")
 RESOURCE_KEYS = ("name", "unit_cost", "performance", "integer", "min_units", "max_units")
@@ -63,8 +62,7 @@ def check_keys(source: str, where: str, data: dict[str, Any], allowed: tuple[str
     """Reject unknown keys, suggesting the closest allowed one."""
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+            hint = did_you_mean(key, allowed, cutoff=0.5) or f"allowed keys: {', '.join(allowed)}"
             raise SpecError(f"{source}: unknown key {where}{key!r}", hint=hint)
 
 
@@ -97,8 +95,7 @@ def objective(source: str, value: Any) -> str:
     if value is None:
         return "min_cost"
     if value not in OBJECTIVES:
-        close = difflib.get_close_matches(str(value), OBJECTIVES, n=1, cutoff=0.4)
-        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(OBJECTIVES)}"
+        hint = did_you_mean(value, OBJECTIVES, cutoff=0.4) or f"use one of {', '.join(OBJECTIVES)}"
         raise SpecError(
             f"{source}: objective must be one of {', '.join(OBJECTIVES)}, got {value!r}", hint=hint
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
 from mlcost.plan.train import check_places, price_rows
@@ -114,14 +115,14 @@ def plan_serve(
     batches: Sequence[int] = DEFAULT_BATCHES,
     kv_precision: str = "bf16",
     top: int = 5,
-    catalog: Any = None,
+    catalog: CatalogLike | None = None,
 ) -> ServePlanResult:
     """Plan a serving fleet (module docstring). Give exactly one of ``requests_per_s`` and
     ``tokens_per_day`` (output tokens per day)."""
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import builtin_catalog
 
     t0 = time.perf_counter()
-    cat = catalog or get_catalog()
+    cat = catalog if catalog is not None else builtin_catalog()
     if (requests_per_s is None) == (tokens_per_day is None):
         raise SpecError(
             "give the traffic as exactly one of --requests-per-s and --tokens-per-day",

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError, UnknownNameError
 from mlcost.estimate.kernel import train_kernel
 from mlcost.estimate.params import count_params
@@ -381,15 +382,15 @@ def plan_train(
     weights: dict[str, float] | None = None,
     spot_model: SpotModel = DEFAULT_SPOT,
     top: int = 5,
-    catalog: Any = None,
+    catalog: CatalogLike | None = None,
 ) -> TrainPlanResult:
     """Plan a training run of ``tokens`` tokens of ``model`` (module docstring)."""
-    from mlcost.catalog import get_catalog
+    from mlcost.catalog import builtin_catalog
 
     t0 = time.perf_counter()
     cons = constraints or TrainConstraints()
     search = search or TrainSearch()
-    cat = catalog or get_catalog()
+    cat = catalog if catalog is not None else builtin_catalog()
     if objective not in OBJECTIVES:
         raise SpecError(f"unknown objective {objective!r}", hint=f"choose from {', '.join(OBJECTIVES)}")
     if not (tokens > 0 and math.isfinite(tokens)):

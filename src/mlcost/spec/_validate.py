@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from mlcost.errors import SpecError
+from mlcost.errors import SpecError, did_you_mean
 
 
 def check_positive_int(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
@@ -28,9 +27,10 @@ def check_positive(owner: str, name: str, value: Any, *, allow_zero: bool = Fals
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> None:
     options = list(choices)
     if value not in options:
-        close = difflib.get_close_matches(str(value), options, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SpecError(f"{owner}.{name} must be one of {', '.join(options)}, got {value!r}", hint=hint + "")
+        raise SpecError(
+            f"{owner}.{name} must be one of {', '.join(options)}, got {value!r}",
+            hint=did_you_mean(value, options, end=" "),
+        )
 
 
 def from_dict_strict(cls: type, data: dict[str, Any]) -> Any:
@@ -41,10 +41,9 @@ def from_dict_strict(cls: type, data: dict[str, Any]) -> Any:
     unknown = [k for k in data if k not in names]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(names), n=1)
         raise SpecError(
             f"unknown field {key!r} for {cls.__name__}",
-            hint=f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(names))}",
+            hint=did_you_mean(key, sorted(names)) or f"allowed: {', '.join(sorted(names))}",
         )
     try:
         return cls(**data)

@@ -252,10 +252,9 @@ def model_from_hf_config(
     if not model_type:
         raise SpecError(f"{where}: missing key 'model_type'", hint=f"supported model types: {supported}")
     if model_type not in _BUILDERS:
-        import difflib
+        from mlcost.errors import did_you_mean
 
-        close = difflib.get_close_matches(str(model_type), SUPPORTED_MODEL_TYPES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(model_type, SUPPORTED_MODEL_TYPES, end=" ")
         raise SpecError(
             f"{where}: unsupported model_type {model_type!r}",
             hint=hint + f"supported model types: {supported}; or build a ModelSpec by hand",

@@ -157,11 +157,15 @@ class ModelSpec:
 
     # ---- constructors ---------------------------------------------------------------------------
     @classmethod
-    def from_preset(cls, name: str, catalog: Any = None) -> ModelSpec:
-        """A model preset from the catalog (``mlcost models`` lists them)."""
-        from mlcost.catalog import get_catalog
-
-        return (catalog or get_catalog()).model(name)
+    def from_preset(cls, name: str, catalog: Any) -> ModelSpec:
+        """A model preset of ``catalog`` (anything with ``.model(name)``, e.g.
+        :func:`mlcost.catalog.builtin_catalog`; ``mlcost models`` lists them)."""
+        if catalog is None:
+            raise SpecError(
+                f"no catalog to look the preset {name!r} up in",
+                hint="pass one: mlcost.catalog.resolve_model(name) uses the built-in catalog",
+            )
+        return catalog.model(name)  # type: ignore[no-any-return]
 
     @classmethod
     def from_hf_config(cls, config: dict[str, Any] | str, *, name: str | None = None) -> ModelSpec:
@@ -176,16 +180,3 @@ class ModelSpec:
         from mlcost.spec.torch_module import model_from_torch_module
 
         return model_from_torch_module(module, name=name)
-
-
-def resolve_model(name_or_path: str | ModelSpec, catalog: Any = None) -> ModelSpec:
-    """A preset name, a path to a ``config.json`` (or a folder holding one), or a spec as is."""
-    import os
-
-    if isinstance(name_or_path, ModelSpec):
-        return name_or_path
-    text = str(name_or_path)
-    if text.endswith(".json") or os.path.sep in text or os.path.isdir(text):
-        path = os.path.join(text, "config.json") if os.path.isdir(text) else text
-        return ModelSpec.from_hf_config(path)
-    return ModelSpec.from_preset(text, catalog)

@@ -66,7 +66,7 @@ def cores_in_use() -> tuple[int, str]:
 def _catalog_cpu_row(cpu_model: str | None) -> Any:
     """The catalog's cpu device row matching ``cpu_model`` (or the only cpu row), or None. Never raises."""
     try:
-        from mlcost.catalog import get_catalog  # type: ignore[attr-defined]
+        from mlcost.context import default_catalog as get_catalog
 
         catalog = get_catalog()
         devices: Any = getattr(catalog, "devices", None)
