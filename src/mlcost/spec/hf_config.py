@@ -41,7 +41,13 @@ from typing import Any
 from mlcost.errors import SpecError
 from mlcost.spec.model import ModelSpec
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "load_hf_config", "model_from_hf_config"]
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "fetch_hub_config",
+    "load_hf_config",
+    "model_from_any_config",
+    "model_from_hf_config",
+]
 
 
 class _Config:
@@ -433,3 +439,64 @@ def _name_from_where(where: str) -> str | None:
     if path.suffix == ".json":
         return path.stem
     return None
+
+
+def model_from_any_config(config: dict[str, Any] | str | Path, *, name: str | None = None) -> ModelSpec:
+    """Like :func:`model_from_hf_config`, with a fallback for ``model_type`` values it does not map: the
+    model is built by ``transformers`` on the meta device (:func:`mlcost.spec.meta_count.count_on_meta`) and
+    counted. When a generic Llama-style reading of the config's standard keys has exactly that many
+    parameters, that spec is used (its ``source`` says so); otherwise a :class:`SpecError` reports the
+    counted parameters and FLOPs per token, which the time and memory model cannot use without a shape."""
+    data, where = load_hf_config(config)
+    model_type = data.get("model_type")
+    if not model_type or model_type in _BUILDERS:
+        return model_from_hf_config(data, name=name, source=where)
+    from mlcost.spec.meta_count import count_on_meta
+
+    counted = count_on_meta(data)
+    flops = (
+        f"{counted.train_flops_per_token:.4g} training FLOPs per token at seq {counted.seq_len}"
+        if counted.train_flops_per_token is not None
+        else f"FLOPs not counted on meta tensors ({counted.flops_error})"
+    )
+    try:
+        guess = model_from_hf_config(
+            {**data, "model_type": "llama"},
+            name=name or data.get("_name_or_path") or _name_from_where(where) or str(model_type),
+            source=f"{where} (model_type {model_type!r}: generic Llama-style shape; parameters verified "
+            f"equal to transformers' {counted.model_class} on the meta device; {flops})",
+        )
+    except SpecError:
+        guess = None
+    from mlcost.estimate.params import count_params  # noqa: PLC0415 - only for this check
+
+    if guess is not None and count_params(guess).total == counted.params:
+        return guess
+    raise SpecError(
+        f"{where}: model_type {model_type!r} is not mapped to a shape; transformers' {counted.model_class} "
+        f"has {counted.params:,} parameters and {flops} (meta device)",
+        hint="supported model types: " + ", ".join(SUPPORTED_MODEL_TYPES) + "; or build a ModelSpec by hand",
+    )
+
+
+def fetch_hub_config(repo_id: str) -> dict[str, Any]:
+    """``config.json`` of a Hugging Face hub model id (``owner/name``) through ``huggingface_hub``; a
+    one-line :class:`SpecError` when it cannot be fetched (offline, unknown or gated id)."""
+    import os
+
+    from mlcost.errors import require
+
+    hub = require("huggingface_hub", f"reading hub id {repo_id!r}", extra="hf")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    require("huggingface_hub.utils", "quiet hub logging", extra="hf").logging.set_verbosity_error()
+    try:
+        path = hub.hf_hub_download(repo_id, "config.json", local_files_only=offline)
+    except Exception as exc:  # noqa: BLE001 - network, HTTP and cache errors all mean "cannot fetch"
+        why = "offline (HF_HUB_OFFLINE is set)" if offline else f"no network or no such public model ({type(exc).__name__})"
+        raise SpecError(
+            f"cannot fetch config.json of hub id {repo_id!r}: {why}",
+            hint="check the id and the network, or download its config.json and pass the file path",
+        ) from None
+    data, _ = load_hf_config(path)
+    data.setdefault("_name_or_path", repo_id)
+    return data
