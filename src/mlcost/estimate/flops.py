@@ -40,12 +40,15 @@ class TokenFlops:
     Attributes:
         matmul_per_layer: dense GEMMs of one block (QKV, output projection, MLP/experts, router).
         attention_per_layer: attention scores and attention·V of one block (full s×s counting).
-        head: the LM head (0 for encoders).
+        head: the vocabulary head (0 without one).
+        routed_per_layer: the part of ``matmul_per_layer`` in routed experts (averaged over blocks; 0 for
+            dense models): what a capacity factor pads and expert parallelism moves.
     """
 
     matmul_per_layer: float
     attention_per_layer: np.ndarray
     head: float
+    routed_per_layer: float = 0.0
 
 
 def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
@@ -54,8 +57,17 @@ def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
     s = np.asarray(seq_len, dtype=np.float64)
     attn = 2.0 * s * model.n_heads * (model.dim_head + model.dim_v)
     head = 2.0 * counts.head_matmul
+    routed = 0.0
+    if model.is_moe:
+        from mlcost.estimate.params import mlp_weights
+
+        routed = 2.0 * model.experts_top_k * mlp_weights(model, model.ff_expert)
+        routed *= model.n_moe_layers / model.n_layers
     return TokenFlops(
-        matmul_per_layer=2.0 * counts.matmul_per_layer_active, attention_per_layer=attn, head=head
+        matmul_per_layer=2.0 * counts.matmul_per_layer_active,
+        attention_per_layer=attn,
+        head=head,
+        routed_per_layer=routed,
     )
 
 

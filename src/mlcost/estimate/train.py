@@ -21,6 +21,7 @@ from mlcost.estimate.kernel import (
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
+from mlcost.estimate.timing import SCHEDULE_CODES
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
@@ -50,12 +51,29 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             f"TP = {tp} and the {model.kv_heads} key/value heads of {model.name} do not divide each other",
             hint="TP must divide the KV heads, or be a multiple of them (heads are then replicated)",
         )
-    if model.n_layers % (pp * v):
-        what = f"PP×virtual stages = {pp}×{v}" if v > 1 else f"PP = {pp}"
+    if model.n_layers < pp * v:
+        what = f"--pp {pp} × --virtual-stages {v} = {pp * v} chunks" if v > 1 else f"--pp {pp} stages"
         raise SpecError(
-            f"{what} does not divide the {model.n_layers} layers of {model.name}",
-            hint="each pipeline stage (and virtual chunk) needs the same whole number of layers",
+            f"{what} for the {model.n_layers} layers of {model.name}: a stage would get no layer",
+            hint=f"use at most {model.n_layers} pipeline chunks (PP × virtual stages)",
         )
+    if job.ep > 1:
+        if not model.is_moe:
+            raise SpecError(
+                f"--ep {job.ep}: {model.name} has no experts",
+                hint="expert parallelism applies to mixture-of-experts models; drop --ep",
+            )
+        if model.n_experts % job.ep:
+            raise SpecError(
+                f"--ep {job.ep} does not divide the {model.n_experts} experts of {model.name}",
+                hint="choose an EP degree that divides the expert count, e.g. "
+                + ", ".join(str(d) for d in _divisors(model.n_experts) if d > 1)[:60],
+            )
+        if dp % job.ep:
+            raise SpecError(
+                f"--ep {job.ep} does not divide the data-parallel degree {dp} (devices / (TP×PP))",
+                hint="expert-parallel ranks are carved out of the data-parallel group: EP must divide DP",
+            )
     if job.global_batch % (job.micro_batch * dp):
         raise SpecError(
             f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
@@ -67,6 +85,10 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             hint=f"use --seq-len <= {model.max_seq_len}",
         )
     return dp
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def hardware_fields(hw: Any) -> dict[str, Any]:
@@ -122,6 +144,9 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_traffic_bytes=(
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
+        ep=job.ep,
+        capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
+        schedule=SCHEDULE_CODES[job.schedule],
         **compute_peaks(hw.device, job.precision),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
@@ -198,6 +223,28 @@ def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: flo
     return f"does not fit on up to {count} × {hw.device.id}: use a device with more memory"
 
 
+def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
+    chunks = job.pp * job.virtual_stages
+    uneven = "" if model.n_layers % chunks == 0 else (
+        f"; uneven split: {model.n_layers} layers over {chunks} chunks, the fullest holds "
+        f"{-(-model.n_layers // chunks)} and sets the pace"
+    )
+    if job.schedule == "zb-h1":
+        return Assumption(
+            "pipeline_schedule",
+            "ZB-H1",
+            "zero-bubble ZB-H1 (Qi et al. 2023, arXiv 2401.10241 §3.1): bubble (p−1)(T_F+T_B−T_W), 1/3 of "
+            "1F1B's with T_F = T_B = T_W (1/2 with full recompute); 1F1B's activation memory" + uneven,
+        )
+    if job.virtual_stages > 1:
+        return Assumption(
+            "pipeline_schedule",
+            f"1F1B interleaved v={job.virtual_stages}",
+            "Narayanan et al. 2021: bubble (p−1)/v" + uneven,
+        )
+    return Assumption("pipeline_schedule", "1F1B", "Narayanan et al. 2021: bubble (p−1)/m of the step" + uneven)
+
+
 #: A precision whose peak is this many times below the device's best one gets a note in the assumptions
 #: (e.g. bf16 on a CPU without bf16 units runs ~35x slower than fp32).
 SLOW_PRECISION_FACTOR = 4.0
@@ -264,11 +311,7 @@ def estimate_train(
             "full s×s",
             "attention scores counted over the full matrix (Megatron, FlopCounterMode)",
         ),
-        Assumption(
-            "pipeline_schedule",
-            "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
-            "Narayanan et al. 2021",
-        ),
+        _schedule_note(model, job),
         Assumption(
             "power_w_per_device",
             hw.device.tdp_w * hw.profile.power_frac,
@@ -293,6 +336,21 @@ def estimate_train(
                 f"{hw.device.id} peaks at {used_peak / 1e12:.3g} TFLOP/s in {job.precision} and "
                 f"{best_peak / 1e12:.3g} in {best_prec} ({best_peak / used_peak:.0f}x faster); "
                 f"try --precision {best_prec}",
+            )
+        )
+    if model.is_moe:
+        notes.append(
+            Assumption(
+                "moe",
+                f"EP={job.ep}, capacity factor "
+                + ("dropless (balanced)" if job.capacity_factor is None else f"{job.capacity_factor:g}"),
+                "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
+                "all-to-all dispatch + combine in forward and backward, "
+                + (
+                    f"{r['time_ep_comm_s']:.3g} s per step, not overlapped with compute"
+                    if job.ep > 1
+                    else "none (EP = 1: experts replicated over DP)"
+                ),
             )
         )
     if model.position == "rope" and job.seq_len > model.max_seq_len:
