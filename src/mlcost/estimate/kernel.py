@@ -107,6 +107,8 @@ class TrainInputs:
     ep: Arr = 1
     capacity_factor: Arr = 1.0
     schedule: Arr = 0
+    # share of TP communication hidden behind GEMMs (Megatron --tp-comm-overlap / TE userbuffers); 0 = none
+    tp_comm_overlap: Arr = 0.0
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -212,6 +214,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     )
     n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
+    # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
+    o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
+    t_tp = np.maximum((1.0 - o_tp) * t_tp, t_tp - o_tp * t_matmul)
     bw_pp = link_bandwidth(
         2,
         t,
@@ -278,8 +283,11 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
 
     t_dp_raw = sync_time(psi_d, n, bw_dp) + (sync_time(psi_e, n_e, bw_edp) if model.is_moe else 0.0)
     overlap = np.asarray(x.dp_overlap, dtype=np.float64) * np.asarray(x.overlap_grad_reduce, dtype=np.float64)
-    # Overlap hides communication behind backward compute (≈ 2/3 of the pipeline), never more.
-    t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - (2.0 / 3.0) * t_pipeline * overlap)
+    # Overlap hides communication behind compute, never more than the compute it runs under: the backward
+    # (≈ 2/3 of the pipeline) for gradient reduction; with ZeRO-3/FSDP also the forward, where parameter
+    # all-gathers are prefetched (so small per-device work leaves more of it exposed).
+    window = np.where(z >= 3, 1.0, 2.0 / 3.0) * t_pipeline
+    t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - window * overlap)
     psi_opt = psi_d / np.where(z >= 1, n, 1.0) + psi_e / np.where(z >= 1, n_e, 1.0)
     t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
     step_time = t_pipeline + t_dp + t_opt + np.asarray(x.step_overhead_s, dtype=np.float64)

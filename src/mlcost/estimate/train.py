@@ -115,6 +115,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "activation_overhead_frac": prof.activation_overhead_frac,
         "step_overhead_s": prof.step_overhead_s,
         "layer_overhead_s": prof.layer_overhead_s,
+        "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
     }
 
 
@@ -257,10 +258,11 @@ def estimate_train(
     *,
     catalog: Any = None,
     profile: EfficiencyProfile | None = None,
+    framework: str | None = None,
 ) -> TrainEstimate:
     """Predict a training job. Raises :class:`SpecError` for impossible layouts; a job that does not fit
     in memory is not an error (``fits`` is False and ``fit_suggestions`` says what would make it fit)."""
-    hw = resolve_hardware(cluster, catalog, profile)
+    hw = resolve_hardware(cluster, catalog, profile, framework)
     dp = validate_layout(model, job, cluster.count)
     r = {k: float(v) for k, v in train_kernel(model, build_inputs(model, job, hw, dp)).items()}
     counts = count_params(model)
