@@ -174,7 +174,9 @@ def test_config_json_params_equal_transformers(path: str) -> None:
     """Every shipped config.json fixture: spec parsed by mlcost vs the model transformers builds from it."""
     config = transformers.AutoConfig.from_pretrained(str(FIXTURES / path))
     cls = (
-        transformers.AutoModelForMaskedLM if config.model_type == "bert" else transformers.AutoModelForCausalLM
+        transformers.AutoModelForMaskedLM
+        if config.model_type == "bert"
+        else transformers.AutoModelForCausalLM
     )
     with torch.device("meta"):
         model = cls.from_config(config)

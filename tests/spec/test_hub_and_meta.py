@@ -27,7 +27,7 @@ def test_hub_id_offline_is_one_line_exit_2(
 def test_hub_id_offline_raises_spec_error(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SpecError, match="cannot fetch config.json"):
+    with pytest.raises(SpecError, match=r"cannot fetch config\.json"):
         resolve_model("some-org/another-missing-model")
 
 

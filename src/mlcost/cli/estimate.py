@@ -155,7 +155,9 @@ def train(
         from mlcost.errors import SpecError
 
         if objective not in ("clm", "mlm"):
-            raise SpecError(f"--objective {objective!r} is not one of clm, mlm", hint="pass --objective clm or mlm")
+            raise SpecError(
+                f"--objective {objective!r} is not one of clm, mlm", hint="pass --objective clm or mlm"
+            )
         if objective == "mlm" and spec.kind != "encoder":
             raise SpecError(
                 f"--objective mlm needs an encoder; {spec.name} is a decoder", hint="use --objective clm"

@@ -226,9 +226,13 @@ def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: flo
 
 def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
     chunks = job.pp * job.virtual_stages
-    uneven = "" if model.n_layers % chunks == 0 else (
-        f"; uneven split: {model.n_layers} layers over {chunks} chunks, the fullest holds "
-        f"{-(-model.n_layers // chunks)} and sets the pace"
+    uneven = (
+        ""
+        if model.n_layers % chunks == 0
+        else (
+            f"; uneven split: {model.n_layers} layers over {chunks} chunks, the fullest holds "
+            f"{-(-model.n_layers // chunks)} and sets the pace"
+        )
     )
     if job.schedule == "zb-h1":
         return Assumption(
@@ -243,7 +247,9 @@ def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
             f"1F1B interleaved v={job.virtual_stages}",
             "Narayanan et al. 2021: bubble (p−1)/v" + uneven,
         )
-    return Assumption("pipeline_schedule", "1F1B", "Narayanan et al. 2021: bubble (p−1)/m of the step" + uneven)
+    return Assumption(
+        "pipeline_schedule", "1F1B", "Narayanan et al. 2021: bubble (p−1)/m of the step" + uneven
+    )
 
 
 #: A precision whose peak is this many times below the device's best one gets a note in the assumptions

@@ -209,7 +209,9 @@ def _falcon(cfg: _Config) -> dict[str, Any]:
     n_heads = cfg.get_int("num_attention_heads")
     new_arch = cfg.get_bool("new_decoder_architecture", False)
     if cfg.get_bool("alibi", False):
-        raise cfg._error("ALiBi Falcon variants are not modelled", "use a rotary (alibi = false) Falcon config")
+        raise cfg._error(
+            "ALiBi Falcon variants are not modelled", "use a rotary (alibi = false) Falcon config"
+        )
     if new_arch:
         kv_heads = cfg.get_int("num_kv_heads", default=n_heads)
         norms = 2 if cfg.get_int("num_ln_in_parallel_attn", default=2) == 2 else 1
@@ -468,7 +470,7 @@ def model_from_any_config(config: dict[str, Any] | str | Path, *, name: str | No
         )
     except SpecError:
         guess = None
-    from mlcost.estimate.params import count_params  # noqa: PLC0415 - only for this check
+    from mlcost.estimate.params import count_params
 
     if guess is not None and count_params(guess).total == counted.params:
         return guess
@@ -491,8 +493,12 @@ def fetch_hub_config(repo_id: str) -> dict[str, Any]:
     require("huggingface_hub.utils", "quiet hub logging", extra="hf").logging.set_verbosity_error()
     try:
         path = hub.hf_hub_download(repo_id, "config.json", local_files_only=offline)
-    except Exception as exc:  # noqa: BLE001 - network, HTTP and cache errors all mean "cannot fetch"
-        why = "offline (HF_HUB_OFFLINE is set)" if offline else f"no network or no such public model ({type(exc).__name__})"
+    except Exception as exc:
+        why = (
+            "offline (HF_HUB_OFFLINE is set)"
+            if offline
+            else f"no network or no such public model ({type(exc).__name__})"
+        )
         raise SpecError(
             f"cannot fetch config.json of hub id {repo_id!r}: {why}",
             hint="check the id and the network, or download its config.json and pass the file path",
