@@ -161,7 +161,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # Uneven splits: the fullest stage (ceil) sets the pace.
     layers_stage = np.ceil(model.n_layers / (p * v)) * v
     moe_stage = np.minimum(layers_stage, model.n_moe_layers)
-    bubble = bubble_fraction(x.schedule, rc)
+    # Fast paths keep dense models at their old cost (the planner scores 10^6 candidates per second).
+    sched = np.asarray(x.schedule)
+    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc)
 
     # ---- FLOPs -----------------------------------------------------------------------------------
     step = train_step_flops(model, tokens_per_step, s, rc)
@@ -170,7 +172,6 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     attn_passes = 3.0 + (rc >= 1)
     dense_tok = layers_stage * (tf.matmul_per_layer - tf.routed_per_layer) * mm_passes + 3.0 * tf.head
     mm_flops_mb = tokens_mb * dense_tok / t
-    expert_flops_mb = tokens_mb * layers_stage * tf.routed_per_layer * cf * mm_passes / t
     attn_flops_mb = tokens_mb * layers_stage * tf.attention_per_layer * attn_passes / t
 
     # ---- compute time of one micro-batch on the slowest stage (the last: blocks + LM head) --------
@@ -184,6 +185,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         g_e = np.minimum(model.ff_expert / t, tokens_mb * model.experts_top_k * cf * ep / model.n_experts)
         eff_e = matmul_efficiency(g_e, x.matmul_eff_max, x.matmul_half_dim)
         eff_e = eff_e * np.asarray(x.matmul_eff_scale, dtype=np.float64)
+        expert_flops_mb = tokens_mb * layers_stage * tf.routed_per_layer * cf * mm_passes / t
         t_matmul = t_matmul + expert_flops_mb / (peak * eff_e)
     t_attn = attn_flops_mb / (np.asarray(x.attention_peak_flops_per_s, dtype=np.float64) * x.attention_eff)
     bw_mem = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * x.mem_bw_eff
@@ -216,7 +218,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
     o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
-    t_tp = np.maximum((1.0 - o_tp) * t_tp, t_tp - o_tp * t_matmul)
+    if o_tp.ndim or float(o_tp):
+        t_tp = np.maximum((1.0 - o_tp) * t_tp, t_tp - o_tp * t_matmul)
     bw_pp = link_bandwidth(
         2,
         t,
@@ -230,18 +233,20 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # multiplies point-to-point traffic by v; Megatron's scatter/gather splits each message over TP).
     t_pp = np.where(p > 1, 2.0 * v * e * tokens_mb * model.d_model / t / bw_pp, 0.0)
     # Expert-parallel all-to-all: dispatch + combine in forward and backward (+ the recomputed forward).
-    bw_ep = link_bandwidth(
-        ep,
-        t,
-        x.devices_per_node,
-        x.intra_bw_bytes_per_s,
-        x.inter_bw_bytes_per_s,
-        x.intra_comm_eff,
-        x.inter_comm_eff,
-    )
-    a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
-    n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
-    t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
+    t_a2a: Arr = 0.0
+    if model.is_moe:
+        bw_ep = link_bandwidth(
+            ep,
+            t,
+            x.devices_per_node,
+            x.intra_bw_bytes_per_s,
+            x.inter_bw_bytes_per_s,
+            x.intra_comm_eff,
+            x.inter_comm_eff,
+        )
+        a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
+        n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
+        t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
     t_mb = t_compute_mb + t_tp + t_pp + t_a2a
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
@@ -250,17 +255,19 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     stage = stage_params(model, t, p, ep)
     psi = stage.worst
     psi_e = np.asarray(stage.expert, dtype=np.float64)
-    psi_d = psi - psi_e
+    psi_d = psi - psi_e if model.is_moe else psi
     n_e = n / ep
-    bw_edp = link_bandwidth(
-        n_e,
-        t * p * ep,
-        x.devices_per_node,
-        x.intra_bw_bytes_per_s,
-        x.inter_bw_bytes_per_s,
-        x.intra_comm_eff,
-        x.inter_comm_eff,
-    )
+    bw_edp: Arr = 0.0
+    if model.is_moe:
+        bw_edp = link_bandwidth(
+            n_e,
+            t * p * ep,
+            x.devices_per_node,
+            x.intra_bw_bytes_per_s,
+            x.inter_bw_bytes_per_s,
+            x.intra_comm_eff,
+            x.inter_comm_eff,
+        )
     bw_dp = link_bandwidth(
         n,
         t * p,
@@ -288,7 +295,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # all-gathers are prefetched (so small per-device work leaves more of it exposed).
     window = np.where(z >= 3, 1.0, 2.0 / 3.0) * t_pipeline
     t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - window * overlap)
-    psi_opt = psi_d / np.where(z >= 1, n, 1.0) + psi_e / np.where(z >= 1, n_e, 1.0)
+    psi_opt = psi_d / np.where(z >= 1, n, 1.0)
+    if model.is_moe:
+        psi_opt = psi_opt + psi_e / np.where(z >= 1, n_e, 1.0)
     t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
     step_time = t_pipeline + t_dp + t_opt + np.asarray(x.step_overhead_s, dtype=np.float64)
 
@@ -347,7 +356,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_memory_bound_s": (t_elem + t_overhead) * slots,
         "time_tp_comm_s": t_tp * slots,
         "time_pp_comm_s": t_pp * slots,
-        "time_ep_comm_s": t_a2a * slots,
+        "time_ep_comm_s": np.asarray(t_a2a) * slots,
         "time_bubble_s": t_mb * (p - 1) / v * bubble,
         "time_dp_comm_s": t_dp,
         "time_dp_comm_unoverlapped_s": t_dp_raw,

@@ -92,11 +92,14 @@ def stage_params(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike =
     pp_a = np.asarray(pp, dtype=np.float64)
     ep_a = np.asarray(ep, dtype=np.float64)
     on_stage = np.ceil(model.n_layers / pp_a)
-    moe_on_stage = np.minimum(on_stage, model.n_moe_layers)
-    routed = float(c.routed_experts_per_layer)
-    moe_block = float(c.per_layer) if model.is_moe else 0.0
-    layers = (on_stage - moe_on_stage) * c.per_layer_dense + moe_on_stage * (moe_block - routed)
-    expert = moe_on_stage * routed / (ep_a * tp_a)
+    expert: np.ndarray | float = 0.0
+    if model.is_moe:
+        moe_on_stage = np.minimum(on_stage, model.n_moe_layers)
+        routed = float(c.routed_experts_per_layer)
+        layers = (on_stage - moe_on_stage) * c.per_layer_dense + moe_on_stage * (c.per_layer - routed)
+        expert = moe_on_stage * routed / (ep_a * tp_a)
+    else:
+        layers = on_stage * c.per_layer
     head = c.lm_head if c.lm_head else (model.vocab_size * model.d_model if model.has_lm_head else 0)
     single = pp_a == 1
     first = (layers + c.embedding + np.where(single, c.lm_head + c.final, 0.0)) / tp_a + expert
@@ -249,14 +252,15 @@ def train_memory(
     ep_a = np.asarray(ep, dtype=np.float64)
     sp_params = stage if stage is not None else stage_params(model, t, p, ep_a)
     psi_e = np.asarray(sp_params.expert, dtype=np.float64)
-    psi_d = sp_params.worst - psi_e
+    psi_d = sp_params.worst - psi_e if model.is_moe else sp_params.worst
     n_e = n / ep_a
 
     def sharded(per_param: ArrayLike, stage_from: int) -> np.ndarray:
         per = np.asarray(per_param, dtype=np.float64)
-        return psi_d * per / np.where(z >= stage_from, n, 1.0) + psi_e * per / np.where(
-            z >= stage_from, n_e, 1.0
-        )
+        out = psi_d * per / np.where(z >= stage_from, n, 1.0)
+        if model.is_moe:
+            out = out + psi_e * per / np.where(z >= stage_from, n_e, 1.0)
+        return np.asarray(out)
 
     weights = sharded(weight_bytes, 3)
     grads = sharded(grad_bytes, 2)
