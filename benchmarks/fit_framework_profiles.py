@@ -1,88 +1,89 @@
-"""Fit ONE efficiency profile per (device, framework family) to published runs of that family, and print
-the runs held out from the fit with their errors.
+"""Fit ONE efficiency profile per (device, framework family) to the FIT runs of that family in
+tests/estimate/data/published_runs.csv and print the TOML rows plus the error on every run (fit and held
+out). The golden test tests/estimate/test_golden_published_runs.py checks the held-out ("test") runs.
 
 Usage: python benchmarks/fit_framework_profiles.py
 
-What is fitted: ``matmul_eff_max`` and ``attention_eff`` on a grid (0.30-0.90 by 0.01, attention capped at
-0.60), every other field taken from the device's base profile in efficiency.toml; the objective is the mean
-squared relative error of tokens/s per device over the FIT runs of the family. The resulting rows go into
-src/mlcost/catalog/data/efficiency.toml as ``device = "<device>/<family>"`` with the fit runs in their source.
-
-Runs (shared/reference/published_runs.md, copied with their sources):
-  fsdp / h100-sxm, FIT:  torchtitan benchmarks/llama3_h100_202412_torchtitan.md, Llama-3.1-8B, 8x H100,
-                         FSDP, seq 8192, local batch 1, selective AC: bf16 5,762 and float8 8,532 tokens/s/GPU.
-  fsdp / h100-sxm, TEST: MosaicML llm-foundry scripts/train/benchmarking/README.md, MPT-7B, 8x H100, seq
-                         2048, FSDP, no activation checkpointing: 10,643 tokens/s/GPU.
-Only one (device, family) pair has enough published runs here to hold any out; the Megatron family on A100
-is the Narayanan et al. 2021 Table 1 fit already in efficiency.toml (tests/estimate/test_golden_megatron.py).
+Fitted per (device, family), bounded to physically plausible values, starting from the device's base
+profile in efficiency.toml: matmul_eff_max, matmul_half_dim, attention_eff (communication efficiencies and
+overlap stay at the base profile's values: the fit runs, mostly single-node, cannot identify them).
+Objective: mean squared log error of tokens/s per device over the family's fit runs on that device
+(scipy.optimize.minimize, Powell, bounded). Every other field comes from the base profile.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.estimate.published_runs import Run, cluster, load_runs
 
 from mlcost.catalog import get_catalog
 from mlcost.estimate import estimate_train
-from mlcost.spec import Cluster, ModelSpec, TrainJob
 
-MPT_7B = ModelSpec(
-    name="mpt-7b",
-    n_layers=32,
-    d_model=4096,
-    n_heads=32,
-    d_ff=16384,
-    vocab_size=50432,
-    max_seq_len=2048,
-    mlp="gelu",
-    norm="layernorm",
-    position="rope",
-    tied_embeddings=True,
-)
+PARAMS = ("matmul_eff_max", "matmul_half_dim", "attention_eff")
+BOUNDS = ((0.4, 0.9), (10.0, 400.0), (0.2, 0.7))
 
 
-def runs() -> list[tuple[str, str, ModelSpec, TrainJob, int, float]]:
-    """(split, label, model, job, GPUs, published tokens/s/GPU)."""
-    llama = get_catalog().model("llama-3.1-8b")
-    tt = dict(tokens=1e9, seq_len=8192, global_batch=8, micro_batch=1, zero=3, recompute="selective")
-    return [
-        ("fit", "torchtitan llama-3.1-8b bf16", llama, TrainJob(**tt), 8, 5762.0),  # type: ignore[arg-type]
-        ("fit", "torchtitan llama-3.1-8b fp8", llama, TrainJob(**tt, precision="fp8"), 8, 8532.0),  # type: ignore[arg-type]
-        (
-            "test",
-            "llm-foundry mpt-7b",
-            MPT_7B,
-            TrainJob(tokens=1e9, seq_len=2048, global_batch=64, micro_batch=4, zero=3, recompute="none"),
-            8,
-            10643.0,
-        ),
-    ]
+def predicted(profile, run: Run) -> float:  # type: ignore[no-untyped-def]
+    prof = profile.replace(device=profile.device.split("/")[0])
+    est = estimate_train(run.model, run.job, cluster(run), profile=prof)
+    return est.tokens_per_s / run.gpus
 
 
-def predict(profile, model: ModelSpec, job: TrainJob, gpus: int) -> float:  # type: ignore[no-untyped-def]
-    est = estimate_train(model, job, Cluster(device="h100-sxm", count=gpus), profile=profile)
-    return est.tokens_per_s / gpus
+#: Devices with the same chip share one fit (A100 40GB and 80GB: same SMs and clocks, hardware.md); each
+#: still gets its own row.
+SAME_CHIP: dict[str, tuple[str, ...]] = {
+    "a100-40gb": ("a100-40gb", "a100-80gb"),
+    "a100-80gb": ("a100-40gb", "a100-80gb"),
+}
+
+
+def fit(device: str, family: str, runs: list[Run]):  # type: ignore[no-untyped-def]
+    base = get_catalog().efficiency(device)
+    chip = SAME_CHIP.get(device, (device,))
+    fit_runs = [r for r in runs if r.device in chip and r.family == family and r.split == "fit"]
+
+    def loss(x: np.ndarray) -> float:
+        prof = base.replace(**dict(zip(PARAMS, (float(v) for v in x), strict=True)))
+        return float(
+            np.mean([math.log(predicted(prof, r) / r.published_tokens_per_s_per_gpu) ** 2 for r in fit_runs])
+        )
+
+    x0 = np.array([getattr(base, p) for p in PARAMS])
+    res = minimize(loss, x0, method="Powell", bounds=BOUNDS, options={"xtol": 1e-3, "ftol": 1e-6})
+    values = {p: round(float(v), 3) for p, v in zip(PARAMS, res.x, strict=True)}
+    prof = base.replace(
+        device=f"{device}/{family}",
+        **values,
+        source=f"fitted by benchmarks/fit_framework_profiles.py to {len(fit_runs)} {family} runs: "
+        + ", ".join(r.id for r in fit_runs),
+    )
+    return prof, fit_runs
 
 
 def main() -> None:
-    base = get_catalog().efficiency("h100-sxm")
-    grid = [round(0.30 + 0.01 * i, 2) for i in range(61)]
-    best = None
-    for mm, att in itertools.product(grid, [g for g in grid if g <= 0.60]):
-        prof = base.replace(matmul_eff_max=mm, attention_eff=att)
-        err = [
-            (predict(prof, m, j, n) / pub - 1.0) ** 2 for split, _, m, j, n, pub in runs() if split == "fit"
-        ]
-        loss = sum(err) / len(err)
-        if best is None or loss < best[0]:
-            best = (loss, mm, att)
-    assert best is not None
-    _, mm, att = best
-    prof = base.replace(matmul_eff_max=mm, attention_eff=att)
-    print(f"fsdp/h100-sxm: matmul_eff_max = {mm}, attention_eff = {att}")
-    print(f"{'split':5s} {'run':32s} {'published':>10s} {'predicted':>10s} {'error':>7s}")
-    for split, label, m, j, n, pub in runs():
-        got = predict(prof, m, j, n)
-        print(f"{split:5s} {label:32s} {pub:10.0f} {got:10.0f} {got / pub - 1:+7.1%}")
+    runs = load_runs()
+    pairs = sorted({(r.device, r.family) for r in runs if r.split == "fit"})
+    for device, family in pairs:
+        prof, fit_runs = fit(device, family, runs)
+        print(f"\n[[profile]]  # {device} / {family}: {len(fit_runs)} fit runs")
+        print(f'device = "{prof.device}"')
+        for p in PARAMS:
+            print(f"{p} = {getattr(prof, p)}")
+        print(f'source = "{prof.source}"')
+        print(f"{'split':5s} {'run':16s} {'published':>10s} {'predicted':>10s} {'error':>7s}")
+        for r in runs:
+            if r.device == device and r.family == family:
+                got = predicted(prof, r)
+                pub = r.published_tokens_per_s_per_gpu
+                print(f"{r.split:5s} {r.id:16s} {pub:10.0f} {got:10.0f} {got / pub - 1:+7.1%}")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,16 @@ def resolve_hardware(
             ),
         ),
     ]
+    if framework is not None and prof.device != f"{device.id}/{framework}":
+        notes.append(
+            Assumption(
+                "framework",
+                framework,
+                f"no {framework} profile for {device.id} in the catalog: the device's own profile applies",
+            )
+        )
+    elif framework is not None:
+        notes.append(Assumption("framework", framework, "framework-family profile " + prof.device))
     per_node = cluster.devices_per_node or device.devices_per_node
     if cluster.devices_per_node is None:
         notes.append(Assumption("devices_per_node", per_node, f"typical node of {device.id} (catalog)"))

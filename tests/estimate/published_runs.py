@@ -1,0 +1,99 @@
+"""Published training runs (tests/estimate/data/published_runs.csv) turned into (model, job, cluster)
+through the public interface, shared by the golden test and benchmarks/fit_framework_profiles.py.
+
+MPT shapes: MosaicML llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml (d_model, n_heads, n_layers;
+expansion_ratio 4, vocabulary 50368, learned position embeddings of max_seq_len, tied embeddings, no
+biases, GELU MLP, LayerNorm); the benchmark table's NumParams column checks them (within 0.2%).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlcost.catalog import get_catalog
+from mlcost.spec import Cluster, ModelSpec, TrainJob
+
+DATA = Path(__file__).resolve().parent / "data" / "published_runs.csv"
+
+#: name -> (d_model, n_heads, n_layers)
+MPT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mpt-125m": (768, 12, 12),
+    "mpt-350m": (1024, 16, 24),
+    "mpt-760m": (1536, 12, 24),
+    "mpt-1b": (2048, 16, 24),
+    "mpt-3b": (2560, 20, 32),
+    "mpt-7b": (4096, 32, 32),
+    "mpt-13b": (5120, 40, 40),
+    "mpt-30b": (7168, 56, 48),
+    "mpt-70b": (8192, 64, 80),
+}
+
+
+def mpt(name: str, seq_len: int) -> ModelSpec:
+    d, heads, layers = MPT_SHAPES[name]
+    return ModelSpec(
+        name=name,
+        n_layers=layers,
+        d_model=d,
+        n_heads=heads,
+        d_ff=4 * d,
+        vocab_size=50368,
+        max_seq_len=seq_len,
+        mlp="gelu",
+        norm="layernorm",
+        position="learned",
+        tied_embeddings=True,
+        source="llm-foundry scripts/train/yamls/pretrain/" + name + ".yaml",
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    family: str
+    device: str
+    model: ModelSpec
+    job: TrainJob
+    gpus: int
+    published_tokens_per_s_per_gpu: float
+    split: str
+    source: str
+
+
+def load_runs() -> list[Run]:
+    out: list[Run] = []
+    with DATA.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            seq, gpus = int(row["seq_len"]), int(row["gpus"])
+            mb, ga = int(row["micro_batch"]), int(row["grad_accum"])
+            name = row["model"]
+            model = mpt(name, seq) if name in MPT_SHAPES else get_catalog().model(name)
+            job = TrainJob(
+                tokens=1e9,
+                seq_len=seq,
+                global_batch=mb * ga * gpus,
+                micro_batch=mb,
+                zero=int(row["zero"]),
+                recompute=row["recompute"],  # type: ignore[arg-type]
+                precision=row["precision"],  # type: ignore[arg-type]
+            )
+            out.append(
+                Run(
+                    id=row["id"],
+                    family=row["family"],
+                    device=row["device"],
+                    model=model,
+                    job=job,
+                    gpus=gpus,
+                    published_tokens_per_s_per_gpu=float(row["published_tokens_per_s_per_gpu"]),
+                    split=row["split"],
+                    source=row["source"],
+                )
+            )
+    return out
+
+
+def cluster(run: Run) -> Cluster:
+    return Cluster(device=run.device, count=run.gpus)
