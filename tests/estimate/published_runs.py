@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcost.catalog import get_catalog
+from mlcost.estimate import train_step_flops
+from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.spec import Cluster, ModelSpec, TrainJob
 
 DATA = Path(__file__).resolve().parent / "data" / "published_runs.csv"
@@ -51,6 +53,11 @@ def mpt(name: str, seq_len: int) -> ModelSpec:
 
 @dataclass(frozen=True)
 class Run:
+    """One published run. ``published_tokens_per_s_per_gpu`` is the source's figure, or for sources that
+    report TF/s per GPU (Megatron-LM, counting recompute FLOPs by their Eq. 3, which mlcost's hardware
+    FLOPs equal: tests/estimate/test_golden_megatron.py) that figure divided by the hardware FLOPs per
+    token."""
+
     id: str
     family: str
     device: str
@@ -70,15 +77,27 @@ def load_runs() -> list[Run]:
             mb, ga = int(row["micro_batch"]), int(row["grad_accum"])
             name = row["model"]
             model = mpt(name, seq) if name in MPT_SHAPES else get_catalog().model(name)
+            tp, pp = int(row["tp"]), int(row["pp"])
             job = TrainJob(
                 tokens=1e9,
                 seq_len=seq,
-                global_batch=mb * ga * gpus,
+                global_batch=mb * ga * gpus // (tp * pp),
                 micro_batch=mb,
+                tp=tp,
+                pp=pp,
+                virtual_stages=int(row["virtual_stages"]),
                 zero=int(row["zero"]),
                 recompute=row["recompute"],  # type: ignore[arg-type]
                 precision=row["precision"],  # type: ignore[arg-type]
+                flash_attention=row["flash_attention"] == "1",
+                overlap_grad_reduce=row["overlap_grad_reduce"] == "1",
             )
+            published = float(row["published"])
+            if row["metric"] == "tflops_per_gpu":
+                flops = train_step_flops(model, seq, seq, RECOMPUTE_CODES[job.recompute])
+                published = published * 1e12 / (float(flops.hardware) / seq)
+            elif row["metric"] != "tokens_per_s_per_gpu":
+                raise ValueError(f"{row['id']}: unknown metric {row['metric']!r}")
             out.append(
                 Run(
                     id=row["id"],
@@ -87,7 +106,7 @@ def load_runs() -> list[Run]:
                     model=model,
                     job=job,
                     gpus=gpus,
-                    published_tokens_per_s_per_gpu=float(row["published_tokens_per_s_per_gpu"]),
+                    published_tokens_per_s_per_gpu=published,
                     split=row["split"],
                     source=row["source"],
                 )

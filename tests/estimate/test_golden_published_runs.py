@@ -6,9 +6,11 @@ options a user passes (model shape, sequence, GPUs, micro-batch, global batch, Z
 precision, --framework).
 
 Bar: mean |error| of tokens/s per GPU <= 10% over the held-out runs, no family's signed mean beyond
-±8%, and every published layout fits in memory (they ran). Coverage today: one framework family (PyTorch
-FSDP: llm-foundry/Composer and torchtitan) on two accelerator generations (Ampere A100 40/80GB, Hopper
-H100); the Megatron family on A100 is tests/estimate/test_golden_megatron.py.
+±8%, and every published layout fits in memory (they ran). Coverage today: two framework families
+(PyTorch FSDP: llm-foundry/Composer and torchtitan; Megatron-LM: Narayanan et al. 2021 Table 1, half held
+out) on two accelerator generations (Ampere A100 40/80GB, Hopper H100) — short of the issue's four
+families and three generations: no published V100/MI300X/TPU or DeepSpeed run with its full layout was
+available offline.
 """
 
 from __future__ import annotations
