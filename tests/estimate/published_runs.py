@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcost.catalog import get_catalog
-from mlcost.estimate import train_step_flops
+from mlcost.estimate import count_params, train_step_flops
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.spec import Cluster, ModelSpec, TrainJob
 
@@ -31,6 +31,30 @@ MPT_SHAPES: dict[str, tuple[int, int, int]] = {
     "mpt-30b": (7168, 56, 48),
     "mpt-70b": (8192, 64, 80),
 }
+
+
+#: BLOOM-176B (bigscience-workshop/bigscience train/tr11-176B-ml/README.md: 70 layers, hidden 14336, 112 heads,
+#: vocabulary padded to 250880, embedding LayerNorm, ALiBi, GELU, dropout 0.1, tied embeddings; 176,247M
+#: parameters as transformers' BloomForCausalLM).
+BLOOM_176B = ModelSpec(
+    name="bloom-176b",
+    n_layers=70,
+    d_model=14336,
+    n_heads=112,
+    d_ff=4 * 14336,
+    vocab_size=250880,
+    max_seq_len=2048,
+    mlp="gelu",
+    norm="layernorm",
+    position="rope",  # ALiBi: no parameters, like rotary embeddings
+    tied_embeddings=True,
+    qkv_bias=True,
+    out_bias=True,
+    mlp_bias=True,
+    embedding_norm=True,
+    dropout=True,
+    source="bigscience-workshop/bigscience train/tr11-176B-ml/README.md",
+)
 
 
 def mpt(name: str, seq_len: int) -> ModelSpec:
@@ -67,6 +91,7 @@ class Run:
     published_tokens_per_s_per_gpu: float
     split: str
     source: str
+    inter_node_bw_bytes_per_s: float | None = None
 
 
 def load_runs() -> list[Run]:
@@ -76,7 +101,12 @@ def load_runs() -> list[Run]:
             seq, gpus = int(row["seq_len"]), int(row["gpus"])
             mb, ga = int(row["micro_batch"]), int(row["grad_accum"])
             name = row["model"]
-            model = mpt(name, seq) if name in MPT_SHAPES else get_catalog().model(name)
+            if name in MPT_SHAPES:
+                model = mpt(name, seq)
+            elif name == BLOOM_176B.name:
+                model = BLOOM_176B
+            else:
+                model = get_catalog().model(name)
             tp, pp = int(row["tp"]), int(row["pp"])
             job = TrainJob(
                 tokens=1e9,
@@ -96,6 +126,8 @@ def load_runs() -> list[Run]:
             if row["metric"] == "tflops_per_gpu":
                 flops = train_step_flops(model, seq, seq, RECOMPUTE_CODES[job.recompute])
                 published = published * 1e12 / (float(flops.hardware) / seq)
+            elif row["metric"] == "tflops_8n_per_gpu":  # 8·N FLOPs per token (fwd + bwd + recompute)
+                published = published * 1e12 / (8.0 * count_params(model).total)
             elif row["metric"] != "tokens_per_s_per_gpu":
                 raise ValueError(f"{row['id']}: unknown metric {row['metric']!r}")
             out.append(
@@ -109,10 +141,13 @@ def load_runs() -> list[Run]:
                     published_tokens_per_s_per_gpu=published,
                     split=row["split"],
                     source=row["source"],
+                    inter_node_bw_bytes_per_s=(
+                        float(row["inter_node_gb_per_s"]) * 1e9 if row["inter_node_gb_per_s"] else None
+                    ),
                 )
             )
     return out
 
 
 def cluster(run: Run) -> Cluster:
-    return Cluster(device=run.device, count=run.gpus)
+    return Cluster(device=run.device, count=run.gpus, inter_node_bw_bytes_per_s=run.inter_node_bw_bytes_per_s)
