@@ -321,6 +321,16 @@ def estimate_train(
         ),
         _schedule_note(model, job),
         Assumption(
+            "objective",
+            model.resolved_objective,
+            {
+                "clm": "causal LM: the vocabulary head runs on every token",
+                "mlm": "masked LM (BertForMaskedLM): dense + norm + vocabulary head on every position; "
+                "pass --objective to change",
+                "none": "bare model: no vocabulary head",
+            }[model.resolved_objective],
+        ),
+        Assumption(
             "power_w_per_device",
             hw.device.tdp_w * hw.profile.power_frac,
             f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})",
