@@ -36,7 +36,8 @@ def test_expert_parallelism_shards_experts_and_reports_all_to_all() -> None:
 def test_deepseek_v3_published_layout_fits_with_full_recompute() -> None:
     """The layout ran on 80 GB H800s. DeepSeek kept memory down by recomputing norms and MLA
     up-projections and caching activations in FP8 (§3.3.2); mlcost's nearest option is full recomputation,
-    with which the layout fits. (With plain selective recomputation it does not: see the report.)"""
+    with which the layout fits (23.7 GB). With plain selective recomputation mlcost predicts 163 GB: it
+    models neither DeepSeek's partial recomputation nor FP8 activation caching (docs/estimate.md)."""
     est = _v3(ep=64, recompute="full", schedule="zb-h1")
     assert est.fits, est.memory.total
 
