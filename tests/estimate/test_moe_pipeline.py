@@ -109,3 +109,25 @@ def test_cli_bad_input_one_line_exit_2(
     code = main(["estimate", "train", *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_more_expert_parallelism_never_raises_model_states() -> None:
+    model = get_catalog().model("mixtral-8x7b")
+    states = []
+    for ep in (1, 2, 4, 8):
+        est = estimate_train(
+            model,
+            TrainJob(
+                tokens=1e9, seq_len=4096, global_batch=64, micro_batch=1, zero=1, ep=ep, recompute="full"
+            ),
+            Cluster(device="h100-sxm", count=64),
+        )
+        states.append(est.memory.weights + est.memory.gradients + est.memory.optimizer)
+    assert states == sorted(states, reverse=True) and states[-1] < states[0] / 3
+
+
+def test_schedule_choices_are_checked() -> None:
+    with pytest.raises(SpecError, match="zb-h1"):
+        TrainJob(tokens=1e9, pp=2, virtual_stages=2, schedule="zb-h1")
+    with pytest.raises(SpecError, match="interleaved"):
+        TrainJob(tokens=1e9, pp=2, schedule="interleaved")
