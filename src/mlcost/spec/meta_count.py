@@ -18,6 +18,10 @@ from mlcost.errors import SpecError, require
 __all__ = ["MetaCount", "count_on_meta"]
 
 
+class _Skip(Exception):
+    """Parameters only: no forward pass."""
+
+
 @dataclass(frozen=True)
 class MetaCount:
     """What ``transformers`` builds from a config, counted on the meta device.
@@ -38,8 +42,11 @@ class MetaCount:
     flops_error: str | None = None
 
 
-def count_on_meta(config: dict[str, Any], *, seq_len: int = 128, batch: int = 1) -> MetaCount:
-    """Build ``config``'s model on the meta device; count parameters and (if it runs) FLOPs per token."""
+def count_on_meta(
+    config: dict[str, Any], *, seq_len: int = 128, batch: int = 1, flops: bool = True
+) -> MetaCount:
+    """Build ``config``'s model on the meta device; count parameters and (if ``flops`` and it runs) FLOPs
+    per token."""
     torch = require("torch", "counting an unknown architecture on the meta device", extra="measure")
     transformers = require("transformers", "counting an unknown architecture on the meta device", extra="hf")
     from torch.utils.flop_counter import FlopCounterMode
@@ -62,21 +69,25 @@ def count_on_meta(config: dict[str, Any], *, seq_len: int = 128, batch: int = 1)
             model = transformers.AutoModel.from_config(cfg)
         params = sum(p.numel() for p in model.parameters())
         model.train()
-        flops: float | None = None
-        error: str | None = None
+        per_token: float | None = None
+        error: str | None = None if flops else "not requested"
         try:
+            if not flops:
+                raise _Skip
             ids = torch.zeros(batch, seq_len, dtype=torch.long)
             with FlopCounterMode(display=False) as counter:
                 out = model(input_ids=ids)
                 first = out.logits if getattr(out, "logits", None) is not None else out[0]
                 first.float().sum().backward()
-            flops = counter.get_total_flops() / (batch * seq_len)
+            per_token = counter.get_total_flops() / (batch * seq_len)
+        except _Skip:
+            pass
         except Exception as exc:
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return MetaCount(
         model_class=type(model).__name__,
         params=int(params),
-        train_flops_per_token=flops,
+        train_flops_per_token=per_token,
         seq_len=seq_len,
         flops_error=error,
     )
