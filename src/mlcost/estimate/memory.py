@@ -315,7 +315,20 @@ def train_memory(
 def kv_cache_bytes(
     model: ModelSpec, context_len: ArrayLike, batch: ArrayLike, tp: ArrayLike, kv_bytes: ArrayLike
 ) -> np.ndarray:
-    """KV-cache bytes per device for ``batch`` sequences of ``context_len`` tokens. Units: bytes."""
+    """KV-cache bytes per device for ``batch`` sequences of ``context_len`` tokens. Units: bytes.
+
+    MLA (DeepSeek-V2/V3) caches the compressed latent and the shared rotary key per token and layer,
+    kv_lora_rank + qk_rope_head_dim elements, replicated on every TP rank (DeepSeek-V2, arXiv 2405.04434 §2.1)."""
+    if model.kv_lora_rank is not None:
+        per_token = float(model.kv_lora_rank + model.qk_rope_head_dim)
+        return (
+            model.n_layers
+            * per_token
+            * np.asarray(kv_bytes, dtype=np.float64)
+            * np.asarray(context_len, dtype=np.float64)
+            * np.asarray(batch, dtype=np.float64)
+            * np.ones_like(np.asarray(tp, dtype=np.float64))
+        )
     t = np.asarray(tp, dtype=np.float64)
     heads_per_device = np.ceil(model.kv_heads / t)
     return (
