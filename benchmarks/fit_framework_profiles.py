@@ -47,6 +47,9 @@ SAME_CHIP: dict[str, tuple[str, ...]] = {
 
 def fit(device: str, family: str, runs: list[Run]):  # type: ignore[no-untyped-def]
     base = get_catalog().efficiency(device)
+    if family == "fsdp":
+        # FSDP/NCCL rings of a node-spanning group use every adapter of the node: 8 per DGX A100/H100 node.
+        base = base.replace(extra={**base.extra, "ring_rails": 8.0})
     chip = SAME_CHIP.get(device, (device,))
     fit_runs = [r for r in runs if r.device in chip and r.family == family and r.split == "fit"]
 

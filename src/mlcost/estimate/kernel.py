@@ -109,6 +109,8 @@ class TrainInputs:
     schedule: Arr = 0
     # share of TP communication hidden behind GEMMs (Megatron --tp-comm-overlap / TE userbuffers); 0 = none
     tp_comm_overlap: Arr = 0.0
+    # network adapters per node that ring collectives of a node-spanning DP group use (profile extra)
+    ring_rails: Arr = 1.0
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -268,6 +270,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
             x.intra_comm_eff,
             x.inter_comm_eff,
         )
+    rails = np.asarray(x.ring_rails, dtype=np.float64)
     bw_dp = link_bandwidth(
         n,
         t * p,
@@ -276,6 +279,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         x.inter_bw_bytes_per_s,
         x.intra_comm_eff,
         x.inter_comm_eff,
+        None if rails.ndim == 0 and float(rails) == 1.0 else rails,
     )
     gb = np.asarray(x.grad_bytes, dtype=np.float64)
     wb = np.asarray(x.weight_bytes, dtype=np.float64)

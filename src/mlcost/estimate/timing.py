@@ -41,16 +41,24 @@ def link_bandwidth(
     inter_bw: ArrayLike,
     intra_eff: ArrayLike,
     inter_eff: ArrayLike,
+    rails: ArrayLike | None = None,
 ) -> np.ndarray:
     """Effective per-device bandwidth (bytes/s) of a communication group of ``group_size`` ranks spaced
-    ``stride`` ranks apart: intra-node if the whole group fits in one node, else inter-node."""
+    ``stride`` ranks apart: intra-node if the whole group fits in one node, else inter-node.
+
+    ``rails`` (a profile's ``extra.ring_rails``; None = 1): ring collectives of a node-spanning group run
+    one ring per network adapter (NCCL channels), so with k = devices_per_node / stride of the group's
+    ranks in a node the group moves min(k, rails) adapters' worth of bandwidth, never more than the
+    intra-node links."""
     span = np.asarray(group_size, dtype=np.float64) * np.asarray(stride, dtype=np.float64)
-    inside = span <= np.asarray(devices_per_node, dtype=np.float64)
-    return np.where(
-        inside,
-        np.asarray(intra_bw, dtype=np.float64) * np.asarray(intra_eff, dtype=np.float64),
-        np.asarray(inter_bw, dtype=np.float64) * np.asarray(inter_eff, dtype=np.float64),
-    )
+    dpn = np.asarray(devices_per_node, dtype=np.float64)
+    inside = span <= dpn
+    intra = np.asarray(intra_bw, dtype=np.float64) * np.asarray(intra_eff, dtype=np.float64)
+    inter = np.asarray(inter_bw, dtype=np.float64) * np.asarray(inter_eff, dtype=np.float64)
+    if rails is not None:
+        per_node = np.clip(np.floor(dpn / np.asarray(stride, dtype=np.float64)), 1.0, None)
+        inter = np.minimum(inter * np.minimum(per_node, np.asarray(rails, dtype=np.float64)), intra)
+    return np.where(inside, intra, inter)
 
 
 def allreduce_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:

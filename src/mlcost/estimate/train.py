@@ -116,6 +116,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "step_overhead_s": prof.step_overhead_s,
         "layer_overhead_s": prof.layer_overhead_s,
         "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
+        "ring_rails": prof.extra.get("ring_rails", 1.0),
     }
 
 
