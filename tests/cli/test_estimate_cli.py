@@ -159,7 +159,7 @@ def test_config_json_path(capsys: pytest.CaptureFixture[str]) -> None:
         (["--device", "h100"], "did you mean"),
         (["--region", "us-eest-1", "--provider", "aws"], "us-east-1"),
         (["--tp", "3", "--gpus", "6"], "does not divide the 32 attention heads"),
-        (["--pp", "5", "--gpus", "5"], "does not divide the 32 layers"),
+        (["--pp", "40", "--gpus", "40"], "a stage would get no layer"),
         (["--gpus", "10", "--tp", "4"], "not divisible by TP×PP"),
         (["--global-batch", "100", "--micro-batch", "3"], "not divisible by micro-batch"),
         (["--precision", "bf17"], "precision must be one of"),

@@ -47,3 +47,14 @@ def test_gpu_profiles_carry_no_activation_term() -> None:
     cat = get_catalog()
     for dev in ("a100-80gb", "h100-sxm"):
         assert cat.efficiency(dev).activation_overhead_frac == 0.0
+
+
+def test_mla_kv_cache_is_the_compressed_latent() -> None:
+    """DeepSeek-V3 caches kv_lora_rank + qk_rope_head_dim = 576 elements per token and layer, not
+    2 · 128 heads · 192: 61 layers × 576 × 2 bytes per token in bf16, the same on every TP rank."""
+    from mlcost.catalog import get_catalog
+    from mlcost.estimate.memory import kv_cache_bytes
+
+    v3 = get_catalog().model("deepseek-v3")
+    for tp in (1, 8):
+        assert float(kv_cache_bytes(v3, 1, 1, tp, 2.0)) == 61 * 576 * 2

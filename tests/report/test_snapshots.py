@@ -16,6 +16,8 @@ import pytest
 
 from mlcost.cli.main import main
 
+#: Read at import: the suite-wide isolation fixture clears every MLCOST_* variable before a test runs.
+UPDATE_SNAPSHOTS = os.environ.get("MLCOST_UPDATE_SNAPSHOTS") == "1"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ALLOCATE = str(Path(__file__).parents[2] / "examples" / "allocate" / "gpu_pool.toml")
 COMMANDS = {
@@ -50,7 +52,7 @@ def test_default_view(name: str, width: int, monkeypatch: pytest.MonkeyPatch) ->
     if width == 80 and name not in ("devices", "models"):  # catalogs list every row
         assert len(text.splitlines()) <= 40, text
     snap = SNAPSHOTS / f"{name}_{width}.txt"
-    if os.environ.get("MLCOST_UPDATE_SNAPSHOTS") == "1" or not snap.exists():
+    if UPDATE_SNAPSHOTS or not snap.exists():
         snap.parent.mkdir(exist_ok=True)
         snap.write_text(text)
     assert text == snap.read_text()
@@ -134,7 +136,7 @@ def test_measure_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert max(len(line) for line in text.splitlines()) <= width
         text = text.split("\n  run RUN_ID")[0]  # the ledger path (a tmp dir) follows
         snap = SNAPSHOTS / f"measure_dry_run_{width}.txt"
-        if os.environ.get("MLCOST_UPDATE_SNAPSHOTS") == "1" or not snap.exists():
+        if UPDATE_SNAPSHOTS or not snap.exists():
             snap.write_text(text)
         assert text == snap.read_text()
         explained = render([*argv, "--explain"], width, monkeypatch)

@@ -188,7 +188,7 @@ def _build(name: str) -> Any:
     data = json.loads(fixture(name).read_text())
     config = transformers.AutoConfig.for_model(**data)
     if data["model_type"] == "bert":
-        return transformers.BertModel(config)
+        return transformers.BertForMaskedLM(config)
     return transformers.AutoModelForCausalLM.from_config(config)
 
 

@@ -986,17 +986,30 @@ def register_profile(profile: EfficiencyProfile) -> None:
     builtin_catalog().register_profile(profile)
 
 
+#: A Hugging Face hub id: ``owner/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
 def resolve_model(name_or_path: str | ModelSpec, catalog: CatalogLike | None = None) -> ModelSpec:
     """A preset name (looked up in ``catalog``, the built-in one by default), a path to a ``config.json``
-    (or a folder holding one), or a spec as is."""
+    (or a folder holding one), a Hugging Face hub id (``owner/name``, fetched through ``huggingface_hub``),
+    or a spec as is. Configs of ``model_type`` values without a mapping fall back to counting the
+    architecture on the meta device (:func:`mlcost.spec.hf_config.model_from_any_config`)."""
     import os.path
+    import re
+
+    from mlcost.spec.hf_config import fetch_hub_config, model_from_any_config
 
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
     text = str(name_or_path)
-    if text.endswith(".json") or os.path.sep in text or os.path.isdir(text):
+    if os.path.exists(text) or text.endswith(".json"):
         path = os.path.join(text, "config.json") if os.path.isdir(text) else text
-        return ModelSpec.from_hf_config(path)
+        return model_from_any_config(path)
+    if re.fullmatch(_HUB_ID, text):
+        return model_from_any_config(fetch_hub_config(text), name=text)
+    if os.path.sep in text:
+        return model_from_any_config(text)
     return (catalog if catalog is not None else builtin_catalog()).model(text)
 
 

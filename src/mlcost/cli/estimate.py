@@ -121,6 +121,21 @@ def train(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
+    ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE; divides the experts and DP)."),
+    capacity_factor: float | None = typer.Option(
+        None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
+    ),
+    schedule: str = typer.Option(
+        "1f1b", "--schedule", help="Pipeline schedule: 1f1b, interleaved (with --virtual-stages), zb-h1."
+    ),
+    objective: str | None = typer.Option(
+        None, "--objective", help="Training objective: clm (causal LM) or mlm (masked LM) [by model kind]."
+    ),
+    framework: str | None = typer.Option(
+        None,
+        "--framework",
+        help="Framework family whose efficiency profile to use: megatron, fsdp [the device's default profile].",
+    ),
     fmt: str = format_option(),
     explain: bool = explain_option(),
 ) -> None:
@@ -133,6 +148,18 @@ def train(
 
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)
+    if objective is not None:
+        from mlcost.errors import SpecError
+
+        if objective not in ("clm", "mlm"):
+            raise SpecError(
+                f"--objective {objective!r} is not one of clm, mlm", hint="pass --objective clm or mlm"
+            )
+        if objective == "mlm" and spec.kind != "encoder":
+            raise SpecError(
+                f"--objective mlm needs an encoder; {spec.name} is a decoder", hint="use --objective clm"
+            )
+        spec = spec.replace(objective=objective)
     extra: list[Assumption] = []
     if gpus is None:
         gpus = 1 if cat.device(device).kind == "cpu" else DEFAULT_GPUS
@@ -181,9 +208,12 @@ def train(
         overlap_grad_reduce=overlap_grad_reduce,
         fused_elementwise=fused_elementwise,
         goodput=goodput,
+        ep=ep,
+        capacity_factor=capacity_factor,
+        schedule=schedule,  # type: ignore[arg-type]
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)
-    est = estimate_train(spec, job, cluster, catalog=cat)
+    est = estimate_train(spec, job, cluster, catalog=cat, framework=framework)
     est.assumptions.extend(extra)
     from mlcost.report.estimate import train_view
 

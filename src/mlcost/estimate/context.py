@@ -32,13 +32,38 @@ class Hardware:
     assumptions: tuple[Assumption, ...]
 
 
+#: Framework families with their own efficiency profiles in efficiency.toml rows keyed
+#: ``<device>/<family>``; without ``--framework`` the device's own profile applies.
+FRAMEWORK_FAMILIES: tuple[str, ...] = ("megatron", "fsdp")
+
+
+def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> EfficiencyProfile:
+    """The efficiency profile of ``framework`` on ``device_id`` (row ``<device>/<framework>``), or the
+    device's own profile when that family has no row for this device (the assumption says so)."""
+    from mlcost.errors import UnknownNameError
+
+    if framework not in FRAMEWORK_FAMILIES:
+        raise UnknownNameError(
+            "framework family", framework, FRAMEWORK_FAMILIES, extra_hint="pass --framework megatron or fsdp"
+        )
+    by_key = {p.device: p for p in cat.profiles()}
+    key = f"{device_id}/{framework}"
+    return by_key[key] if key in by_key else cat.efficiency(device_id)
+
+
 def resolve_hardware(
-    cluster: Cluster, catalog: CatalogLike | None = None, profile: EfficiencyProfile | None = None
+    cluster: Cluster,
+    catalog: CatalogLike | None = None,
+    profile: EfficiencyProfile | None = None,
+    framework: str | None = None,
 ) -> Hardware:
     """Fill a cluster's ``None`` fields from ``catalog`` (None = the built-in package catalog, never the
-    user's files: the CLI passes :func:`mlcost.context.default_catalog`); raise for unknown names."""
+    user's files: the CLI passes :func:`mlcost.context.default_catalog`); raise for unknown names.
+    ``framework`` picks the (device, framework family) efficiency profile (:func:`framework_profile`)."""
     cat = catalog if catalog is not None else builtin_catalog()
     device = cat.device(cluster.device)
+    if profile is None and framework is not None:
+        profile = framework_profile(cat, device.id, framework)
     prof = profile or cat.efficiency(device.id)
     notes: list[Assumption] = [
         Assumption("device", device.id, f"{device.name}; {device.source} ({device.date})"),
@@ -46,9 +71,24 @@ def resolve_hardware(
             "efficiency_profile",
             prof.device,
             f"{prof.source} ({prof.date})"
-            + ("" if prof.device == device.id else f"; fallback for {device.id}"),
+            + (
+                ""
+                if prof.device.split("/")[0] == device.id
+                else f"; fallback for {device.id}"
+                + (f" (no {framework} profile for it)" if framework else "")
+            ),
         ),
     ]
+    if framework is not None and prof.device != f"{device.id}/{framework}":
+        notes.append(
+            Assumption(
+                "framework",
+                framework,
+                f"no {framework} profile for {device.id} in the catalog: the device's own profile applies",
+            )
+        )
+    elif framework is not None:
+        notes.append(Assumption("framework", framework, "framework-family profile " + prof.device))
     per_node = cluster.devices_per_node or device.devices_per_node
     if cluster.devices_per_node is None:
         notes.append(Assumption("devices_per_node", per_node, f"typical node of {device.id} (catalog)"))

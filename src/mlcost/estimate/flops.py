@@ -3,11 +3,15 @@
 Conventions (the same as Megatron-LM's Eq. 3 in Narayanan et al. 2021 and torch ``FlopCounterMode``):
 
 * a multiply-add is 2 FLOPs; a matrix multiply of (m×k)·(k×n) is 2·m·k·n FLOPs;
-* **attention scores are counted over the full s×s matrix** (QKᵀ and attention·V: 2·2·s·a·d FLOPs per
-  token per layer), even for causal models: kernels that skip the masked half (flash attention) do
+* **attention scores are counted over the full s×s matrix** (QKᵀ and attention·V: 2·s·a·(d_qk + d_v)
+  FLOPs per token per layer, 4·s·a·d when the query/key and value heads have the same size d), even for causal models: kernels that skip the masked half (flash attention) do
   fewer FLOPs, which the estimator treats as a higher attention efficiency, not fewer FLOPs;
 * biases, norms, activations, softmax and the loss are not counted (they are memory-bound and are
   timed from bytes moved, see :mod:`mlcost.estimate.timing`);
+* the head: the vocabulary projection on every token (2·h·V), plus the masked-LM transform (2·h²) for
+  BERT-style MLM (``BertForMaskedLM`` projects every position, as ``FlopCounterMode`` sees it);
+* MoE: the router and the ``experts_top_k`` routed plus the shared experts per token; with a capacity
+  factor c > 1 padded expert slots run too (``capacity_factor`` below);
 * backward = 2 × forward; full recomputation adds one forward of every transformer block (not of the
   LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022).
 
@@ -36,22 +40,34 @@ class TokenFlops:
     Attributes:
         matmul_per_layer: dense GEMMs of one block (QKV, output projection, MLP/experts, router).
         attention_per_layer: attention scores and attention·V of one block (full s×s counting).
-        head: the LM head (0 for encoders).
+        head: the vocabulary head (0 without one).
+        routed_per_layer: the part of ``matmul_per_layer`` in routed experts (averaged over blocks; 0 for
+            dense models): what a capacity factor pads and expert parallelism moves.
     """
 
     matmul_per_layer: float
     attention_per_layer: np.ndarray
     head: float
+    routed_per_layer: float = 0.0
 
 
 def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
     """Forward FLOPs per token for sequences of ``seq_len`` tokens."""
     counts = count_params(model)
     s = np.asarray(seq_len, dtype=np.float64)
-    attn = 4.0 * s * model.n_heads * model.dim_head
-    head = 2.0 * model.d_model * model.vocab_size if model.has_lm_head else 0.0
+    attn = 2.0 * s * model.n_heads * (model.dim_head + model.dim_v)
+    head = 2.0 * counts.head_matmul
+    routed = 0.0
+    if model.is_moe:
+        from mlcost.estimate.params import mlp_weights
+
+        routed = 2.0 * model.experts_top_k * mlp_weights(model, model.ff_expert)
+        routed *= model.n_moe_layers / model.n_layers
     return TokenFlops(
-        matmul_per_layer=2.0 * counts.matmul_per_layer_active, attention_per_layer=attn, head=head
+        matmul_per_layer=2.0 * counts.matmul_per_layer_active,
+        attention_per_layer=attn,
+        head=head,
+        routed_per_layer=routed,
     )
 
 

@@ -3,7 +3,12 @@ the planner (with arrays of 10^5–10^6 candidates).
 
 Every field of :class:`TrainInputs` is a float or a numpy array; they broadcast together. The symbols:
 t = TP, p = PP, n = DP, v = virtual stages, b = micro-batch, s = sequence length, m = micro-batches per
-step per pipeline = global_batch / (b · n).
+step per pipeline = global_batch / (b · n), ep = expert parallelism (inside DP), c = capacity factor.
+
+Pipelines: a stage holds ceil(L / (p·v))·v blocks; when p·v does not divide L the fullest stage sets the
+pace (the others wait for it). MoE: routed-expert GEMMs run at the efficiency of their own size (tokens
+per local expert = b·s·k·c·ep/E), padded by c; the expert-parallel all-to-all (dispatch + combine, forward
+and backward) is exposed; expert gradients are reduced over DP/ep ranks.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from mlcost.estimate.memory import (
 from mlcost.estimate.timing import (
     allgather_time_s,
     allreduce_time_s,
+    alltoall_time_s,
+    bubble_fraction,
     link_bandwidth,
     matmul_efficiency,
     pipeline_time_s,
@@ -96,6 +103,14 @@ class TrainInputs:
     price_usd_per_device_h: Arr
     pue: Arr
     carbon_kg_per_kwh: Arr
+    # MoE and pipeline schedule (defaults keep older callers unchanged)
+    ep: Arr = 1
+    capacity_factor: Arr = 1.0
+    schedule: Arr = 0
+    # share of TP communication hidden behind GEMMs (Megatron --tp-comm-overlap / TE userbuffers); 0 = none
+    tp_comm_overlap: Arr = 0.0
+    # network adapters per node that ring collectives of a node-spanning DP group use (profile extra)
+    ring_rails: Arr = 1.0
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -142,14 +157,23 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     m = np.asarray(x.global_batch, dtype=np.float64) / (b * n)
     tokens_per_step = np.asarray(x.global_batch, dtype=np.float64) * s
     tokens_mb = b * s
-    layers_stage = np.ceil(model.n_layers / p)
+    ep = np.asarray(x.ep, dtype=np.float64)
+    cf = np.asarray(x.capacity_factor, dtype=np.float64)
+    sp_on = np.asarray(x.sequence_parallel, dtype=bool)
+    # Uneven splits: the fullest stage (ceil) sets the pace.
+    layers_stage = np.ceil(model.n_layers / (p * v)) * v
+    moe_stage = np.minimum(layers_stage, model.n_moe_layers)
+    # Fast paths keep dense models at their old cost (the planner scores 10^6 candidates per second).
+    sched = np.asarray(x.schedule)
+    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc)
 
     # ---- FLOPs -----------------------------------------------------------------------------------
     step = train_step_flops(model, tokens_per_step, s, rc)
     tf = forward_flops_per_token(model, s)
     mm_passes = 3.0 + (rc == 2)
     attn_passes = 3.0 + (rc >= 1)
-    mm_flops_mb = tokens_mb * (layers_stage * tf.matmul_per_layer * mm_passes + 3.0 * tf.head) / t
+    dense_tok = layers_stage * (tf.matmul_per_layer - tf.routed_per_layer) * mm_passes + 3.0 * tf.head
+    mm_flops_mb = tokens_mb * dense_tok / t
     attn_flops_mb = tokens_mb * layers_stage * tf.attention_per_layer * attn_passes / t
 
     # ---- compute time of one micro-batch on the slowest stage (the last: blocks + LM head) --------
@@ -158,6 +182,13 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     mm_eff = matmul_efficiency(g, x.matmul_eff_max, x.matmul_half_dim)
     mm_eff = mm_eff * np.asarray(x.matmul_eff_scale, dtype=np.float64)
     t_matmul = mm_flops_mb / (peak * mm_eff)
+    if model.is_moe:
+        # Tokens one local expert sees: b·s·k·c from each of the ep ranks, spread over E experts.
+        g_e = np.minimum(model.ff_expert / t, tokens_mb * model.experts_top_k * cf * ep / model.n_experts)
+        eff_e = matmul_efficiency(g_e, x.matmul_eff_max, x.matmul_half_dim)
+        eff_e = eff_e * np.asarray(x.matmul_eff_scale, dtype=np.float64)
+        expert_flops_mb = tokens_mb * layers_stage * tf.routed_per_layer * cf * mm_passes / t
+        t_matmul = t_matmul + expert_flops_mb / (peak * eff_e)
     t_attn = attn_flops_mb / (np.asarray(x.attention_peak_flops_per_s, dtype=np.float64) * x.attention_eff)
     bw_mem = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * x.mem_bw_eff
     elem_tok = elementwise_bytes_per_token_layer(model, t, x.sequence_parallel, e, x.fused_elementwise)
@@ -187,6 +218,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     )
     n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
+    # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
+    o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
+    if o_tp.ndim or float(o_tp):
+        t_tp = np.maximum((1.0 - o_tp) * t_tp, t_tp - o_tp * t_matmul)
     bw_pp = link_bandwidth(
         2,
         t,
@@ -199,12 +234,43 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # Each of the v model chunks per rank sends activations forward and gradients back (interleaving
     # multiplies point-to-point traffic by v; Megatron's scatter/gather splits each message over TP).
     t_pp = np.where(p > 1, 2.0 * v * e * tokens_mb * model.d_model / t / bw_pp, 0.0)
-    t_mb = t_compute_mb + t_tp + t_pp
-    t_pipeline = pipeline_time_s(t_mb, m, p, v)
+    # Expert-parallel all-to-all: dispatch + combine in forward and backward (+ the recomputed forward).
+    t_a2a: Arr = 0.0
+    if model.is_moe:
+        bw_ep = link_bandwidth(
+            ep,
+            t,
+            x.devices_per_node,
+            x.intra_bw_bytes_per_s,
+            x.inter_bw_bytes_per_s,
+            x.intra_comm_eff,
+            x.inter_comm_eff,
+        )
+        a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
+        n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
+        t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
+    t_mb = t_compute_mb + t_tp + t_pp + t_a2a
+    t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
+    slots = m + (p - 1) / v * bubble
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
-    stage = stage_params(model, t, p)
+    stage = stage_params(model, t, p, ep)
     psi = stage.worst
+    psi_e = np.asarray(stage.expert, dtype=np.float64)
+    psi_d = psi - psi_e if model.is_moe else psi
+    n_e = n / ep
+    bw_edp: Arr = 0.0
+    if model.is_moe:
+        bw_edp = link_bandwidth(
+            n_e,
+            t * p * ep,
+            x.devices_per_node,
+            x.intra_bw_bytes_per_s,
+            x.inter_bw_bytes_per_s,
+            x.intra_comm_eff,
+            x.inter_comm_eff,
+        )
+    rails = np.asarray(x.ring_rails, dtype=np.float64)
     bw_dp = link_bandwidth(
         n,
         t * p,
@@ -213,19 +279,29 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         x.inter_bw_bytes_per_s,
         x.intra_comm_eff,
         x.inter_comm_eff,
+        None if rails.ndim == 0 and float(rails) == 1.0 else rails,
     )
-    grad_size = psi * np.asarray(x.grad_bytes, dtype=np.float64)
-    weight_size = psi * np.asarray(x.weight_bytes, dtype=np.float64)
-    t_dp_raw = np.where(
-        z >= 3,
-        2.0 * allgather_time_s(weight_size, n, bw_dp) + allgather_time_s(grad_size, n, bw_dp),
-        allreduce_time_s(grad_size, n, bw_dp),
-    )
-    t_dp_raw = np.where(n > 1, t_dp_raw, 0.0)
+    gb = np.asarray(x.grad_bytes, dtype=np.float64)
+    wb = np.asarray(x.weight_bytes, dtype=np.float64)
+
+    def sync_time(params: Arr, ranks: Arr, bw: Arr) -> Arr:
+        t_sync = np.where(
+            z >= 3,
+            2.0 * allgather_time_s(params * wb, ranks, bw) + allgather_time_s(params * gb, ranks, bw),
+            allreduce_time_s(params * gb, ranks, bw),
+        )
+        return np.where(ranks > 1, t_sync, 0.0)
+
+    t_dp_raw = sync_time(psi_d, n, bw_dp) + (sync_time(psi_e, n_e, bw_edp) if model.is_moe else 0.0)
     overlap = np.asarray(x.dp_overlap, dtype=np.float64) * np.asarray(x.overlap_grad_reduce, dtype=np.float64)
-    # Overlap hides communication behind backward compute (≈ 2/3 of the pipeline), never more.
-    t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - (2.0 / 3.0) * t_pipeline * overlap)
-    psi_opt = psi / np.where(z >= 1, n, 1.0)
+    # Overlap hides communication behind compute, never more than the compute it runs under: the backward
+    # (≈ 2/3 of the pipeline) for gradient reduction; with ZeRO-3/FSDP also the forward, where parameter
+    # all-gathers are prefetched (so small per-device work leaves more of it exposed).
+    window = np.where(z >= 3, 1.0, 2.0 / 3.0) * t_pipeline
+    t_dp = np.maximum((1.0 - overlap) * t_dp_raw, t_dp_raw - window * overlap)
+    psi_opt = psi_d / np.where(z >= 1, n, 1.0)
+    if model.is_moe:
+        psi_opt = psi_opt + psi_e / np.where(z >= 1, n_e, 1.0)
     t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
     step_time = t_pipeline + t_dp + t_opt + np.asarray(x.step_overhead_s, dtype=np.float64)
 
@@ -251,6 +327,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         activation_overhead_frac=x.activation_overhead_frac,
         fused_elementwise=x.fused_elementwise,
         stage=stage,
+        ep=ep,
+        capacity_factor=cf,
     )
     mem_total = mem.total
 
@@ -277,12 +355,13 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "mfu": model_rate / devices / peak,
         "hfu": hw_rate / devices / peak,
         "matmul_efficiency": mm_eff,
-        "time_matmul_s": t_matmul * (m + (p - 1) / v),
-        "time_attention_s": t_attn * (m + (p - 1) / v),
-        "time_memory_bound_s": (t_elem + t_overhead) * (m + (p - 1) / v),
-        "time_tp_comm_s": t_tp * (m + (p - 1) / v),
-        "time_pp_comm_s": t_pp * (m + (p - 1) / v),
-        "time_bubble_s": t_mb * (p - 1) / v,
+        "time_matmul_s": t_matmul * slots,
+        "time_attention_s": t_attn * slots,
+        "time_memory_bound_s": (t_elem + t_overhead) * slots,
+        "time_tp_comm_s": t_tp * slots,
+        "time_pp_comm_s": t_pp * slots,
+        "time_ep_comm_s": np.asarray(t_a2a) * slots,
+        "time_bubble_s": t_mb * (p - 1) / v * bubble,
         "time_dp_comm_s": t_dp,
         "time_dp_comm_unoverlapped_s": t_dp_raw,
         "time_optimizer_s": t_opt,

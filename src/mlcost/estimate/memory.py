@@ -69,27 +69,48 @@ def activation_bytes_per_element(precision: str) -> float:
 
 @dataclass(frozen=True)
 class StageParams:
-    """Parameters held by one device of the worst pipeline stage, before ZeRO sharding (element counts)."""
+    """Parameters held by one device of the worst pipeline stage, before ZeRO sharding (element counts).
+
+    ``expert`` is the routed-expert part of ``worst`` (already divided by EP and TP): ZeRO shards it over
+    the expert-data-parallel group (DP / EP) and its gradients are reduced there."""
 
     first: np.ndarray
     last: np.ndarray
     worst: np.ndarray
     largest_layer: float
+    expert: np.ndarray | float = 0.0
 
 
-def stage_params(model: ModelSpec, tp: ArrayLike, pp: ArrayLike) -> StageParams:
-    """Parameters per device on the first and last pipeline stage (embedding vs LM head/final norm)."""
+def stage_params(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike = 1) -> StageParams:
+    """Parameters per device on the first and last pipeline stage (embedding vs LM head/final norm).
+
+    A stage holds ceil(layers / PP) blocks (uneven splits: the fullest stage is the worst), MoE blocks
+    first when the model has dense ones (the worst case). Routed experts are split over EP × TP ranks
+    (expert tensor parallelism = TP, Megatron-Core's default); everything else over TP."""
     c = count_params(model)
     tp_a = np.asarray(tp, dtype=np.float64)
     pp_a = np.asarray(pp, dtype=np.float64)
-    layers = c.per_layer * np.ceil(model.n_layers / pp_a)
+    ep_a = np.asarray(ep, dtype=np.float64)
+    on_stage = np.ceil(model.n_layers / pp_a)
+    expert: np.ndarray | float = 0.0
+    if model.is_moe:
+        moe_on_stage = np.minimum(on_stage, model.n_moe_layers)
+        routed = float(c.routed_experts_per_layer)
+        layers = (on_stage - moe_on_stage) * c.per_layer_dense + moe_on_stage * (c.per_layer - routed)
+        expert = moe_on_stage * routed / (ep_a * tp_a)
+    else:
+        layers = on_stage * c.per_layer
     head = c.lm_head if c.lm_head else (model.vocab_size * model.d_model if model.has_lm_head else 0)
     single = pp_a == 1
-    first = (layers + c.embedding + np.where(single, c.lm_head + c.final, 0.0)) / tp_a
+    first = (layers + c.embedding + np.where(single, c.lm_head + c.final, 0.0)) / tp_a + expert
     # With pp > 1 the last stage holds its own LM head (a copy of the tied embedding if tied).
-    last = (layers + np.where(single, c.embedding + c.lm_head, head) + c.final) / tp_a
+    last = (layers + np.where(single, c.embedding + c.lm_head, head) + c.final) / tp_a + expert
     return StageParams(
-        first=first, last=last, worst=np.maximum(first, last), largest_layer=float(c.per_layer)
+        first=first,
+        last=last,
+        worst=np.maximum(first, last),
+        largest_layer=float(c.per_layer),
+        expert=expert,
     )
 
 
@@ -130,6 +151,7 @@ def _activation_parts(
     recompute: ArrayLike,
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike,
+    capacity_factor: ArrayLike = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(all activations of one layer without full recomputation, the layer input kept with it). Bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
@@ -145,15 +167,28 @@ def _activation_parts(
     # Replicated over TP unless sequence parallel: 2 norm inputs, attention input, MLP input, 2 dropout masks.
     replicated = sb * h * (4.0 * e + 2.0 * mask)
     # Split over TP: Q, K, V, attention output (projection input) and the MLP intermediates.
-    attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
-    if model.is_moe:
-        ff, routed = model.ff_expert, model.experts_top_k + model.n_shared_experts
+    if model.is_mla:
+        # MLA: queries and decompressed keys (a·d each), values and the attention output (a·d_v each), and
+        # the compressed latents (q and kv ranks, the shared rotary key).
+        dv = model.dim_v
+        latents = (model.q_lora_rank or 0) + model.kv_lora_rank + model.qk_rope_head_dim  # type: ignore[operator]
+        attn_split = e * sb * (2.0 * a * d + 2.0 * a * dv + latents)
     else:
-        ff, routed = model.d_ff, 1
+        attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
     # Tensors of size d_ff kept for backward (MLP_SAVED_TENSORS): fused or eager activation.
     fused = np.asarray(fused_elementwise, dtype=bool)
     saved = MLP_SAVED_TENSORS[model.mlp]
-    mlp_split = e * sb * ff * np.where(fused, saved[0], saved[1]) * routed
+    per_ff = np.where(fused, saved[0], saved[1])
+    if model.is_moe:
+        # Averaged over blocks: MoE blocks keep top-k (× capacity) routed and the shared experts' tensors
+        # plus the dispatched token copies (top-k × h); dense blocks their d_ff MLP.
+        moe_share = model.n_moe_layers / model.n_layers
+        cf = np.asarray(capacity_factor, dtype=np.float64)
+        routed = model.experts_top_k * cf * (model.ff_expert * per_ff + 2.0 * h)
+        moe_mlp = routed + model.n_shared_experts * model.ff_shared * per_ff
+        mlp_split = e * sb * (moe_share * moe_mlp + (1.0 - moe_share) * model.d_ff * per_ff)
+    else:
+        mlp_split = e * sb * model.d_ff * per_ff
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
     scores = a * s * sb * (e + (mask + e) * mask)
     scores = np.where(flash | (rc >= 1), 0.0, scores)
@@ -199,8 +234,13 @@ def train_memory(
     activation_overhead_frac: ArrayLike = 0.0,
     fused_elementwise: ArrayLike = True,
     stage: StageParams | None = None,
+    ep: ArrayLike = 1,
+    capacity_factor: ArrayLike = 1.0,
 ) -> TrainMemory:
-    """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline."""
+    """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline.
+    With expert parallelism ``ep`` the routed experts are split over EP ranks and ZeRO shards them over
+    the DP / EP ranks holding the same experts; ``capacity_factor`` pads the routed experts'
+    activations."""
     t = np.asarray(tp, dtype=np.float64)
     p = np.asarray(pp, dtype=np.float64)
     n = np.asarray(dp, dtype=np.float64)
@@ -209,14 +249,34 @@ def train_memory(
     m = np.asarray(n_micro, dtype=np.float64)
     rc = np.asarray(recompute)
     e = np.asarray(act_bytes, dtype=np.float64)
-    sp_params = stage if stage is not None else stage_params(model, t, p)
-    psi = sp_params.worst
-    weights = psi * np.asarray(weight_bytes, dtype=np.float64) / np.where(z >= 3, n, 1.0)
-    grads = psi * np.asarray(grad_bytes, dtype=np.float64) / np.where(z >= 2, n, 1.0)
-    optim = psi * np.asarray(optimizer_bytes, dtype=np.float64) / np.where(z >= 1, n, 1.0)
+    ep_a = np.asarray(ep, dtype=np.float64)
+    sp_params = stage if stage is not None else stage_params(model, t, p, ep_a)
+    psi_e = np.asarray(sp_params.expert, dtype=np.float64)
+    psi_d = sp_params.worst - psi_e if model.is_moe else sp_params.worst
+    n_e = n / ep_a
+
+    def sharded(per_param: ArrayLike, stage_from: int) -> np.ndarray:
+        per = np.asarray(per_param, dtype=np.float64)
+        out = psi_d * per / np.where(z >= stage_from, n, 1.0)
+        if model.is_moe:
+            out = out + psi_e * per / np.where(z >= stage_from, n_e, 1.0)
+        return np.asarray(out)
+
+    weights = sharded(weight_bytes, 3)
+    grads = sharded(grad_bytes, 2)
+    optim = sharded(optimizer_bytes, 1)
 
     full_one_layer, layer_input = _activation_parts(
-        model, micro_batch, seq_len, t, sequence_parallel, flash_attention, rc, e, fused_elementwise
+        model,
+        micro_batch,
+        seq_len,
+        t,
+        sequence_parallel,
+        flash_attention,
+        rc,
+        e,
+        fused_elementwise,
+        capacity_factor,
     )
     per_layer = np.where(rc == 2, layer_input, full_one_layer)
     layers_per_stage = np.ceil(model.n_layers / p)
@@ -255,7 +315,20 @@ def train_memory(
 def kv_cache_bytes(
     model: ModelSpec, context_len: ArrayLike, batch: ArrayLike, tp: ArrayLike, kv_bytes: ArrayLike
 ) -> np.ndarray:
-    """KV-cache bytes per device for ``batch`` sequences of ``context_len`` tokens. Units: bytes."""
+    """KV-cache bytes per device for ``batch`` sequences of ``context_len`` tokens. Units: bytes.
+
+    MLA (DeepSeek-V2/V3) caches the compressed latent and the shared rotary key per token and layer,
+    kv_lora_rank + qk_rope_head_dim elements, replicated on every TP rank (DeepSeek-V2, arXiv 2405.04434 §2.1)."""
+    if model.kv_lora_rank is not None:
+        per_token = float(model.kv_lora_rank + model.qk_rope_head_dim)
+        return (
+            model.n_layers
+            * per_token
+            * np.asarray(kv_bytes, dtype=np.float64)
+            * np.asarray(context_len, dtype=np.float64)
+            * np.asarray(batch, dtype=np.float64)
+            * np.ones_like(np.asarray(tp, dtype=np.float64))
+        )
     t = np.asarray(tp, dtype=np.float64)
     heads_per_device = np.ceil(model.kv_heads / t)
     return (

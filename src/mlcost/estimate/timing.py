@@ -11,6 +11,14 @@
   group spans, at ``comm_eff`` of its nominal bandwidth.
 * **1F1B pipeline** (Narayanan et al. 2021): step = (m + (p−1)/v) · t_micro-batch, where the bubble
   (p−1)/v is divided by the interleaving factor v.
+* **ZB-H1 pipeline** (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", arXiv 2401.10241, §3.1): the
+  backward is split into the input gradient B and the weight gradient W, and W fills the bubble; with the
+  same peak activation memory as 1F1B the bubble shrinks from (p−1)(T_F + T_B + T_W) to
+  (p−1)(T_F + T_B − T_W). With T_F = T_B = T_W (a forward each) that is 1/3 of 1F1B's; full recomputation
+  adds a forward to B (bubble fraction (1 + 2 − 1)/(1 + 2 + 1) = 1/2).
+* **Expert-parallel all-to-all** (dispatch and combine, forward and backward): each device sends
+  (ep−1)/ep of its routed token copies, tokens · top-k · capacity · h elements, over the slowest link the
+  EP group spans; not overlapped with compute.
 """
 
 from __future__ import annotations
@@ -33,16 +41,24 @@ def link_bandwidth(
     inter_bw: ArrayLike,
     intra_eff: ArrayLike,
     inter_eff: ArrayLike,
+    rails: ArrayLike | None = None,
 ) -> np.ndarray:
     """Effective per-device bandwidth (bytes/s) of a communication group of ``group_size`` ranks spaced
-    ``stride`` ranks apart: intra-node if the whole group fits in one node, else inter-node."""
+    ``stride`` ranks apart: intra-node if the whole group fits in one node, else inter-node.
+
+    ``rails`` (a profile's ``extra.ring_rails``; None = 1): ring collectives of a node-spanning group run
+    one ring per network adapter (NCCL channels), so with k = devices_per_node / stride of the group's
+    ranks in a node the group moves min(k, rails) adapters' worth of bandwidth, never more than the
+    intra-node links."""
     span = np.asarray(group_size, dtype=np.float64) * np.asarray(stride, dtype=np.float64)
-    inside = span <= np.asarray(devices_per_node, dtype=np.float64)
-    return np.where(
-        inside,
-        np.asarray(intra_bw, dtype=np.float64) * np.asarray(intra_eff, dtype=np.float64),
-        np.asarray(inter_bw, dtype=np.float64) * np.asarray(inter_eff, dtype=np.float64),
-    )
+    dpn = np.asarray(devices_per_node, dtype=np.float64)
+    inside = span <= dpn
+    intra = np.asarray(intra_bw, dtype=np.float64) * np.asarray(intra_eff, dtype=np.float64)
+    inter = np.asarray(inter_bw, dtype=np.float64) * np.asarray(inter_eff, dtype=np.float64)
+    if rails is not None:
+        per_node = np.clip(np.floor(dpn / np.asarray(stride, dtype=np.float64)), 1.0, None)
+        inter = np.minimum(inter * np.minimum(per_node, np.asarray(rails, dtype=np.float64)), intra)
+    return np.where(inside, intra, inter)
 
 
 def allreduce_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:
@@ -68,11 +84,40 @@ def allgather_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayL
     )
 
 
+#: Integer codes of pipeline schedules in vectorised inputs (1F1B and interleaved share the formula).
+SCHEDULE_CODES: dict[str, int] = {"1f1b": 0, "interleaved": 0, "zb-h1": 1}
+
+
+def bubble_fraction(schedule: ArrayLike, recompute: ArrayLike = 0) -> np.ndarray:
+    """Bubble of a schedule relative to 1F1B's (p−1) micro-batch times: 1 for 1F1B, ZB-H1's
+    (T_F + T_B − T_W) / (T_F + T_B + T_W) with T_F = T_W = 1 forward and T_B = 1 (+1 with full recompute)."""
+    full = (np.asarray(recompute) == 2).astype(np.float64)
+    zb = (1.0 + (1.0 + full) - 1.0) / (1.0 + (1.0 + full) + 1.0)
+    return np.where(np.asarray(schedule) == SCHEDULE_CODES["zb-h1"], zb, 1.0)
+
+
 def pipeline_time_s(
-    t_micro_s: ArrayLike, n_micro: ArrayLike, pp: ArrayLike, virtual: ArrayLike
+    t_micro_s: ArrayLike,
+    n_micro: ArrayLike,
+    pp: ArrayLike,
+    virtual: ArrayLike,
+    bubble: ArrayLike = 1.0,
 ) -> np.ndarray:
-    """1F1B (interleaved when ``virtual`` > 1) schedule time for ``n_micro`` micro-batches. Units: s."""
+    """1F1B (interleaved when ``virtual`` > 1) schedule time for ``n_micro`` micro-batches; ``bubble`` scales
+    the (p−1)/v bubble (:func:`bubble_fraction`, e.g. ZB-H1). Units: s."""
     p = np.asarray(pp, dtype=np.float64)
     return np.asarray(t_micro_s, dtype=np.float64) * (
-        np.asarray(n_micro, dtype=np.float64) + (p - 1.0) / np.asarray(virtual, dtype=np.float64)
+        np.asarray(n_micro, dtype=np.float64)
+        + (p - 1.0) / np.asarray(virtual, dtype=np.float64) * np.asarray(bubble, dtype=np.float64)
+    )
+
+
+def alltoall_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:
+    """All-to-all of ``size_bytes`` per device over ``n`` ranks: (n−1)/n of it leaves the device. Units: s."""
+    n_a = np.asarray(n, dtype=np.float64)
+    return (
+        (n_a - 1.0)
+        / n_a
+        * np.asarray(size_bytes, dtype=np.float64)
+        / np.asarray(bw_bytes_per_s, dtype=np.float64)
     )

@@ -22,6 +22,7 @@ from mlcost.estimate.kernel import (
 from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
+from mlcost.estimate.timing import SCHEDULE_CODES
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
@@ -51,12 +52,29 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             f"TP = {tp} and the {model.kv_heads} key/value heads of {model.name} do not divide each other",
             hint="TP must divide the KV heads, or be a multiple of them (heads are then replicated)",
         )
-    if model.n_layers % (pp * v):
-        what = f"PP×virtual stages = {pp}×{v}" if v > 1 else f"PP = {pp}"
+    if model.n_layers < pp * v:
+        what = f"--pp {pp} × --virtual-stages {v} = {pp * v} chunks" if v > 1 else f"--pp {pp} stages"
         raise SpecError(
-            f"{what} does not divide the {model.n_layers} layers of {model.name}",
-            hint="each pipeline stage (and virtual chunk) needs the same whole number of layers",
+            f"{what} for the {model.n_layers} layers of {model.name}: a stage would get no layer",
+            hint=f"use at most {model.n_layers} pipeline chunks (PP × virtual stages)",
         )
+    if job.ep > 1:
+        if not model.is_moe:
+            raise SpecError(
+                f"--ep {job.ep}: {model.name} has no experts",
+                hint="expert parallelism applies to mixture-of-experts models; drop --ep",
+            )
+        if model.n_experts % job.ep:
+            raise SpecError(
+                f"--ep {job.ep} does not divide the {model.n_experts} experts of {model.name}",
+                hint="choose an EP degree that divides the expert count, e.g. "
+                + ", ".join(str(d) for d in _divisors(model.n_experts) if d > 1)[:60],
+            )
+        if dp % job.ep:
+            raise SpecError(
+                f"--ep {job.ep} does not divide the data-parallel degree {dp} (devices / (TP×PP))",
+                hint="expert-parallel ranks are carved out of the data-parallel group: EP must divide DP",
+            )
     if job.global_batch % (job.micro_batch * dp):
         raise SpecError(
             f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
@@ -68,6 +86,10 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             hint=f"use --seq-len <= {model.max_seq_len}",
         )
     return dp
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def hardware_fields(hw: Any) -> dict[str, Any]:
@@ -94,6 +116,8 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "activation_overhead_frac": prof.activation_overhead_frac,
         "step_overhead_s": prof.step_overhead_s,
         "layer_overhead_s": prof.layer_overhead_s,
+        "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
+        "ring_rails": prof.extra.get("ring_rails", 1.0),
     }
 
 
@@ -123,6 +147,9 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_traffic_bytes=(
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
+        ep=job.ep,
+        capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
+        schedule=SCHEDULE_CODES[job.schedule],
         **compute_peaks(hw.device, job.precision),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
@@ -199,6 +226,34 @@ def _devices_needed(model: ModelSpec, job: TrainJob, hw: Hardware, capacity: flo
     return f"does not fit on up to {count} × {hw.device.id}: use a device with more memory"
 
 
+def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
+    chunks = job.pp * job.virtual_stages
+    uneven = (
+        ""
+        if model.n_layers % chunks == 0
+        else (
+            f"; uneven split: {model.n_layers} layers over {chunks} chunks, the fullest holds "
+            f"{-(-model.n_layers // chunks)} and sets the pace"
+        )
+    )
+    if job.schedule == "zb-h1":
+        return Assumption(
+            "pipeline_schedule",
+            "ZB-H1",
+            "zero-bubble ZB-H1 (Qi et al. 2023, arXiv 2401.10241 §3.1): bubble (p−1)(T_F+T_B−T_W), 1/3 of "
+            "1F1B's with T_F = T_B = T_W (1/2 with full recompute); 1F1B's activation memory" + uneven,
+        )
+    if job.virtual_stages > 1:
+        return Assumption(
+            "pipeline_schedule",
+            f"1F1B interleaved v={job.virtual_stages}",
+            "Narayanan et al. 2021: bubble (p−1)/v" + uneven,
+        )
+    return Assumption(
+        "pipeline_schedule", "1F1B", "Narayanan et al. 2021: bubble (p−1)/m of the step" + uneven
+    )
+
+
 #: A precision whose peak is this many times below the device's best one gets a note in the assumptions
 #: (e.g. bf16 on a CPU without bf16 units runs ~35x slower than fp32).
 SLOW_PRECISION_FACTOR = 4.0
@@ -211,10 +266,11 @@ def estimate_train(
     *,
     catalog: CatalogLike | None = None,
     profile: EfficiencyProfile | None = None,
+    framework: str | None = None,
 ) -> TrainEstimate:
     """Predict a training job. Raises :class:`SpecError` for impossible layouts; a job that does not fit
     in memory is not an error (``fits`` is False and ``fit_suggestions`` says what would make it fit)."""
-    hw = resolve_hardware(cluster, catalog, profile)
+    hw = resolve_hardware(cluster, catalog, profile, framework)
     dp = validate_layout(model, job, cluster.count)
     r = {k: float(v) for k, v in train_kernel(model, build_inputs(model, job, hw, dp)).items()}
     counts = count_params(model)
@@ -265,10 +321,16 @@ def estimate_train(
             "full s×s",
             "attention scores counted over the full matrix (Megatron, FlopCounterMode)",
         ),
+        _schedule_note(model, job),
         Assumption(
-            "pipeline_schedule",
-            "1F1B" + (f" interleaved v={job.virtual_stages}" if job.virtual_stages > 1 else ""),
-            "Narayanan et al. 2021",
+            "objective",
+            model.resolved_objective,
+            {
+                "clm": "causal LM: the vocabulary head runs on every token",
+                "mlm": "masked LM (BertForMaskedLM): dense + norm + vocabulary head on every position; "
+                "pass --objective to change",
+                "none": "bare model: no vocabulary head",
+            }[model.resolved_objective],
         ),
         Assumption(
             "power_w_per_device",
@@ -294,6 +356,21 @@ def estimate_train(
                 f"{hw.device.id} peaks at {used_peak / 1e12:.3g} TFLOP/s in {job.precision} and "
                 f"{best_peak / 1e12:.3g} in {best_prec} ({best_peak / used_peak:.0f}x faster); "
                 f"try --precision {best_prec}",
+            )
+        )
+    if model.is_moe:
+        notes.append(
+            Assumption(
+                "moe",
+                f"EP={job.ep}, capacity factor "
+                + ("dropless (balanced)" if job.capacity_factor is None else f"{job.capacity_factor:g}"),
+                "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
+                "all-to-all dispatch + combine in forward and backward, "
+                + (
+                    f"{r['time_ep_comm_s']:.3g} s per step, not overlapped with compute"
+                    if job.ep > 1
+                    else "none (EP = 1: experts replicated over DP)"
+                ),
             )
         )
     if model.position == "rope" and job.seq_len > model.max_seq_len:

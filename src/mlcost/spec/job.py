@@ -18,6 +18,8 @@ KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 RECOMPUTES: tuple[str, ...] = ("none", "selective", "full")
+Schedule = Literal["1f1b", "interleaved", "zb-h1"]
+SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1")
 WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
@@ -59,6 +61,14 @@ class TrainJob:
             modules), whose unfused tanh-GELU (GPT-2's ``gelu_new``) keeps more intermediates for backward
             and makes ~8 ops over memory, and whose RMSNorm and rotary embeddings run 4–5 ops each; its
             optimizer step is PyTorch's default unfused one (AdamW: 8 ops per parameter tensor).
+        ep: expert-parallel degree (MoE): the routed experts are split over ``ep`` ranks carved out of the
+            data-parallel group (Megatron-Core / DeepSpeed-MoE convention); tokens reach their experts by
+            an all-to-all. Must divide the experts and the data-parallel degree.
+        capacity_factor: expert capacity as a multiple of the balanced load (GShard/Switch token dropping
+            with padded buffers): expert GEMMs and all-to-all messages grow by it. ``None`` = dropless
+            routing with a balanced load (Megatron-Core's default).
+        schedule: pipeline schedule: ``1f1b``, ``interleaved`` (needs virtual_stages > 1; also implied by
+            virtual_stages > 1) or ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241).
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -80,9 +90,25 @@ class TrainJob:
     overlap_grad_reduce: bool = True
     fused_elementwise: bool = True
     goodput: float = 1.0
+    ep: int = 1
+    capacity_factor: float | None = None
+    schedule: Schedule = "1f1b"
 
     def __post_init__(self) -> None:
         own = "train job"
+        check_positive_int(own, "ep", self.ep)
+        check_choice(own, "schedule", self.schedule, SCHEDULES)
+        if self.capacity_factor is not None:
+            check_positive(own, "capacity_factor", self.capacity_factor)
+        if self.schedule == "interleaved" and self.virtual_stages == 1:
+            raise SpecError(
+                "schedule 'interleaved' needs virtual_stages > 1", hint="pass --virtual-stages 2 (or more)"
+            )
+        if self.schedule == "zb-h1" and self.virtual_stages > 1:
+            raise SpecError(
+                "schedule 'zb-h1' is not interleaved: it needs virtual_stages = 1",
+                hint="drop --virtual-stages or use --schedule interleaved",
+            )
         check_positive(own, "tokens", self.tokens)
         for field in ("seq_len", "global_batch", "micro_batch", "tp", "pp", "virtual_stages"):
             check_positive_int(own, field, getattr(self, field))

@@ -7,7 +7,12 @@ One dataclass covers the transformer families mlcost supports:
   embeddings (Llama, Mistral, Qwen2 — the latter with QKV biases);
 * mixture-of-experts decoders (Mixtral): ``n_experts`` routed experts of which ``experts_top_k`` run per
   token, optional always-on shared experts;
-* encoder-only BERT: learned positions, token-type embeddings, embedding LayerNorm, pooler.
+* encoder-only BERT: learned positions, token-type embeddings, embedding LayerNorm; trained with the
+  masked-LM head (``objective="mlm"``: dense + LayerNorm + vocabulary projection, as ``BertForMaskedLM``)
+  or counted as the bare encoder with its pooler (``objective="none"``, ``BertModel``);
+* fine-grained and shared experts (DeepSeek-MoE, Qwen-MoE), dense first layers, extra norms per block
+  (Gemma 2/3, Falcon's parallel block), per-head q/k norms (Qwen3, Gemma 3) and multi-head latent attention
+  (MLA, DeepSeek-V2/V3: low-rank compressed queries and keys/values).
 
 Parameter counts follow the Hugging Face implementations exactly (``*ForCausalLM`` for decoders,
 ``BertModel`` with its pooler for BERT); see ``mlcost.estimate.params``.
@@ -26,6 +31,8 @@ Kind = Literal["decoder", "encoder"]
 Mlp = Literal["gelu", "swiglu"]
 Norm = Literal["layernorm", "rmsnorm"]
 Position = Literal["learned", "rope"]
+Objective = Literal["auto", "clm", "mlm", "none"]
+OBJECTIVES: tuple[str, ...] = ("auto", "clm", "mlm", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +59,20 @@ class ModelSpec:
         experts_top_k: experts that run per token.
         n_shared_experts: experts every token uses in addition (DeepSeek/Qwen-MoE style).
         expert_d_ff: intermediate size of one expert; ``None`` means ``d_ff``.
+        shared_expert_d_ff: intermediate size of one shared expert; ``None`` means ``expert_d_ff``.
+        shared_expert_gate: a sigmoid gate (d_model × 1) scales the shared expert (Qwen2-MoE).
+        n_dense_layers: the first blocks use a dense MLP of ``d_ff`` instead of experts (DeepSeek's
+            ``first_k_dense_replace``).
+        norms_per_layer: norms in one block: 2 (pre-attention, pre-MLP), 1 (Falcon-7B's parallel block),
+            4 (Gemma 2/3: also after attention and after the MLP).
+        qk_norm: a norm of head_dim on each query and key head (Qwen3, Gemma 3).
+        q_lora_rank: MLA query compression rank; ``None`` projects queries directly.
+        kv_lora_rank: MLA key/value compression rank; ``None`` means ordinary (GQA/MHA) attention.
+        qk_rope_head_dim: MLA: the rotary part of head_dim (shared by all heads, from the compressed path).
+        v_head_dim: per-head size of values; ``None`` means ``head_dim``.
+        objective: training objective and head: ``clm`` (causal LM head), ``mlm`` (BERT masked-LM head:
+            dense + norm + vocabulary projection with a bias; no pooler), ``none`` (bare model; an encoder
+            keeps its pooler) or ``auto`` (``clm`` for decoders, ``mlm`` for encoders).
         type_vocab_size: token-type (segment) embeddings, BERT only.
         embedding_norm: a norm right after the embeddings (BERT).
         final_norm: a norm after the last block (decoders).
@@ -81,6 +102,16 @@ class ModelSpec:
     experts_top_k: int = 0
     n_shared_experts: int = 0
     expert_d_ff: int | None = None
+    shared_expert_d_ff: int | None = None
+    shared_expert_gate: bool = False
+    n_dense_layers: int = 0
+    norms_per_layer: int = 2
+    qk_norm: bool = False
+    q_lora_rank: int | None = None
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int = 0
+    v_head_dim: int | None = None
+    objective: Objective = "auto"
     type_vocab_size: int = 0
     embedding_norm: bool = False
     final_norm: bool = True
@@ -94,11 +125,28 @@ class ModelSpec:
         check_choice(own, "mlp", self.mlp, ["gelu", "swiglu"])
         check_choice(own, "norm", self.norm, ["layernorm", "rmsnorm"])
         check_choice(own, "position", self.position, ["learned", "rope"])
+        check_choice(own, "objective", self.objective, OBJECTIVES)
         for field in ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size", "max_seq_len"):
             check_positive_int(own, field, getattr(self, field))
-        for field in ("n_experts", "experts_top_k", "n_shared_experts", "type_vocab_size"):
+        for field in (
+            "n_experts",
+            "experts_top_k",
+            "n_shared_experts",
+            "type_vocab_size",
+            "n_dense_layers",
+            "norms_per_layer",
+            "qk_rope_head_dim",
+        ):
             check_positive_int(own, field, getattr(self, field), allow_zero=True)
-        for field in ("n_kv_heads", "head_dim", "expert_d_ff"):
+        for field in (
+            "n_kv_heads",
+            "head_dim",
+            "expert_d_ff",
+            "shared_expert_d_ff",
+            "q_lora_rank",
+            "kv_lora_rank",
+            "v_head_dim",
+        ):
             if getattr(self, field) is not None:
                 check_positive_int(own, field, getattr(self, field))
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
@@ -117,8 +165,27 @@ class ModelSpec:
                     f"{own}: experts_top_k must be between 1 and n_experts ({self.n_experts}), "
                     f"got {self.experts_top_k}"
                 )
-        elif self.experts_top_k or self.n_shared_experts:
-            raise SpecError(f"{own}: experts_top_k/n_shared_experts need n_experts > 0")
+        elif self.experts_top_k or self.n_shared_experts or self.n_dense_layers:
+            raise SpecError(f"{own}: experts_top_k/n_shared_experts/n_dense_layers need n_experts > 0")
+        if self.n_dense_layers > self.n_layers:
+            raise SpecError(
+                f"{own}: n_dense_layers ({self.n_dense_layers}) exceeds n_layers ({self.n_layers})"
+            )
+        if self.kv_lora_rank is None and (self.q_lora_rank is not None or self.qk_rope_head_dim):
+            raise SpecError(
+                f"{own}: q_lora_rank/qk_rope_head_dim describe MLA attention and need kv_lora_rank",
+                hint="set kv_lora_rank (DeepSeek-V2/V3) or drop them",
+            )
+        if self.is_mla and self.qk_rope_head_dim >= self.dim_head:
+            raise SpecError(
+                f"{own}: qk_rope_head_dim ({self.qk_rope_head_dim}) must be below head_dim ({self.dim_head})",
+                hint="head_dim is the whole query/key head: qk_nope_head_dim + qk_rope_head_dim",
+            )
+        if self.objective == "mlm" and self.kind != "encoder":
+            raise SpecError(
+                f"{own}: objective 'mlm' needs an encoder (kind='encoder')",
+                hint="decoders train with 'clm'",
+            )
 
     # ---- derived shapes -------------------------------------------------------------------------
     @property
@@ -141,8 +208,41 @@ class ModelSpec:
         return self.expert_d_ff if self.expert_d_ff is not None else self.d_ff
 
     @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention (DeepSeek-V2/V3)."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def dim_v(self) -> int:
+        """Per-head size of values (and of the attention output)."""
+        return self.v_head_dim if self.v_head_dim is not None else self.dim_head
+
+    @property
+    def ff_shared(self) -> int:
+        """Intermediate size of one shared expert."""
+        return self.shared_expert_d_ff if self.shared_expert_d_ff is not None else self.ff_expert
+
+    @property
+    def n_moe_layers(self) -> int:
+        """Blocks whose MLP is a mixture of experts (0 for dense models)."""
+        return self.n_layers - self.n_dense_layers if self.is_moe else 0
+
+    @property
+    def resolved_objective(self) -> str:
+        """``clm``, ``mlm`` or ``none`` (``auto`` resolved by kind)."""
+        if self.objective != "auto":
+            return self.objective
+        return "clm" if self.kind == "decoder" else "mlm"
+
+    @property
     def has_lm_head(self) -> bool:
-        return self.kind == "decoder"
+        """A vocabulary projection runs on every token (causal-LM or masked-LM head)."""
+        return self.resolved_objective in ("clm", "mlm")
+
+    @property
+    def has_pooler(self) -> bool:
+        """The encoder's pooler is built (``BertModel``); masked-LM training drops it (``BertForMaskedLM``)."""
+        return self.pooler and self.resolved_objective == "none"
 
     # ---- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -37,6 +37,10 @@ def model_from_torch_module(module: Any, name: str | None = None) -> ModelSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{cls}.config.to_dict() did not return a dict")
     label = name or data.get("_name_or_path") or cls
-    return model_from_hf_config(
+    spec = model_from_hf_config(
         data, name=str(label), source=f"{cls}.config (model_type {data.get('model_type')!r})"
     )
+    # A bare backbone (BertModel, LlamaModel) has no vocabulary head; *ForMaskedLM / *ForCausalLM do.
+    if cls.endswith("Model") and not cls.endswith("LMHeadModel") and cls != "PreTrainedModel":
+        return spec.replace(objective="none")
+    return spec
