@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "mlcost.cli.calibrate",
     "devices": "mlcost.cli.catalog",
     "models": "mlcost.cli.catalog",
+    "catalog": "mlcost.cli.catalog_import",
     "env": "mlcost.cli.env",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
