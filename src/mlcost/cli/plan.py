@@ -8,6 +8,7 @@ This module parses options and renders; the search is in :mod:`mlcost.plan.train
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -100,6 +101,15 @@ def train(
     ),
     restart: str = typer.Option("10min", "--restart-overhead", help="Time lost per interruption to restart."),
     checkpoint: str = typer.Option("1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."),
+    virtual_stages: str = typer.Option(
+        "1,2,4", "--virtual-stages", help="Interleaved pipeline chunks per rank to try (used with PP > 1)."
+    ),
+    catalog: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
+    ),
+    export: Path | None = typer.Option(
+        None, "--export", help="Write launch files for plan #1 here (SkyPilot, torchrun/FSDP, DeepSpeed, Megatron)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
 ) -> None:
     """Plan a training run: search device × count × TP/PP/DP × ZeRO × micro-batch × recomputation ×
@@ -115,7 +125,7 @@ def train(
     from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count, parse_duration_s
 
-    cat = get_catalog()
+    cat = get_catalog(extra=catalog or None)
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")
@@ -136,6 +146,7 @@ def train(
         global_batch=global_batch,
         precisions=_split(precisions) or ("bf16",),
         counts=_ints(counts, "--counts"),
+        virtual_stages=_ints(virtual_stages, "--virtual-stages") or (1,),
     )
     spot_model = SpotModel(
         interruptions_per_node_h=spot_rate,
@@ -153,11 +164,24 @@ def train(
         spot_model=spot_model,
         top=top,
         catalog=cat,
+        catalog_files=[str(p) for p in catalog or ()],
     )
+    written: list[str] = []
+    if export is not None and result.plans:
+        from mlcost.plan.export import write_exports
+
+        written = [str(p) for p in write_exports(result, export, rank=1)]
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        d = result.to_dict()
+        if export is not None:
+            d["exported"] = written
+        typer.echo(json.dumps(d, indent=2))
         return
     render_train(result.to_dict(), _console())
+    if result.plans:
+        typer.echo(f"reproduce #1: {result.plans[0].command}")
+    if written:
+        typer.echo(f"exported plan #1 to {export}: {', '.join(Path(p).name for p in written)}")
 
 
 def render_train(d: dict[str, Any], console: Any) -> None:
@@ -288,6 +312,9 @@ def serve(
         "bf16,fp8,int8,int4", "--weight-precisions", help="Weight formats to try (fp8 only on fp8 devices)."
     ),
     top: int = typer.Option(5, "--top", help="How many plans to show."),
+    catalog: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
 ) -> None:
     """Plan a serving fleet: choose device × TP × batch × weight precision × price row meeting the latency
@@ -298,7 +325,7 @@ def serve(
     from mlcost.spec.model import resolve_model
     from mlcost.units import parse_count
 
-    cat = get_catalog()
+    cat = get_catalog(extra=catalog or None)
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")

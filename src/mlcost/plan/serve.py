@@ -28,7 +28,7 @@ import numpy as np
 
 from mlcost.errors import SpecError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
-from mlcost.plan.train import check_places, price_rows
+from mlcost.plan.prices import check_places, price_rows
 from mlcost.spec.job import BYTES_PER_ELEMENT
 from mlcost.spec.model import ModelSpec
 from mlcost.units import J_PER_KWH, S_PER_DAY, S_PER_H, S_PER_MONTH, format_duration

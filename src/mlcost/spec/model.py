@@ -58,6 +58,9 @@ class ModelSpec:
         pooler: BERT pooler (d_model × d_model dense + bias).
         dropout: the model trains with dropout (adds 1-byte masks to activation memory, Korthikanti et al.).
         source: where the shape came from (config URL, file path, module class).
+        train_seq_len: the sequence length of the model's published pre-training recipe (tokens), or None;
+            estimate, plan and tco use it as their default (mlcost.plan.defaults).
+        train_global_batch: the recipe's global batch (sequences per optimizer step), or None.
     """
 
     name: str
@@ -87,6 +90,8 @@ class ModelSpec:
     pooler: bool = False
     dropout: bool = False
     source: str = "user"
+    train_seq_len: int | None = None
+    train_global_batch: int | None = None
 
     def __post_init__(self) -> None:
         own = f"model {self.name!r}"
@@ -98,7 +103,7 @@ class ModelSpec:
             check_positive_int(own, field, getattr(self, field))
         for field in ("n_experts", "experts_top_k", "n_shared_experts", "type_vocab_size"):
             check_positive_int(own, field, getattr(self, field), allow_zero=True)
-        for field in ("n_kv_heads", "head_dim", "expert_d_ff"):
+        for field in ("n_kv_heads", "head_dim", "expert_d_ff", "train_seq_len", "train_global_batch"):
             if getattr(self, field) is not None:
                 check_positive_int(own, field, getattr(self, field))
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
