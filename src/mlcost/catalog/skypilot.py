@@ -426,7 +426,7 @@ def convert(rows: Iterable[SourceRow], *, date: str) -> ImportReport:
                 "provider": provider,
                 "region": region,
                 "pricing": pricing,
-                "usd_per_device_h": f"{per:.6g}",
+                "usd_per_device_h": f"{per:.10g}",
                 "instance": label,
                 "source": text,
                 "date": date,
