@@ -112,7 +112,11 @@ def test_prices_from_reference(cat: Catalog) -> None:
     assert (aws.usd_per_device_h, aws.instance) == (pytest.approx(58.8928 / 8), "p5.48xlarge/8")
     assert cat.price("h100-sxm", "aws", "eu-north-1", "spot").usd_per_device_h == pytest.approx(28.3188 / 8)
     # gcp.csv: host a3-highgpu-8g 9.46006/h + accelerator row 8 x H100 33.60609/h in us-central1-a
-    gcp = [p for p in cat.prices("h100-sxm", "gcp", "us-central1", "on-demand") if p.instance == "a3-highgpu-8g/8"]
+    gcp = [
+        p
+        for p in cat.prices("h100-sxm", "gcp", "us-central1", "on-demand")
+        if p.instance == "a3-highgpu-8g/8"
+    ]
     assert gcp[0].usd_per_device_h == pytest.approx((9.46006 + 33.60609) / 8, rel=1e-5)
     # gcp.csv: tpu-v5litepod-4 slice 4.8/h in us-central1-a: 4 chips
     assert cat.price("tpu-v5e", "gcp", "us-central1").usd_per_device_h == pytest.approx(1.2)

@@ -274,7 +274,9 @@ def test_override_replaces_and_extends(tmp_path: Path) -> None:
     assert cat.pue("myco").pue == 1.05
     assert cat.model("gpt2").n_layers == 2
     assert cat.efficiency("my-gpu").matmul_eff_max == 0.7
-    assert cat.price("h100-sxm", provider="aws") == base.price("h100-sxm", provider="aws")  # package prices kept
+    assert cat.price("h100-sxm", provider="aws") == base.price(
+        "h100-sxm", provider="aws"
+    )  # package prices kept
 
 
 def test_later_override_wins(tmp_path: Path) -> None:

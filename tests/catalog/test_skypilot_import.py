@@ -75,7 +75,9 @@ def test_import_output_loads_as_a_price_table(tmp_path: Path) -> None:
 
 def test_cli_writes_file_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "prices.csv"
-    code = main(["catalog", "import-skypilot", str(FIXTURE), "--out", str(out), "--date", "2026-12-01", "--json"])
+    code = main(
+        ["catalog", "import-skypilot", str(FIXTURE), "--out", str(out), "--date", "2026-12-01", "--json"]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 8 and summary["skipped_total"] == 5

@@ -182,16 +182,24 @@ def test_other_objectives(objective: str, key: str) -> None:
 def test_mix_objective_between_extremes() -> None:
     cons = TrainConstraints(max_devices=8, devices=("a100-80gb", "h100-sxm", "l4"))
     cheap = plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT).plans[0].to_dict()
-    fast = plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT, objective="time").plans[0].to_dict()
-    mix = plan_train(
-        GPT2,
-        TOKENS,
-        constraints=cons,
-        search=SMALL,
-        catalog=CAT,
-        objective="mix",
-        weights={"cost": 1.0, "time": 1.0},
-    ).plans[0].to_dict()
+    fast = (
+        plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT, objective="time")
+        .plans[0]
+        .to_dict()
+    )
+    mix = (
+        plan_train(
+            GPT2,
+            TOKENS,
+            constraints=cons,
+            search=SMALL,
+            catalog=CAT,
+            objective="mix",
+            weights={"cost": 1.0, "time": 1.0},
+        )
+        .plans[0]
+        .to_dict()
+    )
     assert cheap["cost_usd"] <= mix["cost_usd"] <= fast["cost_usd"] + 1e-9
     assert fast["total_time_s"] <= mix["total_time_s"] <= cheap["total_time_s"] + 1e-9
 

@@ -36,7 +36,9 @@ def load_regions(path: Path | None = None) -> dict[tuple[str, str], RegionRow]:
     """``(provider, region) → RegionRow`` from ``regions.csv``."""
     with (path or REGIONS_FILE).open(newline="", encoding="utf-8") as fh:
         return {
-            (r["provider"], r["region"]): RegionRow(r["provider"], r["region"], r["country"], r["source"], r["date"])
+            (r["provider"], r["region"]): RegionRow(
+                r["provider"], r["region"], r["country"], r["source"], r["date"]
+            )
             for r in csv.DictReader(fh)
         }
 

@@ -435,7 +435,9 @@ def convert(rows: Iterable[SourceRow], *, date: str) -> ImportReport:
     return report
 
 
-def import_skypilot(directory: Path | str, *, commit: str | None = None, date: str | None = None) -> ImportReport:
+def import_skypilot(
+    directory: Path | str, *, commit: str | None = None, date: str | None = None
+) -> ImportReport:
     """Read ``directory`` (a SkyPilot catalog checkout or a snapshot) and convert it (module docstring)."""
     day = date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     try:

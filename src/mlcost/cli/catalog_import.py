@@ -28,7 +28,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise MlcostError(f"--out {path}: folder {folder} does not exist", hint="create it or pick another path")
+        raise MlcostError(
+            f"--out {path}: folder {folder} does not exist", hint="create it or pick another path"
+        )
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -45,7 +47,8 @@ def _write_atomic(path: Path, text: str) -> None:
 @catalog_app.command("import-skypilot")
 def import_skypilot_command(
     directory: Path = typer.Argument(
-        ..., help="A skypilot-catalog checkout (catalogs/vN/<cloud>/vms.csv) or a flat <provider>.csv snapshot."
+        ...,
+        help="A skypilot-catalog checkout (catalogs/vN/<cloud>/vms.csv) or a flat <provider>.csv snapshot.",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write the price table here (prices.csv columns) [stdout]."

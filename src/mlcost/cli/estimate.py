@@ -79,7 +79,9 @@ def train(
         1, "--micro-batch", help="Sequences per micro-batch per data-parallel rank."
     ),
     global_batch: int | None = typer.Option(
-        None, "--global-batch", help="Sequences per optimizer step [model preset's recipe, else ≈4M/1M tokens]."
+        None,
+        "--global-batch",
+        help="Sequences per optimizer step [model preset's recipe, else ≈4M/1M tokens].",
     ),
     seq_len: int | None = typer.Option(
         None, "--seq-len", help="Tokens per sequence [model preset's recipe, else min(context, 4096)]."
@@ -159,7 +161,11 @@ def train(
             dp = max(gpus // (tp * pp), 1)
             unit = micro_batch * dp
             global_batch = max(unit, math.ceil(dflt.global_batch / unit) * unit)
-            rounded = "" if global_batch == dflt.global_batch else f" (rounded up from {dflt.global_batch} to a multiple of micro-batch × DP = {unit})"
+            rounded = (
+                ""
+                if global_batch == dflt.global_batch
+                else f" (rounded up from {dflt.global_batch} to a multiple of micro-batch × DP = {unit})"
+            )
             extra.append(
                 Assumption(
                     "global_batch",

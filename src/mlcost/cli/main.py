@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "devices": "mlcost.cli.catalog",
     "models": "mlcost.cli.catalog",
     "catalog": "mlcost.cli.catalog_import",
+    "export": "mlcost.cli.export",
     "env": "mlcost.cli.env",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

@@ -108,7 +108,9 @@ def train(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     export: Path | None = typer.Option(
-        None, "--export", help="Write launch files for plan #1 here (SkyPilot, torchrun/FSDP, DeepSpeed, Megatron)."
+        None,
+        "--export",
+        help="Write launch files for plan #1 here (SkyPilot, torchrun/FSDP, DeepSpeed, Megatron).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
 ) -> None:
@@ -170,7 +172,8 @@ def train(
     if export is not None and result.plans:
         from mlcost.plan.export import write_exports
 
-        written = [str(p) for p in write_exports(result, export, rank=1)]
+        per_node = cat.device(result.plans[0].device).devices_per_node
+        written = [str(p) for p in write_exports(result, export, model=spec, devices_per_node=per_node)]
     if as_json:
         d = result.to_dict()
         if export is not None:

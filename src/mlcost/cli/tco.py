@@ -192,7 +192,9 @@ def tco_command(
         None, "--seq-len", help="Training sequence length [model preset's recipe, else min(context, 4096)]."
     ),
     global_batch: int | None = typer.Option(
-        None, "--global-batch", help="Training sequences per step [model preset's recipe, else ≈4M/1M tokens]."
+        None,
+        "--global-batch",
+        help="Training sequences per step [model preset's recipe, else ≈4M/1M tokens].",
     ),
     train_precision: str = typer.Option("bf16", "--train-precision", help=f"One of {', '.join(PRECISIONS)}."),
     serve_device: str = typer.Option("h100-sxm", "--serve-device", help="Serving device."),

@@ -77,7 +77,9 @@ def make_plan(
         energy_kwh=float(c.energy_kwh[i]),
         co2_kg=float(c.co2_kg[i]),
         fits=bool(k["fits"][j]),
-        sequence_parallel=bool(tp > 1) if search.sequence_parallel is None else bool(search.sequence_parallel),
+        sequence_parallel=bool(tp > 1)
+        if search.sequence_parallel is None
+        else bool(search.sequence_parallel),
         flash_attention=search.flash_attention,
         overlap_grad_reduce=search.overlap_grad_reduce,
         goodput=search.goodput,
@@ -137,7 +139,9 @@ def plan_specs(plan: TrainPlan | dict[str, Any], tokens: float) -> tuple[TrainJo
     return job, cluster
 
 
-def estimate_command(plan: TrainPlan, model_name: str, tokens: float, catalog_files: Sequence[str] = ()) -> str:
+def estimate_command(
+    plan: TrainPlan, model_name: str, tokens: float, catalog_files: Sequence[str] = ()
+) -> str:
     """The ``mlcost estimate train`` line that reproduces the plan's uninterrupted time and cost."""
     args = [
         "mlcost", "estimate", "train",

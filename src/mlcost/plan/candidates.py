@@ -135,7 +135,9 @@ def fitting(hw: DeviceHardware, lay: Layouts, r: dict[str, np.ndarray], rows: Pr
     if idx.size == 0:
         i = int(np.argmin(r["memory_total_bytes"]))
         best_mem = (float(r["memory_total_bytes"][i]), f"{int(lay.count[i])} devices, {layout_text(lay, i)}")
-    return DeviceEval(hw, lay.take(idx), {k: np.asarray(v)[idx] for k, v in r.items()}, rows, len(lay), best_mem)
+    return DeviceEval(
+        hw, lay.take(idx), {k: np.asarray(v)[idx] for k, v in r.items()}, rows, len(lay), best_mem
+    )
 
 
 def expand(evals: Sequence[DeviceEval], deadline_s: float | None, spot_model: SpotModel) -> CandidateTable:
@@ -217,7 +219,11 @@ def _expand_spot(
         e1 * pue * carb,
     )
     ttime = np.where(is_spot, sched.total_time_s, T)
-    dl_ok = np.ones_like(ttime, dtype=bool) if deadline_s is None else np.where(is_spot, sched.feasible, deadline_s >= T)
+    dl_ok = (
+        np.ones_like(ttime, dtype=bool)
+        if deadline_s is None
+        else np.where(is_spot, sched.feasible, deadline_s >= T)
+    )
     worst = np.where(
         is_spot & (deadline_s is not None),
         devices_n * (price * np.maximum(sched.switch_at_s, 0.0) + od_price * T) / S_PER_H,

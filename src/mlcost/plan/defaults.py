@@ -43,7 +43,9 @@ def rule_global_batch(model_params: float, seq_len: int) -> int:
     return int(2 ** max(0, round(np.log2(max(1.0, target / seq_len)))))
 
 
-def train_defaults(model: ModelSpec, seq_len: int | None = None, global_batch: int | None = None) -> TrainDefaults:
+def train_defaults(
+    model: ModelSpec, seq_len: int | None = None, global_batch: int | None = None
+) -> TrainDefaults:
     """The values a command uses when ``--seq-len`` / ``--global-batch`` are not given (module docstring)."""
     if seq_len is not None:
         seq, seq_src = seq_len, "user"

@@ -24,7 +24,11 @@ ADVICE_COUNT_FACTOR = 64
 def short(evals: Sequence[DeviceEval], c: CandidateTable, i: int) -> str:
     ev = evals[int(c.dev[i])]
     j, r = int(c.lay[i]), int(c.row[i])
-    where = "" if ev.rows.provider[r] is None else f" {ev.rows.provider[r]} {ev.rows.region[r]} {ev.rows.pricing[r]}"
+    where = (
+        ""
+        if ev.rows.provider[r] is None
+        else f" {ev.rows.provider[r]} {ev.rows.region[r]} {ev.rows.pricing[r]}"
+    )
     return f"{int(ev.layouts.count[j])}× {ev.hw.device.id}, {layout_text(ev.layouts, j)}{where}"
 
 
@@ -119,7 +123,12 @@ def explain_deadline(
 
 
 def explain_cap(
-    c: CandidateTable, ok: np.ndarray, evals: Sequence[DeviceEval], key: str, cap: float, deadline_s: float | None
+    c: CandidateTable,
+    ok: np.ndarray,
+    evals: Sequence[DeviceEval],
+    key: str,
+    cap: float,
+    deadline_s: float | None,
 ) -> str:
     """Why nothing passes the budget (``cost_usd``) or emissions (``co2_kg``) cap."""
     m = c.metric(key)
@@ -129,8 +138,7 @@ def explain_cap(
             f"nothing costs at most ${cap:,.0f}"
             + (f" within the {format_duration(deadline_s)} deadline" if deadline_s else "")
             + f": the cheapest plan costs ${m[i]:,.0f} ({short(evals, c, i)}); "
-            f"raise --budget-usd to ≥ {math.ceil(m[i]):,}"
-            + (" or relax the deadline" if deadline_s else "")
+            f"raise --budget-usd to ≥ {math.ceil(m[i]):,}" + (" or relax the deadline" if deadline_s else "")
         )
     return (
         f"nothing emits at most {cap:,.0f} kg CO2e under the other constraints: the "
@@ -145,7 +153,11 @@ def _pct(a: float, b: float) -> str:
 
 def why(a: TrainPlan, b: TrainPlan, objective: str, w: dict[str, float]) -> str:
     """The decisive difference between plan #1 and #2, in words and numbers."""
-    diff = [f"{k} {getattr(a, k)} vs {getattr(b, k)}" for k in TrainPlan.choice_keys() if getattr(a, k) != getattr(b, k)]
+    diff = [
+        f"{k} {getattr(a, k)} vs {getattr(b, k)}"
+        for k in TrainPlan.choice_keys()
+        if getattr(a, k) != getattr(b, k)
+    ]
     head = f"#1 and #2 differ in: {'; '.join(diff) if diff else 'the same configuration'}. "
     ta, tb, ca, cb = a.total_time_s, b.total_time_s, a.cost_usd, b.cost_usd
     if objective == "cost" and ca is not None and cb is not None:
@@ -253,7 +265,11 @@ def assumptions(
     add("tp_within_node", True, "TP groups never span nodes")
     for dev_id, prof in profiles_used.items():
         p = cat.efficiency(dev_id)
-        add(f"efficiency_profile[{dev_id}]", prof, f"{p.source} ({p.date}); error band ±{p.error_band_rel:.0%}")
+        add(
+            f"efficiency_profile[{dev_id}]",
+            prof,
+            f"{p.source} ({p.date}); error band ±{p.error_band_rel:.0%}",
+        )
     seen = set()
     for pl in plans:
         if pl.provider is None:
@@ -263,7 +279,11 @@ def assumptions(
         if key in seen:
             continue
         seen.add(key)
-        add(f"price[{'/'.join(str(x) for x in key)}]", pl.price_usd_per_device_h, f"{pl.instance}: {pl.price_source}")
+        add(
+            f"price[{'/'.join(str(x) for x in key)}]",
+            pl.price_usd_per_device_h,
+            f"{pl.instance}: {pl.price_source}",
+        )
         add(f"carbon[{pl.provider}/{pl.region}]", pl.carbon_kg_per_kwh, pl.carbon)
     add(
         "price_rows",
@@ -271,7 +291,11 @@ def assumptions(
         "by another row are not searched",
         "mlcost.plan.prices (cannot change the best plan for any objective or cap)",
     )
-    add("pue_carbon", "per provider/region", "catalog providers.csv and carbon.csv (region → country average → provider)")
+    add(
+        "pue_carbon",
+        "per provider/region",
+        "catalog providers.csv and carbon.csv (region → country average → provider)",
+    )
     if cons.spot:
         add(
             "spot_model",
@@ -281,7 +305,9 @@ def assumptions(
         )
     add(
         "counts",
-        "powers of two and ×1.5, whole nodes from one node up" if search.counts is None else list(search.counts),
+        "powers of two and ×1.5, whole nodes from one node up"
+        if search.counts is None
+        else list(search.counts),
         f"up to --max-devices {cons.max_devices}",
     )
     return out

@@ -88,7 +88,14 @@ def main_key(evals: Sequence[DeviceEval], c: CandidateTable, i: int) -> tuple[An
     within each."""
     lay = evals[int(c.dev[i])].layouts
     j = int(c.lay[i])
-    return (int(c.dev[i]), int(lay.count[j]), int(lay.tp[j]), int(lay.pp[j]), int(lay.precision[j]), int(c.row[i]))
+    return (
+        int(c.dev[i]),
+        int(lay.count[j]),
+        int(lay.tp[j]),
+        int(lay.pp[j]),
+        int(lay.precision[j]),
+        int(c.row[i]),
+    )
 
 
 def distinct_top(

@@ -178,7 +178,11 @@ def plan_train(
     front = priced[pareto_front(c.time_s[priced], c.cost_usd[priced])] if priced.size else priced
     pareto = [make_plan(evals, c, int(i), None, **common) for i in front]
     if objective == "mix":
-        notes.append("mix objective: score = Σ weight × metric / best feasible metric (" + ", ".join(f"{k}={v:g}" for k, v in w.items()) + ")")
+        notes.append(
+            "mix objective: score = Σ weight × metric / best feasible metric ("
+            + ", ".join(f"{k}={v:g}" for k, v in w.items())
+            + ")"
+        )
     from mlcost.catalog.regions import snapshot_commits
 
     return TrainPlanResult(
@@ -212,7 +216,11 @@ def _package_catalog() -> Any:
 
 
 def _check(
-    tokens: float, cons: TrainConstraints, search: TrainSearch, objective: str, weights: dict[str, float] | None
+    tokens: float,
+    cons: TrainConstraints,
+    search: TrainSearch,
+    objective: str,
+    weights: dict[str, float] | None,
 ) -> dict[str, float]:
     """Validate the request; return the objective's weights."""
     if objective not in OBJECTIVES:
@@ -276,7 +284,9 @@ def _evaluate_all(
             intra_bw_bytes_per_s=dev.intra_node_bw_bytes_per_s,
             inter_bw_bytes_per_s=dev.inter_node_bw_bytes_per_s,
         )
-        counts = list(search.counts) if search.counts else device_counts(cons.max_devices, dev.devices_per_node)
+        counts = (
+            list(search.counts) if search.counts else device_counts(cons.max_devices, dev.devices_per_node)
+        )
         lay, r = evaluate_device(
             model,
             hw,
@@ -321,7 +331,10 @@ def _filter(
     """Deadline → budget → CO2 cap; the mask of feasible candidates and why none is, when none is."""
     infeasible: list[str] = []
     if len(c) == 0:
-        infeasible.extend(explain.explain_no_fit(evals, model, cons.max_devices, [], []) or [n for n in notes if n.startswith("no ")])
+        infeasible.extend(
+            explain.explain_no_fit(evals, model, cons.max_devices, [], [])
+            or [n for n in notes if n.startswith("no ")]
+        )
         return np.zeros(0, dtype=bool), infeasible
     ok = c.deadline_ok.copy()
     if not ok.any():
