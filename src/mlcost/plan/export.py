@@ -209,7 +209,7 @@ def _megatron_args(model: Any, plan: Mapping[str, Any], tokens: float) -> list[s
         f"--global-batch-size {plan['global_batch']}",
         f"--seq-length {plan['seq_len']}",
         f"--max-position-embeddings {max(model.max_seq_len, plan['seq_len'])}",
-        f"--train-samples {int(math.ceil(tokens / plan['seq_len']))}",
+        f"--train-samples {math.ceil(tokens / plan['seq_len'])}",
         f"--num-layers {model.n_layers}",
         f"--hidden-size {model.d_model}",
         f"--ffn-hidden-size {model.d_ff}",
@@ -240,7 +240,7 @@ def _megatron_args(model: Any, plan: Mapping[str, Any], tokens: float) -> list[s
 
 
 def _deepspeed(plan: Mapping[str, Any], prov: list[str]) -> dict[str, Any]:
-    ga = int(round(plan["grad_accum_steps"]))
+    ga = round(plan["grad_accum_steps"])
     prec = plan["precision"]
     cfg: dict[str, Any] = {
         "_mlcost": prov,
@@ -314,7 +314,7 @@ def build_exports(
     prov = provenance_lines(model.name, tokens, plan, snapshot)
     comment = "".join(f"# {line}\n" for line in prov)
     megatron = plan["tp"] > 1 or plan["pp"] > 1
-    ga = int(round(plan["grad_accum_steps"]))
+    ga = round(plan["grad_accum_steps"])
     master = '"$(echo "$SKYPILOT_NODE_IPS" | head -n1)"'
     if megatron:
         train = "torchrun --nnodes {nn} --nproc-per-node {np} --node-rank {rank} --master-addr {addr} --master-port 29500 pretrain_gpt.py $(grep -v '^#' megatron_args.txt)"
