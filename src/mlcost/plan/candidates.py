@@ -72,6 +72,20 @@ class CandidateTable:
 
 
 _INT_COLUMNS = ("dev", "lay", "row", "fallback")
+#: Columns every candidate fills (the others stay NaN / -1 for on-demand rows).
+_ALWAYS = ("dev", "lay", "row", "time_s", "cost_usd", "energy_kwh", "co2_kg")
+#: Kernel outputs the planner keeps for the fitting layouts.
+KERNEL_KEYS = (
+    "total_time_s",
+    "device_hours",
+    "energy_kwh",
+    "fits",
+    "grad_accum_steps",
+    "step_time_s",
+    "tokens_per_s",
+    "mfu",
+    "memory_total_bytes",
+)
 
 
 def layout_text(lay: Layouts, i: int) -> str:
@@ -142,11 +156,25 @@ def fitting(hw: DeviceHardware, lay: Layouts, r: dict[str, np.ndarray], rows: Pr
 
 def expand(evals: Sequence[DeviceEval], deadline_s: float | None, spot_model: SpotModel) -> CandidateTable:
     """Cross every device's fitting layouts with its price rows (module docstring)."""
-    cols: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(CandidateTable)}
-    for di, ev in enumerate(evals):
-        n, nr = len(ev.layouts), len(ev.rows)
-        if n == 0 or nr == 0:
+    sizes = [len(ev.layouts) * len(ev.rows) for ev in evals]
+    total = int(sum(sizes))
+    c: dict[str, np.ndarray] = {}
+    for f in fields(CandidateTable):
+        if f.name in _ALWAYS:
+            c[f.name] = np.empty(total, dtype=np.int64 if f.name in _INT_COLUMNS else np.float64)
+        elif f.name in _INT_COLUMNS:
+            c[f.name] = np.full(total, -1, dtype=np.int64)
+        elif f.name == "deadline_ok":
+            c[f.name] = np.ones(total, dtype=bool)
+        else:
+            c[f.name] = np.full(total, np.nan)
+    start = 0
+    for di, (ev, size) in enumerate(zip(evals, sizes, strict=True)):
+        if size == 0:
             continue
+        n, nr = len(ev.layouts), len(ev.rows)
+        sl = slice(start, start + size)
+        start += size
         k, rows = ev.kernel, ev.rows
         T = k["total_time_s"][:, None]
         dh1 = k["device_hours"][:, None]  # price = 1
@@ -155,32 +183,37 @@ def expand(evals: Sequence[DeviceEval], deadline_s: float | None, spot_model: Sp
         pue = rows.pue[None, :]
         carb = rows.carbon_kg_per_kwh[None, :]
         is_spot = np.array([p == "spot" for p in rows.pricing])[None, :]
-        shape = (n, nr)
+        c["dev"][sl] = di
+        c["lay"][sl] = np.repeat(np.arange(n), nr)
+        c["row"][sl] = np.tile(np.arange(nr), n)
         if not is_spot.any():
-            out = {
-                "time_s": np.broadcast_to(T, shape),
-                "cost_usd": dh1 * price,
-                "energy_kwh": e1 * pue,
-                "co2_kg": e1 * (pue * carb),
-                "deadline_ok": np.broadcast_to(True if deadline_s is None else deadline_s >= T, shape),
-                "switch_s": np.full(shape, np.nan),
-                "spot_time_s": np.full(shape, np.nan),
-                "on_demand_time_s": np.full(shape, np.nan),
-                "fallback": np.full(shape, -1),
-                "worst_cost_usd": np.full(shape, np.nan),
-            }
-        else:
-            out = _expand_spot(ev, T, dh1, e1, price, pue, carb, is_spot, deadline_s, spot_model)
-        cols["dev"].append(np.full(n * nr, di))
-        cols["lay"].append(np.repeat(np.arange(n), nr))
-        cols["row"].append(np.tile(np.arange(nr), n))
+            c["time_s"][sl] = np.repeat(k["total_time_s"], nr)
+            c["cost_usd"][sl] = (dh1 * price).ravel()
+            c["energy_kwh"][sl] = (e1 * pue).ravel()
+            c["co2_kg"][sl] = (e1 * (pue * carb)).ravel()
+            if deadline_s is not None:
+                c["deadline_ok"][sl] = np.repeat(k["total_time_s"] <= deadline_s, nr)
+            continue
+        out = _expand_spot(ev, T, dh1, e1, price, pue, carb, is_spot, deadline_s, spot_model)
         for key, value in out.items():
-            cols[key].append(np.broadcast_to(value, shape).ravel())
-    c = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
-    for key in _INT_COLUMNS:
-        c[key] = c[key].astype(np.int64)
-    c["deadline_ok"] = c["deadline_ok"].astype(bool)
+            c[key][sl] = np.broadcast_to(value, (n, nr)).ravel()
     return CandidateTable(**c)
+
+
+def pareto_candidates(c: CandidateTable, mask: np.ndarray) -> np.ndarray:
+    """Indices (within ``mask``) that can be on the (time, cost) front: per layout only its cheapest
+    on-demand row (on-demand rows of one layout share its time), plus every spot row. O(n), no sort."""
+    idx = np.flatnonzero(mask & ~np.isnan(c.cost_usd))
+    if idx.size == 0:
+        return idx
+    spot = ~np.isnan(c.spot_time_s[idx])
+    group_key = c.dev[idx] * (int(c.lay.max()) + 1) + c.lay[idx]
+    starts = np.flatnonzero(np.concatenate(([True], group_key[1:] != group_key[:-1])))
+    cost = np.where(spot, np.inf, c.cost_usd[idx])
+    group_min = np.minimum.reduceat(cost, starts)
+    group_of = np.repeat(np.arange(starts.size), np.diff(np.append(starts, idx.size)))
+    keep = spot | (cost <= group_min[group_of])
+    return idx[keep]
 
 
 def _expand_spot(

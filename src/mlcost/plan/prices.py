@@ -11,6 +11,7 @@ but left out when emissions are ranked or capped (``need_carbon``).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,20 @@ class PriceRows:
         )
 
 
+_LABELS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[Any, str]]] = weakref.WeakKeyDictionary()
+
+
+def _carbon_label_cached(cat: Any, provider: str, region: str) -> tuple[Any, str]:
+    """:func:`carbon_label`, remembered per catalog object (a plan asks the same places for every device)."""
+    try:
+        per_cat = _LABELS.setdefault(cat, {})
+    except TypeError:  # an object that takes no weak reference: no cache
+        return carbon_label(cat, provider, region)
+    if (provider, region) not in per_cat:
+        per_cat[(provider, region)] = carbon_label(cat, provider, region)
+    return per_cat[(provider, region)]
+
+
 def _empty(notes: list[str]) -> PriceRows:
     z = np.zeros(0)
     return PriceRows([], [], [], [], [], z, z, z, [], np.zeros(0, dtype=np.int64), notes)
@@ -120,7 +135,7 @@ def price_rows(
             np.array([-1]),
             notes,
         )
-    labels = [carbon_label(cat, r.provider, r.region) for r in kept]
+    labels = [_carbon_label_cached(cat, r.provider, r.region) for r in kept]
     if need_carbon:
         known = [i for i, (_row, kind) in enumerate(labels) if kind != "no carbon data"]
         if len(known) < len(kept):

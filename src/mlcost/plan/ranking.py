@@ -58,29 +58,32 @@ def rank(
     """Feasible candidate indices, best first (module docstring)."""
     if feas.size == 0:
         return feas
-    cost = c.cost_usd[feas]
-    time_s = c.time_s[feas]
+    mask = np.zeros(len(c), dtype=bool)
+    mask[feas] = True
     if objective == "mix":
-        score = np.zeros(feas.size)
+        score = np.zeros(len(c))
         for key, wk in w.items():
             if wk == 0:
                 continue
-            m = c.metric(OBJECTIVE_KEYS[key])[feas]
-            best = np.nanmin(m) if np.any(~np.isnan(m)) else np.nan
+            m = c.metric(OBJECTIVE_KEYS[key])
+            mf = np.where(mask, m, np.nan)
+            best = np.nanmin(mf) if np.any(~np.isnan(mf)) else np.nan
             score = score + wk * m / best
+        score = np.where(mask, score, np.nan)
     else:
-        score = c.metric(OBJECTIVE_KEYS[objective])[feas]
-    keep = ~np.isnan(score)
-    feas, score, cost, time_s = feas[keep], score[keep], cost[keep], time_s[keep]
-    if top is not None and score.size > top:
+        score = np.where(mask, c.metric(OBJECTIVE_KEYS[objective]), np.nan)
+    n_valid = int(np.count_nonzero(~np.isnan(score)))
+    if top is not None and n_valid > top:
         # Only the best ``top`` are needed: keep every candidate scoring at most the top-th score (ties
-        # included), then sort that small set exactly as a full sort would.
+        # included; NaN sorts last), then sort that small set exactly as a full sort would.
         threshold = np.partition(score, top - 1)[top - 1]
-        sel = score <= threshold
-        feas, score, cost, time_s = feas[sel], score[sel], cost[sel], time_s[sel]
+        sel = np.flatnonzero(score <= threshold)
+    else:
+        sel = np.flatnonzero(~np.isnan(score))
+    cost = c.cost_usd[sel]
     cost_key = np.where(np.isnan(cost), np.inf, cost)
-    order = np.lexsort((feas, time_s, cost_key, score))
-    return feas[order]
+    order = np.lexsort((sel, c.time_s[sel], cost_key, score[sel]))
+    return sel[order]
 
 
 def main_key(evals: Sequence[DeviceEval], c: CandidateTable, i: int) -> tuple[Any, ...]:

@@ -118,36 +118,51 @@ def enumerate_layouts(
         np.asarray(micro_batches, dtype=np.int64),
         np.asarray([RECOMPUTE_CODES[r] for r in recomputes], dtype=np.int64),
         np.arange(len(precisions), dtype=np.int64),
-        np.asarray(virtual_stages, dtype=np.int64),
     ]
-    if any(a.size == 0 for a in axes):
+    vs = np.asarray(virtual_stages, dtype=np.int64)
+    if any(a.size == 0 for a in axes) or vs.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Layouts(empty, empty, empty, empty, empty, empty, empty, empty, tuple(precisions), empty)
-    grids = np.meshgrid(*axes, indexing="ij")
-    c, t, p, z, b, rc, pr, v = (g.ravel() for g in grids)
-    tpp = t * p
-    ok = (c % tpp == 0) & (t <= devices_per_node) & (model.n_heads % t == 0)
-    ok &= (model.kv_heads % t == 0) | (t % model.kv_heads == 0)
-    ok &= model.n_layers % (p * v) == 0
-    ok &= (v == 1) | (p > 1)
-    dp = np.where(ok, c // np.maximum(tpp, 1), 1)
-    ok &= dp >= 1
-    ok &= global_batch % (b * dp) == 0
-    n_micro = global_batch // np.maximum(b * dp, 1)
-    ok &= (v == 1) | (n_micro % p == 0)
-    ok &= (z == 0) | (dp > 1)
+    # The (count, TP, PP) rules first, on the small product of those three axes.
+    cg, tg, pg = (g.ravel() for g in np.meshgrid(axes[0], axes[1], axes[2], indexing="ij"))
+    tpp = tg * pg
+    ok3 = (cg % tpp == 0) & (tg <= devices_per_node) & (model.n_heads % tg == 0)
+    ok3 &= (model.kv_heads % tg == 0) | (tg % model.kv_heads == 0)
+    ok3 &= model.n_layers % pg == 0
+    i3 = np.flatnonzero(ok3)
+    n_rest = axes[3].size * axes[4].size * axes[5].size * axes[6].size
+    base = np.repeat(i3, n_rest)
+    zg, bg, rg, prg = (np.tile(g.ravel(), i3.size) for g in np.meshgrid(*axes[3:], indexing="ij"))
+    c, t, p = cg[base], tg[base], pg[base]
+    dp = c // (t * p)
+    ok = global_batch % (bg * dp) == 0
+    ok &= (zg == 0) | (dp > 1)
     idx = np.flatnonzero(ok)
+    c, t, p, dp, z, b, rc, pr = c[idx], t[idx], p[idx], dp[idx], zg[idx], bg[idx], rg[idx], prg[idx]
+    v = np.ones_like(c)
+    # Interleaving (V > 1) only with PP > 1, V·PP dividing the layers and the micro-batches a multiple of PP.
+    parts = [np.arange(c.size)]
+    vparts = [v]
+    n_micro = global_batch // (b * dp)
+    for vv in vs[vs > 1]:
+        j = np.flatnonzero((p > 1) & (model.n_layers % (p * vv) == 0) & (n_micro % p == 0))
+        parts.append(j)
+        vparts.append(np.full(j.size, vv, dtype=np.int64))
+    if 1 not in set(vs.tolist()):
+        parts, vparts = parts[1:], vparts[1:]
+    sel = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    vsel = np.concatenate(vparts) if vparts else np.zeros(0, dtype=np.int64)
     return Layouts(
-        count=c[idx],
-        tp=t[idx],
-        pp=p[idx],
-        dp=dp[idx],
-        zero=z[idx],
-        micro_batch=b[idx],
-        recompute=rc[idx],
-        precision=pr[idx],
+        count=c[sel],
+        tp=t[sel],
+        pp=p[sel],
+        dp=dp[sel],
+        zero=z[sel],
+        micro_batch=b[sel],
+        recompute=rc[sel],
+        precision=pr[sel],
         precisions=tuple(precisions),
-        virtual_stages=v[idx],
+        virtual_stages=vsel,
     )
 
 

@@ -28,7 +28,14 @@ import numpy as np
 from mlcost.errors import SpecError
 from mlcost.plan import explain
 from mlcost.plan.build import make_plan, plan_specs
-from mlcost.plan.candidates import CandidateTable, DeviceEval, evaluate_device, expand, fitting
+from mlcost.plan.candidates import (
+    CandidateTable,
+    DeviceEval,
+    evaluate_device,
+    expand,
+    fitting,
+    pareto_candidates,
+)
 from mlcost.plan.defaults import DEFAULT_MAX_SEQ_LEN, TrainDefaults, train_defaults
 from mlcost.plan.pareto import pareto_front
 from mlcost.plan.prices import check_places, price_rows
@@ -174,7 +181,7 @@ def plan_train(
         "catalog_files": catalog_files,
     }
     plans = [make_plan(evals, c, i, rank + 1, **common) for rank, i in enumerate(order)]
-    priced = np.flatnonzero(ok & ~np.isnan(c.cost_usd))
+    priced = pareto_candidates(c, ok)
     front = priced[pareto_front(c.time_s[priced], c.cost_usd[priced])] if priced.size else priced
     pareto = [make_plan(evals, c, int(i), None, **common) for i in front]
     if objective == "mix":
