@@ -122,12 +122,15 @@ def test_deepspeed_config_keys_and_batch_arithmetic() -> None:
 
 def test_deepspeed_parses_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("deepspeed", reason="deepspeed is not installed")
+    import deepspeed.runtime.config as ds_config
     from deepspeed.runtime.config import DeepSpeedConfig
 
     cfg = json.loads(_files()["ds_config.json"])
     plan = load_plan_file(GOLDEN / "plan_train.json")["plan"]
     # DeepSpeed checks train_batch_size against the data-parallel world size it sees; outside a launched job
-    # that is 1, so hand it the plan's DP through a model-parallel unit stub (its documented mpu interface).
+    # that is 1, so hand it the plan's DP through a model-parallel unit stub (its documented mpu interface)
+    # and fake only the process-group boundary (the rank query) that a launched job would answer.
+    monkeypatch.setattr(ds_config.dist, "get_rank", lambda *a, **k: 0)
 
     class Mpu:
         def get_data_parallel_world_size(self) -> int:
@@ -139,7 +142,7 @@ def test_deepspeed_parses_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     ds = DeepSpeedConfig(cfg, mpu=Mpu())
     assert ds.train_batch_size == plan["global_batch"]
     assert ds.zero_optimization_stage == plan["zero"]
-    assert ds.bfloat16_enabled is True
+    assert ds.bfloat16_config.enabled is True
 
 
 @pytest.mark.parametrize(
