@@ -151,6 +151,6 @@ def region_prices(
                 "date": ranked.date,
             }
         )
-    key = "spot_usd_per_device_h" if spot else "usd_per_device_h"
-    rows.sort(key=lambda r: (r[key], r["device"], r["provider"], r["region"]))
+    rank_key = "spot_usd_per_device_h" if spot else "usd_per_device_h"
+    rows.sort(key=lambda r: (r[rank_key], r["device"], r["provider"], r["region"]))
     return rows

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -71,7 +72,7 @@ def import_skypilot_command(
         _write_atomic(out, text)
     else:
         sys.stdout.write(text)
-    summary = report.to_dict()
+    summary: dict[str, Any] = report.to_dict()
     summary["out"] = str(out) if out is not None else None
     if as_json:
         typer.echo(json.dumps(summary, indent=2), err=out is None)
@@ -81,9 +82,9 @@ def import_skypilot_command(
         f"{summary['skipped_total']} skipped" + (f"; written to {out}" if out is not None else ""),
         err=True,
     )
-    for reason, n in summary["skipped"].items():  # type: ignore[union-attr]
+    for reason, n in summary["skipped"].items():
         typer.echo(f"  skipped {n:5d}: {reason}", err=True)
-    for path, sha in summary["sources"].items():  # type: ignore[union-attr]
+    for path, sha in summary["sources"].items():
         typer.echo(f"  source {path} @ {sha}", err=True)
 
 

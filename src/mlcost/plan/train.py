@@ -171,7 +171,7 @@ def plan_train(
     c = expand(evals, cons.deadline_s, spot_model)
     ok, infeasible = _filter(c, evals, model, tokens, cons, search, defaults, notes)
     order = distinct_top(c, np.flatnonzero(ok), objective, w, top, evals) if ok.any() else []
-    common = {
+    common: dict[str, Any] = {
         "model_name": model.name,
         "tokens": tokens,
         "seq_len": defaults.seq_len,

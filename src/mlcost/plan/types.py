@@ -118,7 +118,8 @@ class TrainPlan:
         out: dict[str, Any] = {}
         for name in self.keys(brief=brief):
             value = getattr(self, name)
-            out[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            is_record = dataclasses.is_dataclass(value) and not isinstance(value, type)
+            out[name] = dataclasses.asdict(value) if is_record else value  # type: ignore[arg-type]
         return out
 
     def replace(self, **changes: Any) -> TrainPlan:
