@@ -177,3 +177,51 @@ class TrainPlanResult:
             "feasible_plans": self.feasible_plans,
             "elapsed_s": self.elapsed_s,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServePlan:
+    """One ranked serving fleet: device × TP × batch × weight format × price row, sized to the demand.
+
+    Units are in the names (s, USD, kWh, kg CO2e, bytes); ``choice`` fields are what a user picks. ``to_dict``
+    is the ``plan serve --json`` contract (docs/plan.md)."""
+
+    rank: int = _choice()
+    device: str = _choice()
+    tp: int = _choice()
+    batch: int = _choice()
+    weight_precision: str = _choice()
+    kv_precision: str
+    replicas: int
+    devices: int
+    provider: str | None = _choice()
+    region: str | None = _choice()
+    pricing: str = _choice()
+    price_usd_per_device_h: float
+    ttft_s: float
+    time_per_output_token_s: float
+    request_latency_s: float
+    tokens_per_s_per_replica: float
+    capacity_output_tokens_per_s: float
+    utilisation: float
+    cost_per_hour_usd: float
+    monthly_cost_usd: float
+    cost_per_million_output_tokens_usd: float
+    cost_per_million_output_tokens_at_full_utilisation_usd: float
+    energy_kwh_per_month: float
+    co2_kg_per_month: float
+    memory_per_device_bytes: float
+    memory_capacity_bytes: float
+    max_batch: int
+    bound: str
+    quality_risk: str
+    prompt_len: int
+    output_len: int
+    latency_text: str
+
+    @classmethod
+    def choice_keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("choice") and f.name != "rank")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
