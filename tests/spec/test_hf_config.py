@@ -17,7 +17,11 @@ from mlcost.spec.model import resolve_model
 from mlcost.spec.torch_module import model_from_torch_module
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf_configs"
-SHAPE_FIELDS = [f for f in ModelSpec.__dataclass_fields__ if f not in ("name", "source")]
+SHAPE_FIELDS = [
+    f
+    for f in ModelSpec.__dataclass_fields__
+    if f not in ("name", "source", "train_seq_len", "train_global_batch")
+]  # the training recipe is not part of the shape
 
 # fixture file -> preset id it was taken from
 PRESET_OF = {
