@@ -41,7 +41,10 @@ def test_cli_export_matches_plan_export(tmp_path: Path, capsys: pytest.CaptureFi
         assert (out / f.name).read_text() == f.read_text()
     # the exported plan.json is itself a plan file
     again = tmp_path / "again"
-    assert main(["export", str(out / "plan.json"), "--out", str(again)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(out / "plan.json"), "--out", str(again), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d) == {"out", "files"} and len(d["files"]) == 6
     assert (again / "sky.yaml").read_text() == (out / "sky.yaml").read_text()
 
 
