@@ -61,6 +61,14 @@ def pipeline_degrees(n_layers: int, max_pp: int | None = None) -> list[int]:
     return out
 
 
+def default_global_batch(model_params: float, seq_len: int) -> int:
+    """Sequences per step giving ~4M tokens (≥ 7B parameters) or ~1M tokens (smaller models), a power of
+    two: the rule of :func:`mlcost.plan.defaults.rule_global_batch` (kept here for callers of this module)."""
+    from mlcost.plan.defaults import rule_global_batch
+
+    return rule_global_batch(model_params, seq_len)
+
+
 @dataclass(frozen=True)
 class Layouts:
     """Valid layouts of one device (parallel arrays, one entry per layout)."""
@@ -106,9 +114,10 @@ def enumerate_layouts(
     zeros: Sequence[int] = DEFAULT_ZERO,
     micro_batches: Sequence[int] = DEFAULT_MICRO_BATCH,
     recomputes: Sequence[str] = DEFAULT_RECOMPUTE,
-    virtual_stages: Sequence[int] = DEFAULT_VIRTUAL_STAGES,
+    virtual_stages: Sequence[int] = (1,),
 ) -> Layouts:
-    """Cartesian product of the choices, filtered to valid layouts (module docstring), vectorised."""
+    """Cartesian product of the choices, filtered to valid layouts (module docstring), vectorised.
+    ``virtual_stages`` defaults to plain 1F1B; the planner passes ``DEFAULT_VIRTUAL_STAGES``."""
     pps = pipeline_degrees(model.n_layers) if pps is None else list(pps)
     axes = [
         np.asarray(counts, dtype=np.int64),
