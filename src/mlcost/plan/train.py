@@ -165,11 +165,11 @@ def plan_train(
     defaults = train_defaults(model, search.seq_len, search.global_batch)
     need_price = objective == "cost" or w.get("cost", 0) > 0 or cons.budget_usd is not None
     need_carbon = objective == "co2" or w.get("co2", 0) > 0 or cons.max_co2_kg is not None
-    evals, notes, n_layouts, n_candidates, profiles = _evaluate_all(
+    evals, notes, no_fit, n_layouts, n_candidates, profiles = _evaluate_all(
         cat, model, tokens, cons, search, defaults, need_price, need_carbon
     )
     c = expand(evals, cons.deadline_s, spot_model)
-    ok, infeasible = _filter(c, evals, model, tokens, cons, search, defaults, notes)
+    ok, infeasible = _filter(c, evals, model, tokens, cons, search, defaults, no_fit)
     order = distinct_top(c, np.flatnonzero(ok), objective, w, top, evals) if ok.any() else []
     common: dict[str, Any] = {
         "model_name": model.name,
@@ -254,8 +254,9 @@ def _evaluate_all(
     defaults: TrainDefaults,
     need_price: bool,
     need_carbon: bool,
-) -> tuple[list[DeviceEval], list[str], int, int, dict[str, str]]:
-    """Per allowed device: its price rows, its layouts through the kernel, the fitting ones."""
+) -> tuple[list[DeviceEval], list[str], list[str], int, int, dict[str, str]]:
+    """Per allowed device: its price rows, its layouts through the kernel, the fitting ones. Returns the
+    evaluations, notes, why nothing fits (when nothing does), layout and candidate counts, profiles used."""
     devices = [cat.device(d) for d in cons.devices] if cons.devices is not None else cat.devices()
     check_places(cat, cons.providers, cons.regions)
     notes: list[str] = []
@@ -320,9 +321,8 @@ def _evaluate_all(
         )
     if no_units:
         notes.append(f"no units for {'/'.join(search.precisions)} on: {', '.join(no_units)}")
-    if not evals:
-        notes.extend(explain.explain_no_fit(evals, model, cons.max_devices, unpriced, no_units))
-    return evals, notes, n_layouts, n_candidates, profiles
+    no_fit = explain.explain_no_fit(evals, model, cons.max_devices, unpriced, no_units)
+    return evals, notes, no_fit, n_layouts, n_candidates, profiles
 
 
 def _filter(
@@ -333,15 +333,12 @@ def _filter(
     cons: TrainConstraints,
     search: TrainSearch,
     defaults: TrainDefaults,
-    notes: list[str],
+    no_fit: list[str],
 ) -> tuple[np.ndarray, list[str]]:
     """Deadline → budget → CO2 cap; the mask of feasible candidates and why none is, when none is."""
     infeasible: list[str] = []
     if len(c) == 0:
-        infeasible.extend(
-            explain.explain_no_fit(evals, model, cons.max_devices, [], [])
-            or [n for n in notes if n.startswith("no ")]
-        )
+        infeasible.extend(no_fit)
         return np.zeros(0, dtype=bool), infeasible
     ok = c.deadline_ok.copy()
     if not ok.any():
