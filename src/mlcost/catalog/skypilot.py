@@ -149,6 +149,12 @@ def _float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _region(text: str) -> str:
+    """The region name as written, without the empty leading parts of a marketplace location string
+    (Vast writes ", US, NA" when the state is unknown)."""
+    return text.strip().lstrip(", ").strip()
+
+
 def _read_dicts(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -224,7 +230,7 @@ def read_skypilot_checkout(directory: Path, commit: str | None) -> list[SourceRo
                     instance=instance,
                     accelerator=acc,
                     count=count,
-                    region=(r.get("Region") or "").strip(),
+                    region=_region(r.get("Region") or ""),
                     zone=(r.get("AvailabilityZone") or "").strip(),
                     price_usd_per_h=_float(r.get("Price", "")),
                     spot_usd_per_h=_float(r.get("SpotPrice", "")),
@@ -256,7 +262,7 @@ def read_snapshot(directory: Path) -> list[SourceRow]:
                     instance=r["instance_type"].strip(),
                     accelerator=r["accelerator"].strip(),
                     count=_float(r["accelerator_count"]) or 0.0,
-                    region=r["region"].strip(),
+                    region=_region(r["region"]),
                     zone=r["zone"].strip(),
                     price_usd_per_h=_float(r["price_usd_per_h"]),
                     spot_usd_per_h=_float(r["spot_price_usd_per_h"]),
