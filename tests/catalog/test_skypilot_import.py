@@ -19,12 +19,13 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "skypilot"
 # The reference snapshot sits next to the checkout (../shared/reference/prices) on the project's machines;
 # the regeneration check skips where it is absent.
 REFERENCE = next(
-    (p / "shared" / "reference" / "prices" for p in Path(__file__).resolve().parents[2:5]),
+    (
+        p / "shared" / "reference" / "prices"
+        for p in Path(__file__).resolve().parents[2:5]
+        if (p / "shared" / "reference" / "prices").is_dir()
+    ),
     Path("/nonexistent"),
 )
-for _p in Path(__file__).resolve().parents[2:5]:
-    if (_p / "shared" / "reference" / "prices").is_dir():
-        REFERENCE = _p / "shared" / "reference" / "prices"
 
 
 def _rows(report) -> dict[tuple[str, str, str, str, str], float]:  # type: ignore[no-untyped-def]
