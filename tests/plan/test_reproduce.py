@@ -12,7 +12,7 @@ import pytest
 from mlcost.catalog import get_catalog
 from mlcost.cli.main import main
 from mlcost.plan.defaults import train_defaults
-from mlcost.plan.train import plan_train
+from mlcost.plan.train import TrainConstraints, plan_train
 
 CAT = get_catalog()
 LLAMA = CAT.model("llama-3.1-8b")
@@ -70,3 +70,14 @@ def test_estimate_in_an_imported_region(capsys: pytest.CaptureFixture[str]) -> N
     assert price["value"] == pytest.approx(58.8928 / 8)  # p5.48xlarge eu-north-1 in the snapshot
     assert main([*argv, "--region", "eu-nort-1"]) == 2
     assert "did you mean 'eu-north-1'" in capsys.readouterr().err
+
+
+def test_single_marketplace_offers_cap_the_device_count(cost_plans) -> None:  # type: ignore[no-untyped-def]
+    """A Vast row is one host's offer (the snapshot lists one offer per row): no plan uses more devices
+    than the offer has."""
+    from mlcost.plan.prices import offer_devices
+
+    res = plan_train(LLAMA, 1e12, constraints=TrainConstraints(providers=("vast",)), catalog=CAT, top=5)
+    assert res.plans
+    for p in [*res.plans, *res.pareto]:
+        assert p.count <= offer_devices(p.provider, p.instance or ""), (p.count, p.instance)

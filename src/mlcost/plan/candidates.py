@@ -44,6 +44,7 @@ class CandidateTable:
         time_s: wall time (expected, for spot). Units: s.
         cost_usd / energy_kwh / co2_kg: NaN cost when unpriced.
         deadline_ok: the plan meets the deadline (spot: with its fallback).
+        available: the price row can supply the plan's devices (single marketplace offers are small).
         switch_s / spot_time_s / on_demand_time_s: spot schedule (NaN for on-demand rows). Units: s.
         fallback: the on-demand row a spot row falls back to (-1 for none).
         worst_cost_usd: spot cost if the fallback is needed at the latest switch time (NaN otherwise).
@@ -57,6 +58,7 @@ class CandidateTable:
     energy_kwh: np.ndarray
     co2_kg: np.ndarray
     deadline_ok: np.ndarray
+    available: np.ndarray
     switch_s: np.ndarray
     spot_time_s: np.ndarray
     on_demand_time_s: np.ndarray
@@ -164,7 +166,7 @@ def expand(evals: Sequence[DeviceEval], deadline_s: float | None, spot_model: Sp
             c[f.name] = np.empty(total, dtype=np.int64 if f.name in _INT_COLUMNS else np.float64)
         elif f.name in _INT_COLUMNS:
             c[f.name] = np.full(total, -1, dtype=np.int64)
-        elif f.name == "deadline_ok":
+        elif f.name in ("deadline_ok", "available"):
             c[f.name] = np.ones(total, dtype=bool)
         else:
             c[f.name] = np.full(total, np.nan)
@@ -186,6 +188,8 @@ def expand(evals: Sequence[DeviceEval], deadline_s: float | None, spot_model: Sp
         c["dev"][sl] = di
         c["lay"][sl] = np.repeat(np.arange(n), nr)
         c["row"][sl] = np.tile(np.arange(nr), n)
+        if np.isfinite(rows.max_count).any():
+            c["available"][sl] = (ev.layouts.count[:, None] <= rows.max_count[None, :]).ravel()
         if not is_spot.any():
             c["time_s"][sl] = np.repeat(k["total_time_s"], nr)
             c["cost_usd"][sl] = (dh1 * price).ravel()

@@ -75,7 +75,7 @@ def explain_deadline(
     gb: int,
 ) -> str:
     """Why nothing meets the deadline, with the count (checked with the kernel) that would."""
-    i = int(np.argmin(c.time_s))
+    i = int(np.argmin(np.where(c.available, c.time_s, np.inf)))
     fastest = float(c.time_s[i])
     msg = (
         f"nothing meets a {format_duration(deadline_s)} deadline: the fastest plan within "

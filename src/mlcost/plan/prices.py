@@ -7,6 +7,11 @@ never rank first for any objective or pass a cap the other fails: such rows are 
 expansion (:func:`prune_dominated`). Spot rows compare on their own price, their fallback's price and both
 places' PUE × carbon. A region without a carbon figure counts as unknown carbon: it is kept for cost and time
 but left out when emissions are ranked or capped (``need_carbon``).
+
+Marketplace rows that are single offers (``SINGLE_OFFER_PROVIDERS``: the SkyPilot Vast catalog lists one
+host's offer per row, "one offer per row at catalog-build time" in the snapshot's README) can supply at most
+the devices of that offer: ``max_count`` says so and the planner drops larger plans on them. List-price
+providers have no such limit in the catalog (availability is not modelled).
 """
 
 from __future__ import annotations
@@ -19,6 +24,21 @@ from typing import Any
 import numpy as np
 
 from mlcost.catalog.regions import carbon_label
+
+#: Providers whose price rows are single marketplace offers (module docstring).
+SINGLE_OFFER_PROVIDERS: tuple[str, ...] = ("vast",)
+
+
+def offer_devices(provider: str | None, instance: str) -> float:
+    """Most devices one price row can supply: the offer's devices for a single-offer provider (the ``/n`` of
+    the imported instance label), else unlimited."""
+    if provider in SINGLE_OFFER_PROVIDERS:
+        tail = instance.rsplit("/", 1)[-1]
+        try:
+            return float(tail)
+        except ValueError:
+            return float("inf")
+    return float("inf")
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,7 @@ class PriceRows:
         carbon: "region", "country grid average" or "no carbon data".
         fallback: index of the on-demand row a spot row falls back to; -1 for none / on-demand rows.
         notes: what the planner should say about these rows.
+        max_count: most devices the row can supply (inf: no limit in the catalog).
     """
 
     provider: list[str | None]
@@ -46,6 +67,7 @@ class PriceRows:
     carbon: list[str]
     fallback: np.ndarray
     notes: list[str]
+    max_count: np.ndarray
 
     def __len__(self) -> int:
         return len(self.pricing)
@@ -66,6 +88,7 @@ class PriceRows:
             [self.carbon[j] for j in idx],
             fb,
             self.notes,
+            self.max_count[list(idx)],
         )
 
 
@@ -85,7 +108,7 @@ def _carbon_label_cached(cat: Any, provider: str, region: str) -> tuple[Any, str
 
 def _empty(notes: list[str]) -> PriceRows:
     z = np.zeros(0)
-    return PriceRows([], [], [], [], [], z, z, z, [], np.zeros(0, dtype=np.int64), notes)
+    return PriceRows([], [], [], [], [], z, z, z, [], np.zeros(0, dtype=np.int64), notes, z)
 
 
 def price_rows(
@@ -134,6 +157,7 @@ def price_rows(
             ["no carbon data"],
             np.array([-1]),
             notes,
+            np.array([np.inf]),
         )
     labels = [_carbon_label_cached(cat, r.provider, r.region) for r in kept]
     if need_carbon:
@@ -169,6 +193,7 @@ def price_rows(
         [kind for _row, kind in labels],
         fallback,
         notes,
+        np.array([offer_devices(r.provider, r.instance) for r in kept]),
     )
     return prune_dominated(out) if prune else out
 
@@ -188,7 +213,8 @@ def _pareto_keep(metrics: np.ndarray) -> np.ndarray:
 
 def prune_dominated(rows: PriceRows) -> PriceRows:
     """Drop rows that cannot rank first for any objective nor pass a cap another row fails (module
-    docstring). On-demand rows that are the fallback of a kept spot row stay."""
+    docstring); a row that can supply more devices is never dropped for one that supplies fewer. On-demand
+    rows that are the fallback of a kept spot row stay."""
     if len(rows) <= 1:
         return rows
     price = np.where(np.isnan(rows.usd_per_device_h), np.inf, rows.usd_per_device_h)
@@ -210,12 +236,13 @@ def prune_dominated(rows: PriceRows) -> PriceRows:
                 co2[sp],
                 np.where(has, rows.pue[fb_safe], np.inf),
                 np.where(has, co2[fb_safe], np.inf),
+                -rows.max_count[sp],
             ]
         )
         keep.extend(int(sp[i]) for i in _pareto_keep(m))
     needed = {int(rows.fallback[i]) for i in keep if rows.fallback[i] >= 0}
     if od.size:
-        m = np.column_stack([price[od], rows.pue[od], co2[od]])
+        m = np.column_stack([price[od], rows.pue[od], co2[od], -rows.max_count[od]])
         keep.extend(int(od[i]) for i in _pareto_keep(m))
     keep.extend(j for j in needed if j not in keep)
     return rows.take(sorted(set(keep)))

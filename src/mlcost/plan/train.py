@@ -340,7 +340,13 @@ def _filter(
     if len(c) == 0:
         infeasible.extend(no_fit)
         return np.zeros(0, dtype=bool), infeasible
-    ok = c.deadline_ok.copy()
+    if not c.available.any():
+        infeasible.append(
+            "no price row offers that many devices: the plans that fit need more devices than the "
+            "marketplace offers priced for them; allow other providers or fewer --max-devices"
+        )
+        return np.zeros(len(c), dtype=bool), infeasible
+    ok = c.deadline_ok & c.available
     if not ok.any():
         assert cons.deadline_s is not None
         infeasible.append(
