@@ -57,7 +57,9 @@ def test_all_extra_covers_every_feature_extra() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     (all_req,) = extras["all"]
     inside = set(re.search(r"\[(.*)\]", all_req).group(1).split(","))  # type: ignore[union-attr]
-    assert inside == set(extras) - {"all", "dev"}
+    # export-check only validates exported files in SkyPilot's and DeepSpeed's own parsers (heavy; tests skip
+    # without them), so it is not part of `all`.
+    assert inside == set(extras) - {"all", "dev", "export-check"}
     assert {"lightning", "postgres"} <= inside
     assert any(_name(r) == "accelerate" for r in extras["hf"])
 

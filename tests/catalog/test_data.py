@@ -36,7 +36,17 @@ def cat() -> Catalog:
 def test_every_shipped_file_loads_and_validates(cat: Catalog) -> None:
     assert {d.id for d in cat.devices()} >= REQUIRED_DEVICES
     assert {m.name for m in cat.models()} >= REQUIRED_MODELS
-    assert cat.prices() and cat.providers() == ["aws", "azure", "coreweave", "gcp", "lambda", "runpod"]
+    assert cat.prices() and cat.providers() == [
+        "aws",
+        "azure",
+        "coreweave",
+        "gcp",
+        "lambda",
+        "nebius",
+        "oci",
+        "runpod",
+        "vast",
+    ]
     for profile in ("default-gpu", "default-tpu", "default-cpu"):
         assert cat.profiles() and any(p.device == profile for p in cat.profiles())
     for device in cat.devices():
@@ -95,15 +105,25 @@ def test_no_device_lists_sparse_peaks(cat: Catalog) -> None:
 
 
 def test_prices_from_reference(cat: Catalog) -> None:
-    assert cat.price("h100-sxm", "aws").usd_per_device_h == 12.29
-    assert cat.price("a100-40gb", "gcp", pricing="spot").usd_per_device_h == 1.44
-    assert cat.price("a100-80gb", "runpod").usd_per_device_h == 1.89
-    assert cat.price("a100-80gb-pcie", "runpod").usd_per_device_h == 1.64
-    assert cat.price("tpu-v6e", "gcp", "us-central1", "spot").usd_per_device_h == 0.648
-    assert cat.price("l40s", "aws", pricing="spot").usd_per_device_h == pytest.approx((0.79 + 1.21) / 2)
-    for row in cat.prices(pricing="spot"):
-        if "range" in row.source:
-            assert "midpoint" in row.source
+    """Per-device-hour prices derived from rows of the reference snapshot (../shared/reference/prices, the
+    SkyPilot catalog at the commits named in each row's source)."""
+    # aws.csv: p5.48xlarge (8 x H100) eu-north-1, 58.8928/h on-demand in all 3 zones, spot 28.3188 in eun1-az3
+    aws = cat.price("h100-sxm", "aws", "eu-north-1")
+    assert (aws.usd_per_device_h, aws.instance) == (pytest.approx(58.8928 / 8), "p5.48xlarge/8")
+    assert cat.price("h100-sxm", "aws", "eu-north-1", "spot").usd_per_device_h == pytest.approx(28.3188 / 8)
+    # gcp.csv: host a3-highgpu-8g 9.46006/h + accelerator row 8 x H100 33.60609/h in us-central1-a
+    gcp = [
+        p
+        for p in cat.prices("h100-sxm", "gcp", "us-central1", "on-demand")
+        if p.instance == "a3-highgpu-8g/8"
+    ]
+    assert gcp[0].usd_per_device_h == pytest.approx((9.46006 + 33.60609) / 8, rel=1e-5)
+    # gcp.csv: tpu-v5litepod-4 slice 4.8/h in us-central1-a: 4 chips
+    assert cat.price("tpu-v5e", "gcp", "us-central1").usd_per_device_h == pytest.approx(1.2)
+    # lambda.csv: gpu_8x_h100_sxm5 31.92/h in every region
+    assert cat.price("h100-sxm", "lambda", "us-east-1").usd_per_device_h == pytest.approx(31.92 / 8)
+    for row in cat.prices():
+        assert row.provider == "coreweave" or "skypilot-org/skypilot-catalog@" in row.source
 
 
 @pytest.mark.parametrize(

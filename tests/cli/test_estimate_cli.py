@@ -135,6 +135,10 @@ def test_too_few_devices_says_how_many(capsys: pytest.CaptureFixture[str]) -> No
         "8",
         "--tokens",
         "1e9",
+        "--seq-len",
+        "2048",
+        "--global-batch",
+        "512",
         "--json",
     )
     data = json.loads(out)

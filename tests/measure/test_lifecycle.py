@@ -106,8 +106,10 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
 
 
 def test_unstable_run_warns_in_json_and_text(capsys):
-    from mlcost.cli.measure import _render_run
     from mlcost.measure.contract import run_summary
+    from mlcost.report.console import make_console
+    from mlcost.report.runs import measured_view
+    from mlcost.report.view import to_rich
 
     meters = ReplayMeters.from_readings(step_times_s=[0.1] * 8 + [0.4, 0.5], energy_j=1.0, peak_bytes=1)
     rec = run_training(
@@ -115,5 +117,5 @@ def test_unstable_run_warns_in_json_and_text(capsys):
     )
     summary = run_summary(rec)
     assert summary["stable"] is False and summary["warnings"] and summary["step_time_cv"] > 0.2
-    _render_run(rec, None)
+    to_rich(measured_view({**rec.metrics, **summary, "ledger": None}), make_console())
     assert "warning: unstable step times" in capsys.readouterr().out

@@ -24,9 +24,9 @@ def test_top_plans_equal_estimate_serve_and_cover_demand() -> None:
     )
     assert res.status == "ok" and len(res.plans) == 5
     demand = 5 * 256
-    costs = [p["monthly_cost_usd"] for p in res.plans]
+    costs = [p.monthly_cost_usd for p in res.plans]
     assert costs == sorted(costs)
-    for p in res.plans:
+    for p in [x.to_dict() for x in res.plans]:
         job = ServeJob(
             prompt_len=1024,
             output_len=256,
@@ -80,7 +80,7 @@ def test_tokens_per_day_equals_requests() -> None:
         catalog=CAT,
         devices=("a100-80gb",),
     )
-    assert a.plans[0]["monthly_cost_usd"] == pytest.approx(b.plans[0]["monthly_cost_usd"])
+    assert a.plans[0].monthly_cost_usd == pytest.approx(b.plans[0].monthly_cost_usd)
 
 
 def test_only_bf16_and_fp8_devices() -> None:
@@ -94,7 +94,7 @@ def test_only_bf16_and_fp8_devices() -> None:
         devices=("a100-80gb", "h100-sxm"),
         top=50,
     )
-    assert {p["device"] for p in res.plans} == {"h100-sxm"}  # A100 has no fp8 units
+    assert {p.device for p in res.plans} == {"h100-sxm"}  # A100 has no fp8 units
 
 
 def test_infeasible_latency_explains() -> None:

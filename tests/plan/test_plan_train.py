@@ -104,7 +104,7 @@ def test_equals_brute_force(deadline_s: float | None) -> None:
     expected = brute_force(devices, providers, deadline_s)
     assert expected is not None
     assert res.status == "ok"
-    assert res.plans[0]["cost_usd"] == pytest.approx(expected, rel=1e-9)
+    assert res.plans[0].to_dict()["cost_usd"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_top_plans_equal_estimate_train() -> None:
@@ -112,7 +112,7 @@ def test_top_plans_equal_estimate_train() -> None:
         CAT.model("llama-3.1-8b"), 1e11, constraints=TrainConstraints(max_devices=64), catalog=CAT, top=4
     )
     assert len(res.plans) == 4
-    for p in res.plans:
+    for p in [x.to_dict() for x in res.plans]:
         job, cluster = plan_specs(p, 1e11)
         est = estimate_train(CAT.model("llama-3.1-8b"), job, cluster, catalog=CAT)
         assert est.fits and p["fits"]
@@ -175,23 +175,31 @@ def test_other_objectives(objective: str, key: str) -> None:
         objective=objective,
         top=3,
     )
-    vals = [p[key] for p in res.plans]
+    vals = [p.to_dict()[key] for p in res.plans]
     assert vals == sorted(vals)
 
 
 def test_mix_objective_between_extremes() -> None:
     cons = TrainConstraints(max_devices=8, devices=("a100-80gb", "h100-sxm", "l4"))
-    cheap = plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT).plans[0]
-    fast = plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT, objective="time").plans[0]
-    mix = plan_train(
-        GPT2,
-        TOKENS,
-        constraints=cons,
-        search=SMALL,
-        catalog=CAT,
-        objective="mix",
-        weights={"cost": 1.0, "time": 1.0},
-    ).plans[0]
+    cheap = plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT).plans[0].to_dict()
+    fast = (
+        plan_train(GPT2, TOKENS, constraints=cons, search=SMALL, catalog=CAT, objective="time")
+        .plans[0]
+        .to_dict()
+    )
+    mix = (
+        plan_train(
+            GPT2,
+            TOKENS,
+            constraints=cons,
+            search=SMALL,
+            catalog=CAT,
+            objective="mix",
+            weights={"cost": 1.0, "time": 1.0},
+        )
+        .plans[0]
+        .to_dict()
+    )
     assert cheap["cost_usd"] <= mix["cost_usd"] <= fast["cost_usd"] + 1e-9
     assert fast["total_time_s"] <= mix["total_time_s"] <= cheap["total_time_s"] + 1e-9
 
@@ -212,7 +220,7 @@ def test_tighter_deadline_never_lowers_best_cost(d1: float, d2: float) -> None:
             search=SMALL,
             catalog=CAT,
         )
-        return res.plans[0]["cost_usd"] if res.plans else math.inf
+        return res.plans[0].to_dict()["cost_usd"] if res.plans else math.inf
 
     assert best(tight) >= best(loose)
 
@@ -232,7 +240,7 @@ def test_adding_a_device_never_raises_best_cost(subset: set[str], extra: str, de
             search=SMALL,
             catalog=CAT,
         )
-        return res.plans[0]["cost_usd"] if res.plans else math.inf
+        return res.plans[0].to_dict()["cost_usd"] if res.plans else math.inf
 
     assert best(subset | {extra}) <= best(subset)
 
@@ -291,7 +299,7 @@ def test_unpriced_devices_are_said() -> None:
         catalog=CAT,
     )
     assert any("h800" in n and "cannot be ranked by cost" in n for n in res.notes)
-    assert all(p["device"] == "h100-sxm" for p in res.plans)
+    assert all(p.device == "h100-sxm" for p in res.plans)
     # ranked by time, an unpriced device takes part (cost None)
     res = plan_train(
         GPT2,
@@ -301,7 +309,7 @@ def test_unpriced_devices_are_said() -> None:
         catalog=CAT,
         objective="time",
     )
-    assert res.plans and res.plans[0]["cost_usd"] is None
+    assert res.plans and res.plans[0].to_dict()["cost_usd"] is None
 
 
 def test_spot_plans_keep_deadline_with_fallback() -> None:
@@ -316,7 +324,7 @@ def test_spot_plans_keep_deadline_with_fallback() -> None:
         catalog=CAT,
         top=5,
     )
-    spot = [p for p in res.plans if p["pricing"] == "spot"]
+    spot = [p.to_dict() for p in res.plans if p.pricing == "spot"]
     assert spot, "spot rows are cheaper: expected a spot plan in the top 5"
     for p in spot:
         s = p["spot"]

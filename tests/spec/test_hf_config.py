@@ -16,7 +16,11 @@ from mlcost.spec.hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
 from mlcost.spec.torch_module import model_from_torch_module
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf_configs"
-SHAPE_FIELDS = [f for f in ModelSpec.__dataclass_fields__ if f not in ("name", "source")]
+SHAPE_FIELDS = [
+    f
+    for f in ModelSpec.__dataclass_fields__
+    if f not in ("name", "source", "train_seq_len", "train_global_batch")
+]  # the training recipe is not part of the shape
 
 # fixture file -> preset id it was taken from
 PRESET_OF = {

@@ -54,7 +54,12 @@ class CatalogLike(Protocol):
     ) -> list[PriceRow]: ...
 
     def price(
-        self, device: str, provider: str | None = None, region: str | None = None, pricing: str = "on-demand"
+        self,
+        device: str,
+        provider: str | None = None,
+        region: str | None = None,
+        pricing: str = "on-demand",
+        count: int | None = None,
     ) -> PriceRow: ...
 
     def carbon(self, zone: str | None = None, provider: str | None = None) -> CarbonRow: ...

@@ -100,6 +100,30 @@ class PriceRow:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def max_devices(self) -> float:
+        """Most devices this row can supply (:func:`offer_devices`; inf: no limit in the catalog)."""
+        return offer_devices(self.provider, self.instance)
+
+
+#: Providers whose price rows are single marketplace offers: the SkyPilot Vast catalog lists one host's offer
+#: per row ("one offer per row at catalog-build time", docs/reference/prices_snapshot.md), so such a row can
+#: supply at most that offer's devices. List-price providers have no limit in the catalog (availability is not
+#: modelled).
+SINGLE_OFFER_PROVIDERS: tuple[str, ...] = ("vast",)
+
+
+def offer_devices(provider: str | None, instance: str) -> float:
+    """Most devices one price row can supply: the offer's devices for a single-offer provider (the ``/n`` of
+    the imported instance label), else unlimited."""
+    if provider in SINGLE_OFFER_PROVIDERS:
+        tail = instance.rsplit("/", 1)[-1]
+        try:
+            return float(tail)
+        except ValueError:
+            return float("inf")
+    return float("inf")
+
 
 @dataclass(frozen=True, kw_only=True)
 class CarbonRow:

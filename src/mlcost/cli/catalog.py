@@ -107,6 +107,49 @@ def gather_models(catalog: Any) -> dict[str, Any]:
     return {"models": rows}
 
 
+def _region_listing(
+    cat: Any,
+    device: str | None,
+    provider: str | None,
+    region: str | None,
+    max_price: float | None,
+    spot: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    from mlcost.catalog.regions import region_prices, snapshot_commits
+    from mlcost.errors import SpecError
+
+    if max_price is not None and not max_price > 0:
+        raise SpecError(f"--max-price must be a positive number of USD per device-hour, got {max_price:g}")
+    if limit < 1:
+        raise SpecError(f"--limit must be at least 1, got {limit}")
+    rows = region_prices(
+        cat, device=device, provider=provider, region=region, max_price_usd_per_h=max_price, spot=spot
+    )
+    data = {
+        "price_snapshot_date": cat.price_snapshot_date,
+        "snapshot_commits": snapshot_commits(cat),
+        "filters": {
+            "device": device,
+            "provider": provider,
+            "region": region,
+            "max_price_usd_per_h": max_price,
+            "spot": spot,
+        },
+        "prices": rows,
+    }
+    if as_json:
+        from mlcost.report.console import print_json
+
+        print_json(data)
+        return
+    from mlcost.report.console import make_console
+    from mlcost.report.prices import render_region_prices
+
+    render_region_prices(data, make_console(), limit)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``devices`` and ``models`` to the app."""
 
@@ -114,12 +157,27 @@ def register(app: typer.Typer) -> None:
     def devices_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
         catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        device: str | None = typer.Option(None, "--device", help="Per-region prices of this device only."),
+        provider: str | None = typer.Option(None, "--provider", help="Per-region prices at this provider."),
+        region: str | None = typer.Option(None, "--region", help="Per-region prices in this region."),
+        max_price: float | None = typer.Option(
+            None, "--max-price", help="Only prices up to this many USD per device-hour."
+        ),
+        spot: bool = typer.Option(False, "--spot", help="Regions with a spot price, ranked by it."),
+        limit: int = typer.Option(40, "--limit", help="Rows shown in the table (--json lists all)."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
         """List the devices in the catalog: dense peaks, memory, bandwidth, TDP and the cheapest
-        on-demand price."""
+        on-demand price. With --device/--provider/--region/--max-price/--spot: the cheapest price per
+        device and region (on-demand and spot, per device-hour) with the price snapshot's commit."""
+        from mlcost.cli._output import check_format
         from mlcost.report.catalog import devices_view
+
+        if any(x is not None for x in (device, provider, region, max_price)) or spot:
+            as_json = check_format(fmt, as_json) == "json"
+            _region_listing(_catalog(catalog), device, provider, region, max_price, spot, limit, as_json)
+            return
 
         emit(gather_devices(_catalog(catalog)), devices_view, fmt=fmt, as_json=as_json, explain=explain)
 

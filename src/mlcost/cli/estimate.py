@@ -16,9 +16,6 @@ estimate_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-#: Default tokens per optimizer step when --global-batch is not given (about 1M tokens: the order of
-#: magnitude Llama/GPT-3 runs used; stated in the output's assumptions).
-DEFAULT_TOKENS_PER_STEP = 2**20
 #: Devices in a training job when --gpus is not given (one 8-GPU node; a CPU device runs alone).
 DEFAULT_GPUS = 8
 #: Chinchilla-optimal tokens per parameter (Hoffmann et al. 2022), used when --tokens is not given.
@@ -78,10 +75,12 @@ def train(
         1, "--micro-batch", help="Sequences per micro-batch per data-parallel rank."
     ),
     global_batch: int | None = typer.Option(
-        None, "--global-batch", help="Sequences per optimizer step [≈1M tokens]."
+        None,
+        "--global-batch",
+        help="Sequences per optimizer step [model preset's recipe, else ≈4M/1M tokens].",
     ),
     seq_len: int | None = typer.Option(
-        None, "--seq-len", help="Tokens per sequence [2048, capped at the model's context]."
+        None, "--seq-len", help="Tokens per sequence [model preset's recipe, else min(context, 4096)]."
     ),
     recompute: str = typer.Option(
         "none", "--recompute", help="Activation recomputation: none, selective, full."
@@ -175,22 +174,29 @@ def train(
         )
     else:
         n_tokens = parse_count(tokens, what="--tokens")
-    if seq_len is None:
-        seq_len = min(2048, spec.max_seq_len)
-        extra.append(
-            Assumption("seq_len", seq_len, "not given: 2048, capped at the model's context; pass --seq-len")
-        )
-    if global_batch is None:
-        dp = max(gpus // (tp * pp), 1)
-        unit = micro_batch * dp
-        global_batch = max(unit, math.ceil(DEFAULT_TOKENS_PER_STEP / seq_len / unit) * unit)
-        extra.append(
-            Assumption(
-                "global_batch",
-                global_batch,
-                f"not given: ≈{DEFAULT_TOKENS_PER_STEP:,} tokens per step, a multiple of micro-batch × DP; pass --global-batch",
+    if seq_len is None or global_batch is None:
+        from mlcost.plan.defaults import train_defaults
+
+        dflt = train_defaults(spec, seq_len, global_batch)
+        if seq_len is None:
+            seq_len = dflt.seq_len
+            extra.append(Assumption("seq_len", seq_len, f"not given: {dflt.seq_len_source}; pass --seq-len"))
+        if global_batch is None:
+            dp = max(gpus // (tp * pp), 1)
+            unit = micro_batch * dp
+            global_batch = max(unit, math.ceil(dflt.global_batch / unit) * unit)
+            rounded = (
+                ""
+                if global_batch == dflt.global_batch
+                else f" (rounded up from {dflt.global_batch} to a multiple of micro-batch × DP = {unit})"
             )
-        )
+            extra.append(
+                Assumption(
+                    "global_batch",
+                    global_batch,
+                    f"not given: {dflt.global_batch_source}{rounded}; pass --global-batch",
+                )
+            )
     job = TrainJob(
         tokens=n_tokens,
         seq_len=seq_len,

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "calibrate": "mlcost.cli.calibrate",
     "devices": "mlcost.cli.catalog",
     "models": "mlcost.cli.catalog",
+    "catalog": "mlcost.cli.catalog_import",
+    "export": "mlcost.cli.export",
     "env": "mlcost.cli.env",
     "report": "mlcost.cli.report",
     "diff": "mlcost.cli.diff",

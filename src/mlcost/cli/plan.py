@@ -7,6 +7,8 @@ This module parses options and renders; the search is in :mod:`mlcost.plan.train
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from mlcost.cli._output import emit, explain_option, format_option
@@ -80,6 +82,17 @@ def train(
     ),
     restart: str = typer.Option("10min", "--restart-overhead", help="Time lost per interruption to restart."),
     checkpoint: str = typer.Option("1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."),
+    virtual_stages: str = typer.Option(
+        "1,2,4", "--virtual-stages", help="Interleaved pipeline chunks per rank to try (used with PP > 1)."
+    ),
+    catalog: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
+    ),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="Write launch files for plan #1 here (SkyPilot, torchrun/FSDP, DeepSpeed, Megatron).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
     fmt: str = format_option(),
     explain: bool = explain_option(),
@@ -97,7 +110,7 @@ def train(
     from mlcost.plan.train import TrainConstraints, TrainSearch, parse_weights, plan_train
     from mlcost.units import parse_count, parse_duration_s
 
-    cat = default_catalog()
+    cat = default_catalog(catalog or None)
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")
@@ -118,6 +131,7 @@ def train(
         global_batch=global_batch,
         precisions=_split(precisions) or ("bf16",),
         counts=_ints(counts, "--counts"),
+        virtual_stages=_ints(virtual_stages, "--virtual-stages") or (1,),
     )
     spot_model = SpotModel(
         interruptions_per_node_h=spot_rate,
@@ -135,10 +149,23 @@ def train(
         spot_model=spot_model,
         top=top,
         catalog=cat,
+        catalog_files=[str(p) for p in catalog or ()],
     )
+    from mlcost.cli._output import check_format
     from mlcost.report.plan import train_view
 
-    emit(result.to_dict(), train_view, fmt=fmt, as_json=as_json, explain=explain)
+    written: list[str] = []
+    if export is not None and result.plans:
+        from mlcost.plan.export import write_exports
+
+        per_node = cat.device(result.plans[0].device).devices_per_node
+        written = [str(p) for p in write_exports(result, export, model=spec, devices_per_node=per_node)]
+    out = result.to_dict()
+    if export is not None:
+        out["exported"] = written
+    emit(out, train_view, fmt=fmt, as_json=as_json, explain=explain)
+    if written and check_format(fmt, as_json) in ("table", "md"):
+        typer.echo(f"exported plan #1 to {export}: {', '.join(Path(p).name for p in written)}", err=True)
 
 
 @plan_app.command("serve")
@@ -164,6 +191,9 @@ def serve(
         "bf16,fp8,int8,int4", "--weight-precisions", help="Weight formats to try (fp8 only on fp8 devices)."
     ),
     top: int = typer.Option(5, "--top", help="How many plans to show."),
+    catalog: list[Path] | None = typer.Option(
+        None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
     fmt: str = format_option(),
     explain: bool = explain_option(),
@@ -176,7 +206,7 @@ def serve(
     from mlcost.plan.serve import plan_serve
     from mlcost.units import parse_count
 
-    cat = default_catalog()
+    cat = default_catalog(catalog or None)
     spec = resolve_model(model, cat)
     if top < 1:
         raise SpecError(f"--top must be at least 1, got {top}")

@@ -78,8 +78,14 @@ def tco_command(
     horizon: str = typer.Option("1y", "--horizon", help="Serving period after training (e.g. 6mo, 2y)."),
     train_device: str = typer.Option("h100-sxm", "--train-device", help="Training device (mlcost devices)."),
     train_gpus: int = typer.Option(256, "--train-gpus", help="Training devices."),
-    seq_len: int = typer.Option(4096, "--seq-len", help="Training sequence length."),
-    global_batch: int = typer.Option(1024, "--global-batch", help="Training sequences per step."),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Training sequence length [model preset's recipe, else min(context, 4096)]."
+    ),
+    global_batch: int | None = typer.Option(
+        None,
+        "--global-batch",
+        help="Training sequences per step [model preset's recipe, else ≈4M/1M tokens].",
+    ),
     train_precision: str = typer.Option("bf16", "--train-precision", help=f"One of {', '.join(PRECISIONS)}."),
     serve_device: str = typer.Option("h100-sxm", "--serve-device", help="Serving device."),
     serve_precision: str = typer.Option(

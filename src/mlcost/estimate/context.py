@@ -106,7 +106,9 @@ def resolve_hardware(
         notes.append(Assumption("price_usd_per_device_h", price, "given by the user"))
     else:
         try:
-            row = cat.price(device.id, provider=provider, region=region, pricing=cluster.pricing)
+            row = cat.price(
+                device.id, provider=provider, region=region, pricing=cluster.pricing, count=cluster.count
+            )
         except MlcostError as exc:
             if provider is not None or region is not None:
                 raise

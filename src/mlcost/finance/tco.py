@@ -13,10 +13,11 @@ and compares. Notation (the code uses the same symbols):
   is the lower envelope of these lines; **break-even** traffic is where the envelope changes hands:
   ``T* = (a_j − a_i) / ((s_i − s_j) · H / 10^6)``.
 
-Layout choice for training (documented, deterministic): for PP in 1, 2, 4, 8, 16 (the first PP at which
-anything fits), every TP in 1, 2, 4, 8, ZeRO 1 or 3 (ZeRO-0 when DP = 1) and recompute none, selective or
-full is estimated; among the layouts that fit, the fastest (hence cheapest on a fixed cluster) wins.
-The global batch is the requested one rounded up to a multiple of DP (micro-batch 1).
+Layout choice for training: the planner (:func:`mlcost.plan.train.plan_train`, objective ``time``) searches
+TP, PP (with virtual stages), ZeRO, micro-batch and recomputation for the cluster's device and count; the
+fastest fitting layout (hence the cheapest on a fixed cluster) is then run through ``estimate_train`` with
+the cluster as given. Sequence length and global batch default to the model's (:mod:`mlcost.plan.defaults`),
+the same values ``estimate train`` and ``plan train`` use.
 
 Serving choice: for each TP in 1, 2, 4, 8 (or the one given), the largest batch ≤ ``max_batch`` that fits
 and, with a TPOT target, meets it; the TP with the lowest cost per million output tokens wins.
@@ -33,12 +34,10 @@ from typing import Any
 
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
-from mlcost.estimate.context import resolve_hardware
-from mlcost.estimate.kernel import train_kernel
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ServeEstimate, TrainEstimate
 from mlcost.estimate.serve import estimate_serve
-from mlcost.estimate.train import build_inputs, estimate_train, validate_layout
+from mlcost.estimate.train import estimate_train
 from mlcost.finance.scaling import (
     INFERENCE_FLOPS_PER_PARAM_TOKEN,
     TRAIN_FLOPS_PER_PARAM_TOKEN,
@@ -54,9 +53,7 @@ from mlcost.spec.job import (
     WEIGHT_PRECISIONS,
     KvPrecision,
     Precision,
-    Recompute,
     ServeJob,
-    TrainJob,
     WeightPrecision,
 )
 from mlcost.spec.model import ModelSpec
@@ -65,8 +62,6 @@ from mlcost.units import S_PER_DAY, S_PER_MONTH
 #: Sizes of the default sweep in target-loss mode, as multiples of the compute-optimal size.
 DEFAULT_SWEEP = (0.25, 0.5, 1.0, 2.0, 4.0)
 TP_CHOICES = (1, 2, 4, 8)
-PP_CHOICES = (1, 2, 4, 8, 16)
-RECOMPUTE_CHOICES: tuple[Recompute, ...] = ("none", "selective", "full")
 
 
 # ---- inputs -----------------------------------------------------------------------------------------
@@ -112,20 +107,21 @@ class TrainSetup:
 
     Attributes:
         cluster: training devices (count, provider, pricing).
-        seq_len: tokens per sequence.
-        global_batch: sequences per optimizer step (rounded up to a multiple of DP per layout).
+        seq_len: tokens per sequence (None: the model's default, mlcost.plan.defaults).
+        global_batch: sequences per optimizer step (None: the model's default).
         precision: compute precision (mixed with fp32 master weights for bf16/fp16/fp8).
     """
 
     cluster: Cluster
-    seq_len: int = 4096
-    global_batch: int = 1024
+    seq_len: int | None = None
+    global_batch: int | None = None
     precision: Precision = "bf16"
 
     def __post_init__(self) -> None:
         check_choice("train setup", "precision", self.precision, PRECISIONS)
         for name in ("seq_len", "global_batch"):
-            check_positive_int("train setup", name, getattr(self, name))
+            if getattr(self, name) is not None:
+                check_positive_int("train setup", name, getattr(self, name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -436,45 +432,31 @@ def target_loss_candidates(
 def choose_train_layout(
     model: ModelSpec, tokens: float, setup: TrainSetup, *, catalog: CatalogLike | None = None
 ) -> tuple[TrainEstimate | None, str | None]:
-    """The fastest layout that fits (module docstring); ``(None, reason)`` when none does."""
-    count = setup.cluster.count
-    hw = resolve_hardware(setup.cluster, catalog)
-    best: tuple[float, TrainJob] | None = None
-    for pp in PP_CHOICES:
-        for tp in TP_CHOICES:
-            if tp * pp > count or count % (tp * pp):
-                continue
-            dp = count // (tp * pp)
-            gb = math.ceil(setup.global_batch / dp) * dp
-            for zero in (1, 3) if dp > 1 else (0,):
-                for recompute in RECOMPUTE_CHOICES:
-                    try:
-                        job = TrainJob(
-                            tokens=tokens,
-                            seq_len=setup.seq_len,
-                            global_batch=gb,
-                            micro_batch=1,
-                            precision=setup.precision,
-                            tp=tp,
-                            pp=pp,
-                            zero=zero,
-                            recompute=recompute,
-                            sequence_parallel=tp > 1,
-                        )
-                        validate_layout(model, job, count)
-                    except SpecError:
-                        continue
-                    # Screen with the estimator's own kernel; the winner is re-run through estimate_train.
-                    r = train_kernel(model, build_inputs(model, job, hw, dp))
-                    time_s = float(r["total_time_s"])
-                    if bool(r["fits"]) and (best is None or time_s < best[0]):
-                        best = (time_s, job)
-        if best is not None:
-            return estimate_train(model, best[1], setup.cluster, catalog=catalog), None
-    return None, (
-        f"no layout of {model.name} fits {count} × {setup.cluster.device} "
-        "(tried TP 1–8, PP 1–16, ZeRO 1/3, recompute none/selective/full)"
+    """The fastest layout that fits (module docstring), chosen by the planner; ``(None, reason)`` when none
+    does."""
+    from mlcost.plan.build import plan_specs
+    from mlcost.plan.train import TrainConstraints, TrainSearch, plan_train
+
+    cl = setup.cluster
+    res = plan_train(
+        model,
+        tokens,
+        constraints=TrainConstraints(devices=(cl.device,), max_devices=cl.count),
+        search=TrainSearch(
+            seq_len=setup.seq_len,
+            global_batch=setup.global_batch,
+            precisions=(setup.precision,),
+            counts=(cl.count,),
+        ),
+        objective="time",
+        top=1,
+        catalog=catalog,
     )
+    if not res.plans:
+        why = "; ".join(res.infeasible) or "no layout"
+        return None, f"no layout of {model.name} fits {cl.count} × {cl.device}: {why}"
+    job, _ = plan_specs(res.plans[0], tokens)
+    return estimate_train(model, job, cl, catalog=catalog), None
 
 
 def choose_serving(
@@ -766,8 +748,10 @@ def _assumptions(
         ),
         Assumption(
             "train_layout",
-            f"{train.cluster.count} × {train.cluster.device}, seq {train.seq_len}, global batch {train.global_batch}",
-            "fastest fitting TP/PP/ZeRO/recompute layout (docs/tco.md); global batch rounded up to a multiple of DP",
+            f"{train.cluster.count} × {train.cluster.device}, seq {train.seq_len or 'model default'}, "
+            f"global batch {train.global_batch or 'model default'}",
+            "fastest fitting layout chosen by the planner (docs/tco.md); defaults from mlcost.plan.defaults, "
+            "as estimate and plan use them",
         ),
         Assumption(
             "serve_config",

@@ -29,7 +29,8 @@ import numpy as np
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
-from mlcost.plan.train import check_places, price_rows
+from mlcost.plan.prices import check_places, price_rows
+from mlcost.plan.types import ServePlan
 from mlcost.spec.job import BYTES_PER_ELEMENT
 from mlcost.spec.model import ModelSpec
 from mlcost.units import J_PER_KWH, S_PER_DAY, S_PER_H, S_PER_MONTH, format_duration
@@ -54,7 +55,7 @@ class ServePlanResult:
     """Outcome of :func:`plan_serve` (docs/plan.md lists every key of :meth:`to_dict`)."""
 
     status: str
-    plans: list[dict[str, Any]]
+    plans: list[ServePlan]
     infeasible: list[str]
     notes: list[str]
     assumptions: list[dict[str, Any]]
@@ -85,7 +86,7 @@ class ServePlanResult:
                 "output_len": self.output_len,
             },
             "targets": {"ttft_s": self.ttft_target_s, "tpot_s": self.tpot_target_s},
-            "plans": self.plans,
+            "plans": [p.to_dict() for p in self.plans],
             "why": self.why,
             "infeasible": self.infeasible,
             "notes": self.notes,
@@ -282,7 +283,7 @@ def plan_serve(
         )
     c = {k: np.concatenate([d[k] for d in cand]) for k in cand[0]} if cand else {}
     infeasible: list[str] = []
-    plans: list[dict[str, Any]] = []
+    plans: list[ServePlan] = []
     n_feas = int(c["cost_h"].size) if c else 0
     if not c:
         if nothing_fits and best_ttft is None:
@@ -311,12 +312,8 @@ def plan_serve(
             plans.append(_serve_plan(meta, c, int(i), rank + 1, demand, output_len, prompt_len, kv_precision))
     why = None
     if len(plans) >= 2:
-        a, b = plans[0], plans[1]
-        diff = [
-            f"{k} {a[k]} vs {b[k]}"
-            for k in ("device", "tp", "batch", "weight_precision", "provider", "region", "pricing")
-            if a[k] != b[k]
-        ]
+        a, b = plans[0].to_dict(), plans[1].to_dict()
+        diff = [f"{k} {a[k]} vs {b[k]}" for k in ServePlan.choice_keys() if a[k] != b[k]]
         why = (
             f"#1 and #2 differ in: {'; '.join(diff) or 'nothing but ties'}. #1 costs ${a['monthly_cost_usd']:,.0f}/month "
             f"vs ${b['monthly_cost_usd']:,.0f} with {a['devices']} vs {b['devices']} devices "
@@ -386,7 +383,7 @@ def _serve_plan(
     output_len: int,
     prompt_len: int,
     kv_precision: str,
-) -> dict[str, Any]:
+) -> ServePlan:
     m = meta[int(c["dev"][i])]
     k = int(c["k"][i])
     r = int(c["row"][i])
@@ -398,38 +395,40 @@ def _serve_plan(
     replicas = int(c["replicas"][i])
     price = float(rows.usd_per_device_h[r])
     cost_h = float(c["cost_h"][i])
-    return {
-        "rank": rank,
-        "device": m["device"].id,
-        "tp": tp,
-        "batch": int(m["batch"][k]),
-        "weight_precision": wp,
-        "kv_precision": kv_precision,
-        "replicas": replicas,
-        "devices": int(c["ndev"][i]),
-        "provider": rows.provider[r],
-        "region": rows.region[r],
-        "pricing": rows.pricing[r],
-        "price_usd_per_device_h": price,
-        "ttft_s": float(kern["ttft_s"][k]),
-        "time_per_output_token_s": float(kern["time_per_output_token_s"][k]),
-        "request_latency_s": float(kern["request_latency_s"][k]),
-        "tokens_per_s_per_replica": tok,
-        "capacity_output_tokens_per_s": tok * replicas,
-        "utilisation": demand / (tok * replicas),
-        "cost_per_hour_usd": cost_h,
-        "monthly_cost_usd": cost_h * S_PER_MONTH / S_PER_H,
-        "cost_per_million_output_tokens_usd": cost_h / (demand * S_PER_H) * 1e6,
-        "cost_per_million_output_tokens_at_full_utilisation_usd": tp * price / (tok * S_PER_H) * 1e6,
-        "energy_kwh_per_month": float(c["energy_month"][i]),
-        "co2_kg_per_month": float(c["co2_month"][i]),
-        "memory_per_device_bytes": float(kern["memory_total_bytes"][k]),
-        "memory_capacity_bytes": float(m["device"].memory_bytes),
-        "max_batch": int(kern["max_batch"][k]),
-        "bound": "memory" if bool(kern["memory_bound"][k]) else "compute",
-        "quality_risk": QUALITY_RISK.get(wp, "unknown"),
-        "prompt_len": prompt_len,
-        "output_len": output_len,
-        "latency_text": f"TTFT {format_duration(float(kern['ttft_s'][k]))}, "
-        f"TPOT {format_duration(float(kern['time_per_output_token_s'][k]))}",
-    }
+    return ServePlan(
+        **{
+            "rank": rank,
+            "device": m["device"].id,
+            "tp": tp,
+            "batch": int(m["batch"][k]),
+            "weight_precision": wp,
+            "kv_precision": kv_precision,
+            "replicas": replicas,
+            "devices": int(c["ndev"][i]),
+            "provider": rows.provider[r],
+            "region": rows.region[r],
+            "pricing": rows.pricing[r],
+            "price_usd_per_device_h": price,
+            "ttft_s": float(kern["ttft_s"][k]),
+            "time_per_output_token_s": float(kern["time_per_output_token_s"][k]),
+            "request_latency_s": float(kern["request_latency_s"][k]),
+            "tokens_per_s_per_replica": tok,
+            "capacity_output_tokens_per_s": tok * replicas,
+            "utilisation": demand / (tok * replicas),
+            "cost_per_hour_usd": cost_h,
+            "monthly_cost_usd": cost_h * S_PER_MONTH / S_PER_H,
+            "cost_per_million_output_tokens_usd": cost_h / (demand * S_PER_H) * 1e6,
+            "cost_per_million_output_tokens_at_full_utilisation_usd": tp * price / (tok * S_PER_H) * 1e6,
+            "energy_kwh_per_month": float(c["energy_month"][i]),
+            "co2_kg_per_month": float(c["co2_month"][i]),
+            "memory_per_device_bytes": float(kern["memory_total_bytes"][k]),
+            "memory_capacity_bytes": float(m["device"].memory_bytes),
+            "max_batch": int(kern["max_batch"][k]),
+            "bound": "memory" if bool(kern["memory_bound"][k]) else "compute",
+            "quality_risk": QUALITY_RISK.get(wp, "unknown"),
+            "prompt_len": prompt_len,
+            "output_len": output_len,
+            "latency_text": f"TTFT {format_duration(float(kern['ttft_s'][k]))}, "
+            f"TPOT {format_duration(float(kern['time_per_output_token_s'][k]))}",
+        }
+    )

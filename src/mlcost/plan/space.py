@@ -7,7 +7,9 @@ vectorised:
 
 * devices % (TP·PP) == 0 (DP = devices / (TP·PP));
 * heads % TP == 0; KV heads % TP == 0 or TP % KV heads == 0;
-* layers % PP == 0 (one virtual stage per rank: plain 1F1B);
+* layers % (PP·V) == 0 with V virtual stages (interleaved 1F1B chunks per rank, Narayanan et al. 2021);
+  V > 1 only with PP > 1 and with the micro-batches per step a multiple of PP (Megatron-LM's interleaved
+  schedule needs it);
 * global batch % (micro-batch · DP) == 0;
 * TP within a node (TP ≤ devices per node), ZeRO > 0 only with DP > 1 (otherwise it is ZeRO-0).
 """
@@ -33,11 +35,7 @@ DEFAULT_TP: tuple[int, ...] = (1, 2, 4, 8)
 DEFAULT_ZERO: tuple[int, ...] = (0, 1, 2, 3)
 DEFAULT_MICRO_BATCH: tuple[int, ...] = (1, 2, 4, 8)
 DEFAULT_RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
-#: Tokens per optimizer step aimed at by the default global batch (~4M, as Llama 2/3 pre-training used).
-DEFAULT_TOKENS_PER_STEP = 4 * 1024 * 1024
-#: Below this many parameters the default global batch aims at 1M tokens per step.
-LARGE_MODEL_PARAMS = 7e9
-SMALL_TOKENS_PER_STEP = 1024 * 1024
+DEFAULT_VIRTUAL_STAGES: tuple[int, ...] = (1, 2, 4)
 RECOMPUTE_NAMES: tuple[str, ...] = tuple(RECOMPUTE_CODES)
 
 
@@ -64,10 +62,11 @@ def pipeline_degrees(n_layers: int, max_pp: int | None = None) -> list[int]:
 
 
 def default_global_batch(model_params: float, seq_len: int) -> int:
-    """Sequences per step giving ~4M tokens (≥ 7B parameters) or ~1M tokens (smaller models), rounded to a
-    power of two."""
-    target = DEFAULT_TOKENS_PER_STEP if model_params >= LARGE_MODEL_PARAMS else SMALL_TOKENS_PER_STEP
-    return int(2 ** max(0, round(np.log2(max(1.0, target / seq_len)))))
+    """Sequences per step giving ~4M tokens (≥ 7B parameters) or ~1M tokens (smaller models), a power of
+    two: the rule of :func:`mlcost.plan.defaults.rule_global_batch` (kept here for callers of this module)."""
+    from mlcost.plan.defaults import rule_global_batch
+
+    return rule_global_batch(model_params, seq_len)
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,7 @@ class Layouts:
     recompute: np.ndarray  # codes of RECOMPUTE_CODES
     precision: np.ndarray  # index into ``precisions``
     precisions: tuple[str, ...]
+    virtual_stages: np.ndarray  # interleaved 1F1B model chunks per pipeline rank (1 = plain 1F1B)
 
     def __len__(self) -> int:
         return int(self.count.shape[0])
@@ -98,6 +98,7 @@ class Layouts:
             recompute=self.recompute[idx],
             precision=self.precision[idx],
             precisions=self.precisions,
+            virtual_stages=self.virtual_stages[idx],
         )
 
 
@@ -113,8 +114,10 @@ def enumerate_layouts(
     zeros: Sequence[int] = DEFAULT_ZERO,
     micro_batches: Sequence[int] = DEFAULT_MICRO_BATCH,
     recomputes: Sequence[str] = DEFAULT_RECOMPUTE,
+    virtual_stages: Sequence[int] = (1,),
 ) -> Layouts:
-    """Cartesian product of the choices, filtered to valid layouts (module docstring), vectorised."""
+    """Cartesian product of the choices, filtered to valid layouts (module docstring), vectorised.
+    ``virtual_stages`` defaults to plain 1F1B; the planner passes ``DEFAULT_VIRTUAL_STAGES``."""
     pps = pipeline_degrees(model.n_layers) if pps is None else list(pps)
     axes = [
         np.asarray(counts, dtype=np.int64),
@@ -125,30 +128,50 @@ def enumerate_layouts(
         np.asarray([RECOMPUTE_CODES[r] for r in recomputes], dtype=np.int64),
         np.arange(len(precisions), dtype=np.int64),
     ]
-    if any(a.size == 0 for a in axes):
+    vs = np.asarray(virtual_stages, dtype=np.int64)
+    if any(a.size == 0 for a in axes) or vs.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Layouts(empty, empty, empty, empty, empty, empty, empty, empty, tuple(precisions))
-    grids = np.meshgrid(*axes, indexing="ij")
-    c, t, p, z, b, rc, pr = (g.ravel() for g in grids)
-    tpp = t * p
-    ok = (c % tpp == 0) & (t <= devices_per_node) & (model.n_heads % t == 0)
-    ok &= (model.kv_heads % t == 0) | (t % model.kv_heads == 0)
-    ok &= model.n_layers % p == 0
-    dp = np.where(ok, c // np.maximum(tpp, 1), 1)
-    ok &= dp >= 1
-    ok &= global_batch % (b * dp) == 0
-    ok &= (z == 0) | (dp > 1)
+        return Layouts(empty, empty, empty, empty, empty, empty, empty, empty, tuple(precisions), empty)
+    # The (count, TP, PP) rules first, on the small product of those three axes.
+    cg, tg, pg = (g.ravel() for g in np.meshgrid(axes[0], axes[1], axes[2], indexing="ij"))
+    tpp = tg * pg
+    ok3 = (cg % tpp == 0) & (tg <= devices_per_node) & (model.n_heads % tg == 0)
+    ok3 &= (model.kv_heads % tg == 0) | (tg % model.kv_heads == 0)
+    ok3 &= model.n_layers % pg == 0
+    i3 = np.flatnonzero(ok3)
+    n_rest = axes[3].size * axes[4].size * axes[5].size * axes[6].size
+    base = np.repeat(i3, n_rest)
+    zg, bg, rg, prg = (np.tile(g.ravel(), i3.size) for g in np.meshgrid(*axes[3:], indexing="ij"))
+    c, t, p = cg[base], tg[base], pg[base]
+    dp = c // (t * p)
+    ok = global_batch % (bg * dp) == 0
+    ok &= (zg == 0) | (dp > 1)
     idx = np.flatnonzero(ok)
+    c, t, p, dp, z, b, rc, pr = c[idx], t[idx], p[idx], dp[idx], zg[idx], bg[idx], rg[idx], prg[idx]
+    v = np.ones_like(c)
+    # Interleaving (V > 1) only with PP > 1, V·PP dividing the layers and the micro-batches a multiple of PP.
+    parts = [np.arange(c.size)]
+    vparts = [v]
+    n_micro = global_batch // (b * dp)
+    for vv in vs[vs > 1]:
+        j = np.flatnonzero((p > 1) & (model.n_layers % (p * vv) == 0) & (n_micro % p == 0))
+        parts.append(j)
+        vparts.append(np.full(j.size, vv, dtype=np.int64))
+    if 1 not in set(vs.tolist()):
+        parts, vparts = parts[1:], vparts[1:]
+    sel = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    vsel = np.concatenate(vparts) if vparts else np.zeros(0, dtype=np.int64)
     return Layouts(
-        count=c[idx],
-        tp=t[idx],
-        pp=p[idx],
-        dp=dp[idx],
-        zero=z[idx],
-        micro_batch=b[idx],
-        recompute=rc[idx],
-        precision=pr[idx],
+        count=c[sel],
+        tp=t[sel],
+        pp=p[sel],
+        dp=dp[sel],
+        zero=z[sel],
+        micro_batch=b[sel],
+        recompute=rc[sel],
+        precision=pr[sel],
         precisions=tuple(precisions),
+        virtual_stages=vsel,
     )
 
 
@@ -212,7 +235,7 @@ def build_train_inputs(
         micro_batch=layouts.micro_batch,
         global_batch=global_batch,
         seq_len=seq_len,
-        virtual_stages=1,
+        virtual_stages=layouts.virtual_stages,
         zero=layouts.zero,
         recompute=layouts.recompute,
         sequence_parallel=sp,

@@ -56,7 +56,13 @@ def key_assumptions(
 
 
 def assumptions_table(view: View, assumptions: Iterable[dict[str, Any]], *, explain: bool = True) -> None:
-    t = Table("Assumptions", ["what", "value", "source"], right=("value",), wrap=("source",), explain=explain)
+    t = Table(
+        "Assumptions",
+        ["what", "value", "source"],
+        right=("value",),
+        wrap=("value", "source"),
+        explain=explain,
+    )
     for a in assumptions:
         t.add(a["name"], assumption_value(a["name"], a["value"]), a["source"])
     view.table(t)

@@ -24,7 +24,8 @@ def layout(p: dict[str, Any]) -> str:
 def where(p: dict[str, Any]) -> str:
     if p.get("provider") is None:
         return "-"
-    region = "" if p.get("region") in (None, "*") else f" {p['region']}"
+    # Marketplace regions read "Japan, JP, AS": the table shows the first part (--format csv/json keep all).
+    region = "" if p.get("region") in (None, "*") else f" {str(p['region']).split(',')[0]}"
     pricing = " spot" if p.get("pricing") == "spot" else ""
     return f"{p['provider']}{region}{pricing}"
 
@@ -101,6 +102,8 @@ def train_view(d: dict[str, Any]) -> View:
                 f.number(p["pue"]),
                 f.number(p["carbon_kg_per_kwh"]),
             )
+        if d["plans"] and d["plans"][0].get("command"):
+            v.line(f"reproduce #1: {d['plans'][0]['command']}", explain=True)
         for p in d["plans"]:
             s = p.get("spot")
             if not s:

@@ -193,6 +193,8 @@ def _rich_table(b: Table, dropped: list[str]) -> Any:
             overflow="fold",
             no_wrap=col not in b.wrap,
             ratio=1 if col in b.wrap else None,
+            # a column that may not fold keeps its widest cell (up to 40) when a folding column is long
+            min_width=None if col in b.wrap else min(40, max([len(col), *(len(r[i]) for r in b.rows)])),
         )
     for j, row in enumerate(b.rows):
         if j in b.section_before:

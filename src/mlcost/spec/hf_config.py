@@ -485,20 +485,22 @@ def model_from_any_config(config: dict[str, Any] | str | Path, *, name: str | No
 def fetch_hub_config(repo_id: str) -> dict[str, Any]:
     """``config.json`` of a Hugging Face hub model id (``owner/name``) through ``huggingface_hub``; a
     one-line :class:`SpecError` when it cannot be fetched (offline, unknown or gated id)."""
-    import os
-
     from mlcost.errors import require
 
     hub = require("huggingface_hub", f"reading hub id {repo_id!r}", extra="hf")
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    # huggingface_hub reads its own HF_HUB_OFFLINE setting; mlcost reads no environment here
+    offline = bool(getattr(hub.constants, "HF_HUB_OFFLINE", False))
     require("huggingface_hub.utils", "quiet hub logging", extra="hf").logging.set_verbosity_error()
     try:
         path = hub.hf_hub_download(repo_id, "config.json", local_files_only=offline)
     except Exception as exc:
+        name = type(exc).__name__
         why = (
-            "offline (HF_HUB_OFFLINE is set)"
+            "offline (HF_HUB_OFFLINE is set) and not in the local cache"
             if offline
-            else f"no network or no such public model ({type(exc).__name__})"
+            else f"offline or unreachable hub and not in the local cache ({name})"
+            if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or isinstance(exc, OSError)
+            else f"no such public model or no access ({name})"
         )
         raise SpecError(
             f"cannot fetch config.json of hub id {repo_id!r}: {why}",

@@ -79,6 +79,9 @@ class ModelSpec:
         pooler: BERT pooler (d_model × d_model dense + bias).
         dropout: the model trains with dropout (adds 1-byte masks to activation memory, Korthikanti et al.).
         source: where the shape came from (config URL, file path, module class).
+        train_seq_len: the sequence length of the model's published pre-training recipe (tokens), or None;
+            estimate, plan and tco use it as their default (mlcost.plan.defaults).
+        train_global_batch: the recipe's global batch (sequences per optimizer step), or None.
     """
 
     name: str
@@ -118,6 +121,8 @@ class ModelSpec:
     pooler: bool = False
     dropout: bool = False
     source: str = "user"
+    train_seq_len: int | None = None
+    train_global_batch: int | None = None
 
     def __post_init__(self) -> None:
         own = f"model {self.name!r}"
@@ -146,6 +151,8 @@ class ModelSpec:
             "q_lora_rank",
             "kv_lora_rank",
             "v_head_dim",
+            "train_seq_len",
+            "train_global_batch",
         ):
             if getattr(self, field) is not None:
                 check_positive_int(own, field, getattr(self, field))
