@@ -108,10 +108,12 @@ class NearDupIndex:
         self.cfg = cfg
         self._ds = ds
         self.lsh = ds.MinHashLSH(num_perm=cfg.num_perm, params=cfg.banding)
+        # The permutation scheme of the signatures (what MinHash.bulk used in the workers).
+        self._scheme = ds.MinHash(num_perm=cfg.num_perm, seed=cfg.seed).scheme
         self.size = 0
 
     def check_add(self, hashvalues: np.ndarray, seq: int, doc_id: str) -> tuple[int, str] | None:
-        mh = self._ds.LeanMinHash(seed=self.cfg.seed, hashvalues=hashvalues)
+        mh = self._ds.LeanMinHash(seed=self.cfg.seed, hashvalues=hashvalues, scheme=self._scheme)
         found = self.lsh.query(mh)
         if found:
             return min(found)  # the earliest kept document

@@ -65,6 +65,10 @@ def _ipv6(m: re.Match[str]) -> bool:
 
 
 def _phone(m: re.Match[str]) -> bool:
+    # Part of a longer digit-group run (e.g. a 16-digit number that failed the Luhn check) is not a phone.
+    before, after = m.string[max(0, m.start() - 2) : m.start()], m.string[m.end() : m.end() + 2]
+    if re.fullmatch(r"\d[ .-]", before) or re.fullmatch(r"[ .-]\d", after):
+        return False
     return 9 <= sum(c.isdigit() for c in m.group()) <= 15
 
 
