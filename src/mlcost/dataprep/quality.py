@@ -83,27 +83,33 @@ def _dup_frac(items: list[str], by_chars: bool) -> float:
     return _frac(len(dup), len(items))
 
 
-def _top_ngram_char_frac(words: list[str], n: int) -> float:
+def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
+
+
+def _top_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
+    """Characters covered by the most frequent n-gram (counted at each occurrence) / all word characters."""
     if len(words) < n:
         return 0.0
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
+    gram, count = Counter(_ngrams(words, n)).most_common(1)[0]
     if count < 2:
         return 0.0
-    return _frac(sum(len(w) for w in gram) * count, sum(len(w) for w in words))
+    return _frac(sum(len(w) for w in gram) * count, total_chars)
 
 
-def _dup_ngram_char_frac(words: list[str], n: int) -> float:
+def _dup_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
+    """Characters of words inside any n-gram that occurs more than once / all word characters."""
     if len(words) < n:
         return 0.0
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    grams = _ngrams(words, n)
     counts = Counter(grams)
-    covered = [False] * len(words)
+    if len(counts) == len(grams):
+        return 0.0
+    covered = bytearray(len(words))
     for i, g in enumerate(grams):
         if counts[g] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    return _frac(sum(len(w) for w, c in zip(words, covered, strict=True) if c), sum(len(w) for w in words))
+            covered[i : i + n] = b"\x01" * n
+    return _frac(sum(len(w) for w, c in zip(words, covered, strict=True) if c), total_chars)
 
 
 class Stats:
@@ -114,6 +120,7 @@ class Stats:
         self.words = text.split()
         self.lines = _lines(text)
         self.lower_words = [w.lower().strip(".,;:!?\"'()") for w in self.words]
+        self.word_chars = sum(len(w) for w in self.lower_words)
 
 
 STATISTICS: dict[str, Callable[[Stats], float]] = {
@@ -127,11 +134,11 @@ STATISTICS: dict[str, Callable[[Stats], float]] = {
     "dup_line_frac": lambda s: _dup_frac(s.lines, by_chars=False),
     "dup_para_frac": lambda s: _dup_frac([p.strip() for p in _PARA.split(s.text) if p.strip()], by_chars=False),
     "dup_line_char_frac": lambda s: _dup_frac(s.lines, by_chars=True),
-    "top_2gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 2),
-    "top_3gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 3),
-    "top_4gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 4),
-    "dup_5gram_char_frac": lambda s: _dup_ngram_char_frac(s.lower_words, 5),
-    "dup_10gram_char_frac": lambda s: _dup_ngram_char_frac(s.lower_words, 10),
+    "top_2gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 2, s.word_chars),
+    "top_3gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 3, s.word_chars),
+    "top_4gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 4, s.word_chars),
+    "dup_5gram_char_frac": lambda s: _dup_ngram_char_frac(s.lower_words, 5, s.word_chars),
+    "dup_10gram_char_frac": lambda s: _dup_ngram_char_frac(s.lower_words, 10, s.word_chars),
     "has_lorem_ipsum": lambda s: float("lorem ipsum" in s.text.lower()),
     "has_curly_bracket": lambda s: float("{" in s.text),
     "line_punct_frac": lambda s: _frac(sum(ln.endswith(TERMINAL_PUNCT) for ln in s.lines), len(s.lines)),
