@@ -123,13 +123,15 @@ def test_skipped_lines_are_listed_with_line_numbers(tmp_path: Path, capsys: pyte
 
 def _start(src: Path, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    cmd = [sys.executable, "-m", "mlcost", "data", "-i", str(src), "-o", str(out), "--workers", "1", "--no-price", "--tokenizer", "bytes"]
+    cmd = [sys.executable, "-m", "mlcost", "data", "-i", str(src), "-o", str(out), "--workers", "1", "--no-price", "--tokenizer", "bytes", "--cuts", "exact"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_kill_mid_run_leaves_no_output_and_rerun_completes(tmp_path: Path, sig: signal.Signals) -> None:
-    src = write_jsonl(tmp_path / "big.jsonl", synthetic_corpus(8000, dup_every=7))
+    base = synthetic_corpus(2000, dup_every=7)
+    docs = [{**d, "id": f"{k}-{d['id']}"} for k in range(4) for d in base]  # 9,140 lines, fast to build
+    src = write_jsonl(tmp_path / "big.jsonl", docs)
     out = tmp_path / "out"
     proc = _start(src, out)
     deadline = time.time() + 60
