@@ -263,6 +263,21 @@ def _chunks(items: Iterator[io.RawItem], size: int) -> Iterator[list[io.RawItem]
         yield buf
 
 
+def _bounded_imap(pool: Any, chunks: Iterator[list[io.RawItem]], in_flight: int) -> Iterator[list[_Doc]]:
+    """``pool.imap`` in order with at most ``in_flight`` chunks submitted and not yet consumed, so the reader
+    never runs ahead of the workers (``Pool.imap`` itself drains its input eagerly, holding the whole corpus
+    in memory)."""
+    from collections import deque
+
+    pending: deque[Any] = deque()
+    for chunk in chunks:
+        pending.append(pool.apply_async(process_chunk, (chunk,)))
+        if len(pending) >= in_flight:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 # ---- main side: decisions in input order ---------------------------------------------------------------
 
 
@@ -334,8 +349,7 @@ def run_pipeline(
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, tok, filters)) as pool:
-                results = pool.imap(process_chunk, chunks, chunksize=1)
-                _consume(results, cfg, result, exact, near, kept_fh, removed_fh, progress)
+                _consume(_bounded_imap(pool, chunks, 2 * cfg.workers + 2), cfg, result, exact, near, kept_fh, removed_fh, progress)
         if result.documents_read == 0:
             raise io.DataInputError(f"--input {input_path}: empty input (no documents)", hint="check the path")
         if result.documents_read == result.removed["unreadable"]["documents"]:
