@@ -10,6 +10,7 @@ articles, which would otherwise count as false positives. Injected copies then h
 from __future__ import annotations
 
 import bz2
+import itertools
 import json
 import random
 from pathlib import Path
@@ -88,7 +89,8 @@ def dedup_corpus(
     rng = random.Random(seed)
     vocab = sorted({w for _, t in base for w in t.split()})
     originals: list[dict[str, object]] = [
-        {"id": f"b{i}", "text": t, "source": s, "cluster": i, "kind": "original"} for i, (s, t) in enumerate(base)
+        {"id": f"b{i}", "text": t, "source": s, "cluster": i, "kind": "original"}
+        for i, (s, t) in enumerate(base)
     ]
     docs: list[dict[str, object]] = []
     n = len(base)
@@ -141,7 +143,7 @@ class Markov:
         self.next: dict[str, list[str]] = {}
         for t in texts:
             ws = t.split()
-            for a, b in zip(ws, ws[1:], strict=False):
+            for a, b in itertools.pairwise(ws):
                 self.next.setdefault(a, []).append(b)
         self.starts = [t.split()[0] for t in texts if t.split()]
         self.rng = random.Random(seed)

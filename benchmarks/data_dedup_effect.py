@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data_corpus import edit, load_base_texts, unique_base, write_jsonl  # noqa: E402
-from _provenance import header  # noqa: E402
+from _data_corpus import edit, load_base_texts, unique_base, write_jsonl
+from _provenance import header
 
 CTX = 128
 WIDTH = 128
@@ -66,7 +66,9 @@ def model(torch: object) -> object:
             super().__init__()
             self.tok = nn.Embedding(256, WIDTH)
             self.pos = nn.Embedding(CTX, WIDTH)
-            layer = nn.TransformerEncoderLayer(WIDTH, HEADS, 4 * WIDTH, dropout=0.0, batch_first=True, norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                WIDTH, HEADS, 4 * WIDTH, dropout=0.0, batch_first=True, norm_first=True
+            )
             self.blocks = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(WIDTH)
             self.head = nn.Linear(WIDTH, 256)
@@ -115,7 +117,9 @@ def heldout_ppl(net: object, data: bytes) -> float:
             x = torch.stack([arr[r * CTX : (r + 1) * CTX] for r in rows])
             y = torch.stack([arr[r * CTX + 1 : (r + 1) * CTX + 1] for r in rows])
             logits = net(x)  # type: ignore[operator]
-            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, 256), y.reshape(-1), reduction="sum"))
+            total += float(
+                torch.nn.functional.cross_entropy(logits.reshape(-1, 256), y.reshape(-1), reduction="sum")
+            )
             count += y.numel()
     return math.exp(total / count)
 
@@ -151,7 +155,11 @@ def main() -> None:
         f"{args.steps} steps = {tokens_per_run:,} training bytes each (dirty: {tokens_per_run / len(d_bytes):.2f} epochs, "
         f"clean: {tokens_per_run / len(c_bytes):.2f} epochs); clean at the dirty run's epochs = {same_epoch_steps} steps"
     )
-    runs: dict[str, list[tuple[float, float]]] = {"dirty": [], "clean_equal_compute": [], "clean_same_epochs": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "dirty": [],
+        "clean_equal_compute": [],
+        "clean_same_epochs": [],
+    }
     for seed in range(args.seeds):
         # Interleaved per seed so load from other jobs hits all three alike.
         for name, data, steps in (
@@ -162,14 +170,18 @@ def main() -> None:
             net, wall = train(data, steps, seed)
             ppl = heldout_ppl(net, h_bytes)
             runs[name].append((ppl, wall))
-            print(f"  seed {seed} {name:20s} held-out ppl {ppl:.3f} ({math.log2(ppl):.3f} bits/byte), train {wall:.1f} s")
+            print(
+                f"  seed {seed} {name:20s} held-out ppl {ppl:.3f} ({math.log2(ppl):.3f} bits/byte), train {wall:.1f} s"
+            )
     print("\nmean over seeds (min-max):")
     mean = {}
     for name, rs in runs.items():
         p = [r[0] for r in rs]
         w = [r[1] for r in rs]
         mean[name] = (sum(p) / len(p), sum(w) / len(w))
-        print(f"  {name:20s} ppl {mean[name][0]:.3f} ({min(p):.3f}-{max(p):.3f}), train {mean[name][1]:.1f} s ({min(w):.1f}-{max(w):.1f})")
+        print(
+            f"  {name:20s} ppl {mean[name][0]:.3f} ({min(p):.3f}-{max(p):.3f}), train {mean[name][1]:.1f} s ({min(w):.1f}-{max(w):.1f})"
+        )
     d, c, s = mean["dirty"], mean["clean_equal_compute"], mean["clean_same_epochs"]
     print(
         f"equal compute: clean/dirty held-out ppl = {c[0] / d[0]:.4f} ({'better' if c[0] < d[0] else 'not better'} with cleaning); "

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data_corpus import dedup_corpus, load_base_texts, truth, unique_base, write_jsonl  # noqa: E402
-from _provenance import header  # noqa: E402
+from _data_corpus import dedup_corpus, load_base_texts, truth, unique_base, write_jsonl
+from _provenance import header
 
 
 def score(removed: set[str], docs: list[dict[str, object]], should: set[str]) -> dict[str, object]:
@@ -101,7 +101,9 @@ def main() -> None:
     from mlcost.dataprep.normalize import normalize
 
     orig = {d["cluster"]: normalize(str(d["text"])) for d in docs if d["kind"] == "original"}
-    exact_truth = {str(d["id"]) for d in docs if d["id"] in should and normalize(str(d["text"])) == orig[d["cluster"]]}
+    exact_truth = {
+        str(d["id"]) for d in docs if d["id"] in should and normalize(str(d["text"])) == orig[d["cluster"]]
+    }
     near = res.settings["near_duplicate"]
     print(
         f"\nmlcost data (exact BLAKE2b of normalised text + MinHash LSH: {near['num_perm']} perms, "
@@ -122,16 +124,22 @@ def main() -> None:
 
     b_removed, b_s = baseline(docs)
     b = score(b_removed, docs, should)
-    print(f"\nbaseline datasketch MinHashLSH(threshold=0.9, num_perm=128) on word sets, {b_s:.2f} s (1 process)")
+    print(
+        f"\nbaseline datasketch MinHashLSH(threshold=0.9, num_perm=128) on word sets, {b_s:.2f} s (1 process)"
+    )
     print(f"  removed {len(b_removed)}, false positives {b['false_positives']}")
     print(f"  overall precision {b['precision']:.4f} recall {b['recall']:.4f}")
-    print(f"  exact copies caught: {b['recall_exact']:.4f}; near-dup recall at <= 5% edits: {b['recall_near_le5']:.4f}")
+    print(
+        f"  exact copies caught: {b['recall_exact']:.4f}; near-dup recall at <= 5% edits: {b['recall_near_le5']:.4f}"
+    )
     for k, v in b["recall_by_kind"].items():  # type: ignore[union-attr]
         print(f"    recall {k:12s} {v:.4f}")
 
     ok_exact = exact_removed == exact_truth
     ok_near = s["recall_near_le5"] >= 0.9 and s["precision"] >= 0.95
-    print(f"\ntargets: exact 100%/100% {'MET' if ok_exact else 'NOT MET'}; near recall >= 0.9 at <= 5% with precision >= 0.95 {'MET' if ok_near else 'NOT MET'}")
+    print(
+        f"\ntargets: exact 100%/100% {'MET' if ok_exact else 'NOT MET'}; near recall >= 0.9 at <= 5% with precision >= 0.95 {'MET' if ok_near else 'NOT MET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -121,8 +121,12 @@ def main() -> None:
             path = Path(tmp) / f"corpus{scale}.jsonl"
             n = make_corpus(path, args.base * scale, seed=scale)
             cmd = [sys.executable, __file__, "--workers", str(args.workers), "--child"]
-            run = json.loads(subprocess.run([*cmd, "run", str(path)], check=True, capture_output=True, text=True).stdout)
-            idx = json.loads(subprocess.run([*cmd, "index", str(path)], check=True, capture_output=True, text=True).stdout)
+            run = json.loads(
+                subprocess.run([*cmd, "run", str(path)], check=True, capture_output=True, text=True).stdout
+            )
+            idx = json.loads(
+                subprocess.run([*cmd, "index", str(path)], check=True, capture_output=True, text=True).stdout
+            )
             rows[scale] = (run, idx)
             print(
                 f"{scale:>2}x: {n:,} docs, {run['bytes'] / 1e6:.1f} MB: {run['wall_s']:.1f} s, "

@@ -67,14 +67,23 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_json_contract_and_saved_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").mkdir()
     write_jsonl(tmp_path / "in" / "a.jsonl", synthetic_corpus(40))
-    code, out, err = run(capsys, "data", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"), *JOB, "--json")
+    code, out, err = run(
+        capsys, "data", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"), *JOB, "--json"
+    )
     assert code == 0, err
     d = json.loads(out)
     assert set(d) == TOP_KEYS and set(d["price"]) == PRICE_KEYS
     assert d["documents"] == {"read": 44, "kept": 40, "removed": 4, "unreadable": 0}
     assert d["removed_by_reason"]["exact_duplicate"]["documents"] == 4
     assert d["tokens"]["before"] > d["tokens"]["after"] > 0
-    assert set(d["price"]["saved"]) == {"tokens", "total_time_s", "device_hours", "cost_usd", "energy_kwh", "co2_kg"}
+    assert set(d["price"]["saved"]) == {
+        "tokens",
+        "total_time_s",
+        "device_hours",
+        "cost_usd",
+        "energy_kwh",
+        "co2_kg",
+    }
     assert d["price"]["saved"]["cost_usd"] > 0 and d["price"]["gpus"] == 64
     assert d["settings"]["near_duplicate"]["bands"] * d["settings"]["near_duplicate"]["rows"] <= 128
     assert json.loads((tmp_path / "o" / "report.json").read_text())["documents"] == d["documents"]
@@ -84,7 +93,15 @@ def test_table_shows_reasons_and_money(tmp_path: Path, capsys: pytest.CaptureFix
     src = write_jsonl(tmp_path / "a.jsonl", synthetic_corpus(20))
     code, out, _ = run(capsys, "data", "--input", str(src), *JOB, "--tokenizer", "bytes")
     assert code == 0
-    for word in ("exact_duplicate", "near_duplicate", "quality", "device_hours", "cost_usd", "energy_kwh", "co2_kg"):
+    for word in (
+        "exact_duplicate",
+        "near_duplicate",
+        "quality",
+        "device_hours",
+        "cost_usd",
+        "energy_kwh",
+        "co2_kg",
+    ):
         assert word in out
 
 
@@ -104,26 +121,49 @@ def test_bad_input_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, extra: list[str], message: str
 ) -> None:
     (tmp_path / "a.jsonl").write_bytes(content)
-    code, out, err = run(capsys, "data", "--input", str(tmp_path / "a.jsonl"), "-o", str(tmp_path / "o"), *extra)
+    code, out, err = run(
+        capsys, "data", "--input", str(tmp_path / "a.jsonl"), "-o", str(tmp_path / "o"), *extra
+    )
     assert code == 2, (out, err)
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]
 
 
-def test_skipped_lines_are_listed_with_line_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_skipped_lines_are_listed_with_line_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write_jsonl(tmp_path / "a.jsonl", synthetic_corpus(5))
     with src.open("ab") as fh:
         fh.write(b"not json\n")
-    code, out, err = run(capsys, "data", "--input", str(src), "--no-price", "--tokenizer", "bytes", "--json")
+    code, out, _err = run(capsys, "data", "--input", str(src), "--no-price", "--tokenizer", "bytes", "--json")
     assert code == 0
     d = json.loads(out)
-    assert d["errors"] == {"count": 1, "listed": [{"source": "a.jsonl", "line": 6, "error": d["errors"]["listed"][0]["error"]}]}
+    assert d["errors"] == {
+        "count": 1,
+        "listed": [{"source": "a.jsonl", "line": 6, "error": d["errors"]["listed"][0]["error"]}],
+    }
     assert d["documents"]["unreadable"] == 1
 
 
 def _start(src: Path, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    cmd = [sys.executable, "-m", "mlcost", "data", "-i", str(src), "-o", str(out), "--workers", "1", "--no-price", "--tokenizer", "bytes", "--cuts", "exact"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlcost",
+        "data",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--no-price",
+        "--tokenizer",
+        "bytes",
+        "--cuts",
+        "exact",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -141,7 +181,9 @@ def test_kill_mid_run_leaves_no_output_and_rerun_completes(tmp_path: Path, sig: 
         if partial and partial[0].stat().st_size > 50_000:
             break
         time.sleep(0.05)
-    assert proc.poll() is None and partial, "the run finished before it could be killed: make the corpus bigger"
+    assert proc.poll() is None and partial, (
+        "the run finished before it could be killed: make the corpus bigger"
+    )
     proc.send_signal(sig)
     proc.wait(timeout=30)
     assert not out.exists()

@@ -6,11 +6,47 @@ import json
 import random
 from pathlib import Path
 
-WORDS = (
-    "market river energy school garden music window history doctor paper village system morning winter "
-    "science letter number island engine voice family travel mountain picture language summer station "
-    "country teacher product animal company history people between government through because against"
-).split()
+WORDS = [
+    "market",
+    "river",
+    "energy",
+    "school",
+    "garden",
+    "music",
+    "window",
+    "history",
+    "doctor",
+    "paper",
+    "village",
+    "system",
+    "morning",
+    "winter",
+    "science",
+    "letter",
+    "number",
+    "island",
+    "engine",
+    "voice",
+    "family",
+    "travel",
+    "mountain",
+    "picture",
+    "language",
+    "summer",
+    "station",
+    "country",
+    "teacher",
+    "product",
+    "animal",
+    "company",
+    "history",
+    "people",
+    "between",
+    "government",
+    "through",
+    "because",
+    "against",
+]
 STOP = ["the", "and", "of", "to", "with", "that", "have", "be"]
 
 

@@ -60,7 +60,9 @@ def test_minhash_finds_an_edited_copy_of_a_news_text_and_not_other_texts() -> No
     toks = words(normalize(texts[5]))
     edited = [w if rng.random() > 0.03 else "zzz" for w in toks]  # 3% substitutions
     cfg = NearDupConfig()
-    sets = [shingles(words(normalize(t)), cfg.shingle_size) for t in texts] + [shingles(edited, cfg.shingle_size)]
+    sets = [shingles(words(normalize(t)), cfg.shingle_size) for t in texts] + [
+        shingles(edited, cfg.shingle_size)
+    ]
     sigs = signatures(sets, cfg)
     idx = NearDupIndex(cfg)
     hits = [idx.check_add(s, i, f"d{i}") for i, s in enumerate(sigs)]
@@ -98,9 +100,13 @@ def test_pii_replaces_counts_and_never_drops() -> None:
 
 
 def test_decontamination_counts_shared_ngrams() -> None:
-    ev = EvalIndex.build(["the cat sat on the mat and looked at the dog for a very long time indeed", "short q"], n=13)
+    ev = EvalIndex.build(
+        ["the cat sat on the mat and looked at the dog for a very long time indeed", "short q"], n=13
+    )
     assert ev.documents == 2 and ev.short_lengths == {2}
-    leaked = words(normalize("Intro. The cat sat on the mat and looked at the dog for a very long time. End."))
+    leaked = words(
+        normalize("Intro. The cat sat on the mat and looked at the dog for a very long time. End.")
+    )
     assert ev.hits(leaked) >= 1
     assert ev.hits(words("a short q here")) == 1
     assert ev.hits(words("nothing in common with the evaluation set at all here today")) == 0

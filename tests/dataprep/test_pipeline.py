@@ -44,7 +44,9 @@ def test_nothing_lost_and_kept_documents_unchanged(tmp_path: Path) -> None:
     assert set(kept) <= set(lines)  # byte-for-byte
     reasons = {r["id"]: r for r in removed}
     assert reasons["c9"]["reason"] == "exact_duplicate" and reasons["c9"]["representative"] == "u9"
-    assert reasons["case0"]["reason"] == "exact_duplicate" and reasons["case0"]["cluster"].startswith("exact-")
+    assert reasons["case0"]["reason"] == "exact_duplicate" and reasons["case0"]["cluster"].startswith(
+        "exact-"
+    )
     assert reasons["near0"]["reason"] == "near_duplicate" and reasons["near0"]["representative"] == "u0"
     assert reasons["bad0"]["reason"] == "quality" and reasons["bad0"]["filter"] == "c4_curly_bracket"
     # Removed documents carry the original JSON object.

@@ -14,8 +14,19 @@ from mlcost.errors import SpecError
 
 def _estimate_train_cli(capsys: pytest.CaptureFixture[str], tokens: float) -> dict[str, float]:
     code = main(
-        ["estimate", "train", "--model", "llama-3.1-8b", "--device", "h100-sxm", "--gpus", "64"]
-        + ["--tokens", repr(float(tokens)), "--json"]
+        [
+            "estimate",
+            "train",
+            "--model",
+            "llama-3.1-8b",
+            "--device",
+            "h100-sxm",
+            "--gpus",
+            "64",
+            "--tokens",
+            repr(float(tokens)),
+            "--json",
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0

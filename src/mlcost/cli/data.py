@@ -20,7 +20,9 @@ def _eval_texts(path: Path, text_field: str) -> Any:
 
     files, _ = io.list_inputs(path, flag="--eval")
     if not files:
-        raise io.DataInputError(f"--eval {path}: no JSONL, Parquet or .txt files", hint="pass the evaluation set")
+        raise io.DataInputError(
+            f"--eval {path}: no JSONL, Parquet or .txt files", hint="pass the evaluation set"
+        )
     for item in io.iter_items(path, files):
         try:
             obj = json.loads(item.raw.decode("utf-8"))
@@ -53,11 +55,14 @@ def _render(result: dict[str, Any], console: Any) -> None:
     console.print(t)
     if result["quality_filters"]:
         console.print(
-            "quality filters: " + ", ".join(f"{k} {v:,}" for k, v in sorted(result["quality_filters"].items()))
+            "quality filters: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(result["quality_filters"].items()))
         )
     dc = result["decontamination"]
     if dc["enabled"]:
-        console.print(f"decontamination (reported apart): {dc['documents']:,} documents, {dc['tokens']:,} tokens")
+        console.print(
+            f"decontamination (reported apart): {dc['documents']:,} documents, {dc['tokens']:,} tokens"
+        )
     pii = result["pii"]
     if pii["documents_redacted"]:
         console.print(
@@ -92,7 +97,13 @@ def _render_price(price: dict[str, Any], console: Any) -> None:
     t = Table(title=title)
     for col in ("", "before", "after", "saved", "saved: low – high"):
         t.add_column(col, justify="left" if not col else "right")
-    units = {"device_hours": "GPU-h", "cost_usd": "$", "energy_kwh": "kWh", "co2_kg": "kg", "total_time_s": "s"}
+    units = {
+        "device_hours": "GPU-h",
+        "cost_usd": "$",
+        "energy_kwh": "kWh",
+        "co2_kg": "kg",
+        "total_time_s": "s",
+    }
     t.add_row(
         "tokens",
         f"{price['trained_tokens_before']:.3g}",
@@ -118,43 +129,70 @@ def _render_price(price: dict[str, Any], console: Any) -> None:
 
 
 def data(
-    input_path: Path = typer.Option(..., "--input", "-i", help="A JSONL (.gz/.zst), Parquet or .txt file, or a folder of them."),
+    input_path: Path = typer.Option(
+        ..., "--input", "-i", help="A JSONL (.gz/.zst), Parquet or .txt file, or a folder of them."
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output folder (kept.jsonl, removed.jsonl, report.json) [none: measure only]."
+        None,
+        "--output",
+        "-o",
+        help="Output folder (kept.jsonl, removed.jsonl, report.json) [none: measure only].",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output folder."),
     text_field: str = typer.Option("text", "--text-field", help="JSON key holding the document text."),
-    id_field: str = typer.Option("id", "--id-field", help="JSON key of the document id [source:line when absent]."),
+    id_field: str = typer.Option(
+        "id", "--id-field", help="JSON key of the document id [source:line when absent]."
+    ),
     cuts: str = typer.Option("exact,near,quality", "--cuts", help="Comma list of exact, near, quality, pii."),
-    on_error: str = typer.Option("skip", "--on-error", help="Malformed lines: skip (listed, kept in removed.jsonl) or fail."),
-    eval_path: Path | None = typer.Option(None, "--eval", help="Evaluation set to decontaminate against (same formats)."),
-    eval_text_field: str | None = typer.Option(None, "--eval-text-field", help="Text key of --eval [--text-field]."),
-    decontam_ngram: int = typer.Option(13, "--decontam-ngram", min=1, help="Words per n-gram for decontamination."),
+    on_error: str = typer.Option(
+        "skip", "--on-error", help="Malformed lines: skip (listed, kept in removed.jsonl) or fail."
+    ),
+    eval_path: Path | None = typer.Option(
+        None, "--eval", help="Evaluation set to decontaminate against (same formats)."
+    ),
+    eval_text_field: str | None = typer.Option(
+        None, "--eval-text-field", help="Text key of --eval [--text-field]."
+    ),
+    decontam_ngram: int = typer.Option(
+        13, "--decontam-ngram", min=1, help="Words per n-gram for decontamination."
+    ),
     num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
     shingle_size: int = typer.Option(3, "--shingle-size", help="Words per MinHash shingle."),
-    near_threshold: float = typer.Option(0.5, "--near-threshold", help="Jaccard threshold of near duplicates."),
-    bands: int | None = typer.Option(None, "--bands", help="LSH bands [datasketch's optimum for the threshold]."),
+    near_threshold: float = typer.Option(
+        0.5, "--near-threshold", help="Jaccard threshold of near duplicates."
+    ),
+    bands: int | None = typer.Option(
+        None, "--bands", help="LSH bands [datasketch's optimum for the threshold]."
+    ),
     rows: int | None = typer.Option(None, "--rows", help="LSH rows per band (with --bands)."),
-    quality_file: Path | None = typer.Option(None, "--quality-file", help="TOML table replacing the quality filters."),
+    quality_file: Path | None = typer.Option(
+        None, "--quality-file", help="TOML table replacing the quality filters."
+    ),
     tokenizer: str = typer.Option("minilm", "--tokenizer", help="minilm, bytes, or a tokenizer.json path."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes [CPU count]."),
     model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="Target model preset (mlcost models)."),
     device: str = typer.Option("h100-sxm", "--device", "-d", help="Target device (mlcost devices)."),
     gpus: int = typer.Option(8, "--gpus", "-n", min=1, help="Devices in the target job."),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per sequence [2048, capped at the context]."),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Tokens per sequence [2048, capped at the context]."
+    ),
     global_batch: int | None = typer.Option(None, "--global-batch", help="Sequences per step [≈1M tokens]."),
     precision: str = typer.Option("bf16", "--precision", help="fp32, tf32, bf16, fp16 or fp8."),
     pricing: str = typer.Option("on-demand", "--pricing", help="on-demand or spot."),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the corpus before the cut."),
-    framing: str = typer.Option("same-epochs", "--framing", help="same-epochs (fewer tokens) or same-compute (more epochs)."),
+    framing: str = typer.Option(
+        "same-epochs", "--framing", help="same-epochs (fewer tokens) or same-compute (more epochs)."
+    ),
     scale_to: str | None = typer.Option(
         None, "--scale-to", help="Price a corpus of this many tokens (e.g. 15T) with the measured kept share."
     ),
     no_price: bool = typer.Option(False, "--no-price", help="Only cut; do not price."),
     catalog: list[Path] | None = typer.Option(None, "--catalog", help="Extra catalog TOML file(s)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md, docs/data.md)."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON object (docs/json.md, docs/data.md)."
+    ),
 ) -> None:
     """Cut duplicates, low-quality text and PII from a corpus and price the tokens saved."""
     from mlcost.dataprep import CutConfig, JobTarget, price_cut, run_pipeline
@@ -184,7 +222,9 @@ def data(
         from mlcost.dataprep.price import estimate_tokens
 
         estimate_tokens(target, 1e9)  # validate model/device/layout before reading the corpus
-    near = NearDupConfig(num_perm=num_perm, shingle_size=shingle_size, threshold=near_threshold, bands=bands, rows=rows)
+    near = NearDupConfig(
+        num_perm=num_perm, shingle_size=shingle_size, threshold=near_threshold, bands=bands, rows=rows
+    )
     eval_index = None
     if eval_path is not None:
         eval_index = EvalIndex.build(_eval_texts(eval_path, eval_text_field or text_field), n=decontam_ngram)
@@ -212,13 +252,17 @@ def data(
         if sys.stderr.isatty() and not json_out:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            ) as bar:
                 task = bar.add_task("reading", total=None)
 
                 def progress(n_docs: int, n_bytes: int) -> None:
                     bar.update(task, description=f"{n_docs:,} documents, {n_bytes / 1e6:,.1f} MB")
 
-                result = run_pipeline(input_path, output, cfg, overwrite=overwrite, progress=progress, finalize=finalize)
+                result = run_pipeline(
+                    input_path, output, cfg, overwrite=overwrite, progress=progress, finalize=finalize
+                )
         else:
             result = run_pipeline(input_path, output, cfg, overwrite=overwrite, finalize=finalize)
     finally:

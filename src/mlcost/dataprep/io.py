@@ -71,7 +71,9 @@ def _kind(path: Path) -> str | None:
 def list_inputs(root: Path, flag: str = "--input") -> tuple[list[Path], list[str]]:
     """The readable files under ``root`` (sorted) and the names of files skipped for an unknown suffix."""
     if not root.exists():
-        raise DataInputError(f"{flag} {root}: no such file or directory", hint="pass a JSONL/Parquet/.txt file or a folder")
+        raise DataInputError(
+            f"{flag} {root}: no such file or directory", hint="pass a JSONL/Parquet/.txt file or a folder"
+        )
     if root.is_file():
         if _kind(root) is None:
             raise DataInputError(
@@ -79,7 +81,8 @@ def list_inputs(root: Path, flag: str = "--input") -> tuple[list[Path], list[str
                 hint="use .jsonl/.json (optionally .gz/.zst), .parquet or .txt",
             )
         return [root], []
-    files, skipped = [], []
+    files: list[Path] = []
+    skipped: list[Path] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
@@ -92,14 +95,14 @@ def _open_binary(path: Path) -> IO[bytes]:
     if name.endswith(".gz"):
         import gzip
 
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".zst"):
         zstd = require("zstandard", "reading .zst input", extra="data")
         fh = open(path, "rb")  # noqa: SIM115 - closed by the stream reader (closefd)
         import io as _io
 
         return _io.BufferedReader(zstd.ZstdDecompressor().stream_reader(fh, closefd=True))
-    return open(path, "rb")  # noqa: SIM115
+    return open(path, "rb")
 
 
 def check_not_binary(path: Path, flag: str = "--input") -> None:
@@ -136,7 +139,9 @@ def _iter_parquet(path: Path, batch_rows: int = 1024) -> Iterator[tuple[int, byt
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:
-        raise DataInputError(f"--input {path}: not a readable Parquet file ({exc})", hint="check the file") from None
+        raise DataInputError(
+            f"--input {path}: not a readable Parquet file ({exc})", hint="check the file"
+        ) from None
     n = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
         for row in batch.to_pylist():

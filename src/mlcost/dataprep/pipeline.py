@@ -98,7 +98,9 @@ class DataResult:
     bytes_kept: int = 0
     tokens_before: int = 0
     tokens_after: int = 0
-    removed: dict[str, dict[str, int]] = field(default_factory=lambda: {r: {"documents": 0, "tokens": 0, "bytes": 0} for r in REASONS})
+    removed: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {r: {"documents": 0, "tokens": 0, "bytes": 0} for r in REASONS}
+    )
     filters: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
@@ -205,7 +207,11 @@ def _parse(item: io.RawItem, cfg: CutConfig) -> tuple[_Doc, str | None, str | No
         doc.error = f"text field {cfg.text_field!r} is not a string (a {type(text).__name__})"
         return doc, None, None
     ident = obj.get(cfg.id_field)
-    doc.doc_id = str(ident) if isinstance(ident, (str, int)) and not isinstance(ident, bool) else f"{item.source}:{item.line}"
+    doc.doc_id = (
+        str(ident)
+        if isinstance(ident, (str, int)) and not isinstance(ident, bool)
+        else f"{item.source}:{item.line}"
+    )
     if "pii" in cfg.cuts:
         from mlcost.dataprep.pii import redact
 
@@ -332,7 +338,11 @@ def run_pipeline(
         result.settings["quality_filters"] = [f.to_dict() for f in filters]
     if cfg.eval_index is not None:
         ev = cfg.eval_index
-        result.settings["decontamination"] = {"ngram": ev.n, "min_hits": ev.min_hits, "eval_documents": ev.documents}
+        result.settings["decontamination"] = {
+            "ngram": ev.n,
+            "min_hits": ev.min_hits,
+            "eval_documents": ev.documents,
+        }
 
     out = io.AtomicOutput(output, overwrite=overwrite) if output is not None else None
     try:
@@ -349,9 +359,20 @@ def run_pipeline(
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, tok, filters)) as pool:
-                _consume(_bounded_imap(pool, chunks, 2 * cfg.workers + 2), cfg, result, exact, near, kept_fh, removed_fh, progress)
+                _consume(
+                    _bounded_imap(pool, chunks, 2 * cfg.workers + 2),
+                    cfg,
+                    result,
+                    exact,
+                    near,
+                    kept_fh,
+                    removed_fh,
+                    progress,
+                )
         if result.documents_read == 0:
-            raise io.DataInputError(f"--input {input_path}: empty input (no documents)", hint="check the path")
+            raise io.DataInputError(
+                f"--input {input_path}: empty input (no documents)", hint="check the path"
+            )
         if result.documents_read == result.removed["unreadable"]["documents"]:
             first = result.errors[0]["error"] if result.errors else "unreadable"
             raise io.DataInputError(
@@ -414,12 +435,20 @@ def _consume(
                 result.filters[name] = result.filters.get(name, 0) + 1
                 remove(doc, "quality", {"filter": name, "value": value, "threshold": bound})
                 continue
-            if doc.decontam_hits and cfg.eval_index is not None and doc.decontam_hits >= cfg.eval_index.min_hits:
-                remove(doc, "decontamination", {"shared_ngrams": doc.decontam_hits, "ngram": cfg.eval_index.n})
+            if (
+                doc.decontam_hits
+                and cfg.eval_index is not None
+                and doc.decontam_hits >= cfg.eval_index.min_hits
+            ):
+                remove(
+                    doc, "decontamination", {"shared_ngrams": doc.decontam_hits, "ngram": cfg.eval_index.n}
+                )
                 continue
             rep = exact.lookup(doc.digest) if "exact" in cfg.cuts else None
             if rep is not None:
-                remove(doc, "exact_duplicate", {"cluster": "exact-" + doc.digest.hex(), "representative": rep})
+                remove(
+                    doc, "exact_duplicate", {"cluster": "exact-" + doc.digest.hex(), "representative": rep}
+                )
                 continue
             if near is not None:
                 hit = near.check_add(doc.hashvalues, doc.seq, doc.doc_id)

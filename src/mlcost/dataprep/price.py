@@ -64,13 +64,17 @@ class JobTarget:
 
     def __post_init__(self) -> None:
         if self.framing not in FRAMINGS:
-            raise SpecError(f"--framing {self.framing!r} is not known", hint="use same-epochs or same-compute")
+            raise SpecError(
+                f"--framing {self.framing!r} is not known", hint="use same-epochs or same-compute"
+            )
         if not (self.epochs > 0 and math.isfinite(self.epochs)):
             raise SpecError(f"--epochs {self.epochs} must be positive", hint="e.g. --epochs 1")
         if self.gpus < 1:
             raise SpecError(f"--gpus {self.gpus} must be at least 1", hint="e.g. --gpus 64")
         if self.scale_to_tokens is not None and self.scale_to_tokens <= 0:
-            raise SpecError(f"--scale-to {self.scale_to_tokens:g} must be positive", hint="e.g. --scale-to 15T")
+            raise SpecError(
+                f"--scale-to {self.scale_to_tokens:g} must be positive", hint="e.g. --scale-to 15T"
+            )
 
 
 def _catalog(paths: tuple[Path, ...]) -> Any:
@@ -174,7 +178,9 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def price_cut(tokens_before: float, tokens_after: float, target: JobTarget, catalog: Any | None = None) -> PriceResult:
+def price_cut(
+    tokens_before: float, tokens_after: float, target: JobTarget, catalog: Any | None = None
+) -> PriceResult:
     """Estimate the job on the corpus before and after the cut and take the difference."""
     if tokens_before <= 0:
         raise SpecError("the corpus has no tokens to price", hint="check --input and --text-field")

