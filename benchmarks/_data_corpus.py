@@ -155,4 +155,4 @@ class Markov:
             nxt = self.next.get(w)
             w = self.rng.choice(nxt) if nxt else self.rng.choice(self.starts)
             out.append(w)
-        return " ".join(out)
+        return " ".join(out).rstrip(".,;:") + "."

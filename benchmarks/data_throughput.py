@@ -5,6 +5,9 @@ _data_corpus.py), ~200 words each, plus 10% exact copies and 10% near copies (3%
 base documents (the default size used here), 10× = 20,000. Each size runs in a fresh subprocess with the
 default cuts (exact, near, quality) and the MiniLM tokenizer, so peak RSS is that run's own.
 
+Wall-clock rates depend on what else runs on the machine; docs per CPU-second (main + workers) is the
+steadier figure when the cores are shared.
+
 Memory: the pipeline streams; the only state that grows with the corpus is the exact-hash index and the
 MinHash LSH index (kept documents only). The index's bytes per document are measured with tracemalloc while
 inserting precomputed signatures (a second subprocess per size). If memory does not grow beyond the index,
@@ -51,9 +54,14 @@ def child_run(path: str, workers: int) -> None:
     from mlcost.dataprep import CutConfig, run_pipeline
 
     out = Path(path).with_suffix(".out")
-    t0 = time.perf_counter()
+
+    def cpu_s() -> float:
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu_s()
     res = run_pipeline(Path(path), out, CutConfig(workers=workers))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(
@@ -63,6 +71,8 @@ def child_run(path: str, workers: int) -> None:
                 "kept": res.documents_kept,
                 "bytes": Path(path).stat().st_size,
                 "wall_s": wall,
+                "cpu_s": cpu,
+                "removed": {k: v["documents"] for k, v in res.removed.items()},
                 "peak_rss_main_bytes": own,
                 "peak_rss_worker_bytes": kids,
                 "near_index_entries": res.near_index_entries,
@@ -128,6 +138,10 @@ def main() -> None:
                 subprocess.run([*cmd, "index", str(path)], check=True, capture_output=True, text=True).stdout
             )
             rows[scale] = (run, idx)
+            print(
+                f"{scale:>2}x: kept {run['kept']:,}, removed {run['removed']}, LSH entries {run['near_index_entries']:,}; "
+                f"CPU {run['cpu_s']:.1f} s = {run['docs'] / run['cpu_s']:,.0f} docs per CPU-second"
+            )
             print(
                 f"{scale:>2}x: {n:,} docs, {run['bytes'] / 1e6:.1f} MB: {run['wall_s']:.1f} s, "
                 f"{run['docs'] / run['wall_s']:,.0f} docs/s, {run['bytes'] / 1e6 / run['wall_s']:.2f} MB/s "
