@@ -23,5 +23,7 @@ def test_import_is_light() -> None:
         "heavy = [m for m in ('datasketch', 'tokenizers', 'pyarrow', 'zstandard', 'torch') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC.parent)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC.parent)}
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
