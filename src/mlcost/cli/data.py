@@ -252,8 +252,14 @@ def data(
         if sys.stderr.isatty() and not json_out:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+            from mlcost.report.console import make_console
+
             with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=True,
+                console=make_console(stderr=True),  # progress on stderr; stdout keeps the table
             ) as bar:
                 task = bar.add_task("reading", total=None)
 
