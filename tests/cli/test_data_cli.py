@@ -197,3 +197,12 @@ def test_kill_mid_run_leaves_no_output_and_rerun_completes(tmp_path: Path, sig: 
     removed = (out / "removed.jsonl").read_bytes().count(b"\n")
     assert kept + removed == src.read_bytes().count(b"\n")
     assert json.loads((out / "report.json").read_text())["documents"]["kept"] == kept
+
+
+def test_docs_list_every_json_key() -> None:
+    """docs/data.md's `mlcost data --json` table names every top-level key and every price key."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    section = docs.split("## `mlcost data --json`", 1)[1].split("\n## ", 1)[0]
+    for key in TOP_KEYS | PRICE_KEYS:
+        assert f"`{key}`" in section, key
+    assert "data.md" in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text()
