@@ -206,3 +206,26 @@ def test_docs_list_every_json_key() -> None:
     for key in TOP_KEYS | PRICE_KEYS:
         assert f"`{key}`" in section, key
     assert "data.md" in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text()
+
+
+def test_eval_set_decontaminates_and_a_bad_eval_set_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = synthetic_corpus(10, dup_every=100)
+    src = write_jsonl(tmp_path / "train.jsonl", docs)
+    write_jsonl(tmp_path / "eval.jsonl", [{"question": str(docs[3]["text"])[:150]}])
+    args = [
+        "data",
+        "--input",
+        str(src),
+        "--no-price",
+        "--tokenizer",
+        "bytes",
+        "--eval",
+        str(tmp_path / "eval.jsonl"),
+    ]
+    code, out, err = run(capsys, *args, "--eval-text-field", "question", "--json")
+    assert code == 0, err
+    assert json.loads(out)["decontamination"]["documents"] == 1
+    code, out, err = run(capsys, *args)
+    assert code == 2 and "--eval" in err and "--eval-text-field" in err
