@@ -158,8 +158,8 @@ def _iter_text(path: Path, root: Path) -> Iterator[tuple[int, bytes]]:
         # Not UTF-8: pass the bytes on undecodable so the worker reports it (never silently dropped).
         yield 1, data
         return
-    if text.strip():
-        yield 1, json.dumps({"id": rel, "text": text}, ensure_ascii=False).encode()
+    # An empty file is still a document (the cuts decide about it; nothing is dropped unseen).
+    yield 1, json.dumps({"id": rel, "text": text}, ensure_ascii=False).encode()
 
 
 def iter_items(root: Path, files: list[Path]) -> Iterator[RawItem]:
