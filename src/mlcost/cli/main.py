@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "env": "mlcost.cli.env",
     "report": "mlcost.cli.report",
     "diff": "mlcost.cli.diff",
+    "data": "mlcost.cli.data",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
