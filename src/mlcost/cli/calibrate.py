@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from mlcost.calibrate.fit import PARAM_MEANING
+from mlcost.cli import options
 
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
 
@@ -54,6 +55,15 @@ def _profile_dir() -> Any:
     from mlcost.calibrate.profile import profile_dir
 
     return profile_dir()
+
+
+def _check_profile_dir() -> None:
+    import os
+
+    from mlcost.calibrate.profile import ENV_PROFILE_DIR
+
+    what = f"{ENV_PROFILE_DIR}" if os.environ.get(ENV_PROFILE_DIR) else "the profile directory"
+    options.writable_dir(_profile_dir(), what)
 
 
 def render_calibration(console: Any, cal: Any, fit: Any) -> None:
@@ -138,8 +148,8 @@ def register(app: typer.Typer) -> None:
         no_runs: bool = typer.Option(
             False, "--no-runs", help="Microbenchmarks only; no training runs fitted."
         ),
-        runs: int | None = typer.Option(
-            None, "--runs", min=0, help="Training runs to measure (default 10, 8 with --quick)."
+        runs: int | None = options.nonneg_int(
+            None, "--runs", maximum=1000, help="Training runs to measure (default 10, 8 with --quick)."
         ),
         ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         report: bool = typer.Option(
@@ -160,6 +170,7 @@ def register(app: typer.Typer) -> None:
             else:
                 render_report(_console(), rep)
             return
+        _check_profile_dir()  # before the benchmarks: an unwritable directory fails now, not after minutes
         err = _console(stderr=True)
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.errors import MlcostError
 
 CATALOG_OPTION_HELP = "Extra catalog override file (TOML); repeatable. Also read from $MLCOST_CATALOG."
@@ -197,7 +198,7 @@ def register(app: typer.Typer) -> None:
     @app.command("devices")
     def devices_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-        catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        catalog: list[Path] = options.text_files(None, "--catalog", help=CATALOG_OPTION_HELP),
     ) -> None:
         """List the devices in the catalog: dense peaks, memory, bandwidth, TDP and the cheapest
         on-demand price."""
@@ -212,7 +213,7 @@ def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-        catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        catalog: list[Path] = options.text_files(None, "--catalog", help=CATALOG_OPTION_HELP),
     ) -> None:
         """List the model presets (use their ids wherever a model is asked for)."""
         cat = _catalog(catalog)

@@ -7,6 +7,9 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
+from mlcost.measure.record import RUN_KINDS, RUN_STATUSES
+
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
 
 #: Metrics compared by `mlcost runs compare`, in order, with whether lower is better.
@@ -190,10 +193,14 @@ def register(app: typer.Typer) -> None:
     def runs_list(
         ctx: typer.Context,
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-        limit: int = typer.Option(50, "--limit", "-n", help="Most recent runs to list."),
-        status: str | None = typer.Option(None, "--status", help="Only runs with this status."),
+        limit: int = options.positive_int(50, "--limit", "-n", help="Most recent runs to list."),
+        status: str | None = options.choice(
+            None, "--status", choices=RUN_STATUSES, help="Only runs with this status."
+        ),
         model: str | None = typer.Option(None, "--model", help="Only runs whose model name contains this."),
-        kind: str | None = typer.Option(None, "--kind", help="Only train or serve runs."),
+        kind: str | None = options.choice(
+            None, "--kind", choices=RUN_KINDS, help="Only train or serve runs."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """List recent runs (most recent first). '~' marks estimated energy."""
@@ -290,18 +297,15 @@ def register(app: typer.Typer) -> None:
     def runs_mark_stale(
         ctx: typer.Context,
         run_id: str | None = typer.Argument(None, help="Only this run (id or prefix)."),
-        older_than: str | None = typer.Option(
+        older_than: float | None = options.duration(
             None, "--older-than", help="Also mark runs whose last heartbeat is older than this (e.g. '2h')."
         ),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Mark 'running' runs whose process is gone (or silent for --older-than) as interrupted."""
-        from mlcost.units import parse_duration_s
-
         ledger = _ledger(_url(ctx, ledger_url))
-        older_s = parse_duration_s(older_than) if older_than else None
-        marked = ledger.mark_stale(run_id, older_than_s=older_s)
+        marked = ledger.mark_stale(run_id, older_than_s=older_than)
         if as_json:
             typer.echo(json.dumps({"marked": marked}))
         else:

@@ -47,6 +47,7 @@ from mlcost.plan.spot import DEFAULT_SPOT, SpotModel, spot_expected_time_s, spot
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
+from mlcost.spec.validate import context_fits
 from mlcost.units import S_PER_H, format_bytes, format_duration
 
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "energy", "co2", "mix")
@@ -402,11 +403,7 @@ def plan_train(
     )
     params = float(count_params(model).total)
     seq_len = search.seq_len or min(model.max_seq_len, DEFAULT_MAX_SEQ_LEN)
-    if model.position == "learned" and seq_len > model.max_seq_len:
-        raise SpecError(
-            f"seq_len {seq_len} exceeds the {model.max_seq_len} learned positions of {model.name}",
-            hint=f"use --seq-len <= {model.max_seq_len}",
-        )
+    context_fits(model.name, model.max_seq_len, seq_len, "--seq-len")
     gb = search.global_batch or default_global_batch(params, seq_len)
     for p in search.precisions:
         if p not in ("fp32", "tf32", "bf16", "fp16", "fp8"):
