@@ -75,9 +75,13 @@ def int_range(default: Any, *decls: str, lo: int, hi: int, **kw: Any) -> Any:
     return _option(default, decls, lambda v, f: V.int_range(v, f, lo, hi), f"{lo}..{hi}", **kw)
 
 
-def positive_float(default: Any, *decls: str, maximum: float = V.MAX_FLOAT, **kw: Any) -> Any:
-    """A finite number > 0."""
-    return _option(default, decls, lambda v, f: V.positive_float(v, f, maximum=maximum), "NUMBER>0", **kw)
+def positive_float(
+    default: Any, *decls: str, maximum: float = V.MAX_FLOAT, minimum: float = 0.0, **kw: Any
+) -> Any:
+    """A finite number > 0 (>= ``minimum`` when given)."""
+    return _option(
+        default, decls, lambda v, f: V.positive_float(v, f, maximum=maximum, minimum=minimum), "NUMBER>0", **kw
+    )
 
 
 def nonneg_float(default: Any, *decls: str, maximum: float = V.MAX_FLOAT, **kw: Any) -> Any:

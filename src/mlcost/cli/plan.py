@@ -280,7 +280,7 @@ def serve(
         ..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."
     ),
     requests_per_s: float | None = options.positive_float(
-        None, "--requests-per-s", maximum=1e9, help="Traffic in requests per second."
+        None, "--requests-per-s", minimum=1e-6, maximum=1e9, help="Traffic in requests per second."
     ),
     tokens_per_day: float | None = options.token_count(
         None, "--tokens-per-day", maximum=1e18, help="Traffic in output tokens per day."
@@ -288,10 +288,10 @@ def serve(
     prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
     output_len: int = options.positive_int(256, "--output-len", help="Output tokens per request."),
     ttft_ms: float | None = options.positive_float(
-        None, "--ttft-ms", maximum=1e9, help="Time-to-first-token target in ms."
+        None, "--ttft-ms", minimum=1e-3, maximum=1e9, help="Time-to-first-token target in ms."
     ),
     tpot_ms: float | None = options.positive_float(
-        None, "--tpot-ms", maximum=1e9, help="Time-per-output-token target in ms."
+        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Time-per-output-token target in ms."
     ),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),

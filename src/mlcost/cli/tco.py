@@ -217,7 +217,7 @@ def tco_command(
         64, "--max-batch", maximum=1_000_000, help="Largest serving batch tried."
     ),
     tpot_ms: float | None = options.positive_float(
-        None, "--tpot-ms", maximum=1e9, help="Limit on time per output token (ms)."
+        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Limit on time per output token (ms)."
     ),
     provider: str | None = typer.Option(
         None, "--provider", help="Price rows of this provider (default cheapest)."

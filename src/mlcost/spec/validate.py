@@ -127,11 +127,12 @@ def nonneg_int(value: Any, what: str, *, maximum: int = MAX_COUNT) -> int:
     return int_range(value, what, 0, maximum)
 
 
-def positive_float(value: Any, what: str, *, maximum: float = MAX_FLOAT) -> float:
-    """A finite number > 0 (and <= ``maximum``)."""
-    rule = "a finite number > 0" + (f" and <= {maximum:g}" if maximum < MAX_FLOAT else "")
+def positive_float(value: Any, what: str, *, maximum: float = MAX_FLOAT, minimum: float = 0.0) -> float:
+    """A finite number > 0 (at least ``minimum`` when given, at most ``maximum``)."""
+    low = f">= {minimum:g}" if minimum > 0 else "> 0"
+    rule = f"a finite number {low}" + (f" and <= {maximum:g}" if maximum < MAX_FLOAT else "")
     x = _number(value, what, rule)
-    if not math.isfinite(x) or x <= 0 or x > maximum:
+    if not math.isfinite(x) or x <= 0 or x < minimum or x > maximum:
         raise _fail(what, rule, value)
     return x
 
@@ -204,8 +205,9 @@ def duration_s(value: Any, what: str) -> float:
 
 
 def token_count(value: Any, what: str, *, maximum: float = MAX_TOKENS, allow_zero: bool = False) -> float:
-    """A count with an optional SI suffix: ``1e12``, ``300B``, ``2T``, ``7k``, ``1_000``."""
-    rule = f"a count {'>= 0' if allow_zero else '> 0'} up to {maximum:.0e}, such as 1e12, 300B or 2T"
+    """A count with an optional SI suffix: ``1e12``, ``300B``, ``2T``, ``7k``, ``1_000``; at least 1
+    (or exactly 0 with ``allow_zero``)."""
+    rule = f"a count {'>= 0' if allow_zero else '>= 1'} up to {maximum:.0e}, such as 1e12, 300B or 2T"
     if isinstance(value, bool):
         raise _fail(what, rule, value)
     if isinstance(value, (int, float)):
@@ -222,7 +224,7 @@ def token_count(value: Any, what: str, *, maximum: float = MAX_TOKENS, allow_zer
             raise _fail(what, rule, value) from None
     else:
         raise _fail(what, rule, value)
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero) or x > maximum:
+    if not math.isfinite(x) or x > maximum or not (x >= 1 or (x == 0 and allow_zero)):
         raise _fail(what, rule, value)
     return x
 
