@@ -6,12 +6,14 @@ This module only parses options and renders; the maths is in :mod:`mlcost.plan.a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlcost.cli import options
 from mlcost.plan.allocate import AllocationProblem, AllocationResult, solve_allocation
 
 
@@ -35,6 +37,8 @@ def render(result: AllocationResult, problem: AllocationProblem, console: Consol
             console.print(table)
         return
     assert result.allocation is not None
+    if result.status == "time_limit":
+        console.print(f"[bold yellow]{result.message}[/]")
     table = Table(title=f"Allocation ({result.objective_kind}: {result.message})")
     for col in ("resource", "units", "cost", "performance"):
         table.add_column(col, justify="left" if col == "resource" else "right")
@@ -60,9 +64,21 @@ def render(result: AllocationResult, problem: AllocationProblem, console: Consol
         console.print("no constraint binds")
 
 
+def _progress() -> Callable[[str], None] | None:
+    """Progress lines on stderr while solving, only when stderr is a terminal (never in pipes or tests)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    return lambda msg: typer.echo(f"mlcost allocate: {msg}", err=True)
+
+
 def allocate(
     file: Path = typer.Argument(
         ..., help="Allocation problem as .toml, .yaml or .yml (see docs/allocate.md)."
+    ),
+    time_limit: float | None = options.duration(
+        None, "--time-limit", help="Stop the solver after this long (e.g. 60s, 5m); reports the MIP gap."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (status, allocation, ...)."),
 ) -> None:
@@ -72,7 +88,7 @@ def allocate(
     constraints and the smallest change to each that would make it feasible. Bad input exits 2.
     """
     problem = AllocationProblem.from_file(file)
-    result = solve_allocation(problem)
+    result = solve_allocation(problem, time_limit_s=time_limit, progress=_progress())
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

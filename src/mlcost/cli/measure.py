@@ -449,4 +449,4 @@ def register(app: typer.Typer) -> None:
 def _open_ledger(url: str | None) -> Any:
     from mlcost.measure.ledger import Ledger
 
-    return Ledger(url)
+    return Ledger(url, persistent=True)  # an in-memory SQLite ledger would lose the run at exit

@@ -61,10 +61,11 @@ def _energy(metrics: dict[str, Any]) -> str:
     return f"~{text}" if metrics.get("energy_source") not in ("nvml", "rapl") else text
 
 
-def _ledger(url: str | None) -> Any:
+def _ledger(url: str | None, *, read_only: bool = False) -> Any:
+    """The ledger; ``read_only`` for listing and showing (never creates a file or schema)."""
     from mlcost.measure.ledger import Ledger
 
-    return Ledger(url)
+    return Ledger(url, read_only=read_only)
 
 
 def _record_json(ledger: Any, record: Any) -> dict[str, Any]:
@@ -201,14 +202,19 @@ def register(app: typer.Typer) -> None:
         kind: str | None = options.choice(
             None, "--kind", choices=RUN_KINDS, help="Only train or serve runs."
         ),
+        include_dry_run: bool = typer.Option(
+            False, "--all", "--include-dry-run", help="Also list dry runs (replayed readings, hidden by default)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        """List recent runs (most recent first). '~' marks estimated energy."""
+        """List recent runs (most recent first). '~' marks estimated energy; dry runs are hidden unless --all."""
         ctx.obj = {"ledger": ledger_url}
         if ctx.invoked_subcommand is not None:
             return
-        ledger = _ledger(ledger_url)
-        records = ledger.list_runs(limit=limit, status=status, model=model, kind=kind)
+        ledger = _ledger(ledger_url, read_only=True)
+        records = ledger.list_runs(
+            limit=limit, status=status, model=model, kind=kind, include_dry_run=include_dry_run
+        )
         if as_json:
             runs = [_record_json(ledger, r) for r in records]
             typer.echo(json.dumps({"ledger": ledger.url, "count": len(runs), "runs": runs}))
@@ -229,7 +235,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Show one run in full: metrics (with predictions), config, provenance."""
-        ledger = _ledger(_url(ctx, ledger_url))
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
         record = ledger.get(run_id)
         if as_json:
             typer.echo(json.dumps({"ledger": ledger.url, "run": _record_json(ledger, record)}))
@@ -251,7 +257,7 @@ def register(app: typer.Typer) -> None:
 
         if len(run_ids) < 2:
             raise SpecError("compare needs at least two runs", hint="mlcost runs compare ID ID [ID ...]")
-        ledger = _ledger(_url(ctx, ledger_url))
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
         records = [ledger.get(r) for r in run_ids]
         data = compare_data(records)
         if as_json:
@@ -285,11 +291,27 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        """Delete one run from the ledger."""
+        """Delete one run from the ledger (asks first; --yes skips the question)."""
+        import sys
+
+        from mlcost.errors import SpecError
+
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
+        record = ledger.get(run_id)  # an unknown id fails before any question
+        if not yes:
+            if not sys.stdin.isatty():
+                raise SpecError(
+                    f"runs delete {record.run_id[:12]} needs confirmation and stdin is not a terminal",
+                    hint="pass --yes to delete without asking",
+                )
+            what = f"{record.run_id[:12]} ({record.kind} {record.model} [{record.strategy}], {record.status})"
+            typer.confirm(f"delete run {what}?", abort=True, err=True)
+        ledger.close()
         ledger = _ledger(_url(ctx, ledger_url))
-        full = ledger.delete(run_id)
+        full = ledger.delete(record.run_id)
         typer.echo(json.dumps({"deleted": full}) if as_json else f"deleted run {full}")
         ledger.close()
 

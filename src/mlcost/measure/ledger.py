@@ -35,7 +35,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from mlcost.errors import LedgerError
 from mlcost.measure.record import FINAL_STATUSES, RUN_STATUSES, RunRecord, json_safe, utc_now_iso
 
-SCHEMA_VERSION = 1
+#: 1: first schema; 2: ``runs.dry_run`` (added to older ledgers in place when they are opened).
+SCHEMA_VERSION = 2
 ENV_VAR = "MLCOST_LEDGER"
 #: SQLite busy timeout: how long a writer waits for another one. Units: ms.
 BUSY_TIMEOUT_MS = 30_000
@@ -66,6 +67,7 @@ runs_table = sa.Table(
     sa.Column("predicted", sa.JSON, nullable=False),
     sa.Column("provenance", sa.JSON, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false(), index=True),
 )
 
 schema_version_table = sa.Table(
@@ -99,10 +101,19 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
     return f"sqlite:///{Path(raw).expanduser().resolve()}"
 
 
+def _is_memory(url: sa.URL) -> bool:
+    """An SQLite database that lives in this process's memory (``sqlite://``, ``sqlite:///:memory:``,
+    ``file::memory:``, ``mode=memory``): gone when the process exits."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    db = url.database or ""
+    return db in ("", ":memory:") or db.startswith("file::memory:") or url.query.get("mode") == "memory"
+
+
 def _sqlite_path(url: sa.URL) -> Path | None:
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    if url.get_backend_name() != "sqlite" or _is_memory(url):
         return None
-    return Path(url.database)
+    return Path(url.database or "")
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -111,6 +122,14 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def _on_sqlite_read(dbapi_conn: Any, _record: Any) -> None:
+    """A reader: no WAL switch (that writes the file header), just the busy timeout."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -135,12 +154,18 @@ def _parse_iso(text: str | None) -> datetime | None:
 class Ledger:
     """Run records in a SQL database. See the module docstring for location, concurrency and stale runs.
 
+    ``read_only=True`` (``mlcost runs``, ``runs show``): never creates a database file, directory or
+    schema; a ledger that does not exist yet reads as empty. ``persistent=True`` (every command that
+    records runs): refuses an in-memory SQLite URL, whose runs vanish when the process exits.
+
     Raises:
-        LedgerError: bad URL, missing driver, unwritable location or a corrupt database file; the message
-            names the location and how to fix it.
+        LedgerError: bad URL, missing driver, unwritable location, in-memory database where runs must
+            persist, or a corrupt database file; the message names the location and how to fix it.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, *, read_only: bool = False, persistent: bool = False
+    ) -> None:
         self.url = resolve_url(url)
         try:
             parsed = sa.make_url(self.url)
@@ -149,9 +174,17 @@ class Ledger:
                 f"cannot parse ledger URL {self.url!r}",
                 hint="give a path or a SQLAlchemy URL such as sqlite:///runs.db or postgresql+psycopg://user@host/db",
             ) from exc
+        if persistent and _is_memory(parsed):
+            raise LedgerError(
+                f"the ledger {self.url!r} is an in-memory SQLite database: the run would be lost at exit",
+                hint=f"pass --ledger or set {ENV_VAR} to a file path or a database URL",
+            )
+        self.read_only = read_only
         self.path = _sqlite_path(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.path is not None:
+        #: True when a read-only ledger has no database (file) yet: every read is empty, nothing is created.
+        self.missing = read_only and self.path is not None and not self.path.exists()
+        if self.path is not None and not read_only:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -172,8 +205,15 @@ class Ledger:
         except (ArgumentError, SQLAlchemyError) as exc:
             raise LedgerError(f"cannot open ledger {self.location} ({exc})", hint="check the URL") from exc
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _on_sqlite_connect)
+            event.listen(self.engine, "connect", _on_sqlite_connect if not read_only else _on_sqlite_read)
             event.listen(self.engine, "begin", _on_sqlite_begin)
+        if self.missing:
+            return
+        if read_only:
+            self.missing = not self._tx(lambda conn: sa.inspect(conn).has_table("runs"), "opening the ledger")
+            if not self.missing:
+                self._migrate()
+            return
         self._create()
 
     # ---------------------------------------------------------------- plumbing
@@ -216,6 +256,24 @@ class Ledger:
                 raise self._error(exc, doing) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _migrate(self) -> None:
+        """Bring an older ledger's ``runs`` table up to :data:`SCHEMA_VERSION` (add ``dry_run``)."""
+
+        def migrate(conn: Connection) -> None:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+            if "dry_run" not in columns:
+                conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN dry_run BOOLEAN NOT NULL DEFAULT FALSE")
+                conn.execute(
+                    schema_version_table.insert().values(version=SCHEMA_VERSION, created_at=utc_now_iso())
+                )
+
+        needs = self._tx(
+            lambda conn: "dry_run" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")},
+            "reading the schema",
+        )
+        if needs:
+            self._tx(migrate, "migrating the schema")
+
     def _create(self) -> None:
         def create(conn: Connection) -> None:
             metadata.create_all(conn)
@@ -231,6 +289,7 @@ class Ledger:
                 )
 
         self._tx(create, "creating the schema")
+        self._migrate()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -281,7 +340,9 @@ class Ledger:
     # ---------------------------------------------------------------- API
     def start_run(self, record: RunRecord) -> str:
         """Insert ``record`` with status ``running``; returns its run id."""
-        values = self._row_values(record.replace(status="running", heartbeat_at=utc_now_iso()))
+        # a dry run is marked even when its producer set only config["dry_run"] (older runners)
+        dry = record.dry_run or bool(record.config.get("dry_run"))
+        values = self._row_values(record.replace(status="running", heartbeat_at=utc_now_iso(), dry_run=dry))
         self._tx(lambda conn: conn.execute(runs_table.insert().values(**values)), "starting a run")
         return record.run_id
 
@@ -339,6 +400,11 @@ class Ledger:
 
     def get(self, run_id: str) -> RunRecord:
         """The run whose id is ``run_id`` or starts with it (like git short ids)."""
+        if self.missing:
+            raise UnknownRunError(
+                f"no run {run_id!r}: the ledger {self.location} does not exist yet",
+                hint=f"runs are recorded by mlcost measure; pass --ledger or set {ENV_VAR} to read another ledger",
+            )
 
         def get(conn: Connection) -> RunRecord:
             full = self._resolve(conn, run_id)
@@ -354,11 +420,17 @@ class Ledger:
         status: str | None = None,
         model: str | None = None,
         kind: str | None = None,
+        include_dry_run: bool = False,
     ) -> list[RunRecord]:
-        """Most recent first. ``status``/``kind`` match exactly; ``model`` matches exactly or as a substring."""
+        """Most recent first. ``status``/``kind`` match exactly; ``model`` matches exactly or as a substring.
+        Dry runs (replayed readings, not measurements) only with ``include_dry_run``."""
         if status is not None and status not in RUN_STATUSES:
             raise LedgerError(f"unknown status {status!r}", hint=f"use one of {', '.join(RUN_STATUSES)}")
+        if self.missing:
+            return []
         query = sa.select(runs_table).order_by(runs_table.c.started_at.desc())
+        if not include_dry_run:
+            query = query.where(runs_table.c.dry_run == sa.false())
         if status is not None:
             query = query.where(runs_table.c.status == status)
         if kind is not None:
@@ -370,6 +442,8 @@ class Ledger:
         return self._tx(lambda conn: [self._to_record(r) for r in conn.execute(query)], "listing runs")
 
     def count(self) -> int:
+        if self.missing:
+            return 0
         return int(
             self._tx(
                 lambda conn: conn.execute(sa.select(sa.func.count()).select_from(runs_table)).scalar_one(),
@@ -427,7 +501,11 @@ class Ledger:
         (Units: s). ``run_id`` limits the
         check to one run.
         """
-        candidates = [self.get(run_id)] if run_id else self.list_runs(limit=None, status="running")
+        candidates = (
+            [self.get(run_id)]
+            if run_id
+            else self.list_runs(limit=None, status="running", include_dry_run=True)
+        )
         now = datetime.now(timezone.utc)
         stale: list[str] = []
         for rec in candidates:
