@@ -41,6 +41,8 @@ ENV_VAR = "MLCOST_LEDGER"
 #: SQLite busy timeout: how long a writer waits for another one. Units: ms.
 BUSY_TIMEOUT_MS = 30_000
 _RETRIES = 8
+#: How long a transaction keeps reconnecting to a database server that went away. Units: s.
+RECONNECT_S = 30.0
 
 Liveness = Literal["alive", "dead", "unknown", "finished"]
 T = TypeVar("T")
@@ -137,6 +139,29 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_DISCONNECT_TEXT = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection to server",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "consuming input failed",
+    "ssl syscall error",
+    "no connection to the server",
+)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """The database server went away (or is not back yet): worth retrying on a new connection."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(t in text for t in _DISCONNECT_TEXT)
+
+
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text or "deadlock" in text
@@ -180,6 +205,8 @@ class Ledger:
                 hint=f"pass --ledger or set {ENV_VAR} to a file path or a database URL",
             )
         self.read_only = read_only
+        #: How long a write waits for a database server that went away to come back. Units: s.
+        self.reconnect_s = RECONNECT_S
         self.path = _sqlite_path(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         #: True when a read-only ledger has no database (file) yet: every read is empty, nothing is created.
@@ -196,6 +223,8 @@ class Ledger:
             kwargs: dict[str, Any] = {}
             if self.is_sqlite:
                 kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1e3}
+            else:  # a server: test pooled connections before use, so a restarted server is reconnected to
+                kwargs["pool_pre_ping"] = True
             self.engine: Engine = sa.create_engine(parsed, **kwargs)
         except (NoSuchModuleError, ImportError) as exc:
             raise LedgerError(
@@ -242,19 +271,37 @@ class Ledger:
         )
 
     def _tx(self, fn: Callable[[Connection], T], doing: str) -> T:
-        """Run ``fn`` in one transaction, retrying when the database stays locked."""
-        for attempt in range(_RETRIES):
+        """Run ``fn`` in one transaction, retrying when the database stays locked, and, for a database
+        server that went away, reconnecting for up to :attr:`reconnect_s` seconds before giving up with
+        a LedgerError that says so. A transaction either commits whole or not at all: a retry never
+        leaves a partial row."""
+        attempt = 0
+        deadline: float | None = None
+        while True:
             try:
                 with self.engine.begin() as conn:
                     return fn(conn)
             except OperationalError as exc:
                 if _is_locked(exc) and attempt < _RETRIES - 1:
                     time.sleep(0.05 * 2**attempt * (0.5 + random.random()))
+                    attempt += 1
                     continue
+                if not self.is_sqlite and _is_disconnect(exc):
+                    now = time.monotonic()
+                    deadline = deadline if deadline is not None else now + self.reconnect_s
+                    if now < deadline:
+                        self.engine.dispose()  # drop dead pooled connections
+                        time.sleep(min(1.0, 0.1 * 2**attempt))
+                        attempt += 1
+                        continue
+                    raise LedgerError(
+                        f"cannot reach the ledger database {self.location} while {doing}; "
+                        f"retried for {self.reconnect_s:g} s",
+                        hint=f"check the server is running, or set {ENV_VAR}/--ledger to another ledger",
+                    ) from exc
                 raise self._error(exc, doing) from exc
             except DatabaseError as exc:
                 raise self._error(exc, doing) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _migrate(self) -> None:
         """Bring an older ledger's ``runs`` table up to :data:`SCHEMA_VERSION` (add ``dry_run``)."""

@@ -65,6 +65,9 @@ DualBasis = Literal["lp", "lp_with_integers_fixed", "none"]
 
 #: Most MILP re-solves for step changes of per-resource bounds in one problem (global rows always get one).
 MAX_STEP_RESOLVES = 10
+#: ... and at most this many resources × re-solves, so the extra work stays near one solve of the problem
+#: (10 re-solves at n = 1,000; 2 at n = 5,000; 1 at n = 10,000).
+STEP_RESOLVE_BUDGET = 10_000
 _TOL = 1e-7  # relative tolerance for "tight" (slack ~ 0) and for rounding integer units
 
 
@@ -240,7 +243,8 @@ class AllocationResult:
     ``status == "time_limit"``: the solver stopped at ``time_limit_s`` (s) with the allocation found so far;
     ``mip_gap`` is HiGHS's relative gap between it and the best bound (0 when proven optimal; None for an
     LP). ``step_changes_skipped`` counts binding per-resource bounds whose integer step change was not
-    re-solved (at most :data:`MAX_STEP_RESOLVES` re-solves per problem).
+    re-solved (at most :data:`MAX_STEP_RESOLVES` re-solves per problem, fewer above 1,000 resources:
+    :data:`STEP_RESOLVE_BUDGET`).
     """
 
     status: Literal["optimal", "time_limit", "infeasible"]
@@ -571,6 +575,7 @@ def solve_allocation(
 
     binding: list[BindingConstraint] = []
     resolves, skipped = 0, 0
+    max_bound_resolves = min(MAX_STEP_RESOLVES, STEP_RESOLVE_BUDGET // max(n, 1))
     for row in rows:
         activity = row.activity(x)
         slack = row.b - activity if row.sense == "<=" else activity - row.b
@@ -585,7 +590,7 @@ def solve_allocation(
         if Z.any() and sol.status == "optimal":
             # integer problem: the finite change of z* when b_k is raised by one (global rows always; per-
             # resource bounds up to MAX_STEP_RESOLVES re-solves, so a large problem is not solved n times)
-            if row.index is not None and resolves >= MAX_STEP_RESOLVES:
+            if row.index is not None and resolves >= max_bound_resolves:
                 resolved = False
                 skipped += 1
             else:
