@@ -11,6 +11,7 @@ import typer
 
 from mlcost.calibrate.fit import PARAM_MEANING
 from mlcost.cli import options
+from mlcost.errors import MlcostError
 
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
 
@@ -55,6 +56,31 @@ def _profile_dir() -> Any:
     from mlcost.calibrate.profile import profile_dir
 
     return profile_dir()
+
+
+class FitQualityError(MlcostError):
+    """The fitted profile was not saved: parameters at their bounds or too large an error."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "calibration not saved: the fit is poor (" + "; ".join(problems) + ")",
+            hint="re-run on a quieter machine or with more runs, or pass --force to save it anyway",
+        )
+
+
+def _save_or_refuse(cal: Any, fit: Any, *, force: bool, warn: Any) -> list[str]:
+    """Save the calibration unless the fit is poor (then only with ``force``, with a warning).
+    Returns the fit's problems (empty when it is fine or there was no fit)."""
+    from mlcost.calibrate.fit import fit_problems
+    from mlcost.calibrate.profile import save_calibration
+
+    problems = fit_problems(fit) if fit is not None else []
+    if problems and not force:
+        return problems
+    if problems:
+        warn.print(f"warning: saving a poor fit (--force): {'; '.join(problems)}", highlight=False)
+    save_calibration(cal)
+    return problems
 
 
 def _check_profile_dir() -> None:
@@ -155,6 +181,11 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(
             False, "--report", help="Show predicted vs measured for ledger runs; measure nothing."
         ),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Save the fit even when parameters sit at their bounds or its step-time MAPE is above 20%.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Measure this machine (matmul, bandwidth, element-wise ops, all-reduce; short training runs),
@@ -180,6 +211,7 @@ def register(app: typer.Typer) -> None:
             TimeElapsedColumn(),
             console=err,
             transient=True,
+            disable=not err.is_terminal,  # no stray newline on a non-terminal stderr
         ) as bar:
             task = bar.add_task("calibrating", total=None)
             cal, fit = pipeline.run_calibration(
@@ -188,7 +220,11 @@ def register(app: typer.Typer) -> None:
                 use_runs=not no_runs,
                 ledger_url=ledger,
                 progress=lambda msg: bar.update(task, description=msg),
+                save=False,
             )
+        problems = _save_or_refuse(cal, fit, force=force, warn=err)
+        if problems and not force:
+            raise FitQualityError(problems)  # nothing saved, nothing rendered as if it were
         if as_json:
             from mlcost.report.jsonout import dumps
 
