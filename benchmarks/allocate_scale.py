@@ -45,14 +45,16 @@ def make_problem(n: int, integer: bool, seed: int = 0):  # type: ignore[no-untyp
     floor = 0.3 * float(perf @ cap)
     return AllocationProblem(
         resources=resources,
-        constraints=Constraints(min_performance=floor, max_units=float(cap.sum()), max_cost=float(cost @ cap)),
+        constraints=Constraints(
+            min_performance=floor, max_units=float(cap.sum()), max_cost=float(cost @ cap)
+        ),
     )
 
 
 def one(n: int, integer: bool, time_limit_s: float | None) -> dict[str, float | int | str]:
     import resource
 
-    import scipy.optimize  # noqa: F401 - imported before tracing: measure the solve, not the import
+    import scipy.optimize
     import scipy.sparse  # noqa: F401
 
     from mlcost.plan.allocate import solve_allocation
@@ -60,9 +62,9 @@ def one(n: int, integer: bool, time_limit_s: float | None) -> dict[str, float | 
     problem = make_problem(n, integer)
     solve_allocation(make_problem(5, integer))  # warm up lazy imports inside scipy/HiGHS
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = solve_allocation(problem, time_limit_s=time_limit_s)
-    wall_s = time.perf_counter() - t0
+    wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     _, peak_py = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -71,6 +73,8 @@ def one(n: int, integer: bool, time_limit_s: float | None) -> dict[str, float | 
         "kind": "integer" if integer else "continuous",
         "status": result.status,
         "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "skipped": result.step_changes_skipped,
         "peak_python_bytes": peak_py,
         "peak_rss_bytes": rss_kib * 1024,
         "binding": len(result.binding_constraints),
@@ -91,7 +95,8 @@ def main() -> None:
     cases = [(n, k) for n in sizes for k in ("continuous", "integer")]
     if not args.quick:
         cases.append((5000, "integer"))
-    print(f"{'n':>7} {'kind':>10} {'status':>10} {'wall':>8} {'py peak':>10} {'B/resource':>10} {'RSS peak':>10}")
+    head = f"{'n':>7} {'kind':>10} {'status':>10} {'wall':>8} {'cpu':>8} {'py peak':>10} {'B/resource':>10}"
+    print(f"{head} {'RSS peak':>10} {'binding':>8} {'not re-solved':>13}")
     for n, kind in cases:
         cmd = [sys.executable, __file__, "--one", str(n), kind]
         if args.time_limit_s is not None:
@@ -99,11 +104,14 @@ def main() -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         r = json.loads(out)
         print(
-            f"{r['n']:>7} {r['kind']:>10} {r['status']:>10} {r['wall_s']:>7.2f}s "
+            f"{r['n']:>7} {r['kind']:>10} {r['status']:>10} {r['wall_s']:>7.2f}s {r['cpu_s']:>7.2f}s "
             f"{r['peak_python_bytes'] / 2**20:>8.1f}Mi {r['peak_python_bytes'] / n:>10.0f} "
-            f"{r['peak_rss_bytes'] / 2**20:>8.0f}Mi"
+            f"{r['peak_rss_bytes'] / 2**20:>8.0f}Mi {r['binding']:>8} {r['skipped']:>13}"
         )
-    print("py peak: tracemalloc peak during the solve; RSS peak: the whole process (Python + numpy + scipy + HiGHS)")
+    print(
+        "py peak: tracemalloc peak during the solve; RSS peak: the whole process (Python + numpy + scipy + HiGHS)"
+    )
+    print("cpu: this process's CPU time (HiGHS runs single-threaded here); wall > cpu means a shared machine")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_noisy_runs_exceed_the_mape_threshold(fake_microbench: MicrobenchResult)
 
 def test_parameters_at_bounds_are_reported(fake_microbench: MicrobenchResult) -> None:
     res = _fit(fake_microbench, _measurements(fake_microbench, **GOOD))
-    lo, hi = TIME_PARAMS["step_overhead_s"]
+    _lo, hi = TIME_PARAMS["step_overhead_s"]
     pinned = dataclasses.replace(
         res,
         profile=dataclasses.replace(

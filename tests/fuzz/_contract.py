@@ -66,7 +66,19 @@ hostile = st.one_of(
 #: Keys whose numbers are times, costs, energies, emissions or sizes: finite and >= 0 in every answer.
 NONNEG_SUFFIXES = ("_s", "_usd", "_kwh", "_j", "_kg", "_bytes", "_flops", "_usd_per_h", "co2_kg")
 #: ... except these, which are signed by meaning (differences, NPV, duals).
-SIGNED_PARTS = ("npv", "roi", "saved", "saving", "delta", "slack", "dual", "change", "error", "diff", "profit")
+SIGNED_PARTS = (
+    "npv",
+    "roi",
+    "saved",
+    "saving",
+    "delta",
+    "slack",
+    "dual",
+    "change",
+    "error",
+    "diff",
+    "profit",
+)
 
 #: Internal spellings that must never reach a user (the message names the flag they typed instead).
 INTERNAL_NAME = re.compile(r"\b(train job|serve job|cluster|setup)\.[a-z_]+")
@@ -123,7 +135,9 @@ def invoke(argv: list[str], ledger: Path | None = None, *, stdin: str | None = N
         stderr = err.getvalue().decode("utf-8", "replace")
     if code == 2:
         lines = stderr.splitlines()
-        assert len(lines) == 1 and stderr.endswith("\n"), f"{argv}: exit 2 needs one stderr line, got {stderr!r}"
+        assert len(lines) == 1 and stderr.endswith("\n"), (
+            f"{argv}: exit 2 needs one stderr line, got {stderr!r}"
+        )
         assert lines[0].startswith("mlcost: error: "), f"{argv}: {stderr!r}"
         assert not INTERNAL_NAME.search(lines[0]), f"{argv}: the message names an internal field: {stderr!r}"
         assert "Traceback" not in stdout + stderr

@@ -8,6 +8,8 @@ test keeps the whole module near a minute on 2 cores.
 
 from __future__ import annotations
 
+#: Examples per command; ``MLCOST_FUZZ_EXAMPLES`` raises it for a long local run.
+import os
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz._contract import hostile, invoke, options
-
-#: Examples per command; ``MLCOST_FUZZ_EXAMPLES`` raises it for a long local run.
-import os  # noqa: E402
 
 N = int(os.environ.get("MLCOST_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -135,7 +134,11 @@ MEASURE_TRAIN = {
     **PRICE,
     "--seed": ints(0, 5),
 }
-RUNS = {"--limit": ints(1, 100), "--status": pick("completed", "failed", "running"), "--kind": pick("train", "serve")}
+RUNS = {
+    "--limit": ints(1, 100),
+    "--status": pick("completed", "failed", "running"),
+    "--kind": pick("train", "serve"),
+}
 
 
 @pytest.fixture
@@ -215,7 +218,9 @@ def allocate_toml(draw: st.DrawFn) -> bytes:
     def value(valid: st.SearchStrategy[str]) -> str:
         return draw(ALLOCATE_HOSTILE if bad and draw(st.integers(0, 4)) == 0 else valid)
 
-    objective = draw(st.sampled_from(['"min_cost"', '"max_performance"'] + (['"max_fun"', "3"] if bad else [])))
+    objective = draw(
+        st.sampled_from(['"min_cost"', '"max_performance"'] + (['"max_fun"', "3"] if bad else []))
+    )
     lines = [f"objective = {objective}"]
     for k in range(draw(st.sampled_from([1, 2, 3, 5, 40] + ([0] if bad else [])))):
         lines += ["[[resource]]", f'name = "r{k}"']
@@ -240,7 +245,10 @@ def allocate_toml(draw: st.DrawFn) -> bytes:
 
 
 @FUZZ
-@given(content=st.one_of(allocate_toml(), allocate_toml(), allocate_toml(), st.binary(max_size=200)), yaml=st.booleans())
+@given(
+    content=st.one_of(allocate_toml(), allocate_toml(), allocate_toml(), st.binary(max_size=200)),
+    yaml=st.booleans(),
+)
 def test_allocate_files(content: bytes, yaml: bool, ledger: Path, tmp_path: Path) -> None:
     path = tmp_path / "problem.toml"
     path.write_bytes(content)
@@ -248,7 +256,6 @@ def test_allocate_files(content: bytes, yaml: bool, ledger: Path, tmp_path: Path
         path = tmp_path / "problem.yaml"
         try:
             import tomllib
-
             import yaml as pyyaml
 
             path.write_text(pyyaml.safe_dump(tomllib.loads(content.decode())))
@@ -281,7 +288,13 @@ def catalog_toml(draw: st.DrawFn) -> bytes:
         lines.append(f"{key} = {value}")
     lines += ['source = "fuzz"', "date = 2026-01-01"]
     if draw(st.booleans()):
-        lines += ["[[price]]", 'device = "h100-sxm"', 'provider = "fz"', 'region = "r"', 'pricing = "on-demand"']
+        lines += [
+            "[[price]]",
+            'device = "h100-sxm"',
+            'provider = "fz"',
+            'region = "r"',
+            'pricing = "on-demand"',
+        ]
         price = draw(CATALOG_VALUES) if draw(st.integers(0, 4)) == 0 else draw(floats(0.1, 100))
         lines += [f"usd_per_device_h = {price}", 'source = "fuzz"', 'date = "2026-12-01"']
     text = "\n".join(lines).encode()
@@ -290,13 +303,18 @@ def catalog_toml(draw: st.DrawFn) -> bytes:
 
 
 @FUZZ
-@given(content=st.one_of(catalog_toml(), catalog_toml(), st.binary(max_size=120)), command=st.sampled_from(["estimate", "devices"]))
+@given(
+    content=st.one_of(catalog_toml(), catalog_toml(), st.binary(max_size=120)),
+    command=st.sampled_from(["estimate", "devices"]),
+)
 def test_catalog_files(content: bytes, command: str, ledger: Path, tmp_path: Path) -> None:
     from mlcost.catalog import clear_cache
 
     path = tmp_path / "catalog.toml"
     path.write_bytes(content)
     clear_cache()
-    argv = ["estimate", "train", "--device", "h100-sxm", "--gpus", "8"] if command == "estimate" else ["devices"]
+    argv = (
+        ["estimate", "train", "--device", "h100-sxm", "--gpus", "8"] if command == "estimate" else ["devices"]
+    )
     invoke([*argv, "--catalog", str(path), "--json"], ledger)
     clear_cache()

@@ -30,7 +30,7 @@ def test_broken_positive_int_is_caught(name: str, ledger: Path, monkeypatch: pyt
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )(given(data=st.data())(inner))
     monkeypatch.setattr(validate, "positive_int", _accept_any_int)
-    with pytest.raises(BaseException) as caught:  # noqa: PT011 - any failure of the property will do
+    with pytest.raises(BaseException) as caught:
         probe(ledger=ledger)
     assert not isinstance(caught.value, KeyboardInterrupt)
     print(f"{name}: {type(caught.value).__name__}: {str(caught.value).splitlines()[0][:300]}")

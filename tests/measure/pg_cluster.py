@@ -10,6 +10,7 @@ As root (CI containers) the server runs as the ``postgres`` user, which initdb r
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -78,15 +79,15 @@ class Cluster:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url_for(name)
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already stopped or never started
             self.stop()
-        except Exception:  # noqa: BLE001 - already stopped or never started
-            pass
         shutil.rmtree(self.datadir, ignore_errors=True)
 
 
@@ -115,7 +116,11 @@ def start_cluster() -> Cluster:
             return cluster
         except (subprocess.SubprocessError, OSError):
             time.sleep(0.5)
-    log = (datadir / "server.log").read_text(errors="replace")[-300:] if (datadir / "server.log").exists() else ""
+    log = (
+        (datadir / "server.log").read_text(errors="replace")[-300:]
+        if (datadir / "server.log").exists()
+        else ""
+    )
     shutil.rmtree(datadir, ignore_errors=True)
     raise NoPostgres(f"the PostgreSQL server did not start: {log}")
 

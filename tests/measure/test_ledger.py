@@ -274,7 +274,7 @@ def test_server_gone_for_good_fails_cleanly(pg_cluster: Cluster) -> None:
     led.reconnect_s = 1.0
     pg_cluster.stop()
     try:
-        with pytest.raises(LedgerError, match="cannot reach the ledger database .*retried for 1 s"):
+        with pytest.raises(LedgerError, match=r"cannot reach the ledger database .*retried for 1 s"):
             led.update_metrics(run_id, {"steps_done": 1})
     finally:
         pg_cluster.start()
@@ -296,7 +296,7 @@ def test_read_only_never_creates_a_ledger(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("memory", ["sqlite://", "sqlite:///:memory:"])
 def test_in_memory_sqlite_refused_where_runs_must_persist(memory: str) -> None:
-    with pytest.raises(LedgerError, match="in-memory SQLite .*--ledger or set MLCOST_LEDGER"):
+    with pytest.raises(LedgerError, match=r"in-memory SQLite .*--ledger or set MLCOST_LEDGER"):
         Ledger(memory, persistent=True)
     Ledger(memory).close()  # fine for a throwaway ledger (tests, notebooks)
 
@@ -322,7 +322,9 @@ def test_old_ledger_gets_the_dry_run_column(tmp_path: Path) -> None:
             "world_size INTEGER NOT NULL, host VARCHAR(255), pid INTEGER, config JSON NOT NULL, metrics JSON "
             "NOT NULL, predicted JSON NOT NULL, provenance JSON NOT NULL, error TEXT)"
         )
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, created_at VARCHAR(40) NOT NULL)")
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, created_at VARCHAR(40) NOT NULL)"
+        )
         conn.execute("INSERT INTO schema_version VALUES (1, '2025-01-01')")
         conn.execute(
             "INSERT INTO runs VALUES ('" + "c" * 32 + "', 'train', 'completed', '2025-01-01T00:00:00+00:00', "

@@ -80,7 +80,11 @@ def positive_float(
 ) -> Any:
     """A finite number > 0 (>= ``minimum`` when given)."""
     return _option(
-        default, decls, lambda v, f: V.positive_float(v, f, maximum=maximum, minimum=minimum), "NUMBER>0", **kw
+        default,
+        decls,
+        lambda v, f: V.positive_float(v, f, maximum=maximum, minimum=minimum),
+        "NUMBER>0",
+        **kw,
     )
 
 

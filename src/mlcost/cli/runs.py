@@ -203,7 +203,10 @@ def register(app: typer.Typer) -> None:
             None, "--kind", choices=RUN_KINDS, help="Only train or serve runs."
         ),
         include_dry_run: bool = typer.Option(
-            False, "--all", "--include-dry-run", help="Also list dry runs (replayed readings, hidden by default)."
+            False,
+            "--all",
+            "--include-dry-run",
+            help="Also list dry runs (replayed readings, hidden by default).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:

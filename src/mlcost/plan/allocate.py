@@ -40,6 +40,7 @@ for a floor (:math:`\ge`) :math:`b_k' = \max_x a_k^\top x`, for a cap (:math:`\l
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,8 @@ MAX_STEP_RESOLVES = 10
 #: ... and at most this many resources × re-solves, so the extra work stays near one solve of the problem
 #: (10 re-solves at n = 1,000; 2 at n = 5,000; 1 at n = 10,000).
 STEP_RESOLVE_BUDGET = 10_000
+#: ... and only while the re-solves have taken no longer than the solve itself, or this long. Units: s.
+STEP_RESOLVE_MIN_S = 1.0
 _TOL = 1e-7  # relative tolerance for "tight" (slack ~ 0) and for rounding integer units
 
 
@@ -542,7 +545,10 @@ def solve_allocation(
 
     kind = "MILP" if Z.any() else "LP"
     say(f"solving the {kind}: {n:,} resources, {len(rows):,} constraints")
+    t_solve = time.perf_counter()
     sol = _solve(rows, w, maximise=maximise, Z=Z, time_limit_s=time_limit_s)
+    # per-resource step changes may take as long again as the solve itself (at least STEP_RESOLVE_MIN_S)
+    step_deadline = time.perf_counter() + max(STEP_RESOLVE_MIN_S, time.perf_counter() - t_solve)
     if sol.status == "unbounded":  # not reachable with non-negative data; kept as a guard
         raise SpecError(
             "the allocation is unbounded", hint="add constraints.max_cost or constraints.max_units"
@@ -566,7 +572,7 @@ def solve_allocation(
             w,
             maximise=maximise,
             Z=Z,
-            fixed={i: float(x[i]) for i in np.flatnonzero(Z)},
+            fixed={int(i): float(x[i]) for i in np.flatnonzero(Z)},
             time_limit_s=time_limit_s,
         )
         duals, dual_basis = pinned.duals, "lp_with_integers_fixed"
@@ -590,7 +596,9 @@ def solve_allocation(
         if Z.any() and sol.status == "optimal":
             # integer problem: the finite change of z* when b_k is raised by one (global rows always; per-
             # resource bounds up to MAX_STEP_RESOLVES re-solves, so a large problem is not solved n times)
-            if row.index is not None and resolves >= max_bound_resolves:
+            if row.index is not None and (
+                resolves >= max_bound_resolves or time.perf_counter() > step_deadline
+            ):
                 resolved = False
                 skipped += 1
             else:

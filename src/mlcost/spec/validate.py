@@ -178,9 +178,9 @@ def duration_s(value: Any, what: str) -> float:
     seconds. A bare number is refused (is ``--deadline 30`` thirty days or thirty seconds?). Numbers given
     from Python (int/float) are seconds, as the ``_s`` names say."""
     units = "s, m/min, h, d, w, mo or y"
+    shown: Any = value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
-        shown = value
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match and not match.group(2):
@@ -196,7 +196,6 @@ def duration_s(value: Any, what: str) -> float:
                 hint=f"e.g. 30d, 12h, 90m (units: {units})",
             )
         seconds = float(match.group(1)) * _DURATION_UNITS_S[unit]
-        shown = value
     else:
         raise _fail(what, "a duration with a unit such as 30d or 12h", value)
     if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION_S:
