@@ -111,7 +111,7 @@ def main() -> None:
     print(
         "py peak: tracemalloc peak during the solve; RSS peak: the whole process (Python + numpy + scipy + HiGHS)"
     )
-    print("cpu: this process's CPU time (HiGHS runs single-threaded here); wall > cpu means a shared machine")
+    print("cpu: CPU time of all the process's threads; wall well above cpu means the machine was shared")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def _rows(ledger: Path) -> int:
         ([*PLAN, "--budget-usd", "nan"], ["--budget-usd", "finite"]),
         ([*PLAN, "--max-co2-kg", "-1"], ["--max-co2-kg", "> 0"]),
         ([*PLAN, "--precisions", "bf16,fp9"], ["--precisions", "fp8"]),
+        ([*PLAN, "--counts", "8,0"], ["--counts", ">= 1"]),
+        ([*PLAN, "--counts", "-8"], ["--counts", ">= 1"]),
         (
             ["plan", "serve", "--model", "llama-3.1-8b", "--requests-per-s", "5", "--tpot-ms", "nan"],
             ["--tpot-ms", "finite"],

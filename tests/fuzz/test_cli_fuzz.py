@@ -88,6 +88,7 @@ PLAN_TRAIN = {
     "--global-batch": ints(1, 4096),
     "--precisions": pick("bf16", "bf16,fp8", "fp16"),
     "--devices": pick("h100-sxm", "a100-80gb,h100-sxm", "h200"),
+    "--counts": pick("8", "8,16,64", "1,2"),
     "--spot-interruptions-per-h": floats(0, 1),
     "--restart-overhead": DURATION,
     "--checkpoint-interval": DURATION,

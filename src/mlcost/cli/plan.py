@@ -34,17 +34,13 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    from mlcost.errors import SpecError
+    """Comma-separated whole numbers, each >= 1 (``--counts 8,16``)."""
+    from mlcost.spec.validate import positive_int
 
     items = _split(text)
     if items is None:
         return None
-    try:
-        return tuple(int(x) for x in items)
-    except ValueError:
-        raise SpecError(
-            f"cannot read {what} {text!r}", hint="write whole numbers separated by commas"
-        ) from None
+    return tuple(positive_int(x, what) for x in items)
 
 
 def _console() -> Any:
