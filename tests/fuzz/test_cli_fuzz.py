@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz._contract import hostile, invoke, options
 
-N = int(os.environ.get("MLCOST_FUZZ_EXAMPLES", "40"))
+N = int(os.environ.get("MLCOST_FUZZ_EXAMPLES", "80"))
 FUZZ = settings(
     max_examples=N,
     deadline=None,
