@@ -294,11 +294,14 @@ def test_read_only_never_creates_a_ledger(tmp_path: Path) -> None:
     assert not path.exists() and not path.parent.exists()
 
 
-@pytest.mark.parametrize("memory", ["sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize(
+    "memory", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:mem1?mode=memory&cache=shared&uri=true"]
+)
 def test_in_memory_sqlite_refused_where_runs_must_persist(memory: str) -> None:
     with pytest.raises(LedgerError, match=r"in-memory SQLite .*--ledger or set MLCOST_LEDGER"):
         Ledger(memory, persistent=True)
-    Ledger(memory).close()  # fine for a throwaway ledger (tests, notebooks)
+    if "uri=true" not in memory:
+        Ledger(memory).close()  # fine for a throwaway ledger (tests, notebooks)
 
 
 def test_dry_runs_are_marked_and_hidden_by_default(ledger: Ledger) -> None:

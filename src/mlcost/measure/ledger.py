@@ -104,12 +104,15 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
 
 
 def _is_memory(url: sa.URL) -> bool:
-    """An SQLite database that lives in this process's memory (``sqlite://``, ``sqlite:///:memory:``,
-    ``file::memory:``, ``mode=memory``): gone when the process exits."""
+    """An SQLite database that lives in this process's memory (``sqlite://``, ``sqlite:///:memory:``, and
+    with ``uri=true`` ``file::memory:`` or ``mode=memory``): gone when the process exits."""
     if url.get_backend_name() != "sqlite":
         return False
     db = url.database or ""
-    return db in ("", ":memory:") or db.startswith("file::memory:") or url.query.get("mode") == "memory"
+    uri = str(url.query.get("uri", "")).lower() == "true"  # only then is "file:..." an SQLite URI
+    return db in ("", ":memory:") or (
+        uri and (db.startswith("file::memory:") or url.query.get("mode") == "memory")
+    )
 
 
 def _sqlite_path(url: sa.URL) -> Path | None:
