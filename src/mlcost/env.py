@@ -82,7 +82,7 @@ def ledger_info() -> dict[str, Any]:
         try:
             from mlcost.measure.ledger import Ledger
 
-            ledger = Ledger(url)
+            ledger = Ledger(url, read_only=True)
             info["runs"] = ledger.count()
             ledger.close()
         except Exception as exc:

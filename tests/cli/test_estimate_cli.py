@@ -168,7 +168,7 @@ def test_config_json_path(capsys: pytest.CaptureFixture[str]) -> None:
         (["--global-batch", "100", "--micro-batch", "3"], "not divisible by micro-batch"),
         (["--precision", "bf17"], "precision must be one of"),
         (["--device", "v100-16gb", "--precision", "bf16"], "has no bf16 units"),
-        (["--tokens", "lots"], "cannot read --tokens"),
+        (["--tokens", "lots"], "--tokens must be a count"),
     ],
 )
 def test_bad_input_exit_2_without_traceback(

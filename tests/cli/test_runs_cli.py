@@ -66,7 +66,7 @@ def test_runs_show_compare_delete(ledger_url: str, capsys: pytest.CaptureFixture
     assert data["metrics"]["step_time_s"]["ratios"] == pytest.approx([1.0, 7.0])
     assert main(["runs", "compare", "aaa", "bbb", "--ledger", ledger_url]) == 0
     assert "7.00×" in capsys.readouterr().out
-    assert main(["runs", "delete", "bbb", "--ledger", ledger_url, "--json"]) == 0
+    assert main(["runs", "delete", "bbb", "--ledger", ledger_url, "--json", "--yes"]) == 0
     assert _json(capsys) == {"deleted": "b" * 32}
 
 

@@ -71,13 +71,13 @@ def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "needle"),
     [
         (["--target-loss", "1.5"], "irreducible"),
-        (["--target-loss", "2.0", "--scaling-law", "kaplan"], "unknown scaling law"),
+        (["--target-loss", "2.0", "--scaling-law", "kaplan"], "--scaling-law must be one of"),
         (["--train-tokens", "1T", "--models", "llama-9b-nope"], "unknown model"),
         (["--train-tokens", "1T"], "needs --models"),
         (["--target-loss", "2.0", "--train-tokens", "1T"], "exactly one"),
         ([], "exactly one"),
         (["--target-loss", "2.0", "--horizon", "soon"], "duration"),
-        (["--target-loss", "2.0", "--serve-precision", "int3"], "weight_precision"),
+        (["--target-loss", "2.0", "--serve-precision", "int3"], "--serve-precision must be one of"),
         (["--target-loss", "2.0", "--models", "350m"], "cannot reach"),
     ],
 )

@@ -440,7 +440,7 @@ def test_bad_yaml_and_paths(tmp_path: Path) -> None:
         AllocationProblem.from_file(write(tmp_path, "c.yaml", "- 1\n- 2\n"))
     with pytest.raises(SpecError, match=r"suffix '\.json'"):
         AllocationProblem.from_file(write(tmp_path, "d.json", "{}"))
-    with pytest.raises(SpecError, match="cannot read file"):
+    with pytest.raises(SpecError, match="cannot read"):
         AllocationProblem.from_file(tmp_path / "missing.toml")
 
 

@@ -404,3 +404,28 @@ def match_host(catalog: CatalogLike | None = None, host: HostCpu | None = None) 
     return match_cpu_row(
         catalog if catalog is not None else builtin_catalog(), host if host is not None else detect_host()
     )
+
+
+#: A fit whose step-time MAPE over its own runs is above this is not saved without ``--force``: the
+#: profile would mislead every ``--device local`` estimate by more than the error band users expect.
+MAX_FIT_MAPE = 0.20
+#: A fitted parameter within this relative distance of a bound counts as "at the bound": the optimiser
+#: wanted to go further, so the model does not explain the runs (or the runs are noise).
+AT_BOUND_REL = 1e-3
+
+
+def fit_problems(result: FitResult, *, max_mape: float = MAX_FIT_MAPE) -> list[str]:
+    """Why a fitted profile should not be saved: parameters at their bounds, a step-time MAPE above
+    ``max_mape`` (fraction), or no finite error at all. Empty when the fit is fine."""
+    problems: list[str] = []
+    for name, (lo, hi) in TIME_PARAMS.items():
+        value = float(getattr(result.profile, name))
+        if value <= lo * (1 + AT_BOUND_REL):
+            problems.append(f"{name} = {value:.3g} at its lower bound {lo:g}")
+        elif value >= hi * (1 - AT_BOUND_REL):
+            problems.append(f"{name} = {value:.3g} at its upper bound {hi:g}")
+    if not math.isfinite(result.time_mape):
+        problems.append("step-time error is not finite")
+    elif result.time_mape > max_mape:
+        problems.append(f"step-time MAPE {result.time_mape:.1%} above {max_mape:.0%}")
+    return problems

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.errors import MlcostError
 
@@ -156,7 +157,7 @@ def register(app: typer.Typer) -> None:
     @app.command("devices")
     def devices_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-        catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        catalog: list[Path] = options.text_files(None, "--catalog", help=CATALOG_OPTION_HELP),
         device: str | None = typer.Option(None, "--device", help="Per-region prices of this device only."),
         provider: str | None = typer.Option(None, "--provider", help="Per-region prices at this provider."),
         region: str | None = typer.Option(None, "--region", help="Per-region prices in this region."),
@@ -184,7 +185,7 @@ def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command(
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-        catalog: list[Path] = typer.Option(None, "--catalog", help=CATALOG_OPTION_HELP),
+        catalog: list[Path] = options.text_files(None, "--catalog", help=CATALOG_OPTION_HELP),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:

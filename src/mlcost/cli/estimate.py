@@ -8,7 +8,10 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
+from mlcost.spec.cluster import PRICINGS
+from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, WEIGHT_PRECISIONS
 
 estimate_app = typer.Typer(
     help="Predict the cost of a training or serving job before it runs.",
@@ -62,33 +65,35 @@ def train(
     device: str = typer.Option(
         "h100-sxm", "--device", "-d", help="Device id (mlcost devices), or 'local' after mlcost calibrate."
     ),
-    gpus: int | None = typer.Option(
-        None, "--gpus", "-n", min=1, help="Devices in the job [8; 1 on a CPU device such as 'local']."
+    gpus: int | None = options.positive_int(
+        None, "--gpus", "-n", help="Devices in the job [8; 1 on a CPU device such as 'local']."
     ),
-    gpus_per_node: int | None = typer.Option(
+    gpus_per_node: int | None = options.positive_int(
         None, "--gpus-per-node", help="Devices per node [catalog's typical node]."
     ),
-    tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree."),
-    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel degree."),
-    virtual_stages: int = typer.Option(1, "--virtual-stages", help="Interleaved pipeline chunks per rank."),
-    micro_batch: int = typer.Option(
+    tp: int = options.positive_int(1, "--tp", help="Tensor-parallel degree."),
+    pp: int = options.positive_int(1, "--pp", help="Pipeline-parallel degree."),
+    virtual_stages: int = options.positive_int(
+        1, "--virtual-stages", help="Interleaved pipeline chunks per rank."
+    ),
+    micro_batch: int = options.positive_int(
         1, "--micro-batch", help="Sequences per micro-batch per data-parallel rank."
     ),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = options.positive_int(
         None,
         "--global-batch",
         help="Sequences per optimizer step [model preset's recipe, else ≈4M/1M tokens].",
     ),
-    seq_len: int | None = typer.Option(
+    seq_len: int | None = options.positive_int(
         None, "--seq-len", help="Tokens per sequence [model preset's recipe, else min(context, 4096)]."
     ),
-    recompute: str = typer.Option(
-        "none", "--recompute", help="Activation recomputation: none, selective, full."
+    recompute: str = options.choice(
+        "none", "--recompute", choices=RECOMPUTES, help="Activation recomputation: none, selective, full."
     ),
     sequence_parallel: bool = typer.Option(
         False, "--sequence-parallel", help="Megatron sequence parallelism."
     ),
-    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (FSDP full sharding = 3)."),
+    zero: int = options.int_range(1, "--zero", lo=0, hi=3, help="ZeRO stage 0-3 (FSDP full sharding = 3)."),
     flash_attention: bool = typer.Option(
         True, "--flash-attention/--no-flash-attention", help="Fused attention."
     ),
@@ -102,21 +107,27 @@ def train(
         "--fused-elementwise/--eager-elementwise",
         help="Fused activation, norm and rotary kernels (eager: HF/PyTorch modules).",
     ),
-    goodput: float = typer.Option(
+    goodput: float = options.fraction(
         1.0, "--goodput", help="Share of wall time in useful steps (e.g. 0.9 for long runs)."
     ),
-    precision: str = typer.Option("bf16", "--precision", help="fp32, tf32, bf16, fp16 or fp8."),
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd (with momentum)."),
-    tokens: str | None = typer.Option(
+    precision: str = options.choice(
+        "bf16", "--precision", choices=PRECISIONS, help="fp32, tf32, bf16, fp16 or fp8."
+    ),
+    optimizer: str = options.choice(
+        "adamw", "--optimizer", choices=OPTIMIZERS, help="adamw or sgd (with momentum)."
+    ),
+    tokens: float | None = options.token_count(
         None, "--tokens", "-t", help="Training tokens, e.g. 1e12, 300B, 2T [20 × params]."
     ),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
-    pricing: str = typer.Option("on-demand", "--pricing", help="on-demand or spot."),
-    price: float | None = typer.Option(None, "--price-usd-per-h", help="Override: USD per device-hour."),
-    pue: float | None = typer.Option(None, "--pue", help="Override: data-centre PUE."),
-    carbon: float | None = typer.Option(None, "--carbon-kg-per-kwh", help="Override: grid carbon intensity."),
-    catalog: list[Path] | None = typer.Option(
+    pricing: str = options.choice("on-demand", "--pricing", choices=PRICINGS, help="on-demand or spot."),
+    price: float | None = options.money(None, "--price-usd-per-h", help="Override: USD per device-hour."),
+    pue: float | None = options.pue(None, "--pue", help="Override: data-centre PUE."),
+    carbon: float | None = options.nonneg_float(
+        None, "--carbon-kg-per-kwh", maximum=5.0, help="Override: grid carbon intensity."
+    ),
+    catalog: list[Path] | None = options.text_files(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
@@ -143,7 +154,6 @@ def train(
     from mlcost.estimate import count_params, estimate_train
     from mlcost.estimate.result import Assumption
     from mlcost.spec import TrainJob
-    from mlcost.units import parse_count
 
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)
@@ -173,7 +183,7 @@ def train(
             )
         )
     else:
-        n_tokens = parse_count(tokens, what="--tokens")
+        n_tokens = tokens
     if seq_len is None or global_batch is None:
         from mlcost.plan.defaults import train_defaults
 
@@ -232,25 +242,35 @@ def serve(
         "llama-3.1-8b", "--model", "-m", help="Preset name (mlcost models) or path to a config.json."
     ),
     device: str = typer.Option("h100-sxm", "--device", "-d", help="Device id (mlcost devices)."),
-    gpus: int | None = typer.Option(None, "--gpus", "-n", help="Devices [= TP: one replica]."),
-    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", help="Devices per node [catalog]."),
-    tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree of one replica."),
-    batch: int = typer.Option(1, "--batch", "-b", help="Concurrent sequences decoded together."),
-    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
-    output_len: int = typer.Option(256, "--output-len", help="Generated tokens per request."),
-    weight_precision: str = typer.Option(
-        "bf16", "--weight-precision", help="bf16, fp16, fp8, int8, int4 (weight-only) or fp32."
+    gpus: int | None = options.positive_int(None, "--gpus", "-n", help="Devices [= TP: one replica]."),
+    gpus_per_node: int | None = options.positive_int(
+        None, "--gpus-per-node", help="Devices per node [catalog]."
     ),
-    kv_precision: str = typer.Option(
-        "bf16", "--kv-precision", help="KV-cache precision: bf16, fp16, fp8, int8, fp32."
+    tp: int = options.positive_int(1, "--tp", help="Tensor-parallel degree of one replica."),
+    batch: int = options.positive_int(1, "--batch", "-b", help="Concurrent sequences decoded together."),
+    prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
+    output_len: int = options.positive_int(256, "--output-len", help="Generated tokens per request."),
+    weight_precision: str = options.choice(
+        "bf16",
+        "--weight-precision",
+        choices=WEIGHT_PRECISIONS,
+        help="bf16, fp16, fp8, int8, int4 (weight-only) or fp32.",
+    ),
+    kv_precision: str = options.choice(
+        "bf16",
+        "--kv-precision",
+        choices=KV_PRECISIONS,
+        help="KV-cache precision: bf16, fp16, fp8, int8, fp32.",
     ),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
-    pricing: str = typer.Option("on-demand", "--pricing", help="on-demand or spot."),
-    price: float | None = typer.Option(None, "--price-usd-per-h", help="Override: USD per device-hour."),
-    pue: float | None = typer.Option(None, "--pue", help="Override: data-centre PUE."),
-    carbon: float | None = typer.Option(None, "--carbon-kg-per-kwh", help="Override: grid carbon intensity."),
-    catalog: list[Path] | None = typer.Option(None, "--catalog", help="Extra catalog TOML file(s)."),
+    pricing: str = options.choice("on-demand", "--pricing", choices=PRICINGS, help="on-demand or spot."),
+    price: float | None = options.money(None, "--price-usd-per-h", help="Override: USD per device-hour."),
+    pue: float | None = options.pue(None, "--pue", help="Override: data-centre PUE."),
+    carbon: float | None = options.nonneg_float(
+        None, "--carbon-kg-per-kwh", maximum=5.0, help="Override: grid carbon intensity."
+    ),
+    catalog: list[Path] | None = options.text_files(None, "--catalog", help="Extra catalog TOML file(s)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
     fmt: str = format_option(),
     explain: bool = explain_option(),

@@ -106,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:
         # Click's usage errors (typer >= 0.29 vendors click as typer._click, so match by shape, not class).
-        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
+        # One line, like every other user error: the message and where to read the usage.
+        fmt, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if callable(fmt) and isinstance(code, int):
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            err(" ".join(str(fmt()).split()) + where)
             return code
         raise
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import check_format, emit, explain_option, format_option
 from mlcost.errors import MlcostError, SpecError
 
@@ -104,20 +105,27 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             ..., "--model", "-m", help="Model preset (mlcost models) or a config.json path."
         ),
-        micro_batch: int = typer.Option(
-            4, "--micro-batch", help="Sequences per forward/backward on one device."
+        micro_batch: int = options.positive_int(
+            4, "--micro-batch", maximum=1_000_000, help="Sequences per forward/backward on one device."
         ),
-        global_batch: int | None = typer.Option(
+        global_batch: int | None = options.positive_int(
             None,
             "--global-batch",
+            maximum=1_000_000,
             help="Sequences per optimizer step (all devices); default micro-batch × devices.",
         ),
-        seq_len: int = typer.Option(128, "--seq-len", help="Tokens per sequence."),
-        precision: str = typer.Option(
-            "fp32", "--precision", help="fp32, tf32, bf16 or fp16 (a strategy lever overrides it)."
+        seq_len: int = options.positive_int(128, "--seq-len", maximum=1_000_000, help="Tokens per sequence."),
+        precision: str = options.choice(
+            "fp32",
+            "--precision",
+            choices=("fp32", "tf32", "bf16", "fp16"),
+            help="fp32, tf32, bf16 or fp16 (a strategy lever overrides it).",
         ),
-        recompute: str = typer.Option(
-            "none", "--recompute", help="none, selective or full (turns checkpointing on)."
+        recompute: str = options.choice(
+            "none",
+            "--recompute",
+            choices=("none", "selective", "full"),
+            help="none, selective or full (turns checkpointing on).",
         ),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or local (CUDA if present, else CPU)."),
         flash_attention: bool = typer.Option(
@@ -125,16 +133,24 @@ def register(app: typer.Typer) -> None:
             "--flash-attention/--no-flash-attention",
             help="Fused attention (torch SDPA) or eager attention.",
         ),
-        layers: int | None = typer.Option(
-            None, "--layers", help="Override the number of layers (shrink a preset)."
+        layers: int | None = options.positive_int(
+            None, "--layers", maximum=10_000, help="Override the number of layers (shrink a preset)."
         ),
-        d_model: int | None = typer.Option(
-            None, "--d-model", help="Override the hidden size (keeps MLP ratio)."
+        d_model: int | None = options.positive_int(
+            None, "--d-model", maximum=1_000_000, help="Override the hidden size (keeps MLP ratio)."
         ),
-        heads: int | None = typer.Option(None, "--heads", help="Override the attention heads."),
-        vocab: int | None = typer.Option(None, "--vocab", help="Override the vocabulary size."),
-        steps: int = typer.Option(10, "--steps", help="Measured optimizer steps."),
-        warmup: int = typer.Option(2, "--warmup", help="Warm-up steps, excluded from timings."),
+        heads: int | None = options.positive_int(
+            None, "--heads", maximum=10_000, help="Override the attention heads."
+        ),
+        vocab: int | None = options.positive_int(
+            None, "--vocab", maximum=100_000_000, help="Override the vocabulary size."
+        ),
+        steps: int = options.positive_int(
+            10, "--steps", maximum=10_000_000, help="Measured optimizer steps."
+        ),
+        warmup: int = options.nonneg_int(
+            2, "--warmup", maximum=10_000_000, help="Warm-up steps, excluded from timings."
+        ),
         strategy: str = typer.Option(
             "baseline", "--strategy", "-s", help="Levers joined with '+', e.g. bf16+compile."
         ),
@@ -155,19 +171,24 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Replay the predicted step time through the loop; runs no model."
         ),
-        price: float | None = typer.Option(
+        price: float | None = options.money(
             None, "--price-usd-per-h", help="Price of one device-hour in USD."
         ),
-        carbon: float | None = typer.Option(
-            None, "--carbon-kg-per-kwh", help="Grid carbon intensity, kg CO2e/kWh."
+        carbon: float | None = options.nonneg_float(
+            None, "--carbon-kg-per-kwh", maximum=5.0, help="Grid carbon intensity, kg CO2e/kWh."
         ),
-        pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default: the catalog's)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of weights and synthetic data."),
+        pue: float | None = options.pue(None, "--pue", help="Facility PUE (default: the catalog's)."),
+        seed: int = options.nonneg_int(
+            0, "--seed", maximum=2**32 - 1, help="Seed of weights and synthetic data."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/measure.md)."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
         """Train a model for a few steps under a strategy and record the measured cost."""
+        from mlcost.measure.distributed import env_world
+
+        env_world()  # WORLD_SIZE/RANK/LOCAL_WORLD_SIZE checked before torch starts
         from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, TrainOptions, TrainShape
         from mlcost.measure.validate import positive_int, validate_train_options
         from mlcost.report.runs import measured_view, strategies_view
@@ -226,34 +247,58 @@ def register(app: typer.Typer) -> None:
     @measure.command("serve")
     def serve(
         model: str = typer.Option(..., "--model", "-m", help="Decoder preset or a config.json path."),
-        prompt_len: int = typer.Option(64, "--prompt-len", help="Prompt tokens per request."),
-        output_len: int = typer.Option(32, "--output-len", help="Generated tokens per request."),
-        batch: int = typer.Option(1, "--batch", help="Sequences decoded together."),
-        requests: int = typer.Option(5, "--requests", help="Measured requests."),
-        warmup: int = typer.Option(1, "--warmup", help="Warm-up requests, excluded."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 weights and compute."),
+        prompt_len: int = options.positive_int(
+            64, "--prompt-len", maximum=1_000_000, help="Prompt tokens per request."
+        ),
+        output_len: int = options.positive_int(
+            32, "--output-len", maximum=1_000_000, help="Generated tokens per request."
+        ),
+        batch: int = options.positive_int(
+            1, "--batch", maximum=1_000_000, help="Sequences decoded together."
+        ),
+        requests: int = options.positive_int(5, "--requests", maximum=10_000_000, help="Measured requests."),
+        warmup: int = options.nonneg_int(
+            1, "--warmup", maximum=10_000_000, help="Warm-up requests, excluded."
+        ),
+        precision: str = options.choice(
+            "fp32",
+            "--precision",
+            choices=("fp32", "bf16", "fp16"),
+            help="fp32, bf16 or fp16 weights and compute.",
+        ),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or local."),
         flash_attention: bool = typer.Option(
             True, "--flash-attention/--no-flash-attention", help="Fused attention (SDPA) or eager."
         ),
-        layers: int | None = typer.Option(None, "--layers", help="Override the number of layers."),
-        d_model: int | None = typer.Option(None, "--d-model", help="Override the hidden size."),
-        heads: int | None = typer.Option(None, "--heads", help="Override the attention heads."),
-        vocab: int | None = typer.Option(None, "--vocab", help="Override the vocabulary size."),
+        layers: int | None = options.positive_int(
+            None, "--layers", maximum=10_000, help="Override the number of layers."
+        ),
+        d_model: int | None = options.positive_int(
+            None, "--d-model", maximum=1_000_000, help="Override the hidden size."
+        ),
+        heads: int | None = options.positive_int(
+            None, "--heads", maximum=10_000, help="Override the attention heads."
+        ),
+        vocab: int | None = options.positive_int(
+            None, "--vocab", maximum=100_000_000, help="Override the vocabulary size."
+        ),
         ledger: str | None = typer.Option(None, "--ledger", help="Ledger URL or SQLite path."),
-        price: float | None = typer.Option(
+        price: float | None = options.money(
             None, "--price-usd-per-h", help="Price of one device-hour in USD."
         ),
-        carbon: float | None = typer.Option(
-            None, "--carbon-kg-per-kwh", help="Grid carbon intensity, kg CO2e/kWh."
+        carbon: float | None = options.nonneg_float(
+            None, "--carbon-kg-per-kwh", maximum=5.0, help="Grid carbon intensity, kg CO2e/kWh."
         ),
-        pue: float | None = typer.Option(None, "--pue", help="Facility PUE (default: the catalog's)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of weights and prompts."),
+        pue: float | None = options.pue(None, "--pue", help="Facility PUE (default: the catalog's)."),
+        seed: int = options.nonneg_int(0, "--seed", maximum=2**32 - 1, help="Seed of weights and prompts."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
         """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s."""
+        from mlcost.measure.distributed import env_world
+
+        env_world()  # WORLD_SIZE/RANK/LOCAL_WORLD_SIZE checked before torch starts
         from mlcost.measure.options import RUNNER_ATTN_IMPLEMENTATION, CostOptions, ServeOptions, ServeShape
         from mlcost.measure.validate import validate_serve_options
         from mlcost.report.runs import measured_view
@@ -294,7 +339,7 @@ def register(app: typer.Typer) -> None:
 def _open_ledger(url: str | None) -> Any:
     from mlcost.measure.ledger import Ledger
 
-    return Ledger(url)
+    return Ledger(url, persistent=True)  # an in-memory SQLite ledger would lose the run at exit
 
 
 def _summary(record: Any) -> dict[str, Any]:

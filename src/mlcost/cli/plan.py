@@ -11,7 +11,12 @@ from pathlib import Path
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
+from mlcost.spec.job import PRECISIONS, WEIGHT_PRECISIONS
+
+#: The objectives of ``plan train`` (mlcost.plan.train ranks by these).
+OBJECTIVES = ("cost", "time", "energy", "co2", "mix")
 
 plan_app = typer.Typer(
     name="plan",
@@ -29,17 +34,13 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    from mlcost.errors import SpecError
+    """Comma-separated whole numbers, each >= 1 (``--counts 8,16``)."""
+    from mlcost.spec.validate import positive_int
 
     items = _split(text)
     if items is None:
         return None
-    try:
-        return tuple(int(x) for x in items)
-    except ValueError:
-        raise SpecError(
-            f"cannot read {what} {text!r}", hint="write whole numbers separated by commas"
-        ) from None
+    return tuple(positive_int(x, what) for x in items)
 
 
 @plan_app.command("train")
@@ -47,10 +48,10 @@ def train(
     model: str = typer.Option(
         ..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."
     ),
-    tokens: str = typer.Option(..., "--tokens", help="Training tokens, e.g. 1e12, 300B, 2T."),
-    deadline: str | None = typer.Option(None, "--deadline", help="Wall-clock limit, e.g. 30d, 12h."),
-    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Cost limit in USD."),
-    max_devices: int = typer.Option(1024, "--max-devices", help="Most devices in one plan."),
+    tokens: float = options.token_count(..., "--tokens", help="Training tokens, e.g. 1e12, 300B, 2T."),
+    deadline: float | None = options.duration(None, "--deadline", help="Wall-clock limit, e.g. 30d, 12h."),
+    budget_usd: float | None = options.positive_float(None, "--budget-usd", help="Cost limit in USD."),
+    max_devices: int = options.positive_int(1024, "--max-devices", help="Most devices in one plan."),
     devices: str | None = typer.Option(
         None, "--devices", help="Allowed device ids, comma-separated (default all)."
     ),
@@ -59,33 +60,42 @@ def train(
     spot: bool = typer.Option(
         False, "--spot/--no-spot", help="Allow spot prices (with an on-demand fallback)."
     ),
-    max_co2_kg: float | None = typer.Option(None, "--max-co2-kg", help="Emissions cap in kg CO2e."),
-    objective: str = typer.Option("cost", "--objective", help="cost, time, energy, co2 or mix."),
+    max_co2_kg: float | None = options.positive_float(None, "--max-co2-kg", help="Emissions cap in kg CO2e."),
+    objective: str = options.choice(
+        "cost", "--objective", choices=OBJECTIVES, help="cost, time, energy, co2 or mix."
+    ),
     weights: str | None = typer.Option(
         None, "--weights", help="Weights for --objective mix, e.g. cost=1,time=0.5."
     ),
-    top: int = typer.Option(5, "--top", help="How many plans to show."),
-    seq_len: int | None = typer.Option(
+    top: int = options.positive_int(5, "--top", maximum=10_000, help="How many plans to show."),
+    seq_len: int | None = options.positive_int(
         None, "--seq-len", help="Tokens per sequence (default min(max, 4096))."
     ),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = options.positive_int(
         None, "--global-batch", help="Sequences per step (default ~4M tokens)."
     ),
-    precisions: str = typer.Option("bf16,fp8", "--precisions", help="Training precisions to try (fp32 off)."),
+    precisions: str = options.choices_csv(
+        "bf16,fp8", "--precisions", choices=PRECISIONS, help="Training precisions to try (fp32 off)."
+    ),
     counts: str | None = typer.Option(
         None, "--counts", help="Device counts to try instead of the default ladder."
     ),
-    spot_rate: float = typer.Option(
+    spot_rate: float = options.nonneg_float(
         0.01,
         "--spot-interruptions-per-h",
+        maximum=1000.0,
         help="Spot interruptions per node-hour (assumption; see docs/plan.md).",
     ),
-    restart: str = typer.Option("10min", "--restart-overhead", help="Time lost per interruption to restart."),
-    checkpoint: str = typer.Option("1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."),
+    restart: float = options.duration(
+        "10min", "--restart-overhead", help="Time lost per interruption to restart."
+    ),
+    checkpoint: float = options.duration(
+        "1h", "--checkpoint-interval", help="Checkpoint interval (half is lost)."
+    ),
     virtual_stages: str = typer.Option(
         "1,2,4", "--virtual-stages", help="Interleaved pipeline chunks per rank to try (used with PP > 1)."
     ),
-    catalog: list[Path] | None = typer.Option(
+    catalog: list[Path] | None = options.text_files(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     export: Path | None = typer.Option(
@@ -105,19 +115,13 @@ def train(
     """
     from mlcost.catalog import resolve_model
     from mlcost.context import default_catalog
-    from mlcost.errors import SpecError
     from mlcost.plan.spot import SpotModel
     from mlcost.plan.train import TrainConstraints, TrainSearch, parse_weights, plan_train
-    from mlcost.units import parse_count, parse_duration_s
 
     cat = default_catalog(catalog or None)
     spec = resolve_model(model, cat)
-    if top < 1:
-        raise SpecError(f"--top must be at least 1, got {top}")
-    if spot_rate < 0:
-        raise SpecError(f"--spot-interruptions-per-h must be >= 0, got {spot_rate}")
     cons = TrainConstraints(
-        deadline_s=parse_duration_s(deadline) if deadline is not None else None,
+        deadline_s=deadline,
         budget_usd=budget_usd,
         max_devices=max_devices,
         devices=_split(devices),
@@ -129,19 +133,19 @@ def train(
     search = TrainSearch(
         seq_len=seq_len,
         global_batch=global_batch,
-        precisions=_split(precisions) or ("bf16",),
+        precisions=tuple(precisions.split(",")),
         counts=_ints(counts, "--counts"),
         virtual_stages=_ints(virtual_stages, "--virtual-stages") or (1,),
     )
     spot_model = SpotModel(
         interruptions_per_node_h=spot_rate,
-        restart_overhead_s=parse_duration_s(restart),
-        checkpoint_interval_s=parse_duration_s(checkpoint),
-        source="user" if (spot_rate, restart, checkpoint) != (0.01, "10min", "1h") else SpotModel().source,
+        restart_overhead_s=restart,
+        checkpoint_interval_s=checkpoint,
+        source="user" if (spot_rate, restart, checkpoint) != (0.01, 600.0, 3600.0) else SpotModel().source,
     )
     result = plan_train(
         spec,
-        parse_count(tokens, what="--tokens"),
+        tokens,
         constraints=cons,
         search=search,
         objective=objective,
@@ -173,25 +177,32 @@ def serve(
     model: str = typer.Option(
         ..., "--model", "-m", help="Model preset (mlcost models) or path to a config.json."
     ),
-    requests_per_s: float | None = typer.Option(
-        None, "--requests-per-s", help="Traffic in requests per second."
+    requests_per_s: float | None = options.positive_float(
+        None, "--requests-per-s", minimum=1e-6, maximum=1e9, help="Traffic in requests per second."
     ),
-    tokens_per_day: str | None = typer.Option(
-        None, "--tokens-per-day", help="Traffic in output tokens per day."
+    tokens_per_day: float | None = options.token_count(
+        None, "--tokens-per-day", maximum=1e18, help="Traffic in output tokens per day."
     ),
-    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
-    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
-    ttft_ms: float | None = typer.Option(None, "--ttft-ms", help="Time-to-first-token target in ms."),
-    tpot_ms: float | None = typer.Option(None, "--tpot-ms", help="Time-per-output-token target in ms."),
+    prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
+    output_len: int = options.positive_int(256, "--output-len", help="Output tokens per request."),
+    ttft_ms: float | None = options.positive_float(
+        None, "--ttft-ms", minimum=1e-3, maximum=1e9, help="Time-to-first-token target in ms."
+    ),
+    tpot_ms: float | None = options.positive_float(
+        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Time-per-output-token target in ms."
+    ),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions."),
     spot: bool = typer.Option(False, "--spot/--no-spot", help="Allow spot prices."),
-    weight_precisions: str = typer.Option(
-        "bf16,fp8,int8,int4", "--weight-precisions", help="Weight formats to try (fp8 only on fp8 devices)."
+    weight_precisions: str = options.choices_csv(
+        "bf16,fp8,int8,int4",
+        "--weight-precisions",
+        choices=WEIGHT_PRECISIONS,
+        help="Weight formats to try (fp8 only on fp8 devices).",
     ),
-    top: int = typer.Option(5, "--top", help="How many plans to show."),
-    catalog: list[Path] | None = typer.Option(
+    top: int = options.positive_int(5, "--top", maximum=10_000, help="How many plans to show."),
+    catalog: list[Path] | None = options.text_files(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/plan.md)."),
@@ -202,30 +213,23 @@ def serve(
     targets at least monthly cost; report cost per million output tokens, monthly cost and utilisation."""
     from mlcost.catalog import resolve_model
     from mlcost.context import default_catalog
-    from mlcost.errors import SpecError
     from mlcost.plan.serve import plan_serve
-    from mlcost.units import parse_count
 
     cat = default_catalog(catalog or None)
     spec = resolve_model(model, cat)
-    if top < 1:
-        raise SpecError(f"--top must be at least 1, got {top}")
-    for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
-        if v is not None and v <= 0:
-            raise SpecError(f"{name} must be positive, got {v}")
     result = plan_serve(
         spec,
         prompt_len=prompt_len,
         output_len=output_len,
         requests_per_s=requests_per_s,
-        tokens_per_day=parse_count(tokens_per_day, what="--tokens-per-day") if tokens_per_day else None,
+        tokens_per_day=tokens_per_day,
         ttft_s=ttft_ms / 1e3 if ttft_ms is not None else None,
         tpot_s=tpot_ms / 1e3 if tpot_ms is not None else None,
         devices=_split(devices),
         providers=_split(providers),
         regions=_split(regions),
         spot=spot,
-        weight_precisions=_split(weight_precisions) or ("bf16",),
+        weight_precisions=tuple(weight_precisions.split(",")),
         top=top,
         catalog=cat,
     )

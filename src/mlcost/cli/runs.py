@@ -6,7 +6,9 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
+from mlcost.measure.record import RUN_KINDS, RUN_STATUSES
 
 LEDGER_HELP = "Ledger location: a SQLAlchemy URL or a path (default: $MLCOST_LEDGER or the user data dir)."
 
@@ -28,10 +30,11 @@ COMPARE_METRICS: tuple[tuple[str, bool], ...] = (
 )
 
 
-def _ledger(url: str | None) -> Any:
+def _ledger(url: str | None, *, read_only: bool = False) -> Any:
+    """The ledger; ``read_only`` for listing and showing (never creates a file or schema)."""
     from mlcost.measure.ledger import Ledger
 
-    return Ledger(url)
+    return Ledger(url, read_only=read_only)
 
 
 def _record_json(ledger: Any, record: Any) -> dict[str, Any]:
@@ -72,20 +75,32 @@ def register(app: typer.Typer) -> None:
     def runs_list(
         ctx: typer.Context,
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-        limit: int = typer.Option(50, "--limit", "-n", help="Most recent runs to list."),
-        status: str | None = typer.Option(None, "--status", help="Only runs with this status."),
+        limit: int = options.positive_int(50, "--limit", "-n", help="Most recent runs to list."),
+        status: str | None = options.choice(
+            None, "--status", choices=RUN_STATUSES, help="Only runs with this status."
+        ),
         model: str | None = typer.Option(None, "--model", help="Only runs whose model name contains this."),
-        kind: str | None = typer.Option(None, "--kind", help="Only train or serve runs."),
+        kind: str | None = options.choice(
+            None, "--kind", choices=RUN_KINDS, help="Only train or serve runs."
+        ),
+        include_dry_run: bool = typer.Option(
+            False,
+            "--all",
+            "--include-dry-run",
+            help="Also list dry runs (replayed readings, hidden by default).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
-        """List recent runs (most recent first). '~' marks estimated energy."""
+        """List recent runs (most recent first). '~' marks estimated energy; dry runs are hidden unless --all."""
         ctx.obj = {"ledger": ledger_url}
         if ctx.invoked_subcommand is not None:
             return
-        ledger = _ledger(ledger_url)
-        records = ledger.list_runs(limit=limit, status=status, model=model, kind=kind)
+        ledger = _ledger(ledger_url, read_only=True)
+        records = ledger.list_runs(
+            limit=limit, status=status, model=model, kind=kind, include_dry_run=include_dry_run
+        )
         runs = [_record_json(ledger, r) for r in records]
         ledger.close()
         from mlcost.report.runs import list_view
@@ -113,7 +128,7 @@ def register(app: typer.Typer) -> None:
         explain: bool = explain_option(),
     ) -> None:
         """Show one run in full: metrics (with predictions), config, provenance."""
-        ledger = _ledger(_url(ctx, ledger_url))
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
         record = ledger.get(run_id)
         out = {"ledger": ledger.url, "run": _record_json(ledger, record)}
         ledger.close()
@@ -136,7 +151,7 @@ def register(app: typer.Typer) -> None:
 
         if len(run_ids) < 2:
             raise SpecError("compare needs at least two runs", hint="mlcost runs compare ID ID [ID ...]")
-        ledger = _ledger(_url(ctx, ledger_url))
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
         records = [ledger.get(r) for r in run_ids]
         data = compare_data(records)
         out = {"ledger": ledger.url, "runs": [r.run_id for r in records], "metrics": data}
@@ -151,11 +166,27 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        """Delete one run from the ledger."""
+        """Delete one run from the ledger (asks first; --yes skips the question)."""
+        import sys
+
+        from mlcost.errors import SpecError
+
+        ledger = _ledger(_url(ctx, ledger_url), read_only=True)
+        record = ledger.get(run_id)  # an unknown id fails before any question
+        if not yes:
+            if not sys.stdin.isatty():
+                raise SpecError(
+                    f"runs delete {record.run_id[:12]} needs confirmation and stdin is not a terminal",
+                    hint="pass --yes to delete without asking",
+                )
+            what = f"{record.run_id[:12]} ({record.kind} {record.model} [{record.strategy}], {record.status})"
+            typer.confirm(f"delete run {what}?", abort=True, err=True)
+        ledger.close()
         ledger = _ledger(_url(ctx, ledger_url))
-        full = ledger.delete(run_id)
+        full = ledger.delete(record.run_id)
         ledger.close()
         if as_json:
             from mlcost.report.console import print_json
@@ -168,18 +199,15 @@ def register(app: typer.Typer) -> None:
     def runs_mark_stale(
         ctx: typer.Context,
         run_id: str | None = typer.Argument(None, help="Only this run (id or prefix)."),
-        older_than: str | None = typer.Option(
+        older_than: float | None = options.duration(
             None, "--older-than", help="Also mark runs whose last heartbeat is older than this (e.g. '2h')."
         ),
         ledger_url: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Mark 'running' runs whose process is gone (or silent for --older-than) as interrupted."""
-        from mlcost.units import parse_duration_s
-
         ledger = _ledger(_url(ctx, ledger_url))
-        older_s = parse_duration_s(older_than) if older_than else None
-        marked = ledger.mark_stale(run_id, older_than_s=older_s)
+        marked = ledger.mark_stale(run_id, older_than_s=older_than)
         if as_json:
             from mlcost.report.console import print_json
 

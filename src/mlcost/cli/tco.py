@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.errors import SpecError
 from mlcost.finance.scaling import FAMILIES, SCALING_LAWS, get_scaling_law, model_for_params
@@ -27,7 +28,7 @@ from mlcost.finance.tco import (
 from mlcost.spec.cluster import PRICINGS, Cluster
 from mlcost.spec.job import PRECISIONS, WEIGHT_PRECISIONS
 from mlcost.spec.model import ModelSpec
-from mlcost.units import parse_count, parse_duration_s
+from mlcost.spec.validate import token_count
 
 _SIZE_RE = re.compile(r"^\s*[0-9]*\.?[0-9]+\s*[mMbBtT]\s*$")
 
@@ -41,7 +42,7 @@ def parse_models(text: str, *, family: str, catalog: Any) -> list[ModelSpec]:
         if _SIZE_RE.match(item):
             out.append(
                 model_for_params(
-                    parse_count(item, what="model size"), family, name=f"{family}-{item.lower()}"
+                    token_count(item, "--models size", maximum=1e15), family, name=f"{family}-{item.lower()}"
                 )
             )
         else:
@@ -52,15 +53,16 @@ def parse_models(text: str, *, family: str, catalog: Any) -> list[ModelSpec]:
 
 
 def tco_command(
-    tokens_per_day: str = typer.Option(
+    tokens_per_day: float = options.token_count(
         ..., "--tokens-per-day", help="Expected serving traffic: output tokens per day (e.g. 1e9, 2B)."
     ),
-    target_loss: float | None = typer.Option(
+    target_loss: float | None = options.positive_float(
         None,
         "--target-loss",
+        maximum=100.0,
         help="Quality target (nats/token under the scaling law): each size trains to reach it.",
     ),
-    train_tokens: str | None = typer.Option(
+    train_tokens: float | None = options.token_count(
         None, "--train-tokens", help="Same data budget for every candidate (e.g. 2T); needs --models."
     ),
     models: str | None = typer.Option(
@@ -69,46 +71,64 @@ def tco_command(
         help="Comma list of presets (mlcost models) or sizes (350m, 7b). "
         "Default with --target-loss: 0.25x-4x the compute-optimal size plus the inference-aware optimum.",
     ),
-    family: str = typer.Option("llama", "--family", help=f"Shape of sized models: {', '.join(FAMILIES)}."),
-    scaling_law: str = typer.Option(
-        "hoffmann", "--scaling-law", help=f"Loss law constants: {', '.join(SCALING_LAWS)}."
+    family: str = options.choice(
+        "llama", "--family", choices=FAMILIES, help=f"Shape of sized models: {', '.join(FAMILIES)}."
     ),
-    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens per request."),
-    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
-    horizon: str = typer.Option("1y", "--horizon", help="Serving period after training (e.g. 6mo, 2y)."),
+    scaling_law: str = options.choice(
+        "hoffmann",
+        "--scaling-law",
+        choices=SCALING_LAWS,
+        help=f"Loss law constants: {', '.join(SCALING_LAWS)}.",
+    ),
+    prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
+    output_len: int = options.positive_int(256, "--output-len", help="Output tokens per request."),
+    horizon: float = options.duration(
+        "1y", "--horizon", help="Serving period after training (e.g. 6mo, 2y)."
+    ),
     train_device: str = typer.Option("h100-sxm", "--train-device", help="Training device (mlcost devices)."),
-    train_gpus: int = typer.Option(256, "--train-gpus", help="Training devices."),
-    seq_len: int | None = typer.Option(
+    train_gpus: int = options.positive_int(256, "--train-gpus", help="Training devices."),
+    seq_len: int | None = options.positive_int(
         None, "--seq-len", help="Training sequence length [model preset's recipe, else min(context, 4096)]."
     ),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = options.positive_int(
         None,
         "--global-batch",
         help="Training sequences per step [model preset's recipe, else ≈4M/1M tokens].",
     ),
-    train_precision: str = typer.Option("bf16", "--train-precision", help=f"One of {', '.join(PRECISIONS)}."),
-    serve_device: str = typer.Option("h100-sxm", "--serve-device", help="Serving device."),
-    serve_precision: str = typer.Option(
-        "bf16", "--serve-precision", help=f"Serving weights: {', '.join(WEIGHT_PRECISIONS)}."
+    train_precision: str = options.choice(
+        "bf16", "--train-precision", choices=PRECISIONS, help=f"One of {', '.join(PRECISIONS)}."
     ),
-    serve_tp: int | None = typer.Option(
+    serve_device: str = typer.Option("h100-sxm", "--serve-device", help="Serving device."),
+    serve_precision: str = options.choice(
+        "bf16",
+        "--serve-precision",
+        choices=WEIGHT_PRECISIONS,
+        help=f"Serving weights: {', '.join(WEIGHT_PRECISIONS)}.",
+    ),
+    serve_tp: int | None = options.positive_int(
         None, "--serve-tp", help="Serving TP (default: cheapest of 1,2,4,8)."
     ),
-    max_batch: int = typer.Option(64, "--max-batch", help="Largest serving batch tried."),
-    tpot_ms: float | None = typer.Option(None, "--tpot-ms", help="Limit on time per output token (ms)."),
+    max_batch: int = options.positive_int(
+        64, "--max-batch", maximum=1_000_000, help="Largest serving batch tried."
+    ),
+    tpot_ms: float | None = options.positive_float(
+        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Limit on time per output token (ms)."
+    ),
     provider: str | None = typer.Option(
         None, "--provider", help="Price rows of this provider (default cheapest)."
     ),
-    pricing: str = typer.Option("on-demand", "--pricing", help=f"One of {', '.join(PRICINGS)}."),
-    discount_rate: float = typer.Option(
-        0.0, "--discount-rate", help="Annual discount rate for NPV (0.08 = 8%)."
+    pricing: str = options.choice(
+        "on-demand", "--pricing", choices=PRICINGS, help=f"One of {', '.join(PRICINGS)}."
     ),
-    revenue: float | None = typer.Option(
+    discount_rate: float = options.nonneg_float(
+        0.0, "--discount-rate", maximum=10.0, help="Annual discount rate for NPV (0.08 = 8%)."
+    ),
+    revenue: float | None = options.money(
         None,
         "--revenue-per-million-tokens-usd",
         help="Revenue per million output tokens: adds NPV, ROI, payback.",
     ),
-    catalog_files: list[Path] | None = typer.Option(
+    catalog_files: list[Path] | None = options.text_files(
         None, "--catalog", help="Extra catalog override file (TOML)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/tco.md)."),
@@ -132,15 +152,11 @@ def tco_command(
     catalog = default_catalog(catalog_files or None)
     law = get_scaling_law(scaling_law)
     traffic = Traffic(
-        output_tokens_per_day=parse_count(tokens_per_day, what="--tokens-per-day"),
+        output_tokens_per_day=tokens_per_day,
         prompt_len=prompt_len,
         output_len=output_len,
     )
-    horizon_s = parse_duration_s(horizon)
-    if family not in FAMILIES:
-        from mlcost.errors import UnknownNameError
-
-        raise UnknownNameError("model family", family, FAMILIES)
+    horizon_s = horizon
     specs = parse_models(models, family=family, catalog=catalog) if models else None
     candidates: list[Candidate]
     if target_loss is not None:
@@ -151,10 +167,7 @@ def tco_command(
         assert train_tokens is not None
         if not specs:
             raise SpecError("--train-tokens needs --models", hint="e.g. --models llama-3.1-8b,llama-3.1-70b")
-        d = parse_count(train_tokens, what="--train-tokens")
-        if d <= 0:
-            raise SpecError("--train-tokens must be positive")
-        candidates = [Candidate(model=m, train_tokens=d, role="given") for m in specs]
+        candidates = [Candidate(model=m, train_tokens=train_tokens, role="given") for m in specs]
     cluster_kw: dict[str, Any] = {"provider": provider, "pricing": pricing}
     result = tco(
         candidates,

@@ -32,6 +32,7 @@ from mlcost.estimate.timing import allreduce_time_s, link_bandwidth, matmul_effi
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import BYTES_PER_ELEMENT, ServeJob
 from mlcost.spec.model import ModelSpec
+from mlcost.spec.validate import context_fits
 from mlcost.units import J_PER_KWH, S_PER_H
 
 #: Storage bytes per weight including quantisation scales (int4: fp16 scale per group of 128 → +1/64).
@@ -176,10 +177,7 @@ def estimate_serve(
             f"TP = {job.tp} does not divide the {model.n_heads} attention heads of {model.name}",
             hint="choose a TP that divides the number of heads",
         )
-    if model.position == "learned" and job.context_len > model.max_seq_len:
-        raise SpecError(
-            f"prompt + output = {job.context_len} tokens exceed the {model.max_seq_len} positions of {model.name}"
-        )
+    context_fits(model.name, model.max_seq_len, job.context_len, "--prompt-len + --output-len")
     hw = resolve_hardware(cluster, catalog, profile)
     prof = hw.profile
     peak, compute_precision = _compute_peak(hw.device, job.weight_precision)

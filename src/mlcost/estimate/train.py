@@ -26,6 +26,7 @@ from mlcost.estimate.timing import SCHEDULE_CODES
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
+from mlcost.spec.validate import context_fits
 from mlcost.units import format_bytes
 
 #: Extra upper error band for whole-job totals: production runs lose time the step model does not see
@@ -80,11 +81,7 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
             hint="global batch = micro-batch × data-parallel degree × gradient-accumulation steps",
         )
-    if model.position == "learned" and job.seq_len > model.max_seq_len:
-        raise SpecError(
-            f"seq_len {job.seq_len} exceeds the {model.max_seq_len} learned positions of {model.name}",
-            hint=f"use --seq-len <= {model.max_seq_len}",
-        )
+    context_fits(model.name, model.max_seq_len, job.seq_len, "--seq-len")
     return dp
 
 
@@ -372,10 +369,6 @@ def estimate_train(
                     else "none (EP = 1: experts replicated over DP)"
                 ),
             )
-        )
-    if model.position == "rope" and job.seq_len > model.max_seq_len:
-        notes.append(
-            Assumption("seq_len", job.seq_len, f"beyond the model's max_seq_len {model.max_seq_len}")
         )
     if job.tp > hw.devices_per_node:
         notes.append(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mlcost.errors import require
+from mlcost.errors import SpecError, require
+from mlcost.spec.validate import env_int
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,35 @@ class DistContext:
         return self.rank == 0
 
 
+#: What torchrun sets besides WORLD_SIZE; a WORLD_SIZE > 1 without them was not started by torchrun.
+TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
 def env_world() -> tuple[int, int, int]:
-    """(world_size, rank, local_rank) from the torchrun environment."""
-    return (
-        int(os.environ.get("WORLD_SIZE", "1")),
-        int(os.environ.get("RANK", "0")),
-        int(os.environ.get("LOCAL_RANK", "0")),
-    )
+    """(world_size, rank, local_rank) from the torchrun environment, checked: whole numbers, WORLD_SIZE
+    and LOCAL_WORLD_SIZE >= 1, 0 <= RANK < WORLD_SIZE, and the torchrun variables present when
+    WORLD_SIZE > 1. Raises :class:`~mlcost.errors.SpecError` naming the variable."""
+    world = env_int("WORLD_SIZE", os.environ.get("WORLD_SIZE"), 1, minimum=1)
+    rank = env_int("RANK", os.environ.get("RANK"), 0, minimum=0)
+    local = env_int("LOCAL_RANK", os.environ.get("LOCAL_RANK"), 0, minimum=0)
+    local_world = env_int("LOCAL_WORLD_SIZE", os.environ.get("LOCAL_WORLD_SIZE"), 1, minimum=1)
+    if world > 1:
+        missing = [v for v in TORCHRUN_VARS if not os.environ.get(v)]
+        if missing:
+            raise SpecError(
+                f"environment variable WORLD_SIZE={world} but {', '.join(missing)} unset: not started by torchrun",
+                hint="launch with torchrun --nproc-per-node N mlcost measure ..., or unset WORLD_SIZE",
+            )
+    if rank >= world:
+        raise SpecError(
+            f"environment variable RANK={rank} must be below WORLD_SIZE={world}", hint="unset RANK"
+        )
+    if local_world > world:
+        raise SpecError(
+            f"environment variable LOCAL_WORLD_SIZE={local_world} is above WORLD_SIZE={world}",
+            hint="unset LOCAL_WORLD_SIZE or fix it",
+        )
+    return world, rank, local
 
 
 def init_distributed(device: str) -> DistContext:

@@ -35,11 +35,14 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from mlcost.errors import LedgerError
 from mlcost.measure.record import FINAL_STATUSES, RUN_STATUSES, RunRecord, json_safe, utc_now_iso
 
-SCHEMA_VERSION = 1
+#: 1: first schema; 2: ``runs.dry_run`` (added to older ledgers in place when they are opened).
+SCHEMA_VERSION = 2
 ENV_VAR = "MLCOST_LEDGER"
 #: SQLite busy timeout: how long a writer waits for another one. Units: ms.
 BUSY_TIMEOUT_MS = 30_000
 _RETRIES = 8
+#: How long a transaction keeps reconnecting to a database server that went away. Units: s.
+RECONNECT_S = 30.0
 
 Liveness = Literal["alive", "dead", "unknown", "finished"]
 T = TypeVar("T")
@@ -66,6 +69,7 @@ runs_table = sa.Table(
     sa.Column("predicted", sa.JSON, nullable=False),
     sa.Column("provenance", sa.JSON, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false(), index=True),
 )
 
 schema_version_table = sa.Table(
@@ -99,10 +103,22 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
     return f"sqlite:///{Path(raw).expanduser().resolve()}"
 
 
+def _is_memory(url: sa.URL) -> bool:
+    """An SQLite database that lives in this process's memory (``sqlite://``, ``sqlite:///:memory:``, and
+    with ``uri=true`` ``file::memory:`` or ``mode=memory``): gone when the process exits."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    db = url.database or ""
+    uri = str(url.query.get("uri", "")).lower() == "true"  # only then is "file:..." an SQLite URI
+    return db in ("", ":memory:") or (
+        uri and (db.startswith("file::memory:") or url.query.get("mode") == "memory")
+    )
+
+
 def _sqlite_path(url: sa.URL) -> Path | None:
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    if url.get_backend_name() != "sqlite" or _is_memory(url):
         return None
-    return Path(url.database)
+    return Path(url.database or "")
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -114,8 +130,39 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _on_sqlite_read(dbapi_conn: Any, _record: Any) -> None:
+    """A reader: no WAL switch (that writes the file header), just the busy timeout."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
 def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_DISCONNECT_TEXT = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection to server",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "consuming input failed",
+    "ssl syscall error",
+    "no connection to the server",
+)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """The database server went away (or is not back yet): worth retrying on a new connection."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(t in text for t in _DISCONNECT_TEXT)
 
 
 def _is_locked(exc: BaseException) -> bool:
@@ -135,12 +182,18 @@ def _parse_iso(text: str | None) -> datetime | None:
 class Ledger:
     """Run records in a SQL database. See the module docstring for location, concurrency and stale runs.
 
+    ``read_only=True`` (``mlcost runs``, ``runs show``): never creates a database file, directory or
+    schema; a ledger that does not exist yet reads as empty. ``persistent=True`` (every command that
+    records runs): refuses an in-memory SQLite URL, whose runs vanish when the process exits.
+
     Raises:
-        LedgerError: bad URL, missing driver, unwritable location or a corrupt database file; the message
-            names the location and how to fix it.
+        LedgerError: bad URL, missing driver, unwritable location, in-memory database where runs must
+            persist, or a corrupt database file; the message names the location and how to fix it.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, *, read_only: bool = False, persistent: bool = False
+    ) -> None:
         self.url = resolve_url(url)
         try:
             parsed = sa.make_url(self.url)
@@ -149,9 +202,19 @@ class Ledger:
                 f"cannot parse ledger URL {self.url!r}",
                 hint="give a path or a SQLAlchemy URL such as sqlite:///runs.db or postgresql+psycopg://user@host/db",
             ) from exc
+        if persistent and _is_memory(parsed):
+            raise LedgerError(
+                f"the ledger {self.url!r} is an in-memory SQLite database: the run would be lost at exit",
+                hint=f"pass --ledger or set {ENV_VAR} to a file path or a database URL",
+            )
+        self.read_only = read_only
+        #: How long a write waits for a database server that went away to come back. Units: s.
+        self.reconnect_s = RECONNECT_S
         self.path = _sqlite_path(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.path is not None:
+        #: True when a read-only ledger has no database (file) yet: every read is empty, nothing is created.
+        self.missing = read_only and self.path is not None and not self.path.exists()
+        if self.path is not None and not read_only:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -163,6 +226,8 @@ class Ledger:
             kwargs: dict[str, Any] = {}
             if self.is_sqlite:
                 kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1e3}
+            else:  # a server: test pooled connections before use, so a restarted server is reconnected to
+                kwargs["pool_pre_ping"] = True
             self.engine: Engine = sa.create_engine(parsed, **kwargs)
         except (NoSuchModuleError, ImportError) as exc:
             raise LedgerError(
@@ -172,8 +237,15 @@ class Ledger:
         except (ArgumentError, SQLAlchemyError) as exc:
             raise LedgerError(f"cannot open ledger {self.location} ({exc})", hint="check the URL") from exc
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _on_sqlite_connect)
+            event.listen(self.engine, "connect", _on_sqlite_connect if not read_only else _on_sqlite_read)
             event.listen(self.engine, "begin", _on_sqlite_begin)
+        if self.missing:
+            return
+        if read_only:
+            self.missing = not self._tx(lambda conn: sa.inspect(conn).has_table("runs"), "opening the ledger")
+            if not self.missing:
+                self._migrate()
+            return
         self._create()
 
     # ---------------------------------------------------------------- plumbing
@@ -202,19 +274,55 @@ class Ledger:
         )
 
     def _tx(self, fn: Callable[[Connection], T], doing: str) -> T:
-        """Run ``fn`` in one transaction, retrying when the database stays locked."""
-        for attempt in range(_RETRIES):
+        """Run ``fn`` in one transaction, retrying when the database stays locked, and, for a database
+        server that went away, reconnecting for up to :attr:`reconnect_s` seconds before giving up with
+        a LedgerError that says so. A transaction either commits whole or not at all: a retry never
+        leaves a partial row."""
+        attempt = 0
+        deadline: float | None = None
+        while True:
             try:
                 with self.engine.begin() as conn:
                     return fn(conn)
             except OperationalError as exc:
                 if _is_locked(exc) and attempt < _RETRIES - 1:
                     time.sleep(0.05 * 2**attempt * (0.5 + random.random()))
+                    attempt += 1
                     continue
+                if not self.is_sqlite and _is_disconnect(exc):
+                    now = time.monotonic()
+                    deadline = deadline if deadline is not None else now + self.reconnect_s
+                    if now < deadline:
+                        self.engine.dispose()  # drop dead pooled connections
+                        time.sleep(min(1.0, 0.1 * 2**attempt))
+                        attempt += 1
+                        continue
+                    raise LedgerError(
+                        f"cannot reach the ledger database {self.location} while {doing}; "
+                        f"retried for {self.reconnect_s:g} s",
+                        hint=f"check the server is running, or set {ENV_VAR}/--ledger to another ledger",
+                    ) from exc
                 raise self._error(exc, doing) from exc
             except DatabaseError as exc:
                 raise self._error(exc, doing) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _migrate(self) -> None:
+        """Bring an older ledger's ``runs`` table up to :data:`SCHEMA_VERSION` (add ``dry_run``)."""
+
+        def migrate(conn: Connection) -> None:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+            if "dry_run" not in columns:
+                conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN dry_run BOOLEAN NOT NULL DEFAULT FALSE")
+                conn.execute(
+                    schema_version_table.insert().values(version=SCHEMA_VERSION, created_at=utc_now_iso())
+                )
+
+        needs = self._tx(
+            lambda conn: "dry_run" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")},
+            "reading the schema",
+        )
+        if needs:
+            self._tx(migrate, "migrating the schema")
 
     def _create(self) -> None:
         def create(conn: Connection) -> None:
@@ -231,6 +339,7 @@ class Ledger:
                 )
 
         self._tx(create, "creating the schema")
+        self._migrate()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -281,7 +390,9 @@ class Ledger:
     # ---------------------------------------------------------------- API
     def start_run(self, record: RunRecord) -> str:
         """Insert ``record`` with status ``running``; returns its run id."""
-        values = self._row_values(record.replace(status="running", heartbeat_at=utc_now_iso()))
+        # a dry run is marked even when its producer set only config["dry_run"] (older runners)
+        dry = record.dry_run or bool(record.config.get("dry_run"))
+        values = self._row_values(record.replace(status="running", heartbeat_at=utc_now_iso(), dry_run=dry))
         self._tx(lambda conn: conn.execute(runs_table.insert().values(**values)), "starting a run")
         return record.run_id
 
@@ -339,6 +450,11 @@ class Ledger:
 
     def get(self, run_id: str) -> RunRecord:
         """The run whose id is ``run_id`` or starts with it (like git short ids)."""
+        if self.missing:
+            raise UnknownRunError(
+                f"no run {run_id!r}: the ledger {self.location} does not exist yet",
+                hint=f"runs are recorded by mlcost measure; pass --ledger or set {ENV_VAR} to read another ledger",
+            )
 
         def get(conn: Connection) -> RunRecord:
             full = self._resolve(conn, run_id)
@@ -354,11 +470,17 @@ class Ledger:
         status: str | None = None,
         model: str | None = None,
         kind: str | None = None,
+        include_dry_run: bool = False,
     ) -> list[RunRecord]:
-        """Most recent first. ``status``/``kind`` match exactly; ``model`` matches exactly or as a substring."""
+        """Most recent first. ``status``/``kind`` match exactly; ``model`` matches exactly or as a substring.
+        Dry runs (replayed readings, not measurements) only with ``include_dry_run``."""
         if status is not None and status not in RUN_STATUSES:
             raise LedgerError(f"unknown status {status!r}", hint=f"use one of {', '.join(RUN_STATUSES)}")
+        if self.missing:
+            return []
         query = sa.select(runs_table).order_by(runs_table.c.started_at.desc())
+        if not include_dry_run:
+            query = query.where(runs_table.c.dry_run == sa.false())
         if status is not None:
             query = query.where(runs_table.c.status == status)
         if kind is not None:
@@ -370,6 +492,8 @@ class Ledger:
         return self._tx(lambda conn: [self._to_record(r) for r in conn.execute(query)], "listing runs")
 
     def count(self) -> int:
+        if self.missing:
+            return 0
         return int(
             self._tx(
                 lambda conn: conn.execute(sa.select(sa.func.count()).select_from(runs_table)).scalar_one(),
@@ -427,7 +551,11 @@ class Ledger:
         (Units: s). ``run_id`` limits the
         check to one run.
         """
-        candidates = [self.get(run_id)] if run_id else self.list_runs(limit=None, status="running")
+        candidates = (
+            [self.get(run_id)]
+            if run_id
+            else self.list_runs(limit=None, status="running", include_dry_run=True)
+        )
         now = datetime.now(timezone.utc)
         stale: list[str] = []
         for rec in candidates:

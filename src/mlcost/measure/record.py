@@ -98,6 +98,8 @@ class RunRecord:
         error: error message for failed/oom/diverged runs.
         host / pid: where the run's process lives; used to detect runs whose process died.
         heartbeat_at: last time the run wrote to the ledger (ISO UTC).
+        dry_run: the run replayed recorded meter readings (``--dry-run``): no model ran, its figures are
+            not measurements; listings hide it unless asked (``mlcost runs --all``).
     """
 
     run_id: str = field(default_factory=new_run_id)
@@ -117,6 +119,7 @@ class RunRecord:
     host: str | None = field(default_factory=socket.gethostname)
     pid: int | None = field(default_factory=os.getpid)
     heartbeat_at: str | None = None
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in RUN_KINDS:
@@ -150,4 +153,5 @@ class RunRecord:
         for key in ("config", "metrics", "predicted", "provenance"):
             if kwargs.get(key) is None:
                 kwargs[key] = {}
+        kwargs["dry_run"] = bool(kwargs.get("dry_run") or False)
         return cls(**kwargs)

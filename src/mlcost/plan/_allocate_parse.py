@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcost.errors import SpecError, did_you_mean
+from mlcost.spec.validate import read_text_file
 
 TOP_KEYS = ("objective", "resource", "constraints")
 RESOURCE_KEYS = ("name", "unit_cost", "performance", "integer", "min_units", "max_units")
@@ -25,10 +26,7 @@ def load_mapping(path: Path) -> dict[str, Any]:
             f"{path}: cannot read allocation file with suffix {suffix or '(none)'!r}",
             hint="use a .toml, .yaml or .yml file",
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read file: {exc.strerror or exc}", hint="check the path") from None
+    text = read_text_file(path, "allocation file")
     if suffix == ".toml":
         try:
             import tomllib

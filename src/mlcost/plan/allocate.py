@@ -40,7 +40,8 @@ for a floor (:math:`\ge`) :math:`b_k' = \max_x a_k^\top x`, for a cap (:math:`\l
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,13 @@ __all__ = [
 Objective = Literal["min_cost", "max_performance"]
 DualBasis = Literal["lp", "lp_with_integers_fixed", "none"]
 
+#: Most MILP re-solves for step changes of per-resource bounds in one problem (global rows always get one).
+MAX_STEP_RESOLVES = 10
+#: ... and at most this many resources × re-solves, so the extra work stays near one solve of the problem
+#: (10 re-solves at n = 1,000; 2 at n = 5,000; 1 at n = 10,000).
+STEP_RESOLVE_BUDGET = 10_000
+#: ... and only while the re-solves have taken no longer than the solve itself, or this long. Units: s.
+STEP_RESOLVE_MIN_S = 1.0
 _TOL = 1e-7  # relative tolerance for "tight" (slack ~ 0) and for rounding integer units
 
 
@@ -234,9 +242,15 @@ class AllocationResult:
     ``total_performance`` (performance units) and ``total_units`` (units) describe the allocation;
     ``dual_basis`` says where the duals come from; ``conflicting_constraints`` is an irreducible infeasible
     set and ``relaxations`` the single changes that each restore feasibility.
+
+    ``status == "time_limit"``: the solver stopped at ``time_limit_s`` (s) with the allocation found so far;
+    ``mip_gap`` is HiGHS's relative gap between it and the best bound (0 when proven optimal; None for an
+    LP). ``step_changes_skipped`` counts binding per-resource bounds whose integer step change was not
+    re-solved (at most :data:`MAX_STEP_RESOLVES` re-solves per problem, fewer above 1,000 resources:
+    :data:`STEP_RESOLVE_BUDGET`).
     """
 
-    status: Literal["optimal", "infeasible"]
+    status: Literal["optimal", "time_limit", "infeasible"]
     objective_kind: Objective
     allocation: dict[str, float] | None
     objective: float | None
@@ -249,6 +263,9 @@ class AllocationResult:
     conflicting_constraints: tuple[str, ...]
     relaxations: tuple[Relaxation, ...]
     message: str
+    mip_gap: float | None = None
+    time_limit_s: float | None = None
+    step_changes_skipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``mlcost allocate --json`` (see docs/allocate.md)."""
@@ -264,22 +281,37 @@ class AllocationResult:
 
 @dataclass(frozen=True)
 class _Row:
-    """Constraint k: a_k^T x (sense) b_k; ``index`` is i for a per-resource bound, None for a global row."""
+    """Constraint k: a_k^T x (sense) b_k. A global row keeps its dense coefficients ``a`` (length n; there
+    are at most three such rows); a per-resource bound has ``index`` i and ``a = None`` (a_k = e_i, never
+    materialised), so the rows take memory linear in n."""
 
     key: str
     label: str  # in words, e.g. "the performance floor of 1000"
     sense: Literal[">=", "<="]
-    a: np.ndarray
+    a: np.ndarray | None
     b: float
     index: int | None = None
+
+    def activity(self, x: np.ndarray) -> float:
+        """a_k^T x."""
+        return float(x[self.index]) if self.a is None else float(self.a @ x)
+
+    def weights(self, n: int) -> np.ndarray:
+        """a_k as a dense vector (only used as an objective, O(n))."""
+        if self.a is not None:
+            return self.a
+        w = np.zeros(n)
+        w[self.index] = 1.0
+        return w
 
 
 @dataclass(frozen=True)
 class _Solution:
-    status: Literal["optimal", "infeasible", "unbounded"]
+    status: Literal["optimal", "infeasible", "unbounded", "time_limit"]
     x: np.ndarray | None = None
     z: float | None = None
     duals: dict[str, float | None] = field(default_factory=dict)
+    mip_gap: float | None = None
 
 
 def _fmt(v: float) -> str:
@@ -298,14 +330,13 @@ def _rows(problem: AllocationProblem, c: np.ndarray, p: np.ndarray) -> list[_Row
     if B is not None:
         rows.append(_Row("constraints.max_cost", f"the budget of {_fmt(B)}", "<=", c, B))
     for i, r in enumerate(problem.resources):
-        e_i = np.eye(n)[i]
         if r.min_units > 0:
             rows.append(
                 _Row(
                     f"resource.{r.name}.min_units",
                     f"at least {_fmt(r.min_units)} {r.name} units",
                     ">=",
-                    e_i,
+                    None,
                     r.min_units,
                     i,
                 )
@@ -316,7 +347,7 @@ def _rows(problem: AllocationProblem, c: np.ndarray, p: np.ndarray) -> list[_Row
                     f"resource.{r.name}.max_units",
                     f"at most {_fmt(r.max_units)} {r.name} units",
                     "<=",
-                    e_i,
+                    None,
                     r.max_units,
                     i,
                 )
@@ -331,17 +362,22 @@ def _solve(
     maximise: bool,
     Z: np.ndarray,
     fixed: dict[int, float] | None = None,
+    time_limit_s: float | None = None,
 ) -> _Solution:
     """Optimise w^T x over the rows (x >= 0, x_i integer for i in Z); duals only for a pure LP.
 
-    ``fixed`` pins x_i to a value (the bound rows of pinned variables are then ignored and get no dual).
+    Per-resource rows become variable bounds; the (at most three) global rows a sparse matrix, so memory is
+    linear in n. ``fixed`` pins x_i to a value (the bound rows of pinned variables are then ignored and get
+    no dual). ``time_limit_s`` stops HiGHS: a MILP then returns its best allocation so far and the relative
+    MIP gap (``status == "time_limit"``).
     """
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+    from scipy.sparse import csr_array
 
     n = len(w)
     fixed = fixed or {}
     lb, ub = np.zeros(n), np.full(n, np.inf)
-    A_ub, b_ub, ub_rows = [], [], []  # global rows as  A_ub x <= b_ub
+    A_rows, b_ub, ub_rows = [], [], []  # global rows as  A_ub x <= b_ub
     for row in rows:
         if row.index is not None:
             if row.index in fixed:
@@ -352,32 +388,51 @@ def _solve(
                 ub[row.index] = min(ub[row.index], row.b)
         else:
             sign = -1.0 if row.sense == ">=" else 1.0
-            A_ub.append(sign * row.a)
+            A_rows.append(sign * row.weights(n))
             b_ub.append(sign * row.b)
             ub_rows.append(row)
     for i, v in fixed.items():
         lb[i] = ub[i] = v
     if np.any(lb > ub):  # an empty box; HiGHS would reject the bounds rather than report infeasible
         return _Solution("infeasible")
+    A_ub = csr_array(np.vstack(A_rows)) if A_rows else None  # k <= 3 rows of n coefficients
+    options: dict[str, Any] = {} if time_limit_s is None else {"time_limit": float(time_limit_s)}
     sign_w = -1.0 if maximise else 1.0
     is_integer = Z.copy()
     for i in fixed:
         is_integer[i] = False
     if is_integer.any():
-        constraints = [LinearConstraint(np.array(A_ub), -np.inf, np.array(b_ub))] if A_ub else []
+        constraints = [LinearConstraint(A_ub, -np.inf, np.array(b_ub))] if A_ub is not None else []
         res = milp(
-            sign_w * w, integrality=is_integer.astype(int), bounds=Bounds(lb, ub), constraints=constraints
+            sign_w * w,
+            integrality=is_integer.astype(int),
+            bounds=Bounds(lb, ub),
+            constraints=constraints,
+            options=options,
         )
         if res.status == 0:
-            return _Solution("optimal", res.x, float(w @ res.x))
+            return _Solution("optimal", res.x, float(w @ res.x), mip_gap=_gap(res))
+        if res.status == 1 and res.x is not None:  # time limit with an incumbent
+            return _Solution("time_limit", res.x, float(w @ res.x), mip_gap=_gap(res))
+        if res.status == 1:
+            raise SpecError(
+                f"the solver hit the time limit of {time_limit_s:g} s before finding any allocation",
+                hint="raise --time-limit",
+            )
     else:
         res = linprog(
             sign_w * w,
-            A_ub=np.array(A_ub) if A_ub else None,
+            A_ub=A_ub,
             b_ub=np.array(b_ub) if b_ub else None,
-            bounds=list(zip(lb, ub, strict=True)),
+            bounds=np.column_stack([lb, ub]),
             method="highs",
+            options=options,
         )
+        if res.status == 1:
+            raise SpecError(
+                f"the solver hit the time limit of {time_limit_s:g} s before solving the LP",
+                hint="raise --time-limit",
+            )
         if res.status == 0:
             # HiGHS marginals are d(sign_w * z)/d(rhs); turn them into dz/db_k for each row k.
             duals: dict[str, float | None] = {}
@@ -402,12 +457,23 @@ def _solve(
     )
 
 
+def _gap(res: Any) -> float | None:
+    gap = getattr(res, "mip_gap", None)
+    return float(gap) if gap is not None and np.isfinite(gap) else None
+
+
 def _feasible(rows: Sequence[_Row], n: int, Z: np.ndarray) -> bool:
     return _solve(rows, np.zeros(n), maximise=False, Z=Z).status == "optimal"
 
 
 def _meaning(
-    row: _Row, dual: float | None, step: float | None, basis: DualBasis, objective: Objective
+    row: _Row,
+    dual: float | None,
+    step: float | None,
+    basis: DualBasis,
+    objective: Objective,
+    *,
+    resolved: bool = True,
 ) -> str:
     what = {
         "constraints.min_performance": "the performance floor",
@@ -424,7 +490,9 @@ def _meaning(
     if basis == "lp":
         assert dual is not None
         return f"raising {what} by 1 {change(dual)}"
-    if step is None:
+    if not resolved:
+        text = f"{what} binds (its step change was not re-solved)"
+    elif step is None:
         text = f"raising {what} by 1 makes the problem infeasible"
     else:
         text = f"re-solving with {what} raised by 1 {change(step)}"
@@ -450,12 +518,21 @@ def _check_bounded(problem: AllocationProblem, rows: list[_Row], p: np.ndarray, 
         )
 
 
-def solve_allocation(problem: AllocationProblem) -> AllocationResult:
+def solve_allocation(
+    problem: AllocationProblem,
+    *,
+    time_limit_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AllocationResult:
     """Solve the allocation LP/MILP written in the module docstring; explain it if infeasible.
+
+    ``time_limit_s`` bounds each HiGHS solve (Units: s); a MILP stopped by it returns its best allocation
+    with ``status == "time_limit"`` and the MIP gap. ``progress`` receives one line per stage.
 
     Raises :class:`~mlcost.errors.SpecError` when max_performance is unbounded. Infeasibility is an answer,
     not an error: ``status == "infeasible"`` with ``conflicting_constraints`` and ``relaxations``.
     """
+    say = progress or (lambda _msg: None)
     res = problem.resources
     n = len(res)
     c = np.array([r.unit_cost for r in res])  # c_i
@@ -466,14 +543,22 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
     w = p if maximise else c  # objective weights
     _check_bounded(problem, rows, p, c)
 
-    sol = _solve(rows, w, maximise=maximise, Z=Z)
+    kind = "MILP" if Z.any() else "LP"
+    say(f"solving the {kind}: {n:,} resources, {len(rows):,} constraints")
+    t_solve = time.perf_counter()
+    sol = _solve(rows, w, maximise=maximise, Z=Z, time_limit_s=time_limit_s)
+    # per-resource step changes may take as long again as the solve itself (at least STEP_RESOLVE_MIN_S)
+    step_deadline = time.perf_counter() + max(STEP_RESOLVE_MIN_S, time.perf_counter() - t_solve)
     if sol.status == "unbounded":  # not reachable with non-negative data; kept as a guard
         raise SpecError(
             "the allocation is unbounded", hint="add constraints.max_cost or constraints.max_units"
         )
     if sol.status == "infeasible":
+        say("infeasible: looking for the conflicting constraints")
         return _explain_infeasible(problem, rows, n, Z)
     assert sol.x is not None
+    if sol.status == "time_limit":
+        say(f"time limit reached; MIP gap {sol.mip_gap if sol.mip_gap is not None else float('nan'):.3g}")
     x = np.where(Z, np.round(sol.x), np.round(sol.x, 9))  # integers exact; solver noise off the reals
     x = np.where(np.abs(x) < _TOL, 0.0, x)
 
@@ -481,14 +566,24 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
     if not Z.any():
         duals, dual_basis = sol.duals, "lp"
     elif not Z.all():
-        pinned = _solve(rows, w, maximise=maximise, Z=Z, fixed={i: float(x[i]) for i in range(n) if Z[i]})
+        say("duals: re-solving the LP with the integer units fixed")
+        pinned = _solve(
+            rows,
+            w,
+            maximise=maximise,
+            Z=Z,
+            fixed={int(i): float(x[i]) for i in np.flatnonzero(Z)},
+            time_limit_s=time_limit_s,
+        )
         duals, dual_basis = pinned.duals, "lp_with_integers_fixed"
     else:
         duals, dual_basis = {}, "none"
 
     binding: list[BindingConstraint] = []
+    resolves, skipped = 0, 0
+    max_bound_resolves = min(MAX_STEP_RESOLVES, STEP_RESOLVE_BUDGET // max(n, 1))
     for row in rows:
-        activity = float(row.a @ x)
+        activity = row.activity(x)
         slack = row.b - activity if row.sense == "<=" else activity - row.b
         tight = abs(slack) <= _TOL * max(1.0, abs(row.b))
         dual = duals.get(row.key)
@@ -497,12 +592,31 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
         if not tight and not dual:
             continue
         step: float | None = None
-        if Z.any():  # integer problem: the finite change of z* when b_k is raised by one
-            bumped = [dataclasses.replace(k, b=k.b + 1.0) if k is row else k for k in rows]
-            again = _solve(bumped, w, maximise=maximise, Z=Z)
-            step = None if again.z is None else round(again.z - float(w @ x), 9)
-            if step is not None and abs(step) <= 1e-9 * max(1.0, abs(step)):
-                step = 0.0
+        resolved = True
+        if Z.any() and sol.status == "optimal":
+            # integer problem: the finite change of z* when b_k is raised by one (global rows always; per-
+            # resource bounds up to MAX_STEP_RESOLVES re-solves, so a large problem is not solved n times)
+            if row.index is not None and (
+                resolves >= max_bound_resolves or time.perf_counter() > step_deadline
+            ):
+                resolved = False
+                skipped += 1
+            else:
+                resolves += 1
+                say(f"step change {resolves}: re-solving with {row.key} raised by 1")
+                bumped = [dataclasses.replace(k, b=k.b + 1.0) if k is row else k for k in rows]
+                try:
+                    again = _solve(bumped, w, maximise=maximise, Z=Z, time_limit_s=time_limit_s)
+                except SpecError:  # a re-solve that finds nothing in the time limit: no step change
+                    again = _Solution("time_limit")
+                if again.status == "optimal" and again.z is not None:
+                    step = round(again.z - float(w @ x), 9)
+                    if abs(step) <= 1e-9 * max(1.0, abs(step)):
+                        step = 0.0
+                elif again.status == "time_limit":
+                    resolved = False
+        elif Z.any():
+            resolved = False
         binding.append(
             BindingConstraint(
                 constraint=row.key,
@@ -513,12 +627,20 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
                 tight=tight,
                 dual=dual,
                 step_change=step,
-                meaning=_meaning(row, dual, step, dual_basis, problem.objective),
+                meaning=_meaning(row, dual, step, dual_basis, problem.objective, resolved=resolved),
             )
         )
     z = float(w @ x)
+    what = "cost" if not maximise else "performance"
+    if sol.status == "time_limit":
+        gap = "unknown" if sol.mip_gap is None else f"{sol.mip_gap:.3g}"
+        message = f"time limit of {time_limit_s:g} s reached: best {what} found {_fmt(z)}, MIP gap {gap}"
+    else:
+        message = f"optimal {what} {_fmt(z)}"
+    if skipped:
+        message += f"; step changes of {skipped} binding per-resource bounds not re-solved"
     return AllocationResult(
-        status="optimal",
+        status=sol.status if sol.status == "time_limit" else "optimal",
         objective_kind=problem.objective,
         allocation={r.name: float(x[i]) for i, r in enumerate(res)},
         objective=z,
@@ -530,7 +652,10 @@ def solve_allocation(problem: AllocationProblem) -> AllocationResult:
         binding_constraints=tuple(binding),
         conflicting_constraints=(),
         relaxations=(),
-        message=f"optimal {'cost' if not maximise else 'performance'} {_fmt(z)}",
+        message=message,
+        mip_gap=sol.mip_gap,
+        time_limit_s=time_limit_s,
+        step_changes_skipped=skipped,
     )
 
 
@@ -579,7 +704,7 @@ def _explain_infeasible(
     for row in K:
         others = [k for k in rows if k is not row]
         # floor: largest b_k' = max a_k^T x that the others allow; cap: smallest b_k' = min a_k^T x they need
-        aux = _solve(others, row.a, maximise=row.sense == ">=", Z=Z)
+        aux = _solve(others, row.weights(n), maximise=row.sense == ">=", Z=Z)
         if aux.status != "optimal" or aux.z is None:
             continue  # relaxing this row alone is not enough (another conflict remains)
         required = aux.z

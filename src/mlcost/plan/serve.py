@@ -33,6 +33,7 @@ from mlcost.plan.prices import check_places, price_rows
 from mlcost.plan.types import ServePlan
 from mlcost.spec.job import BYTES_PER_ELEMENT
 from mlcost.spec.model import ModelSpec
+from mlcost.spec.validate import context_fits
 from mlcost.units import J_PER_KWH, S_PER_DAY, S_PER_H, S_PER_MONTH, format_duration
 
 _QUALITY_ORDER = {"fp32": 0, "bf16": 0, "fp16": 0, "fp8": 1, "int8": 2, "int4": 3}
@@ -148,10 +149,7 @@ def plan_serve(
             raise SpecError(f"unknown weight precision {wp!r}", hint=f"choose from {', '.join(WEIGHT_BYTES)}")
     if kv_precision not in BYTES_PER_ELEMENT:
         raise SpecError(f"unknown KV-cache precision {kv_precision!r}")
-    if model.position == "learned" and prompt_len + output_len > model.max_seq_len:
-        raise SpecError(
-            f"prompt + output = {prompt_len + output_len} tokens exceed the {model.max_seq_len} positions of {model.name}"
-        )
+    context_fits(model.name, model.max_seq_len, prompt_len + output_len, "--prompt-len + --output-len")
     check_places(cat, providers, regions)
     devs = [cat.device(d) for d in devices] if devices is not None else cat.devices()
     prov_t = tuple(providers) if providers is not None else None

@@ -54,6 +54,7 @@ from mlcost.plan.space import (
 from mlcost.plan.spot import DEFAULT_SPOT, SpotModel
 from mlcost.plan.types import TrainPlan, TrainPlanResult
 from mlcost.spec.model import ModelSpec
+from mlcost.spec.validate import context_fits
 
 __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
@@ -163,6 +164,7 @@ def plan_train(
     cat = catalog if catalog is not None else _package_catalog()
     w = _check(tokens, cons, search, objective, weights)
     defaults = train_defaults(model, search.seq_len, search.global_batch)
+    context_fits(model.name, model.max_seq_len, defaults.seq_len, "--seq-len")
     need_price = objective == "cost" or w.get("cost", 0) > 0 or cons.budget_usd is not None
     need_carbon = objective == "co2" or w.get("co2", 0) > 0 or cons.max_co2_kg is not None
     evals, notes, no_fit, n_layouts, n_candidates, profiles = _evaluate_all(
