@@ -93,7 +93,7 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
     from mlcost.measure import facts
 
     monkeypatch.setattr(
-        facts, "mfu_peak", lambda device, precision: (1e9, "catalog test-row fp32 dense peak")
+        facts, "mfu_peak", lambda device, precision, facts=None: (1e9, "catalog test-row fp32 dense peak")
     )
     ok = facts.mfu_of(5e8, "cpu", "fp32")
     assert ok["mfu"] == pytest.approx(0.5) and "mfu_unavailable_reason" not in ok
