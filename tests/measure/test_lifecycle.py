@@ -106,8 +106,9 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
 
 
 def test_unstable_run_warns_in_json_and_text(capsys):
-    from mlcost.cli.measure import _render_run
+    from mlcost.cli._output import emit
     from mlcost.measure.contract import run_summary
+    from mlcost.report.runs import measured_view
 
     meters = ReplayMeters.from_readings(step_times_s=[0.1] * 8 + [0.4, 0.5], energy_j=1.0, peak_bytes=1)
     rec = run_training(
@@ -115,5 +116,5 @@ def test_unstable_run_warns_in_json_and_text(capsys):
     )
     summary = run_summary(rec)
     assert summary["stable"] is False and summary["warnings"] and summary["step_time_cv"] > 0.2
-    _render_run(rec, None)
+    emit({**rec.metrics, **summary}, measured_view)  # what `mlcost measure train` prints
     assert "warning: unstable step times" in capsys.readouterr().out
