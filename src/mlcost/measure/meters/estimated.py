@@ -79,9 +79,9 @@ def _catalog_cpu_row(catalog: Any, host: HostCpu) -> tuple[Any, tuple[int, str] 
     if match is None:
         return None
     if match.generic and host.logical_cpus:
-        return match.device, (host.logical_cpus, f"{match.label}, scaled to this host")
+        return match.device, (host.logical_cpus, "generic per-logical-CPU row scaled to this host")
     if match.row.logical_cpus:
-        return match.device, (match.row.logical_cpus, f"{match.label}, cpus.csv logical_cpus")
+        return match.device, (match.row.logical_cpus, "logical_cpus of its cpus.csv row")
     return match.device, None
 
 
