@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlcost.catalog.host import HostCpu, detect_host
+from mlcost.catalog import host as catalog_host
+from mlcost.catalog.host import HostCpu
 from mlcost.catalog.loader import builtin_catalog
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
@@ -134,7 +135,8 @@ class RunFacts:
         return cls(builtin_catalog(), None)
 
     def this_host(self) -> HostCpu:
-        return self.host if self.host is not None else detect_host()
+        """``host``, else this machine (looked up on :mod:`mlcost.catalog.host` at call time)."""
+        return self.host if self.host is not None else catalog_host.detect_host()
 
 
 def facts_or_builtin(facts: RunFacts | None) -> RunFacts:

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mlcost.catalog.host import HostCpu, detect_host
+from mlcost.catalog import host as catalog_host
+from mlcost.catalog.host import HostCpu
 from mlcost.measure.meters.base import EnergyReading
 
 #: Fallback socket: AMD EPYC 7763 (Milan), 280 W TDP, 64 cores / 128 threads (AMD product page, 2021).
@@ -114,7 +115,7 @@ def estimate_cpu_power(
     else:
         how = "given"
     if host is None:
-        host = detect_host()
+        host = catalog_host.detect_host()
     if cpu_model is None:
         cpu_model = host.model
     found = _catalog_cpu_row(catalog, host)
