@@ -15,7 +15,7 @@ from mlcost.calibrate.profile import (
     save_calibration,
 )
 from mlcost.catalog import builtin_catalog as get_catalog
-from mlcost.catalog import detect_host
+from mlcost.catalog import detect_host, match_cpu_row
 from mlcost.estimate import estimate_train
 from mlcost.spec import Cluster, ModelSpec, TrainJob
 
@@ -82,11 +82,18 @@ def test_device_local_resolves_after_calibration(
     assert on_row.step_time_s == pytest.approx(est.step_time_s, rel=0.02)
 
 
+def _edge_facts() -> object:
+    """What the CLI hands a measured run: the edge's catalog and this host's saved calibration."""
+    from mlcost.measure.runner import RunFacts
+
+    return RunFacts(catalog=context.default_catalog(), calibration=context.local_calibration())
+
+
 def test_runner_mfu_uses_calibrated_peak(fake_microbench: MicrobenchResult, profile_dir: Path) -> None:
     from mlcost.measure.runner import mfu_peak
 
     save_calibration(_calibration(fake_microbench), profile_dir)
-    peak, source = mfu_peak("cpu", "fp32")
+    peak, source = mfu_peak("cpu", "fp32", _edge_facts())  # type: ignore[arg-type]
     assert peak == pytest.approx(fake_microbench.peak_flops_per_s("float32"))
     assert "calibrated (mlcost calibrate, 2026-11-23)" in source
 
@@ -100,10 +107,11 @@ def test_runner_prediction_uses_local_once_calibrated(
 
     spec = ModelSpec(name="t", n_layers=2, d_model=128, n_heads=2, d_ff=512, vocab_size=1024, max_seq_len=128)
     shape = TrainShape(micro_batch=4, seq_len=128, precision="fp32")
-    before = predict_train(spec, shape, "cpu", 1, "fp32", 5)
-    assert before["device"] == "cpu-epyc-2vcpu" and before["step_time_s"] > 0
+    before = predict_train(spec, shape, "cpu", 1, "fp32", 5, _edge_facts())  # type: ignore[arg-type]
+    assert before["device"] == match_cpu_row(context.default_catalog(), detect_host()).device.id  # type: ignore[union-attr]
+    assert before["step_time_s"] > 0
     save_calibration(_calibration(fake_microbench), profile_dir)
-    after = predict_train(spec, shape, "cpu", 1, "fp32", 5)
+    after = predict_train(spec, shape, "cpu", 1, "fp32", 5, _edge_facts())  # type: ignore[arg-type]
     assert after["device"] == "local"
     job = TrainJob(
         tokens=4 * 128 * 5,

@@ -170,3 +170,22 @@ def test_dry_run_compare_json_has_intervals(capsys, tmp_path):
     assert len(fused["run_ids"]) == 2 and ci["steps"] == [8, 8]
     assert ci["low"] <= ci["speedup"] <= ci["high"] and ci["verdict"] == "no clear difference"
     assert "no clear difference" in fused["verdict"]["reason"]
+
+
+def test_train_is_given_this_hosts_calibration_by_the_edge(capsys, tmp_path):
+    """The CLI (the application edge) hands the run this host's saved calibration: MFU uses its peak."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mlcost import paths
+    from mlcost.calibrate.profile import save_calibration
+    from mlcost.catalog import detect_host
+    from tests.measure.test_facts import CALIBRATED_FP32_FLOPS_PER_S, calibration_for
+
+    save_calibration(calibration_for(detect_host()), paths.profile_dir())
+    args = ["measure", "train", *TINY, "--steps", "2", "--warmup", "1", "--json"]
+    rc = main([*args, "--ledger", str(tmp_path / "r.db")])
+    assert rc == 0
+    out = _json(capsys)
+    assert out["mfu_peak_source"].startswith("calibrated profile")
+    assert out["mfu_peak_flops_per_s"] == pytest.approx(CALIBRATED_FP32_FLOPS_PER_S)
+    assert out["predicted"]["device"] == "local"

@@ -93,7 +93,7 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
     from mlcost.measure import facts
 
     monkeypatch.setattr(
-        facts, "mfu_peak", lambda device, precision: (1e9, "catalog test-row fp32 dense peak")
+        facts, "mfu_peak", lambda device, precision, facts=None: (1e9, "catalog test-row fp32 dense peak")
     )
     ok = facts.mfu_of(5e8, "cpu", "fp32")
     assert ok["mfu"] == pytest.approx(0.5) and "mfu_unavailable_reason" not in ok
@@ -106,10 +106,9 @@ def test_mfu_above_one_is_unavailable(monkeypatch):
 
 
 def test_unstable_run_warns_in_json_and_text(capsys):
+    from mlcost.cli._output import emit
     from mlcost.measure.contract import run_summary
-    from mlcost.report.console import make_console
     from mlcost.report.runs import measured_view
-    from mlcost.report.view import to_rich
 
     meters = ReplayMeters.from_readings(step_times_s=[0.1] * 8 + [0.4, 0.5], energy_j=1.0, peak_bytes=1)
     rec = run_training(
@@ -117,5 +116,5 @@ def test_unstable_run_warns_in_json_and_text(capsys):
     )
     summary = run_summary(rec)
     assert summary["stable"] is False and summary["warnings"] and summary["step_time_cv"] > 0.2
-    to_rich(measured_view({**rec.metrics, **summary, "ledger": None}), make_console())
+    emit({**rec.metrics, **summary}, measured_view)  # what `mlcost measure train` prints
     assert "warning: unstable step times" in capsys.readouterr().out

@@ -139,7 +139,7 @@ def test_estimated_energy_is_power_times_time_with_core_share() -> None:
 
 
 def test_estimate_cpu_power_never_charges_the_whole_default_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(estimated_mod, "_catalog_cpu_row", lambda model: None)
+    monkeypatch.setattr(estimated_mod, "_catalog_cpu_row", lambda catalog, host: None)
     est = estimate_cpu_power(cores_used=2, cpu_model="Some CPU")
     assert est.cores_total == estimated_mod.DEFAULT_SOCKET_LOGICAL_CPUS
     assert est.power_w == pytest.approx(estimated_mod.DEFAULT_SOCKET_TDP_W * 2 / est.cores_total)
@@ -157,7 +157,7 @@ def test_estimate_cpu_power_uses_a_catalog_row(monkeypatch: pytest.MonkeyPatch) 
         tdp_w = 20.0
         date = "2026-01-01"
 
-    monkeypatch.setattr(estimated_mod, "_catalog_cpu_row", lambda model: Row())
+    monkeypatch.setattr(estimated_mod, "_catalog_cpu_row", lambda catalog, host: (Row(), None))
     est = estimate_cpu_power(cores_used=2, cpu_model="Test CPU")
     assert est.cores_total == 4
     assert est.power_w == pytest.approx(10.0)

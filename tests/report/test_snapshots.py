@@ -127,7 +127,12 @@ def test_plan_table_fits_100_columns(extra: list[str], monkeypatch: pytest.Monke
 
 
 def test_measure_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`mlcost measure train --dry-run` (replayed readings, no model run) at 80 and 120 columns."""
+    """`mlcost measure train --dry-run` (replayed readings, no model run) at 80 and 120 columns. The
+    prediction uses the host's catalog row, so the host is pinned: the 2 vCPU AVX2 EPYC fixture."""
+    from mlcost.catalog import host, parse_cpuinfo
+
+    epyc = parse_cpuinfo((Path(__file__).parents[1] / "fixtures" / "cpuinfo" / "epyc_avx2.txt").read_text())
+    monkeypatch.setattr(host, "detect_host", lambda: epyc)
     argv = ["measure", "train", "--model", "gpt2", "--layers", "2", "--d-model", "64", "--vocab", "512"]
     argv += ["--seq-len", "32", "--dry-run", "--ledger", str(tmp_path / "m.db")]
     for width in (80, 120):

@@ -161,12 +161,13 @@ def probe_matmul_flops_per_s(repeats: int = 20) -> float:
 def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
     """Child process body: one measured run through the runner's lifecycle and step loop
     (:func:`mlcost.measure.train.run_training`, no ledger, no FLOP-count pass so that the peak memory is
-    the training job's own), then plain floats back to the parent."""
+    the training job's own), then plain floats back to the parent. The run is given the package catalog
+    and no calibration (:meth:`RunFacts.builtin`): a calibration never depends on an earlier one."""
     import torch
 
     from mlcost.measure.meters import ClockTimer, EstimatedEnergyMeter, MeterSet
     from mlcost.measure.meters.memory import RssMemoryMeter
-    from mlcost.measure.options import TrainOptions, TrainShape
+    from mlcost.measure.options import RunFacts, TrainOptions, TrainShape
     from mlcost.measure.train import run_training
 
     if threads > 0:
@@ -180,6 +181,7 @@ def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: i
         model_name=rc.label,
         check_memory=False,
         count_flops=False,
+        facts=RunFacts.builtin(),
     )
     probe_before = probe_matmul_flops_per_s()
     memory = RssMemoryMeter(interval_s=0.002)

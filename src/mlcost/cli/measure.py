@@ -7,6 +7,7 @@ Everything heavy (torch, transformers) is imported inside the commands, so ``mlc
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -215,6 +216,7 @@ def register(app: typer.Typer) -> None:
         )
         # Everything is checked before torch is imported or a ledger row written.
         validate_train_options(opts)
+        opts = dataclasses.replace(opts, facts=_run_facts())
         positive_int("--repeats", repeats)
         strategies = _strategies(strategy, compare, opts)
         spec = build_spec(model, layers=layers, d_model=d_model, heads=heads, vocab=vocab, seq_len=seq_len)
@@ -315,6 +317,7 @@ def register(app: typer.Typer) -> None:
             cost=CostOptions(price_usd_per_device_h=price, pue=pue, carbon_kg_per_kwh=carbon),
         )
         validate_serve_options(opts)
+        opts = dataclasses.replace(opts, facts=_run_facts())
         spec = build_spec(
             model, layers=layers, d_model=d_model, heads=heads, vocab=vocab, seq_len=prompt_len + output_len
         )
@@ -334,6 +337,15 @@ def register(app: typer.Typer) -> None:
             raise RunNotCompletedError(record)
 
     app.add_typer(measure, name="measure")
+
+
+def _run_facts() -> Any:
+    """The facts a measured run is given, built once at the application edge: the default catalog
+    (package data, this host's calibration, ``$MLCOST_CATALOG``) and this host's saved calibration."""
+    from mlcost import context
+    from mlcost.measure.options import RunFacts
+
+    return RunFacts(catalog=context.default_catalog(), calibration=context.local_calibration())
 
 
 def _open_ledger(url: str | None) -> Any:

@@ -1,33 +1,93 @@
 """Facts a measured run needs, resolved once and by the estimator's own code: the catalog row of the
 device in use, price / PUE / carbon (:func:`mlcost.estimate.context.resolve_hardware`), the MFU peak, and
 the estimator's prediction for the same run (the ``predicted`` block). No torch at import.
+
+Every fact comes from the :class:`~mlcost.measure.options.RunFacts` the run is given (its catalog and this
+host's calibration); nothing here looks for the user's catalog or calibration itself. The application edge
+(:mod:`mlcost.context`, called by the CLI) assembles them; None means the package catalog, no calibration.
+
+The device in use (:func:`run_device`): a CUDA device is the catalog GPU row named like it; a CPU is the
+calibrated ``local`` row when the calibration was measured on this host, else the catalog row
+:func:`mlcost.catalog.host.match_cpu_row` picks by vendor and ISA (a generic row of the host's ISA, scaled to
+its logical CPUs, when no specific row matches), labelled so.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from mlcost.catalog.host import match_cpu_row
+from mlcost.catalog.protocol import CatalogLike
+from mlcost.catalog.schema import Device, EfficiencyProfile
 from mlcost.measure.options import (
     RUNNER_FLASH_ATTENTION,
     RUNNER_FUSED_ELEMENTWISE,
     CostOptions,
+    RunFacts,
     TrainShape,
+    facts_or_builtin,
 )
 from mlcost.spec import ModelSpec, TrainJob
+
+__all__ = [
+    "MFU_MAX",
+    "CostInputs",
+    "RunDevice",
+    "RunFacts",
+    "calibration_mismatch",
+    "catalog_device_for",
+    "cost_inputs",
+    "local_calibration",
+    "mfu_of",
+    "mfu_peak",
+    "money_metrics",
+    "predict_train",
+    "run_device",
+    "runner_job",
+]
 
 #: MFU above this is impossible; a peak that yields it is wrong (an uncalibrated or mismatched row).
 MFU_MAX = 1.0
 
 
-def _catalog() -> Any:
-    try:
-        from mlcost.context import default_catalog
+class _WithDevice:
+    """``base`` with one more device row (and its efficiency profile) resolvable by ``resolve_hardware``:
+    the calibrated ``local`` row, or a generic CPU row scaled to this host."""
 
-        return default_catalog()
-    except Exception:
-        return None
+    def __init__(self, base: CatalogLike, device: Device, profile: EfficiencyProfile | None = None) -> None:
+        self._base = base
+        self._device = device
+        self._profile = profile
+
+    def device(self, device_id: str) -> Device:
+        return self._device if device_id == self._device.id else self._base.device(device_id)
+
+    def efficiency(self, device_id: str) -> EfficiencyProfile:
+        if self._profile is not None and device_id == self._device.id:
+            return self._profile
+        return self._base.efficiency(device_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+
+@dataclass(frozen=True)
+class RunDevice:
+    """The catalog row of the device a run uses.
+
+    Attributes:
+        device: the row (the calibrated ``local`` row, a catalog row, or a generic row scaled to the host).
+        label: where it came from, for ``mfu_peak_source`` and warnings.
+        catalog: a catalog in which ``device.id`` resolves to ``device`` (with its efficiency profile).
+        calibrated: True for this host's calibrated ``local`` row.
+    """
+
+    device: Device
+    label: str
+    catalog: CatalogLike
+    calibrated: bool = False
 
 
 def _gpu_row(rows: list[Any], device: str) -> Any:
@@ -47,81 +107,85 @@ def _gpu_row(rows: list[Any], device: str) -> Any:
     return None
 
 
-def catalog_device_for(device: str) -> Any:
-    """The catalog row of the device in use: the CUDA device by name, or the CPU row whose name matches
-    this CPU's model name. None when nothing matches (never "the only CPU row" for a different CPU)."""
-    catalog = _catalog()
-    if catalog is None:
+def calibration_mismatch(calibration: Any, facts: RunFacts) -> str | None:
+    """Why ``calibration`` does not describe the host of ``facts`` (one line), or None when it does. A
+    calibration that records no host identity is taken as the caller says: for this host."""
+    recorded = (getattr(calibration, "provenance", None) or {}).get("host_cpu")
+    if not isinstance(recorded, dict):
         return None
-    rows = list(catalog.devices())
+    return facts.this_host().differs_from(recorded)
+
+
+def local_calibration(device: str, facts: RunFacts | None = None) -> Any:
+    """The calibrated ``local`` device row of ``facts`` on a CPU run when its calibration was measured on
+    this host, else None."""
+    f = facts_or_builtin(facts)
+    cal = f.calibration
+    if device.startswith("cuda") or cal is None or calibration_mismatch(cal, f) is not None:
+        return None
+    return getattr(cal, "device", None)
+
+
+def run_device(device: str, facts: RunFacts | None = None) -> RunDevice | None:
+    """The row of the device in use (see the module docstring), or None when nothing describes it."""
+    f = facts_or_builtin(facts)
     if device.startswith("cuda"):
-        return _gpu_row(rows, device)
-    from mlcost.measure.provenance import cpu_model_name
+        row = _gpu_row(list(f.catalog.devices()), device)
+        return None if row is None else RunDevice(row, f"catalog row {row.id}", f.catalog)
+    local = local_calibration(device, f)
+    if local is not None:
+        cal = f.calibration
+        label = f"calibrated profile ({getattr(cal, 'source', '') or 'mlcost calibrate'})"
+        profile = getattr(cal, "profile", None)
+        catalog = cast(CatalogLike, _WithDevice(f.catalog, local, profile))
+        return RunDevice(local, label, catalog, calibrated=True)
+    match = match_cpu_row(f.catalog, f.this_host())
+    if match is None:
+        return None
+    catalog = cast(CatalogLike, _WithDevice(f.catalog, match.device)) if match.generic else f.catalog
+    return RunDevice(match.device, match.label, catalog)
 
-    model = (cpu_model_name() or "").lower()
-    for row in rows:
-        if getattr(row, "kind", "") != "cpu" or row.id == "local":
-            continue
-        words = [w for w in str(row.name).lower().replace("(", " ").split() if w.isalpha()]
-        if words and all(w in model for w in words[:2]):
-            return row
-    return None
 
-
-def local_calibration(device: str) -> Any:
-    """This machine's calibrated ``local`` device row (``mlcost calibrate`` on this host) on a CPU run, else None."""
+def catalog_device_for(device: str, facts: RunFacts | None = None) -> Any:
+    """The catalog row of the device in use: the CUDA device by name, or the CPU row
+    :func:`mlcost.catalog.host.match_cpu_row` picks for this host (never the calibrated ``local`` row).
+    None when nothing matches."""
+    f = facts_or_builtin(facts)
     if device.startswith("cuda"):
-        return None
-    from mlcost.context import local_calibration as saved_calibration
-
-    cal = saved_calibration()
-    return None if cal is None else cal.device
+        return _gpu_row(list(f.catalog.devices()), device)
+    match = match_cpu_row(f.catalog, f.this_host())
+    return match.device if match is not None else None
 
 
-def _profile_peak(profile: Any, precision: str) -> float | None:
-    if profile is None:
-        return None
-    if hasattr(profile, "peak_for"):  # the calibrated ``local`` device row
-        value = profile.peak_for(precision) or profile.peak_for("fp32")
-        return float(value) if value else None
-    peaks = getattr(profile, "peak_flops_per_s", None)
-    if isinstance(peaks, dict):
-        value = peaks.get(precision) or peaks.get("fp32")
-        return float(value) if value else None
-    if isinstance(peaks, (int, float)) and peaks > 0:
-        return float(peaks)
-    extra = getattr(profile, "extra", None) or {}
-    for key in (f"peak_{precision}_flops_per_s", "matmul_peak_flops_per_s", "peak_flops_per_s"):
-        if isinstance(extra, dict) and extra.get(key):
-            return float(extra[key])
-    return None
-
-
-def mfu_peak(device: str, precision: str) -> tuple[float | None, str]:
+def mfu_peak(device: str, precision: str, facts: RunFacts | None = None) -> tuple[float | None, str]:
     """Peak FLOP/s of one device for MFU, and where it came from: the calibrated profile of this CPU
-    (``mlcost calibrate``), else the catalog row of the device in use for the precision (its fp32 peak
-    where it has no units for the precision)."""
+    (``mlcost calibrate``, when ``facts`` carries it), else the catalog row of the device in use for the
+    precision (its fp32 peak where it has no units for the precision)."""
     prec = "fp32" if precision == "tf32" and not device.startswith("cuda") else precision
-    profile = local_calibration(device)
-    peak = _profile_peak(profile, prec)
-    if peak:
-        return peak, f"calibrated profile ({getattr(profile, 'source', '') or 'mlcost calibrate'})"
-    row = catalog_device_for(device)
-    if row is None:
+    rd = run_device(device, facts)
+    if rd is None:
         return None, "unknown: this device is not calibrated (mlcost calibrate) and matches no catalog row"
+    row, label = rd.device, rd.label
     peak = row.peak_for(prec)
-    if peak is None and prec != "fp32" and row.peak_for("fp32"):
-        return float(row.peak_for("fp32")), f"catalog {row.id} fp32 peak (no {prec} units; {row.date})"
+    fp32 = row.peak_for("fp32")
+    if rd.calibrated:
+        value = peak or fp32
+        if value:
+            return float(value), label
+    if peak is None and prec != "fp32" and fp32:
+        return float(fp32), f"{label}: fp32 peak (no {prec} units; {row.date})"
     if peak:
-        return float(peak), f"catalog {row.id} {prec} dense peak ({row.date})"
-    return None, f"unknown: catalog {row.id} has no {prec} peak"
+        return float(peak), f"{label}: {prec} dense peak ({row.date})"
+    return None, f"unknown: {label} has no {prec} peak"
 
 
-def mfu_of(achieved_flops_per_s_per_device: float, device: str, precision: str) -> dict[str, Any]:
+def mfu_of(
+    achieved_flops_per_s_per_device: float, device: str, precision: str, facts: RunFacts | None = None
+) -> dict[str, Any]:
     """``mfu``, ``mfu_peak_flops_per_s`` and ``mfu_peak_source``. MFU is never above 100%: when the peak
     would make it so, the peak is wrong, MFU is reported unavailable (None) and ``mfu_unavailable_reason``
     says why."""
-    peak, source = mfu_peak(device, precision)
+    peak, source = mfu_peak(device, precision, facts=facts)
     out: dict[str, Any] = {"mfu_peak_flops_per_s": peak, "mfu_peak_source": source, "mfu": None}
     if not peak:
         out["mfu_unavailable_reason"] = source
@@ -158,24 +222,18 @@ class CostInputs:
     carbon_source: str
 
 
-def _catalog_device_id(device: str) -> str | None:
-    if local_calibration(device) is not None:
-        return "local"
-    row = catalog_device_for(device)
-    return row.id if row is not None else None
-
-
-def cost_inputs(device: str, cost: CostOptions | None = None) -> CostInputs:
-    """Price, PUE and carbon by :func:`mlcost.estimate.context.resolve_hardware` for the catalog row of
-    the device in use (the user's values first, then the catalog's, each labelled)."""
+def cost_inputs(device: str, cost: CostOptions | None = None, facts: RunFacts | None = None) -> CostInputs:
+    """Price, PUE and carbon by :func:`mlcost.estimate.context.resolve_hardware` for the row of the device
+    in use (:func:`run_device`; the user's values first, then the catalog's, each labelled)."""
     from mlcost.estimate.context import resolve_hardware
     from mlcost.spec import Cluster
 
     cost = cost or CostOptions()
-    catalog = _catalog()
-    device_id = _catalog_device_id(device)
-    if catalog is None or device_id is None:
-        return _cost_inputs_without_row(catalog, device, cost)
+    f = facts_or_builtin(facts)
+    rd = run_device(device, f)
+    if rd is None:
+        return _cost_inputs_without_row(f.catalog, device, cost)
+    device_id = rd.device.id
     cluster = Cluster(
         device=device_id,
         price_usd_per_device_h=cost.price_usd_per_device_h,
@@ -183,7 +241,7 @@ def cost_inputs(device: str, cost: CostOptions | None = None) -> CostInputs:
         carbon_kg_per_kwh=cost.carbon_kg_per_kwh,
         region=cost.region,
     )
-    hw = resolve_hardware(cluster, catalog)
+    hw = resolve_hardware(cluster, rd.catalog)
     notes = {a.name: a.source for a in hw.assumptions}
     price_src = notes.get("price_usd_per_device_h", "")
     if hw.price_usd_per_device_h is None:
@@ -198,16 +256,9 @@ def cost_inputs(device: str, cost: CostOptions | None = None) -> CostInputs:
     )
 
 
-def _cost_inputs_without_row(catalog: Any, device: str, cost: CostOptions) -> CostInputs:
+def _cost_inputs_without_row(catalog: CatalogLike, device: str, cost: CostOptions) -> CostInputs:
     """No catalog row for this device: the user's values, else the catalog's provider-default PUE and the
     region's (or world) carbon intensity — the same rows resolve_hardware falls back to."""
-    from mlcost.errors import MlcostError
-
-    if catalog is None:
-        raise MlcostError(
-            "the catalog could not be loaded, so price, PUE and carbon are unknown",
-            hint="check MLCOST_CATALOG / your override files (mlcost catalog check)",
-        )
     price = cost.price_usd_per_device_h
     price_src = "given by the user" if price is not None else f"no catalog row for {device}: no price"
     if cost.pue is not None:
@@ -271,25 +322,33 @@ def runner_job(shape: TrainShape, *, world_size: int, precision: str, steps: int
 
 
 def predict_train(
-    spec: ModelSpec | None, shape: TrainShape, device: str, world_size: int, precision: str, steps: int
+    spec: ModelSpec | None,
+    shape: TrainShape,
+    device: str,
+    world_size: int,
+    precision: str,
+    steps: int,
+    facts: RunFacts | None = None,
 ) -> dict[str, Any]:
     """The estimator's prediction for the same run: ``step_time_s``, ``model_flops_per_step``,
     ``hardware_flops_per_step``, ``mfu``, ``peak_memory_bytes``, ``tokens_per_s`` and the ``device`` row
-    used (``local`` once calibrated). ``{"error": ...}`` when the estimator cannot predict it."""
+    used (``local`` when ``facts`` carries this host's calibration) with ``device_source``, how it was
+    chosen. ``{"error": ...}`` when the estimator cannot predict it."""
     if spec is None:
         return {}
     from mlcost.estimate import estimate_train
     from mlcost.spec import Cluster
 
-    device_id = _catalog_device_id(device)
-    if device_id is None:
+    rd = run_device(device, facts)
+    if rd is None:
         return {"error": f"no catalog row or calibration for {device}: run 'mlcost calibrate'"}
+    device_id = rd.device.id
     try:
         job = runner_job(shape, world_size=world_size, precision=precision, steps=steps)
-        est = estimate_train(spec, job, Cluster(device=device_id, count=world_size))
+        est = estimate_train(spec, job, Cluster(device=device_id, count=world_size), catalog=rd.catalog)
     except Exception as exc:  # a prediction must never stop a measurement
         return {"error": f"{type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"device": device_id}
+    out: dict[str, Any] = {"device": device_id, "device_source": rd.label}
     for key in ("step_time_s", "model_flops_per_step", "hardware_flops_per_step", "mfu"):
         value = getattr(est, key, None)
         if isinstance(value, (int, float)):

@@ -28,7 +28,7 @@ from typing import Any
 
 from mlcost.errors import MlcostError
 from mlcost.measure.facts import cost_inputs, money_metrics
-from mlcost.measure.options import CostOptions
+from mlcost.measure.options import CostOptions, RunFacts, facts_or_builtin
 
 log = logging.getLogger("mlcost.measure")
 
@@ -99,6 +99,8 @@ class RunLifecycle:
         ledger: a :class:`~mlcost.measure.ledger.Ledger`, or None (the record is only returned).
         meters: a MeterSet (or ReplayMeters); None = ``select_meters(record.device)``, closed at finish.
         cost: price / PUE / carbon options (resolved by :func:`mlcost.measure.facts.cost_inputs`).
+        facts: the catalog and calibration the run's price, PUE, carbon and estimated CPU power come from
+            (:class:`~mlcost.measure.options.RunFacts`); None = the package catalog, no calibration.
         is_main: only the main rank writes the ledger.
     """
 
@@ -109,11 +111,13 @@ class RunLifecycle:
         ledger: Any = None,
         meters: Any = None,
         cost: CostOptions | None = None,
+        facts: RunFacts | None = None,
         is_main: bool = True,
     ) -> None:
         self.record = record
         self.ledger = ledger if is_main else None
         self.cost = cost or CostOptions()
+        self.facts = facts_or_builtin(facts)
         self._own_meters = meters is None
         self.meters = as_meter_set(meters)
         self.run_id: str | None = None
@@ -126,7 +130,7 @@ class RunLifecycle:
         if self.meters is None:
             from mlcost.measure.meters import select_meters
 
-            self.meters = select_meters(self.record.device)
+            self.meters = select_meters(self.record.device, catalog=self.facts.catalog, host=self.facts.host)
         return self.meters
 
     def open(self, **changes: Any) -> None:
@@ -208,7 +212,7 @@ class RunLifecycle:
             measured_s=float(metrics.get("measured_s") or 0.0),
             world_size=self.record.world_size,
             tokens_per_s=metrics.get("tokens_per_s"),
-            inputs=cost_inputs(self.record.device, self.cost),
+            inputs=cost_inputs(self.record.device, self.cost, self.facts),
         )
 
     def close(self) -> None:

@@ -12,6 +12,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlcost.catalog import host as catalog_host
+from mlcost.catalog.host import HostCpu
+from mlcost.catalog.loader import builtin_catalog
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
 from mlcost.spec import TrainJob
 
@@ -104,6 +108,42 @@ class CostOptions:
     region: str | None = None
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """The facts a measured run is given, never fetches: the catalog it resolves devices, prices, PUE and
+    carbon in, and this host's calibration. The application edge builds it (``mlcost measure`` passes
+    ``RunFacts(catalog=mlcost.context.default_catalog(), calibration=mlcost.context.local_calibration())``);
+    None in the options means :meth:`builtin`: the package data only, no calibration.
+
+    Attributes:
+        catalog: the catalog (:class:`~mlcost.catalog.CatalogLike`).
+        calibration: this host's calibration (a :class:`mlcost.calibrate.profile.Calibration`: ``.device``
+            is the calibrated ``local`` row, ``.profile`` its fitted efficiency profile, ``.source`` its
+            label, ``.provenance["host_cpu"]`` the host it was measured on), or None. It is used for CPU
+            runs on the host it was measured on; on another host the catalog row is used.
+        host: the host's CPU for matching catalog CPU rows; None = this machine
+            (:func:`mlcost.catalog.host.detect_host`). Tests pass ``/proc/cpuinfo`` fixtures here.
+    """
+
+    catalog: CatalogLike
+    calibration: Any | None = None
+    host: HostCpu | None = None
+
+    @classmethod
+    def builtin(cls) -> RunFacts:
+        """The package catalog alone, no calibration: what a run uses when it is given no facts."""
+        return cls(builtin_catalog(), None)
+
+    def this_host(self) -> HostCpu:
+        """``host``, else this machine (looked up on :mod:`mlcost.catalog.host` at call time)."""
+        return self.host if self.host is not None else catalog_host.detect_host()
+
+
+def facts_or_builtin(facts: RunFacts | None) -> RunFacts:
+    """``facts``, or :meth:`RunFacts.builtin` when None."""
+    return facts if facts is not None else RunFacts.builtin()
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """What every measured run shares.
@@ -116,6 +156,8 @@ class RunOptions:
         attn_implementation: ``sdpa`` (fused, default) or ``eager`` attention.
         cost: price, PUE, carbon.
         checkpoint_every: write partial metrics (a heartbeat) every this many steps.
+        facts: the catalog and calibration the run resolves its device, MFU peak, price, PUE and carbon
+            in (:class:`RunFacts`); None = the package catalog and no calibration.
     """
 
     device: str = "cpu"
@@ -125,6 +167,7 @@ class RunOptions:
     attn_implementation: str = RUNNER_ATTN_IMPLEMENTATION
     cost: CostOptions = field(default_factory=CostOptions)
     checkpoint_every: int = CHECKPOINT_EVERY_STEPS
+    facts: RunFacts | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

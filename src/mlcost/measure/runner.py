@@ -1,6 +1,6 @@
 """The runner's public names, kept where callers import them from. The code lives in:
 
-* :mod:`mlcost.measure.options`   — typed options (TrainOptions, ServeOptions, shapes, cost)
+* :mod:`mlcost.measure.options`   — typed options (TrainOptions, ServeOptions, shapes, cost, RunFacts)
 * :mod:`mlcost.measure.validate`  — checks before torch starts, messages naming the flags
 * :mod:`mlcost.measure.facts`     — device row, price / PUE / carbon, MFU peak, the predicted block
 * :mod:`mlcost.measure.lifecycle` — one run from ``running`` to its final record (signals, ledger)
@@ -24,6 +24,7 @@ from mlcost.measure.lifecycle import RunInterrupted, RunLifecycle, as_meter_set,
 from mlcost.measure.options import (
     CHECKPOINT_EVERY_STEPS,
     CostOptions,
+    RunFacts,
     ServeOptions,
     ServeShape,
     TrainOptions,
@@ -39,6 +40,7 @@ __all__ = [
     "SUMMARY_KEYS",
     "CostInputs",
     "CostOptions",
+    "RunFacts",
     "RunInterrupted",
     "RunLifecycle",
     "ServeOptions",

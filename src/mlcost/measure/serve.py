@@ -44,7 +44,9 @@ def run_serving(
         raise SpecError(
             "serving measures generation, which needs a decoder model", hint="use a decoder preset"
         )
-    run = RunLifecycle(_record(model, opts, spec, device), ledger=ledger, meters=meters, cost=opts.cost)
+    run = RunLifecycle(
+        _record(model, opts, spec, device), ledger=ledger, meters=meters, cost=opts.cost, facts=opts.facts
+    )
     with run.active():
         run.open()
         step, timings = _request_fn(run, model, opts, device, progress)

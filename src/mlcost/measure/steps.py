@@ -242,8 +242,10 @@ def flops_metrics(
     device: str,
     precision: str,
     world_size: int = 1,
+    facts: Any = None,
 ) -> dict[str, Any]:
-    """Achieved FLOP/s and MFU from the FLOPs of one step over all ranks and the median step time."""
+    """Achieved FLOP/s and MFU from the FLOPs of one step over all ranks and the median step time; the
+    peak comes from ``facts`` (:class:`~mlcost.measure.options.RunFacts`, None = the package catalog)."""
     from mlcost.measure.facts import mfu_of
 
     if model_flops_per_step is None:
@@ -255,5 +257,5 @@ def flops_metrics(
     if median:
         out["achieved_flops_per_s"] = model_flops_per_step / median
         out["achieved_flops_per_s_per_device"] = out["achieved_flops_per_s"] / world_size
-        out.update(mfu_of(out["achieved_flops_per_s_per_device"], device, precision))
+        out.update(mfu_of(out["achieved_flops_per_s_per_device"], device, precision, facts))
     return out

@@ -202,12 +202,19 @@ def run_training(
     plan = plan_training(model, opts)
     try:
         predicted = predict_train(
-            plan.spec, plan.shape, plan.device, plan.ctx.world_size, plan.precision, opts.steps
+            plan.spec, plan.shape, plan.device, plan.ctx.world_size, plan.precision, opts.steps, opts.facts
         )
         record = _record(model, plan, predicted)
         if opts.dry_run:
             meters = as_meter_set(meters) or _dry_run_meters(predicted)
-        run = RunLifecycle(record, ledger=ledger, meters=meters, cost=opts.cost, is_main=plan.ctx.is_main)
+        run = RunLifecycle(
+            record,
+            ledger=ledger,
+            meters=meters,
+            cost=opts.cost,
+            facts=opts.facts,
+            is_main=plan.ctx.is_main,
+        )
         with run.active():
             run.open()
             if opts.dry_run:
@@ -244,6 +251,7 @@ def _final_metrics(loop: StepLoop, plan: TrainPlan, flops: dict[str, Any]) -> di
             device=plan.device,
             precision=flops.get("precision", plan.precision),
             world_size=plan.ctx.world_size,
+            facts=plan.opts.facts,
         )
     )
     if flops.get("dry_run"):

@@ -8,6 +8,9 @@
   ``ledger=False`` keeps the record in memory only.
 * The row is opened at the first optimizer step, when the micro-batch shape is known: it carries the
   estimator's ``predicted`` block for the module (its :class:`~mlcost.spec.ModelSpec` and that shape).
+* Facts (catalog, calibration) are the :class:`~mlcost.measure.options.RunFacts` given, else the package
+  catalog with no calibration (the callbacks live below the application edge and never fetch the user's
+  catalog: pass ``catalog=mlcost.context.default_catalog()`` or a whole ``facts=RunFacts(...)``).
 * At the end of a completed run the module's FLOPs of one micro-batch are counted exactly
   (``FlopCounterMode``, one forward+backward) for achieved FLOP/s and MFU — never 6·N·D.
 """
@@ -18,7 +21,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from mlcost.measure.options import CHECKPOINT_EVERY_STEPS, CostOptions, TrainShape
+from mlcost.catalog.protocol import CatalogLike
+from mlcost.measure.options import CHECKPOINT_EVERY_STEPS, CostOptions, RunFacts, TrainShape, facts_or_builtin
 from mlcost.measure.steps import StepLoop, StepOutput, flops_metrics
 
 #: Figures pushed into the trainer's own logs (prefixed ``mlcost/``), so its loggers see them.
@@ -68,6 +72,16 @@ def default_ledger(ledger: Any) -> Any:
     return ledger
 
 
+def callback_facts(facts: RunFacts | None, catalog: CatalogLike | None) -> RunFacts:
+    """The facts of a callback: ``facts`` if given, else ``catalog`` with no calibration, else the package
+    catalog. Giving both is an error (which catalog would win?)."""
+    if facts is not None and catalog is not None:
+        raise ValueError("give facts= or catalog=, not both (facts carries its own catalog)")
+    if catalog is not None:
+        return RunFacts(catalog)
+    return facts_or_builtin(facts)
+
+
 def hf_module_in(model: Any) -> Any:
     """The ``transformers`` model inside ``model`` (itself, or its first submodule with a config)."""
     from mlcost.measure.torch_models import is_hf_model
@@ -101,11 +115,14 @@ class CallbackRun:
         cost: CostOptions | None = None,
         max_steps: int | None = None,
         count_flops: bool = True,
+        facts: RunFacts | None = None,
     ) -> None:
+        self.facts = facts_or_builtin(facts)
         self.settings = {
             "ledger": default_ledger(ledger) if is_main else None,
             "meters": meters,
             "cost": cost or CostOptions(),
+            "facts": self.facts,
             "is_main": is_main,
         }
         self.model_name = model_name
@@ -201,7 +218,7 @@ class CallbackRun:
             micro_batch=b, global_batch=b * micro * self.world_size, seq_len=s, precision=self.precision
         )
         steps = self.max_steps if self.max_steps and self.max_steps > 0 else 1
-        return predict_train(spec, shape, self.device, self.world_size, self.precision, steps)
+        return predict_train(spec, shape, self.device, self.world_size, self.precision, steps, self.facts)
 
     # ---- figures --------------------------------------------------------------------------------------
     def log_figures(
@@ -241,6 +258,7 @@ class CallbackRun:
             device=self.device,
             precision=self.precision,
             world_size=self.world_size,
+            facts=self.facts,
         )
 
     # ---- end ------------------------------------------------------------------------------------------

@@ -24,9 +24,10 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import require
-from mlcost.measure.integrations.common import FINAL_LOGGED_KEYS, CallbackRun, ids_in
-from mlcost.measure.options import CostOptions
+from mlcost.measure.integrations.common import FINAL_LOGGED_KEYS, CallbackRun, callback_facts, ids_in
+from mlcost.measure.options import CostOptions, RunFacts
 
 _transformers = require("transformers", "MlcostCallback", extra="hf")
 
@@ -70,6 +71,10 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
         checkpoint_every: write partial metrics every this many steps.
         price_usd_per_device_h / carbon_kg_per_kwh / pue: cost inputs (the catalog's otherwise, labelled).
         count_flops: count the module's FLOPs (FlopCounterMode) at the end for achieved FLOP/s and MFU.
+        catalog: the catalog for the device row, MFU peak, price, PUE and carbon; None = the package
+            catalog (pass ``mlcost.context.default_catalog()`` for yours, with ``$MLCOST_CATALOG``).
+        facts: a whole :class:`~mlcost.measure.options.RunFacts` instead (catalog and this host's
+            calibration, e.g. ``RunFacts(default_catalog(), mlcost.context.local_calibration())``).
     """
 
     def __init__(
@@ -84,6 +89,8 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
         carbon_kg_per_kwh: float | None = None,
         pue: float | None = None,
         count_flops: bool = True,
+        catalog: CatalogLike | None = None,
+        facts: RunFacts | None = None,
     ) -> None:
         self._kwargs = {
             "ledger": ledger,
@@ -95,6 +102,7 @@ class MlcostCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-d
                 price_usd_per_device_h=price_usd_per_device_h, pue=pue, carbon_kg_per_kwh=carbon_kg_per_kwh
             ),
             "count_flops": count_flops,
+            "facts": callback_facts(facts, catalog),
         }
         self.tracker: CallbackRun | None = None
         self._hook: Any = None

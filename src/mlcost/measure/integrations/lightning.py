@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import MissingDependencyError
-from mlcost.measure.integrations.common import FINAL_LOGGED_KEYS, CallbackRun, ids_in
-from mlcost.measure.options import CostOptions
+from mlcost.measure.integrations.common import FINAL_LOGGED_KEYS, CallbackRun, callback_facts, ids_in
+from mlcost.measure.options import CostOptions, RunFacts
 
 try:
     import lightning.pytorch as _pl
@@ -68,6 +69,8 @@ class MlcostLightningCallback(_pl.Callback):  # type: ignore[misc,name-defined]
         carbon_kg_per_kwh: float | None = None,
         pue: float | None = None,
         count_flops: bool = True,
+        catalog: CatalogLike | None = None,
+        facts: RunFacts | None = None,
     ) -> None:
         super().__init__()
         self._kwargs = {
@@ -80,6 +83,7 @@ class MlcostLightningCallback(_pl.Callback):  # type: ignore[misc,name-defined]
                 price_usd_per_device_h=price_usd_per_device_h, pue=pue, carbon_kg_per_kwh=carbon_kg_per_kwh
             ),
             "count_flops": count_flops,
+            "facts": callback_facts(facts, catalog),
         }
         self.tracker: CallbackRun | None = None
         self._accum = 1

@@ -16,6 +16,7 @@ Backends import torch / nvidia-ml-py lazily, so ``import mlcost.measure.meters``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlcost.errors import MlcostError
 from mlcost.measure.meters.base import (
@@ -124,8 +125,9 @@ def _gpu_energy_meter(index: int, notes: list[str]) -> EnergyMeter:
     return EstimatedEnergyMeter(power_w, detail=f"{power_w:g} W = {how}, drawn for the whole run")
 
 
-def select_meters(device: str = "cpu") -> MeterSet:
-    """The best available meters for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``replay``)."""
+def select_meters(device: str = "cpu", *, catalog: Any = None, host: Any = None) -> MeterSet:
+    """The best available meters for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``replay``). ``catalog``
+    and ``host`` (None: the package catalog, this machine) give the CPU row of an estimated energy."""
     notes: list[str] = []
     if device.startswith("cuda"):
         index = _cuda_index(device)
@@ -144,6 +146,6 @@ def select_meters(device: str = "cpu") -> MeterSet:
     if rapl_available():
         energy = RaplEnergyMeter()
     else:
-        energy = EstimatedEnergyMeter.for_cpu()
+        energy = EstimatedEnergyMeter.for_cpu(catalog=catalog, host=host)
         notes.append("no readable RAPL counter: CPU energy estimated")
     return MeterSet(timer=ClockTimer(), energy=energy, memory=RssMemoryMeter(), notes=notes)

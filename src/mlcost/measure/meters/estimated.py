@@ -2,7 +2,9 @@
 
 For CPUs the power is the socket's TDP scaled to the share of logical CPUs the run used
 (``cores_used / cores_total``), so a 2-vCPU VM is charged 2 vCPUs' share of the socket, never the whole
-socket. With no catalog row for the CPU, the socket is assumed to be a typical cloud EPYC:
+socket. The CPU row is the one :func:`mlcost.catalog.host.match_cpu_row` picks in the catalog the caller
+passes (the package catalog by default) for the host (this machine by default): a specific row by vendor and
+ISA, else the generic row of its ISA scaled to its logical CPUs. With no row at all, the socket is assumed to be a typical cloud EPYC:
 :data:`DEFAULT_SOCKET_TDP_W` over :data:`DEFAULT_SOCKET_LOGICAL_CPUS` logical CPUs (≈2.19 W per vCPU).
 The estimate counts no DRAM, disk, network or facility (PUE) power; the detail says what was assumed.
 """
@@ -16,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mlcost.catalog import host as catalog_host
+from mlcost.catalog.host import HostCpu
 from mlcost.measure.meters.base import EnergyReading
 
 #: Fallback socket: AMD EPYC 7763 (Milan), 280 W TDP, 64 cores / 128 threads (AMD product page, 2021).
@@ -63,28 +67,23 @@ def cores_in_use() -> tuple[int, str]:
     return affinity, how
 
 
-def _catalog_cpu_row(cpu_model: str | None) -> Any:
-    """The catalog's cpu device row matching ``cpu_model`` (or the only cpu row), or None. Never raises."""
+def _catalog_cpu_row(catalog: Any, host: HostCpu) -> tuple[Any, tuple[int, str] | None] | None:
+    """The catalog's cpu row for ``host`` (:func:`mlcost.catalog.host.match_cpu_row`: by vendor and ISA,
+    else the generic row of its ISA scaled to its logical CPUs) and the logical CPUs its TDP covers when
+    the match says (None: read from the row). None without a row. Never raises."""
     try:
-        from mlcost.context import default_catalog as get_catalog
+        from mlcost.catalog import builtin_catalog, match_cpu_row
 
-        catalog = get_catalog()
-        devices: Any = getattr(catalog, "devices", None)
-        if callable(devices):
-            devices = devices()
-        if isinstance(devices, dict):
-            devices = list(devices.values())
-        rows = [d for d in devices or [] if getattr(d, "kind", None) == "cpu"]
+        match = match_cpu_row(catalog if catalog is not None else builtin_catalog(), host)
     except Exception:
         return None
-    if not rows:
+    if match is None:
         return None
-    model = (cpu_model or "").lower()
-    for row in rows:
-        name = str(getattr(row, "name", "")).lower()
-        if name and model and (name in model or model in name):
-            return row
-    return None
+    if match.generic and host.logical_cpus:
+        return match.device, (host.logical_cpus, "generic per-logical-CPU row scaled to this host")
+    if match.row.logical_cpus:
+        return match.device, (match.row.logical_cpus, "logical_cpus of its cpus.csv row")
+    return match.device, None
 
 
 def _row_logical_cpus(row: Any) -> tuple[int, str] | None:
@@ -101,18 +100,27 @@ def _row_logical_cpus(row: Any) -> tuple[int, str] | None:
     return (count, "row taken as this whole machine") if count else None
 
 
-def estimate_cpu_power(cores_used: int | None = None, cpu_model: str | None = None) -> CpuPowerEstimate:
-    """Power drawn by the CPUs this run uses, from the catalog's cpu row or the stated default socket."""
+def estimate_cpu_power(
+    cores_used: int | None = None,
+    cpu_model: str | None = None,
+    *,
+    catalog: Any = None,
+    host: HostCpu | None = None,
+) -> CpuPowerEstimate:
+    """Power drawn by the CPUs this run uses, from the cpu row of ``catalog`` (None: the package catalog)
+    matching ``host`` (None: this machine), or the stated default socket. ``cpu_model`` names the CPU in
+    the explanation (default: the host's model name)."""
     if cores_used is None:
         cores_used, how = cores_in_use()
     else:
         how = "given"
+    if host is None:
+        host = catalog_host.detect_host()
     if cpu_model is None:
-        from mlcost.measure.provenance import cpu_model_name
-
-        cpu_model = cpu_model_name()
-    row = _catalog_cpu_row(cpu_model)
-    row_cpus = _row_logical_cpus(row) if row is not None else None
+        cpu_model = host.model
+    found = _catalog_cpu_row(catalog, host)
+    row = found[0] if found is not None else None
+    row_cpus = (found[1] or _row_logical_cpus(row)) if found is not None else None
     tdp = getattr(row, "tdp_w", None) if row is not None else None
     if row is not None and row_cpus and isinstance(tdp, (int, float)) and tdp > 0:
         socket_w, cores_total = float(tdp), row_cpus[0]
@@ -135,9 +143,15 @@ def estimate_cpu_power(cores_used: int | None = None, cpu_model: str | None = No
     return CpuPowerEstimate(socket_w, cores_used, cores_total, power_w, explanation)
 
 
-def estimate_cpu_power_w(cores_used: int | None = None, cpu_model: str | None = None) -> tuple[float, str]:
+def estimate_cpu_power_w(
+    cores_used: int | None = None,
+    cpu_model: str | None = None,
+    *,
+    catalog: Any = None,
+    host: HostCpu | None = None,
+) -> tuple[float, str]:
     """(power in W for the CPUs this run uses, explanation). See :func:`estimate_cpu_power`."""
-    est = estimate_cpu_power(cores_used, cpu_model)
+    est = estimate_cpu_power(cores_used, cpu_model, catalog=catalog, host=host)
     return est.power_w, est.explanation
 
 
@@ -178,9 +192,17 @@ class EstimatedEnergyMeter:
         self._t0_ns: int | None = None
 
     @classmethod
-    def for_cpu(cls, cores_used: int | None = None, *, idle_w: float = 0.0) -> EstimatedEnergyMeter:
-        """A meter for this process's CPUs (see :func:`estimate_cpu_power`)."""
-        est = estimate_cpu_power(cores_used)
+    def for_cpu(
+        cls,
+        cores_used: int | None = None,
+        *,
+        idle_w: float = 0.0,
+        catalog: Any = None,
+        host: HostCpu | None = None,
+    ) -> EstimatedEnergyMeter:
+        """A meter for this process's CPUs (see :func:`estimate_cpu_power`; ``catalog`` None = the package
+        catalog, ``host`` None = this machine)."""
+        est = estimate_cpu_power(cores_used, catalog=catalog, host=host)
         return cls(
             est.socket_w,
             cores_used=est.cores_used,
