@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "devices": "mlcost.cli.catalog",
     "models": "mlcost.cli.catalog",
     "env": "mlcost.cli.env",
+    "compress": "mlcost.cli.compress",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
