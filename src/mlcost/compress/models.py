@@ -161,8 +161,15 @@ def load_hub_model(model_id: str, *, flag: str = "--model") -> ModelBundle:
     return _from_pretrained(model_id, config=config, source=f"hub:{model_id}", flag=flag)
 
 
+def _quiet(transformers: Any) -> None:
+    """No progress bars or load reports on the terminal (the command prints its own table)."""
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _from_pretrained(where: str, *, config: dict[str, Any], source: str, flag: str) -> ModelBundle:
     transformers = require("transformers", "loading Hugging Face models", "compress")
+    _quiet(transformers)
     kind = _kind_from_config(config)
     auto = {
         "encoder": transformers.AutoModel,
