@@ -9,7 +9,9 @@ def summary(report: dict[str, Any], *, speed_goal: float = 1.5, drop_goal_pt: fl
     """Per method: throughput speed-up, size cut and primary-quality delta with intervals; then whether a
     variant reaches ``speed_goal``× throughput within ``drop_goal_pt`` points (or relative %) of the original."""
     primary = report["task"]["primary_metric"]
-    lines = [f"{'method':28s} {'speed-up vs fp32 [95% CI]':28s} {'size':>8s} {primary + ' delta [95% CI]':44s} verdict"]
+    lines = [
+        f"{'method':28s} {'speed-up vs fp32 [95% CI]':28s} {'size':>8s} {primary + ' delta [95% CI]':44s} verdict"
+    ]
     hits = []
     for r in report["variants"]:
         if r["status"] != "ok":
@@ -24,9 +26,20 @@ def summary(report: dict[str, Any], *, speed_goal: float = 1.5, drop_goal_pt: fl
             d = f"{q['delta']:+.3g} [{q['delta_low']:+.3g}, {q['delta_high']:+.3g}] ({q['delta'] / base:+.1%})"
             drop = (q["delta"] / base * 100) * (-1 if q["higher_is_better"] else 1)
         size = f"{1 / r['size_ratio']:.2f}x" if r["size_ratio"] > 0 else "-"
-        tag = "recommended" if r["verdict"]["recommended"] else ("baseline" if r["method"] == "original" else "no")
-        lines.append(f"{r['name']:28s} {sp['value']:.2f}x [{sp['low']:.2f}, {sp['high']:.2f}]{'':8s} {size:>8s} {d:44s} {tag}")
-        if r["method"] != "original" and sp["value"] >= speed_goal and sp["low"] > 1.0 and drop <= drop_goal_pt:
+        tag = (
+            "recommended"
+            if r["verdict"]["recommended"]
+            else ("baseline" if r["method"] == "original" else "no")
+        )
+        lines.append(
+            f"{r['name']:28s} {sp['value']:.2f}x [{sp['low']:.2f}, {sp['high']:.2f}]{'':8s} {size:>8s} {d:44s} {tag}"
+        )
+        if (
+            r["method"] != "original"
+            and sp["value"] >= speed_goal
+            and sp["low"] > 1.0
+            and drop <= drop_goal_pt
+        ):
             hits.append(r["name"])
     lines.append("")
     lines.append("verdicts:")

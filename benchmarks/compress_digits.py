@@ -15,10 +15,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _compress_common import summary  # noqa: E402
-from _provenance import header  # noqa: E402
+from _compress_common import summary
+from _provenance import header
 
-METHODS = "int8-dynamic,bf16,onnx-int8,prune-channels:0.5,prune-channels:0.75,unstructured:0.5,unstructured:0.9"
+METHODS = (
+    "int8-dynamic,bf16,onnx-int8,prune-channels:0.5,prune-channels:0.75,unstructured:0.5,unstructured:0.9"
+)
 
 
 def main() -> None:
@@ -51,7 +53,11 @@ def main() -> None:
     for name in ("prune-channels-0.5", "prune-channels-0.75", "unstructured-0.5", "unstructured-0.9"):
         if name in rows:
             sp = rows[name]["speedup"]
-            real = "a real speed-up" if sp["low"] > 1.0 else ("slower" if sp["high"] < 1.0 else "no measurable speed-up")
+            real = (
+                "a real speed-up"
+                if sp["low"] > 1.0
+                else ("slower" if sp["high"] < 1.0 else "no measurable speed-up")
+            )
             print(f"{name}: {sp['value']:.2f}x [{sp['low']:.2f}, {sp['high']:.2f}] -> {real}")
     print(f"elapsed {report['elapsed_s']:.0f} s")
 

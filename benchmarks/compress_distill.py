@@ -3,7 +3,7 @@ teacher; reports student vs teacher quality and speed, the distillation's cost (
 and labelled so when no counter exists — and dollars at the given price) and the break-even traffic after which
 the machine time it saves per request pays its training back.
 
-    python benchmarks/compress_distill.py [--example tiny-gpt|minilm] [--layers 2] [--steps 150]
+    python benchmarks/compress_distill.py [--example minilm|tiny-gpt] [--layers 3] [--steps 100]
         [--price-usd-per-h 0.10]
 """
 
@@ -15,15 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _compress_common import summary  # noqa: E402
-from _provenance import header  # noqa: E402
+from _compress_common import summary
+from _provenance import header
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--example", default="tiny-gpt", choices=["tiny-gpt", "minilm"])
+    ap.add_argument("--example", default="minilm", choices=["minilm", "tiny-gpt"])
     ap.add_argument("--layers", type=int, default=None, help="student layers (default: half the teacher's)")
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--price-usd-per-h", type=float, default=None)
@@ -58,16 +58,24 @@ def main() -> None:
             continue
         t = r["training"]
         q, tq = r["quality"][primary], teacher["quality"][primary]
-        print(f"teacher {primary}: {tq['value']:.4g} [{tq['low']:.4g}, {tq['high']:.4g}]; "
-              f"student ({r['recipe']['layers']} of the teacher's layers): {q['value']:.4g} [{q['low']:.4g}, {q['high']:.4g}]")
-        print(f"student speed-up: {r['speedup']['value']:.2f}x [{r['speedup']['low']:.2f}, {r['speedup']['high']:.2f}] "
-              f"at batch {r['batch_size']}; size {r['size_ratio']:.2f}x of the teacher")
+        print(
+            f"teacher {primary}: {tq['value']:.4g} [{tq['low']:.4g}, {tq['high']:.4g}]; "
+            f"student ({r['recipe']['layers']} of the teacher's layers): {q['value']:.4g} [{q['low']:.4g}, {q['high']:.4g}]"
+        )
+        print(
+            f"student speed-up: {r['speedup']['value']:.2f}x [{r['speedup']['low']:.2f}, {r['speedup']['high']:.2f}] "
+            f"at batch {r['batch_size']}; size {r['size_ratio']:.2f}x of the teacher"
+        )
         cost = f", ${t['cost_usd']:.5f}" if t["cost_usd"] is not None else " (no price given: $ not claimed)"
-        print(f"distillation cost: {t['time_s']:.1f} s, {t['flops']:.3g} FLOPs, {t['energy_j']:.0f} J "
-              f"[{t['energy_source']}]{cost}, {t['examples_seen']} sequences seen")
+        print(
+            f"distillation cost: {t['time_s']:.1f} s, {t['flops']:.3g} FLOPs, {t['energy_j']:.0f} J "
+            f"[{t['energy_source']}]{cost}, {t['examples_seen']} sequences seen"
+        )
         be = r.get("break_even_requests")
         if be:
-            print(f"break-even traffic: {be:.3g} requests (the machine time saved per request pays back the training time)")
+            print(
+                f"break-even traffic: {be:.3g} requests (the machine time saved per request pays back the training time)"
+            )
         else:
             print("break-even traffic: never (the student is not cheaper to serve on this machine)")
     print(f"elapsed {report['elapsed_s']:.0f} s")

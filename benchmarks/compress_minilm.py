@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _compress_common import summary  # noqa: E402
-from _provenance import header  # noqa: E402
+from _compress_common import summary
+from _provenance import header
 
 
 def main() -> None:

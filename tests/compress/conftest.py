@@ -36,8 +36,13 @@ def tiny_bert_config(**kw: Any) -> Any:
     from transformers import BertConfig
 
     return BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, **kw,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **kw,
     )
 
 

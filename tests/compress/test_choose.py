@@ -1,6 +1,6 @@
 import pytest
 
-from mlcost.compress.choose import choose, parse_targets, pareto_front, verdict
+from mlcost.compress.choose import choose, pareto_front, parse_targets, verdict
 from mlcost.compress.errors import CompressError
 from mlcost.errors import UnknownNameError
 
@@ -8,9 +8,13 @@ METRICS = {"accuracy": "fraction", "cosine_to_original": "ratio", "perplexity": 
 
 
 def test_target_syntax_relative_points_absolute_and_per_metric() -> None:
-    rel, = parse_targets("1%", primary="accuracy", metrics=METRICS)
-    assert rel.metric == "accuracy" and rel.mode == "relative" and rel.allowed(0.8, "fraction") == pytest.approx(0.008)
-    pt, = parse_targets("1pt", primary="accuracy", metrics=METRICS)
+    (rel,) = parse_targets("1%", primary="accuracy", metrics=METRICS)
+    assert (
+        rel.metric == "accuracy"
+        and rel.mode == "relative"
+        and rel.allowed(0.8, "fraction") == pytest.approx(0.008)
+    )
+    (pt,) = parse_targets("1pt", primary="accuracy", metrics=METRICS)
     assert pt.allowed(0.8, "fraction") == pytest.approx(0.01)
     a, b = parse_targets("accuracy=0.5pt, cosine_to_original=0.02", primary="accuracy", metrics=METRICS)
     assert (a.metric, a.allowed(0.9, "fraction")) == ("accuracy", pytest.approx(0.005))
@@ -36,11 +40,29 @@ def test_pareto_front_drops_dominated_points() -> None:
 
 
 def _row(name: str, speed: tuple[float, float, float], delta: float, *, method: str = "quantize") -> dict:
-    q = {"value": 0.8 + delta, "low": 0.7, "high": 0.9, "delta": delta, "delta_low": delta - 0.01,
-         "delta_high": delta + 0.01, "higher_is_better": True, "scale": "fraction"}
-    return {"name": name, "method": method, "status": "ok", "reason": None, "batch_size": 32, "size_ratio": 0.3,
-            "speedup": {"value": speed[0], "low": speed[1], "high": speed[2]}, "quality": {"accuracy": q},
-            "notes": [], "isa_note": "no VNNI", "cost": {"machine_h_per_million_requests": 1.0 / speed[0]}}
+    q = {
+        "value": 0.8 + delta,
+        "low": 0.7,
+        "high": 0.9,
+        "delta": delta,
+        "delta_low": delta - 0.01,
+        "delta_high": delta + 0.01,
+        "higher_is_better": True,
+        "scale": "fraction",
+    }
+    return {
+        "name": name,
+        "method": method,
+        "status": "ok",
+        "reason": None,
+        "batch_size": 32,
+        "size_ratio": 0.3,
+        "speedup": {"value": speed[0], "low": speed[1], "high": speed[2]},
+        "quality": {"accuracy": q},
+        "notes": [],
+        "isa_note": "no VNNI",
+        "cost": {"machine_h_per_million_requests": 1.0 / speed[0]},
+    }
 
 
 def test_no_recommendation_on_a_speed_up_the_interval_does_not_support() -> None:
@@ -53,8 +75,11 @@ def test_no_recommendation_on_a_speed_up_the_interval_does_not_support() -> None
 
 def test_a_target_no_variant_meets_names_the_closest() -> None:
     targets = parse_targets("0.1pt", primary="accuracy", metrics=METRICS)
-    rows = [_row("fp32", (1.0, 1.0, 1.0), 0.0, method="original"), _row("int8", (2.0, 1.8, 2.2), -0.02),
-            _row("prune", (1.5, 1.2, 1.8), -0.05)]
+    rows = [
+        _row("fp32", (1.0, 1.0, 1.0), 0.0, method="original"),
+        _row("int8", (2.0, 1.8, 2.2), -0.02),
+        _row("prune", (1.5, 1.2, 1.8), -0.05),
+    ]
     verdicts = {r["name"]: verdict(r, targets, "accuracy", {}) for r in rows}
     decision = choose(rows, verdicts, "accuracy")
     assert decision["variant"] == "fp32" and not decision["met"] and decision["closest"] == "int8"

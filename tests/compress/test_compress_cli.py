@@ -8,19 +8,68 @@ import pytest
 from mlcost.cli.main import main
 
 #: Top-level keys documented in docs/json.md under `mlcost compress --json`.
-TOP_KEYS = {"model", "task", "hardware", "batch_sizes", "rounds", "started_at", "price", "targets", "variants",
-            "pareto_front", "choice", "elapsed_s", "ledger_run_ids"}
-VARIANT_KEYS = {"name", "method", "status", "reason", "recipe", "precision", "notes", "isa_note", "build_time_s",
-                "training", "batch_size", "speeds", "speedup", "throughput_per_s", "size_bytes", "size_ratio",
-                "peak_memory_bytes", "peak_memory_method", "quality", "cost", "targets", "verdict"}
+TOP_KEYS = {
+    "model",
+    "task",
+    "hardware",
+    "batch_sizes",
+    "rounds",
+    "started_at",
+    "price",
+    "targets",
+    "variants",
+    "pareto_front",
+    "choice",
+    "elapsed_s",
+    "ledger_run_ids",
+}
+VARIANT_KEYS = {
+    "name",
+    "method",
+    "status",
+    "reason",
+    "recipe",
+    "precision",
+    "notes",
+    "isa_note",
+    "build_time_s",
+    "training",
+    "batch_size",
+    "speeds",
+    "speedup",
+    "throughput_per_s",
+    "size_bytes",
+    "size_ratio",
+    "peak_memory_bytes",
+    "peak_memory_method",
+    "quality",
+    "cost",
+    "targets",
+    "verdict",
+}
 
 
 def test_json_contract_on_a_hugging_face_directory(
     tiny_bert_dir: Path, labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["compress", "--model", str(tiny_bert_dir), "--data", str(labelled_jsonl), "--methods",
-                 "int8-dynamic,prune-heads:0.5,bf16", "--rounds", "3", "--batch-sizes", "1,8", "--device",
-                 "h100-sxm", "--json"])
+    code = main(
+        [
+            "compress",
+            "--model",
+            str(tiny_bert_dir),
+            "--data",
+            str(labelled_jsonl),
+            "--methods",
+            "int8-dynamic,prune-heads:0.5,bf16",
+            "--rounds",
+            "3",
+            "--batch-sizes",
+            "1,8",
+            "--device",
+            "h100-sxm",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == TOP_KEYS
@@ -36,8 +85,25 @@ def test_json_contract_on_a_hugging_face_directory(
 def test_text_output_has_table_verdicts_and_choice(
     tiny_bert_dir: Path, labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["compress", "--model", str(tiny_bert_dir), "--data", str(labelled_jsonl), "--methods",
-                 "int8-dynamic", "--rounds", "3", "--batch-sizes", "4", "--no-ledger"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                "--model",
+                str(tiny_bert_dir),
+                "--data",
+                str(labelled_jsonl),
+                "--methods",
+                "int8-dynamic",
+                "--rounds",
+                "3",
+                "--batch-sizes",
+                "4",
+                "--no-ledger",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "verdicts:" in out and "choice:" in out and "int8-dynamic" in out and "machine-hours" in out
 
@@ -54,7 +120,9 @@ def test_text_output_has_table_verdicts_and_choice(
         (["--example", "digits-cnn", "--device", "h100-sxmm"], "unknown device"),
     ],
 )
-def test_bad_flags_exit_2_with_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flags_exit_2_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["compress", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -72,7 +140,10 @@ def test_empty_data_file_exits_2_and_writes_nothing(
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     db = tmp_path / "l.db"
-    assert main(["compress", "--model", str(tiny_bert_dir), "--data", str(empty), "--ledger", f"sqlite:///{db}"]) == 2
+    assert (
+        main(["compress", "--model", str(tiny_bert_dir), "--data", str(empty), "--ledger", f"sqlite:///{db}"])
+        == 2
+    )
     assert "the file is empty" in capsys.readouterr().err
     assert not db.exists()
 

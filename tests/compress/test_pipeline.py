@@ -30,7 +30,12 @@ def test_report_has_every_variant_measured_priced_and_judged(setup: Any, tmp_pat
     url = f"sqlite:///{tmp_path / 'l.db'}"
     opts = Options(
         methods=["int8-dynamic", "prune-channels:0.5", "unstructured:0.5", "fp16"],
-        batch_sizes=[1, 16], rounds=3, n_boot=100, recover_steps=5, ledger_url=url, price_usd_per_h=0.5,
+        batch_sizes=[1, 16],
+        rounds=3,
+        n_boot=100,
+        recover_steps=5,
+        ledger_url=url,
+        price_usd_per_h=0.5,
         save_dir=str(tmp_path / "saved"),
     )
     report = compress(bundle, task, opts)
@@ -43,7 +48,8 @@ def test_report_has_every_variant_measured_priced_and_judged(setup: Any, tmp_pat
         q = r["quality"]["accuracy"]
         assert q["low"] <= q["value"] <= q["high"] and q["delta_low"] <= q["delta"] <= q["delta_high"]
         assert r["cost"]["usd_per_million_requests"] == pytest.approx(
-            r["cost"]["machine_h_per_million_requests"] * 0.5)
+            r["cost"]["machine_h_per_million_requests"] * 0.5
+        )
         assert r["verdict"]["text"].startswith(r["name"])
     pruned = next(r for r in ok if r["name"] == "prune-channels-0.5")
     assert pruned["size_ratio"] < 0.6 and pruned["training"]["flops"] > 0
@@ -65,7 +71,9 @@ def test_an_error_midway_writes_nothing_to_the_ledger(setup: Any, tmp_path: Path
     bundle, task = setup
     url = f"sqlite:///{tmp_path / 'l.db'}"
     with pytest.raises(CompressError, match="--max-quality-drop"):
-        compress(bundle, task, Options(methods=["int8-dynamic"], rounds=3, max_quality_drop="lots", ledger_url=url))
+        compress(
+            bundle, task, Options(methods=["int8-dynamic"], rounds=3, max_quality_drop="lots", ledger_url=url)
+        )
     wrong = tensor_classification_task("wrong", task_inputs(setup), [0, 1, 2], n_classes=3)
     with pytest.raises(CompressError, match="outputs 10 classes"):
         compress(bundle, wrong, Options(methods=["int8-dynamic"], rounds=3, ledger_url=url))

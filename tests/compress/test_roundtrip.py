@@ -18,7 +18,8 @@ def cnn_bundle(small_cnn: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    "method", ["int8-dynamic", "int8-dynamic-per-tensor", "prune-channels:0.5", "unstructured:0.7", "onnx-int8"]
+    "method",
+    ["int8-dynamic", "int8-dynamic-per-tensor", "prune-channels:0.5", "unstructured:0.7", "onnx-int8"],
 )
 def test_cnn_variants_round_trip(cnn_bundle: Any, digits_small: Any, tmp_path: Path, method: str) -> None:
     _x_tr, x_te, _y_tr, y_te = digits_small
@@ -42,7 +43,9 @@ def test_pruned_and_quantized_bert_round_trip(minilm_tokenizer: Any, tmp_path: P
     from tests.compress.conftest import tiny_bert_config
 
     torch.manual_seed(0)
-    bundle = from_module(BertModel(tiny_bert_config()), kind="encoder", tokenizer=minilm_tokenizer, name="tiny")
+    bundle = from_module(
+        BertModel(tiny_bert_config()), kind="encoder", tokenizer=minilm_tokenizer, name="tiny"
+    )
     task = EmbeddingTask("t", bundle, [f"text {i}" for i in range(8)], np.arange(8) % 2, k=3)
     ctx = recipes.BuildContext(isa=detect_isa(), task=task, workdir=tmp_path / "work")
     batch = task.bench_batch(4)

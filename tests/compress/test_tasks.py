@@ -13,13 +13,19 @@ from mlcost.compress.tasks import EmbeddingTask, read_labelled_file, task_from_f
     [
         ("empty.jsonl", "", "the file is empty"),
         ("bad.jsonl", '{"text": "a", "label": "pos"}\n{not json\n', "line 2 is not valid JSON"),
-        ("keys.jsonl", '{"text": "a", "label": "pos"}\n{"sentence": "b"}\n', 'line 2 needs "text" and "label"'),
+        (
+            "keys.jsonl",
+            '{"text": "a", "label": "pos"}\n{"sentence": "b"}\n',
+            'line 2 needs "text" and "label"',
+        ),
         ("bad.csv", "sentence,label\nhello,pos\n", "must name 'text' and 'label'"),
         ("one.jsonl", '{"text": "a", "label": "pos"}\n', "at least 2 are needed"),
         ("x.txt", "a\tpos\n", "unknown file type"),
     ],
 )
-def test_bad_evaluation_files_are_one_line_errors_naming_the_flag(tmp_path: Path, name: str, content: str, message: str) -> None:
+def test_bad_evaluation_files_are_one_line_errors_naming_the_flag(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
     p = tmp_path / name
     p.write_text(content)
     with pytest.raises(CompressError, match="--data") as exc:
@@ -29,9 +35,14 @@ def test_bad_evaluation_files_are_one_line_errors_naming_the_flag(tmp_path: Path
 
 def test_csv_and_jsonl_read_the_same_examples(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text('text,label\n"good, fun",pos\nbad,neg\n')
-    (tmp_path / "a.jsonl").write_text('{"text": "good, fun", "label": "pos"}\n\n{"text": "bad", "label": "neg"}\n')
-    assert read_labelled_file(tmp_path / "a.csv") == read_labelled_file(tmp_path / "a.jsonl") == (
-        ["good, fun", "bad"], ["pos", "neg"])
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "good, fun", "label": "pos"}\n\n{"text": "bad", "label": "neg"}\n'
+    )
+    assert (
+        read_labelled_file(tmp_path / "a.csv")
+        == read_labelled_file(tmp_path / "a.jsonl")
+        == (["good, fun", "bad"], ["pos", "neg"])
+    )
 
 
 def test_labels_that_are_not_the_models_outputs_are_rejected(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -57,8 +68,8 @@ def test_embedding_fidelity_metrics(minilm_tokenizer: object) -> None:
     import torch
     from transformers import BertModel
 
-    from tests.compress.conftest import tiny_bert_config
     from mlcost.compress.models import from_module
+    from tests.compress.conftest import tiny_bert_config
 
     torch.manual_seed(0)
     bundle = from_module(BertModel(tiny_bert_config()), kind="encoder", tokenizer=minilm_tokenizer)

@@ -16,7 +16,9 @@ def _csv_ints(text: str, flag: str) -> list[int]:
     try:
         values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError as exc:
-        raise MlcostError(f"{flag} {text!r}: not a comma-separated list of integers", hint="e.g. 1,32") from exc
+        raise MlcostError(
+            f"{flag} {text!r}: not a comma-separated list of integers", hint="e.g. 1,32"
+        ) from exc
     if not values or any(v < 1 for v in values):
         raise MlcostError(f"{flag} {text!r}: batch sizes must be integers >= 1", hint="e.g. 1,32")
     return values
@@ -47,8 +49,10 @@ def render(report: dict[str, Any], file: Any = None) -> None:
         f"mlcost compress: {report['model']['name']} ({report['model']['source']}) on {hw['model']} "
         f"[torch {hw['torch_capability']}, {hw['threads']} threads]"
     )
-    console.print(f"task: {task['name']}; primary metric: {primary}; target: "
-                  + ", ".join(t["text"] + f" on {t['metric']}" for t in report["targets"]))
+    console.print(
+        f"task: {task['name']}; primary metric: {primary}; target: "
+        + ", ".join(t["text"] + f" on {t['metric']}" for t in report["targets"])
+    )
     console.print(
         f"timing: {report['rounds']} interleaved rounds per batch size {report['batch_sizes']}; speed-up = "
         "throughput vs fp32 at the largest batch with a 95% bootstrap interval over rounds"
@@ -56,8 +60,17 @@ def render(report: dict[str, Any], file: Any = None) -> None:
     table = Table(show_lines=False)
     big = str(max(report["batch_sizes"]))
     small = str(min(report["batch_sizes"]))
-    for col in ("variant", "speed-up", f"p50/p95 @{small}", f"thru @{big} /s", "size", "peak mem",
-                primary, "cost /M req", "status"):
+    for col in (
+        "variant",
+        "speed-up",
+        f"p50/p95 @{small}",
+        f"thru @{big} /s",
+        "size",
+        "peak mem",
+        primary,
+        "cost /M req",
+        "status",
+    ):
         table.add_column(col)
     price_known = report["price"]["usd_per_h"] is not None
     for r in report["variants"]:
@@ -66,8 +79,11 @@ def render(report: dict[str, Any], file: Any = None) -> None:
             continue
         s_small = r["speeds"][small]
         cost = r["cost"]
-        cost_s = (f"${cost['usd_per_million_requests']:.3g}" if price_known
-                  else f"{cost['machine_h_per_million_requests']:.3g} h")
+        cost_s = (
+            f"${cost['usd_per_million_requests']:.3g}"
+            if price_known
+            else f"{cost['machine_h_per_million_requests']:.3g} h"
+        )
         table.add_row(
             r["name"],
             _fmt_ci(r["speedup"], suffix="×"),
@@ -77,19 +93,25 @@ def render(report: dict[str, Any], file: Any = None) -> None:
             format_bytes(r["peak_memory_bytes"]),
             _fmt_quality(r["quality"][primary]),
             cost_s,
-            "recommended" if r["verdict"]["recommended"] else ("baseline" if r["method"] == "original" else "-"),
+            "recommended"
+            if r["verdict"]["recommended"]
+            else ("baseline" if r["method"] == "original" else "-"),
         )
     console.print(table)
     others = [m for m in task["metrics"] if m != primary]
     for r in report["variants"]:
         if r["status"] == "ok" and r["method"] != "original" and others:
-            console.print(f"  {r['name']}: " + "; ".join(f"{m} {_fmt_quality(r['quality'][m])}" for m in others))
+            console.print(
+                f"  {r['name']}: " + "; ".join(f"{m} {_fmt_quality(r['quality'][m])}" for m in others)
+            )
     for r in report["variants"]:
         if r["status"] == "ok" and r.get("targets"):
             for t in r["targets"]:
                 if t["status"] == "ok" and t.get("usd_per_million_requests") is not None:
-                    console.print(f"  {r['name']} on {t['device']} (estimated): ${t['usd_per_million_requests']:.3g} "
-                                  f"per million requests, {t['requests_per_s']:.4g} req/s ({t['assumption']})")
+                    console.print(
+                        f"  {r['name']} on {t['device']} (estimated): ${t['usd_per_million_requests']:.3g} "
+                        f"per million requests, {t['requests_per_s']:.4g} req/s ({t['assumption']})"
+                    )
                 elif t["status"] != "ok":
                     console.print(f"  {r['name']} on {t['device']}: not estimated ({t['reason']})")
         if r["status"] == "ok" and r.get("training"):
@@ -99,7 +121,11 @@ def render(report: dict[str, Any], file: Any = None) -> None:
                 f"  {r['name']} training: {t['time_s']:.1f} s, {t['flops']:.3g} FLOPs, {t['energy_j']:.0f} J "
                 f"({t['energy_source']})"
                 + (f", ${t['cost_usd']:.4f}" if t["cost_usd"] is not None else "")
-                + (f"; pays back after {be:.3g} requests" if be else "; never pays back (not cheaper to serve)")
+                + (
+                    f"; pays back after {be:.3g} requests"
+                    if be
+                    else "; never pays back (not cheaper to serve)"
+                )
             )
     console.print("verdicts:")
     for r in report["variants"]:
@@ -112,16 +138,24 @@ def render(report: dict[str, Any], file: Any = None) -> None:
 
 
 def compress_command(
-    example: str | None = typer.Option(None, "--example", help="Built-in model: minilm, digits-cnn, tiny-gpt."),
+    example: str | None = typer.Option(
+        None, "--example", help="Built-in model: minilm, digits-cnn, tiny-gpt."
+    ),
     model: str | None = typer.Option(None, "--model", help="A Hugging Face model directory or hub id."),
-    data: str | None = typer.Option(None, "--data", help="Labelled evaluation data (.jsonl or .csv: text,label)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Labelled evaluation data (.jsonl or .csv: text,label)."
+    ),
     methods: str | None = typer.Option(
-        None, "--methods", help="Comma list, e.g. int8-dynamic,bf16,prune-ffn:0.5,distill:3 (default: by model)."
+        None,
+        "--methods",
+        help="Comma list, e.g. int8-dynamic,bf16,prune-ffn:0.5,distill:3 (default: by model).",
     ),
     max_quality_drop: str = typer.Option(
         "1%", "--max-quality-drop", help="1% (relative), 1pt (points), 0.02 (absolute), or metric=... terms."
     ),
-    batch_sizes: str = typer.Option("1,32", "--batch-sizes", help="Batch sizes to time (cost uses the largest)."),
+    batch_sizes: str = typer.Option(
+        "1,32", "--batch-sizes", help="Batch sizes to time (cost uses the largest)."
+    ),
     rounds: int = typer.Option(12, "--rounds", help="Interleaved timing rounds."),
     price_usd_per_h: float | None = typer.Option(None, "--price-usd-per-h", help="This machine's price."),
     device: list[str] = typer.Option([], "--device", help="Also price on this catalog device (repeatable)."),
@@ -130,15 +164,19 @@ def compress_command(
     distill_steps: int = typer.Option(200, "--distill-steps", help="Training steps of a distilled student."),
     save: str | None = typer.Option(None, "--save", help="Save every variant under this directory."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
-    ledger: str | None = typer.Option(None, "--ledger", help="Ledger path or SQL URL (default MLCOST_LEDGER)."),
+    ledger: str | None = typer.Option(
+        None, "--ledger", help="Ledger path or SQL URL (default MLCOST_LEDGER)."
+    ),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not record the variants in the ledger."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON contract (docs/json.md)."),
 ) -> None:
     """Quantize, prune and distill a model; measure, price and choose the cheapest variant at the quality
     needed on this machine."""
     if (example is None) == (model is None):
-        raise MlcostError("give exactly one of --example NAME or --model DIR_OR_HUB_ID",
-                          hint="e.g. mlcost compress --example minilm")
+        raise MlcostError(
+            "give exactly one of --example NAME or --model DIR_OR_HUB_ID",
+            hint="e.g. mlcost compress --example minilm",
+        )
     if rounds < 3:
         raise MlcostError(f"--rounds {rounds}: at least 3 are needed for the speed-up interval")
     if recover_steps < 0 or distill_steps < 1:
@@ -167,13 +205,24 @@ def compress_command(
         assert model is not None
         bundle = models.load_model(model)
         if data is None:
-            raise MlcostError("--model needs --data FILE (labelled .jsonl or .csv) to score quality",
-                              hint='one {"text": ..., "label": ...} per line')
+            raise MlcostError(
+                "--model needs --data FILE (labelled .jsonl or .csv) to score quality",
+                hint='one {"text": ..., "label": ...} per line',
+            )
         task = tasks.task_from_file(bundle, data)
     opts = pipeline.Options(
-        methods=method_list, batch_sizes=sizes, rounds=rounds, max_quality_drop=max_quality_drop,
-        price_usd_per_h=price_usd_per_h, devices=list(device), force=force, recover_steps=recover_steps,
-        distill_steps=distill_steps, ledger=not no_ledger, ledger_url=ledger, save_dir=save,
+        methods=method_list,
+        batch_sizes=sizes,
+        rounds=rounds,
+        max_quality_drop=max_quality_drop,
+        price_usd_per_h=price_usd_per_h,
+        devices=list(device),
+        force=force,
+        recover_steps=recover_steps,
+        distill_steps=distill_steps,
+        ledger=not no_ledger,
+        ledger_url=ledger,
+        save_dir=save,
     )
     report = pipeline.compress(bundle, task, opts)
     if json_out:

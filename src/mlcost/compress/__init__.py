@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Options", "compress", "example_task", "from_module", "load_example", "load_model", "load_variant", "save_variant"]
+__all__ = [
+    "Options",
+    "compress",
+    "example_task",
+    "from_module",
+    "load_example",
+    "load_model",
+    "load_variant",
+    "save_variant",
+]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing mlcost.compress stays cheap

@@ -47,7 +47,9 @@ class Target:
         return {"metric": self.metric, "amount": self.amount, "mode": self.mode, "text": self.text}
 
 
-_TERM = re.compile(r"^\s*(?:(?P<name>[A-Za-z_][\w]*)\s*=\s*)?(?P<num>[0-9]*\.?[0-9]+)\s*(?P<unit>%|pt|pts)?\s*$")
+_TERM = re.compile(
+    r"^\s*(?:(?P<name>[A-Za-z_][\w]*)\s*=\s*)?(?P<num>[0-9]*\.?[0-9]+)\s*(?P<unit>%|pt|pts)?\s*$"
+)
 
 
 def parse_targets(text: str, *, primary: str, metrics: dict[str, str]) -> list[Target]:
@@ -108,9 +110,7 @@ class Verdict:
 def _fmt_delta(metric: dict[str, Any], name: str) -> str:
     if metric["scale"] == "fraction":
         f = 100.0
-        return (
-            f"{metric['delta'] * f:+.1f} pt {name} [{metric['delta_low'] * f:+.1f}, {metric['delta_high'] * f:+.1f}]"
-        )
+        return f"{metric['delta'] * f:+.1f} pt {name} [{metric['delta_low'] * f:+.1f}, {metric['delta_high'] * f:+.1f}]"
     return f"{metric['delta']:+.3g} {name} [{metric['delta_low']:+.3g}, {metric['delta_high']:+.3g}]"
 
 
@@ -141,11 +141,16 @@ def verdict(row: dict[str, Any], targets: list[Target], primary: str, isa_notes:
         m = metrics[t.metric]
         allowed = t.allowed(m["value"] - m["delta"], m["scale"])
         worse = worsening(m["delta"], m["higher_is_better"])
-        worst = max(worsening(m["delta_low"], m["higher_is_better"]), worsening(m["delta_high"], m["higher_is_better"]))
+        worst = max(
+            worsening(m["delta_low"], m["higher_is_better"]),
+            worsening(m["delta_high"], m["higher_is_better"]),
+        )
         if worse > allowed + 1e-12:
             failures.append(f"{t.metric} drop beyond the target {t.text}")
         elif worst > allowed + 1e-12:
-            caveats.append(f"{t.metric}'s interval reaches beyond {t.text}: more evaluation data would settle it")
+            caveats.append(
+                f"{t.metric}'s interval reaches beyond {t.text}: more evaluation data would settle it"
+            )
     meets = not failures
     why = [n for n in row.get("notes", [])]
     if not faster and row.get("isa_note"):
@@ -181,7 +186,9 @@ def choose(rows: list[dict[str, Any]], verdicts: dict[str, Verdict], primary: st
     closest = None
     if faster:
         m = primary
-        closest = min(faster, key=lambda r: worsening(r["quality"][m]["delta"], r["quality"][m]["higher_is_better"]))
+        closest = min(
+            faster, key=lambda r: worsening(r["quality"][m]["delta"], r["quality"][m]["higher_is_better"])
+        )
         msg = (
             "no variant meets the quality target while being measurably faster; closest: "
             f"{closest['name']} ({verdicts[closest['name']].text.split(': ', 1)[1].split(';')[0]}); "

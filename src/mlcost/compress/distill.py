@@ -77,7 +77,9 @@ def _loss(bundle: ModelBundle, student: Any, teacher: Any, batch: dict[str, Any]
         if ref is None:
             return loss
         kd = F.kl_div(
-            F.log_softmax(out / TEMPERATURE, -1), F.log_softmax(ref / TEMPERATURE, -1), log_target=True,
+            F.log_softmax(out / TEMPERATURE, -1),
+            F.log_softmax(ref / TEMPERATURE, -1),
+            log_target=True,
             reduction="batchmean",
         )
         return ALPHA * kd * TEMPERATURE**2 + (1 - ALPHA) * loss

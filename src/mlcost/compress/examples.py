@@ -31,7 +31,7 @@ TINY_GPT = {
     "n_embd": 64,
     "n_head": 4,
     "seq_len": 64,
-    "steps": 400,
+    "steps": 200,
     "batch": 16,
     "lr": 3e-3,
     "seed": 0,
@@ -62,7 +62,9 @@ def gensim_test_file(name: str) -> Path:
     try:
         import gensim
     except ImportError as exc:
-        raise MissingDependencyError("gensim", "the text examples (tiny-gpt, minilm task)", "compress") from exc
+        raise MissingDependencyError(
+            "gensim", "the text examples (tiny-gpt, minilm task)", "compress"
+        ) from exc
     path = Path(gensim.__file__).parent / "test" / "test_data" / name
     if not path.is_file():
         raise MlcostError(
@@ -167,7 +169,13 @@ def load_digits_cnn() -> Any:
     torch.manual_seed(recipe["seed"])
     model = digits_cnn(recipe["c1"], recipe["c2"], recipe["hidden"])
     train_classifier(
-        model, x_train, y_train, epochs=recipe["epochs"], batch=recipe["batch"], lr=recipe["lr"], seed=recipe["seed"]
+        model,
+        x_train,
+        y_train,
+        epochs=recipe["epochs"],
+        batch=recipe["batch"],
+        lr=recipe["lr"],
+        seed=recipe["seed"],
     )
     _atomic_save(model.state_dict(), path)
     return model.eval()
@@ -228,8 +236,17 @@ def tiny_gpt(vocab_size: int, n_layer: int, n_embd: int, n_head: int, seq_len: i
 
 
 def train_lm(
-    model: Any, ids: Any, *, steps: int, batch: int, seq_len: int, lr: float, seed: int, teacher: Any = None,
-    temperature: float = 2.0, alpha: float = 0.5,
+    model: Any,
+    ids: Any,
+    *,
+    steps: int,
+    batch: int,
+    seq_len: int,
+    lr: float,
+    seed: int,
+    teacher: Any = None,
+    temperature: float = 2.0,
+    alpha: float = 0.5,
 ) -> tuple[Any, float, int]:
     """Train a causal LM on random windows of ``ids`` (a 1-D long tensor) with AdamW, linear warm-up and a cosine decay.
 

@@ -22,7 +22,12 @@ Kind = Literal["encoder", "classifier", "lm"]
 #: Architecture families the structured methods know how to cut.
 Family = Literal["bert", "gpt2", "cnn", "other"]
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass
@@ -222,10 +227,18 @@ def from_module(
     config = getattr(module, "config", None)
     hf = config.to_dict() if hasattr(config, "to_dict") else None
     if family is None:
-        family = _family_from_config(hf) if hf else ("cnn" if isinstance(module, torch.nn.Sequential) else "other")
+        family = (
+            _family_from_config(hf) if hf else ("cnn" if isinstance(module, torch.nn.Sequential) else "other")
+        )
     return ModelBundle(
-        name=name, kind=kind, family=family, module=module.eval(), source="python", tokenizer=tokenizer,
-        labels=labels, hf_config=hf,
+        name=name,
+        kind=kind,
+        family=family,
+        module=module.eval(),
+        source="python",
+        tokenizer=tokenizer,
+        labels=labels,
+        hf_config=hf,
     )
 
 
@@ -248,14 +261,24 @@ def load_example(name: str) -> ModelBundle:
         require("sklearn", "the digits example", "compress")
         module = examples.load_digits_cnn()
         return ModelBundle(
-            name="digits-cnn", kind="classifier", family="cnn", module=module, source="example:digits-cnn",
+            name="digits-cnn",
+            kind="classifier",
+            family="cnn",
+            module=module,
+            source="example:digits-cnn",
             labels=[str(i) for i in range(10)],
         )
     require("transformers", "the tiny-gpt example", "compress")
     module, tok = examples.load_tiny_gpt()
     return ModelBundle(
-        name="tiny-gpt", kind="lm", family="gpt2", module=module, source="example:tiny-gpt", tokenizer=tok,
-        max_length=examples.TINY_GPT["seq_len"], hf_config=module.config.to_dict(),
+        name="tiny-gpt",
+        kind="lm",
+        family="gpt2",
+        module=module,
+        source="example:tiny-gpt",
+        tokenizer=tok,
+        max_length=examples.TINY_GPT["seq_len"],
+        hf_config=module.config.to_dict(),
     )
 
 

@@ -82,8 +82,14 @@ def compress(bundle: ModelBundle, task: Task, options: Options | None = None) ->
     scales = {m.name: m.scale for m in task.metrics}
     targets = choose.parse_targets(opts.max_quality_drop, primary=task.primary, metrics=scales)
     ctx = recipes.BuildContext(
-        isa=isa, task=task, force=opts.force, recover_steps=opts.recover_steps, distill_steps=opts.distill_steps,
-        train_batch=opts.train_batch, lr=opts.lr, price_usd_per_h=mprice.usd_per_h,
+        isa=isa,
+        task=task,
+        force=opts.force,
+        recover_steps=opts.recover_steps,
+        distill_steps=opts.distill_steps,
+        train_batch=opts.train_batch,
+        lr=opts.lr,
+        price_usd_per_h=mprice.usd_per_h,
     )
     variants = [recipes.original(bundle)] + [recipes.build(bundle, m, ctx) for m in methods]
     ok = [v for v in variants if v.status == "ok"]
@@ -139,8 +145,13 @@ def compress(bundle: ModelBundle, task: Task, options: Options | None = None) ->
                     "cost": price.local_cost(sp[largest].throughput_per_s, mprice),
                     "targets": [
                         price.target_cost(
-                            bundle.hf_config, v.shape, v.precision, device=d, seq_len=max(seq_len, 1),
-                            batch=largest, name=f"{bundle.name}:{v.name}",
+                            bundle.hf_config,
+                            v.shape,
+                            v.precision,
+                            device=d,
+                            seq_len=max(seq_len, 1),
+                            batch=largest,
+                            name=f"{bundle.name}:{v.name}",
                         )
                         for d in opts.devices
                     ],
@@ -157,7 +168,10 @@ def compress(bundle: ModelBundle, task: Task, options: Options | None = None) ->
     ok_rows = [r for r in rows if r["status"] == "ok"]
     sign = 1.0 if ok_rows[0]["quality"][primary]["higher_is_better"] else -1.0
     front = choose.pareto_front(
-        [(r["name"], r["cost"]["machine_h_per_million_requests"], sign * r["quality"][primary]["value"]) for r in ok_rows]
+        [
+            (r["name"], r["cost"]["machine_h_per_million_requests"], sign * r["quality"][primary]["value"])
+            for r in ok_rows
+        ]
     )
     # Distilled students: break-even traffic after which the training time is paid back.
     base_h = ok_rows[0]["cost"]["machine_h_per_million_requests"]

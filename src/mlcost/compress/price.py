@@ -82,11 +82,17 @@ def target_cost(
     A request is one sequence of ``seq_len`` tokens through the model (an encoder's embedding, or scoring a
     window with a language model): a prefill of ``seq_len`` tokens and one output token."""
     if not hf_config:
-        return {"device": device, "status": "not estimated", "reason": "the estimator models transformers only"}
+        return {
+            "device": device,
+            "status": "not estimated",
+            "reason": "the estimator models transformers only",
+        }
     try:
         spec = _spec(hf_config, shape, name)
         est = _estimate(spec, device=device, seq_len=seq_len, batch=batch, precision=precision)
-    except Exception as exc:  # MlcostError (unknown device, shape the estimator refuses) or a config it cannot read
+    except (
+        Exception
+    ) as exc:  # MlcostError (unknown device, shape the estimator refuses) or a config it cannot read
         return {"device": device, "status": "not estimated", "reason": str(exc)}
     return {"device": device, "status": "ok", **est}
 
@@ -111,7 +117,10 @@ def _estimate(spec: Any, *, device: str, seq_len: int, batch: int, precision: st
 
     seq = min(seq_len, spec.max_seq_len - 1)
     job = ServeJob(
-        prompt_len=seq, output_len=1, batch=batch, weight_precision=PRECISION_FOR_ESTIMATE[precision],  # type: ignore[arg-type]
+        prompt_len=seq,
+        output_len=1,
+        batch=batch,
+        weight_precision=PRECISION_FOR_ESTIMATE[precision],  # type: ignore[arg-type]
         kv_precision="bf16" if precision in ("int8", "bf16") else ("fp16" if precision == "fp16" else "fp32"),  # type: ignore[arg-type]
     )
     est = estimate_serve(spec, job, Cluster(device=device))

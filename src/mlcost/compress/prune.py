@@ -151,7 +151,12 @@ def cnn_apply(model: Any, keep: list[list[int]]) -> Any:
         idx = torch.tensor(keep[ci], dtype=torch.long)
         conv = new[pos]
         c = nn.Conv2d(
-            conv.in_channels, len(idx), conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+            conv.in_channels,
+            len(idx),
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
             bias=conv.bias is not None,
         )
         c.weight = nn.Parameter(conv.weight.detach().index_select(0, idx).clone())
@@ -231,7 +236,9 @@ def prunable(model: Any) -> list[tuple[Any, str]]:
     import torch
 
     return [
-        (m, "weight") for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and m.weight.dim() > 1
+        (m, "weight")
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and m.weight.dim() > 1
     ]
 
 

@@ -134,5 +134,7 @@ def onnx_int8(bundle: ModelBundle, example: dict[str, Any], workdir: Path | None
         export_onnx(bundle, bundle.module, example, fp32)
         quantize_onnx(fp32, int8, per_channel=True)
     except Exception as exc:  # exporter or quantizer cannot handle this architecture
-        raise CompressError(f"ONNX export/quantization of {bundle.name} failed: {type(exc).__name__}: {exc}") from exc
+        raise CompressError(
+            f"ONNX export/quantization of {bundle.name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return onnx_session(int8, threads=torch.get_num_threads()), int8

@@ -141,7 +141,13 @@ def build(bundle: ModelBundle, method: str, ctx: BuildContext) -> Variant:
     except CompressError as exc:
         return not_run(vname, name, str(exc))
     except Exception as exc:  # a method failing on one architecture must not stop the others
-        return Variant(name=vname, method=name, recipe={"method": name}, status="failed", reason=f"{type(exc).__name__}: {exc}")
+        return Variant(
+            name=vname,
+            method=name,
+            recipe={"method": name},
+            status="failed",
+            reason=f"{type(exc).__name__}: {exc}",
+        )
     v.build_time_s = time.perf_counter() - start
     return v
 
@@ -157,16 +163,25 @@ def _build(bundle: ModelBundle, name: str, value: str, vname: str, ctx: BuildCon
     if name in ("bf16", "fp16"):
         missing = ctx.isa.unit_for(name)
         if missing and not ctx.force:
-            return not_run(vname, "quantize", f"{missing}; emulated {name} runs several times slower (--force runs it)")
+            return not_run(
+                vname, "quantize", f"{missing}; emulated {name} runs several times slower (--force runs it)"
+            )
         module = quantize.cast(bundle.module, name)
         notes = [missing] if missing else []
-        return Variant(vname, "quantize", {"method": name}, module, torch_predict(bundle, module), name, notes=notes)
+        return Variant(
+            vname, "quantize", {"method": name}, module, torch_predict(bundle, module), name, notes=notes
+        )
     if name == "onnx-int8":
         example = ctx.task.bench_batch(2)
         session, path = quantize.onnx_int8(bundle, example, ctx.workdir / vname)
         recipe = {"method": name, "per_channel": True, "weight_type": "QInt8", "engine": "onnxruntime"}
         return Variant(
-            vname, "quantize", recipe, None, quantize.onnx_predict(bundle, session), "int8",
+            vname,
+            "quantize",
+            recipe,
+            None,
+            quantize.onnx_predict(bundle, session),
+            "int8",
             artifacts={"onnx_path": str(path)},
         )
     if name in ("prune-heads", "prune-ffn", "prune-channels"):
@@ -178,20 +193,39 @@ def _build(bundle: ModelBundle, name: str, value: str, vname: str, ctx: BuildCon
             batches = ctx.task.train_batches(ctx.recover_steps, ctx.train_batch, seed=1)
             if batches is not None:
                 training = distill.train(
-                    bundle, module, bundle.module, batches, steps=ctx.recover_steps, lr=ctx.lr,
+                    bundle,
+                    module,
+                    bundle.module,
+                    batches,
+                    steps=ctx.recover_steps,
+                    lr=ctx.lr,
                     price_usd_per_h=ctx.price_usd_per_h,
                 )
                 recipe["recovery_steps"] = ctx.recover_steps
         shape = prune.shape_after(bundle.family, bundle.hf_config, recipe)
         return Variant(
-            vname, "prune", recipe, module, torch_predict(bundle, module), "fp32", shape=shape, training=training
+            vname,
+            "prune",
+            recipe,
+            module,
+            torch_predict(bundle, module),
+            "fp32",
+            shape=shape,
+            training=training,
         )
     if name == "unstructured":
         module, sparsity = prune.unstructured(bundle.module, frac)
         recipe = {"method": name, "fraction": frac, "scope": "global L1 over Linear and Conv2d weights"}
         return Variant(
-            vname, "prune", recipe, module, torch_predict(bundle, module), "fp32",
-            notes=[f"{sparsity:.0%} of the weights are zero but stored dense: dense kernels do the same work"],
+            vname,
+            "prune",
+            recipe,
+            module,
+            torch_predict(bundle, module),
+            "fp32",
+            notes=[
+                f"{sparsity:.0%} of the weights are zero but stored dense: dense kernels do the same work"
+            ],
         )
     if name == "distill":
         holder, attr, _key = distill.layer_list(bundle, bundle.module)
@@ -203,22 +237,46 @@ def _build(bundle: ModelBundle, name: str, value: str, vname: str, ctx: BuildCon
         module = distill.student_from_teacher(bundle, layers)
         batches = ctx.task.train_batches(ctx.distill_steps, ctx.train_batch, seed=2)
         training = distill.train(
-            bundle, module, bundle.module, batches, steps=ctx.distill_steps, lr=ctx.lr * 4,
+            bundle,
+            module,
+            bundle.module,
+            batches,
+            steps=ctx.distill_steps,
+            lr=ctx.lr * 4,
             price_usd_per_h=ctx.price_usd_per_h,
         )
-        recipe = {"method": name, "layers": layers, "steps": ctx.distill_steps, "batch": ctx.train_batch,
-                  "loss": distill.loss_name(bundle.kind)}
+        recipe = {
+            "method": name,
+            "layers": layers,
+            "steps": ctx.distill_steps,
+            "batch": ctx.train_batch,
+            "loss": distill.loss_name(bundle.kind),
+        }
         key = "num_hidden_layers" if bundle.family == "bert" else "n_layer"
         shape = {"n_layers": len(layers)}
         del key
         return Variant(
-            vname, "distill", recipe, module, torch_predict(bundle, module), "fp32", shape=shape, training=training
+            vname,
+            "distill",
+            recipe,
+            module,
+            torch_predict(bundle, module),
+            "fp32",
+            shape=shape,
+            training=training,
         )
     raise CompressError(f"unknown method {name!r}")
 
 
 def original(bundle: ModelBundle) -> Variant:
-    return Variant("fp32", "original", {"method": "original"}, bundle.module, torch_predict(bundle, bundle.module), "fp32")
+    return Variant(
+        "fp32",
+        "original",
+        {"method": "original"},
+        bundle.module,
+        torch_predict(bundle, bundle.module),
+        "fp32",
+    )
 
 
 # ---------------------------------------------------------------- save / load
@@ -230,10 +288,17 @@ def save_variant(variant: Variant, directory: str | Path) -> Path:
     if variant.status != "ok":
         raise CompressError(f"variant {variant.name} was not built ({variant.reason}); nothing to save")
     target = Path(directory)
-    tmp = Path(tempfile.mkdtemp(prefix=".mlcost-save-", dir=target.parent if target.parent.exists() else None))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=".mlcost-save-", dir=target.parent if target.parent.exists() else None)
+    )
     try:
-        meta = {"format_version": FORMAT_VERSION, "name": variant.name, "method": variant.method,
-                "precision": variant.precision, "recipe": variant.recipe}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": variant.name,
+            "method": variant.method,
+            "precision": variant.precision,
+            "recipe": variant.recipe,
+        }
         (tmp / "recipe.json").write_text(json.dumps(meta, indent=2))
         if variant.module is None:
             shutil.copyfile(variant.artifacts["onnx_path"], tmp / "model.onnx")
@@ -259,10 +324,19 @@ def load_variant(bundle: ModelBundle, directory: str | Path) -> Variant:
         raise CompressError(f"{d}: not a saved variant (recipe.json missing or invalid: {exc})") from exc
     if (d / "model.onnx").is_file():
         session = quantize.onnx_session(d / "model.onnx", threads=torch.get_num_threads())
-        return Variant(meta["name"], meta["method"], meta["recipe"], None, quantize.onnx_predict(bundle, session),
-                       meta["precision"], artifacts={"onnx_path": str(d / "model.onnx")})
+        return Variant(
+            meta["name"],
+            meta["method"],
+            meta["recipe"],
+            None,
+            quantize.onnx_predict(bundle, session),
+            meta["precision"],
+            artifacts={"onnx_path": str(d / "model.onnx")},
+        )
     module = rebuild(bundle, meta["recipe"])
     state = torch.load(d / "weights.pt", weights_only=False)
     module.load_state_dict(state)
     module.eval()
-    return Variant(meta["name"], meta["method"], meta["recipe"], module, torch_predict(bundle, module), meta["precision"])
+    return Variant(
+        meta["name"], meta["method"], meta["recipe"], module, torch_predict(bundle, module), meta["precision"]
+    )

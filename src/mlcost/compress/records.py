@@ -31,8 +31,13 @@ def build_records(report: dict[str, Any]) -> list[Any]:
         if row.get("training"):
             t = row["training"]
             metrics.update(
-                {"train_time_s": t["time_s"], "train_flops": t["flops"], "energy_j": t["energy_j"],
-                 "energy_source": t["energy_source"], "cost_usd": t["cost_usd"]}
+                {
+                    "train_time_s": t["time_s"],
+                    "train_flops": t["flops"],
+                    "energy_j": t["energy_j"],
+                    "energy_source": t["energy_source"],
+                    "cost_usd": t["cost_usd"],
+                }
             )
         records.append(
             RunRecord(
@@ -43,8 +48,13 @@ def build_records(report: dict[str, Any]) -> list[Any]:
                 model=report["model"]["name"],
                 strategy=f"compress:{row['name']}",
                 device="cpu",
-                config={"recipe": row["recipe"], "task": report["task"], "batch_sizes": report["batch_sizes"],
-                        "rounds": report["rounds"], "precision": row["precision"]},
+                config={
+                    "recipe": row["recipe"],
+                    "task": report["task"],
+                    "batch_sizes": report["batch_sizes"],
+                    "rounds": report["rounds"],
+                    "precision": row["precision"],
+                },
                 metrics=metrics,
                 provenance={"cpu": report["hardware"], "source": report["model"]["source"]},
             )

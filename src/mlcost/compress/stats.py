@@ -70,9 +70,7 @@ def paired_delta_interval(
     return _ci(boots, value)
 
 
-def ratio_of_medians(
-    base_s: Any, variant_s: Any, *, n_boot: int = N_BOOT, seed: int = 0
-) -> Interval:
+def ratio_of_medians(base_s: Any, variant_s: Any, *, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
     """Speed-up = median(base time) / median(variant time), with rounds resampled in pairs.
 
     ``base_s`` and ``variant_s`` are per-round times measured in the same interleaved rounds, so resampling

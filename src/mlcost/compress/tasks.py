@@ -338,7 +338,13 @@ class EmbeddingTask(Task):
                 _downstream,
                 "logistic regression on the embeddings, stratified 5-fold cross-validated accuracy",
             ),
-            Metric("cosine_to_original", True, "ratio", _cosine, "mean cosine of each embedding to the original's"),
+            Metric(
+                "cosine_to_original",
+                True,
+                "ratio",
+                _cosine,
+                "mean cosine of each embedding to the original's",
+            ),
             Metric(
                 f"top{k}_agreement",
                 True,
@@ -370,7 +376,9 @@ class EmbeddingTask(Task):
     def train_batches(self, steps: int, batch_size: int, seed: int) -> Iterator[Batch] | None:
         if not self.train_texts:
             return None
-        return _minibatches(self.train_texts, None, steps, batch_size, seed, lambda xs: tokenize(self.bundle, xs))
+        return _minibatches(
+            self.train_texts, None, steps, batch_size, seed, lambda xs: tokenize(self.bundle, xs)
+        )
 
 
 # ---------------------------------------------------------------- language modelling
@@ -383,7 +391,9 @@ class PerplexityTask(Task):
 
     primary = "perplexity"
     metrics = (
-        Metric("perplexity", False, "perplexity", _perplexity, "exp of the mean next-token NLL on held-out text"),
+        Metric(
+            "perplexity", False, "perplexity", _perplexity, "exp of the mean next-token NLL on held-out text"
+        ),
     )
 
     def __init__(self, name: str, windows: Any, *, train_ids: Any = None, seq_len: int = 128) -> None:
@@ -393,7 +403,9 @@ class PerplexityTask(Task):
         self.seq_len = seq_len
 
     def eval_batches(self) -> list[Batch]:
-        return [{"input_ids": self.windows[i : i + EVAL_BATCH]} for i in range(0, len(self.windows), EVAL_BATCH)]
+        return [
+            {"input_ids": self.windows[i : i + EVAL_BATCH]} for i in range(0, len(self.windows), EVAL_BATCH)
+        ]
 
     def reduce(self, batch: Batch, out: Any) -> np.ndarray:
         import torch.nn.functional as F
@@ -438,13 +450,17 @@ def read_labelled_file(path: str | Path, *, flag: str = "--data") -> tuple[list[
     header holding ``text`` and ``label`` columns."""
     p = Path(path)
     if not p.is_file():
-        raise CompressError(f"{flag} {path}: no such file", hint="give a .jsonl or .csv file of labelled text")
+        raise CompressError(
+            f"{flag} {path}: no such file", hint="give a .jsonl or .csv file of labelled text"
+        )
     try:
         raw = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CompressError(f"{flag} {path}: cannot read it as UTF-8 text ({exc})") from exc
     if not raw.strip():
-        raise CompressError(f"{flag} {path}: the file is empty", hint="it needs labelled examples, one per line")
+        raise CompressError(
+            f"{flag} {path}: the file is empty", hint="it needs labelled examples, one per line"
+        )
     texts: list[str] = []
     labels: list[str] = []
     if p.suffix.lower() == ".csv":
@@ -525,12 +541,19 @@ def example_task(bundle: ModelBundle, example: str) -> Task:
 
     if example == "digits-cnn":
         x_train, x_test, y_train, y_test = examples.digits_split()
-        return tensor_classification_task("digits test split (599 images)", x_test, y_test, n_classes=10, train=(x_train, y_train))
+        return tensor_classification_task(
+            "digits test split (599 images)", x_test, y_test, n_classes=10, train=(x_train, y_train)
+        )
     if example == "minilm":
         texts, labels = examples.movie_review_sentences()
-        train = [s.strip() + "." for d in examples.lee_documents() for s in d.split(". ") if len(s.split()) > 3]
+        train = [
+            s.strip() + "." for d in examples.lee_documents() for s in d.split(". ") if len(s.split()) > 3
+        ]
         return EmbeddingTask(
-            "200 labelled movie-review sentences (gensim pang_lee_polarity)", bundle, texts, np.array(labels),
+            "200 labelled movie-review sentences (gensim pang_lee_polarity)",
+            bundle,
+            texts,
+            np.array(labels),
             train_texts=train,
         )
     import torch

@@ -67,4 +67,6 @@ class Variant:
 
 
 def not_run(name: str, method: str, reason: str, recipe: dict[str, Any] | None = None) -> Variant:
-    return Variant(name=name, method=method, recipe=recipe or {"method": name}, status="not run", reason=reason)
+    return Variant(
+        name=name, method=method, recipe=recipe or {"method": name}, status="not run", reason=reason
+    )
