@@ -28,7 +28,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--batch-sizes", default="1,256")
     ap.add_argument("--recover-steps", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default torch's")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from mlcost.cli.compress import render
     from mlcost.compress import Options, compress, example_task, load_example
     from mlcost.compress.recipes import parse_methods

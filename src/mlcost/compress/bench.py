@@ -9,7 +9,8 @@ One timing sample is the mean of ``k`` back-to-back calls, with ``k`` chosen in 
 the original lasts at least :data:`MIN_SAMPLE_S`; latency percentiles are over samples.
 
 Peak memory: the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) during one
-call at the largest batch, minus the resident set before it, plus the variant's own weights in memory. Where
+call at the largest batch, minus the resident set before it (after ``malloc_trim`` returned freed pages to the
+OS), plus the variant's own weights in memory. Where
 ``/proc`` cannot be reset (not Linux), the activation part is not measured and the field says so.
 """
 
@@ -133,6 +134,17 @@ def weights_in_memory_bytes(variant: Variant) -> int:
     return serialized_size_bytes(variant)
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so the next call's allocations show up
+    as RSS growth instead of reusing pages freed by earlier calls."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the growth may then under-count reused pages
+        pass
+
+
 def peak_memory_bytes(variant: Variant, batch: dict[str, Any]) -> tuple[int, str]:
     """(peak bytes of one call at ``batch``: weights + activation workspace, how it was measured)."""
     import gc
@@ -141,6 +153,7 @@ def peak_memory_bytes(variant: Variant, batch: dict[str, Any]) -> tuple[int, str
 
     weights = weights_in_memory_bytes(variant)
     gc.collect()
+    _release_free_memory()
     before = _status_kib("VmRSS")
     if before is None or not _reset_peak():
         return weights, "weights only (no /proc to measure the activation peak)"

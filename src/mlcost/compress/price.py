@@ -102,7 +102,7 @@ def _spec(hf_config: dict[str, Any], shape: dict[str, int] | None, name: str) ->
 
     spec = ModelSpec.from_hf_config(hf_config, name=name)
     if shape:
-        changes = dict(shape)
+        changes: dict[str, Any] = dict(shape)
         if "n_heads" in changes:
             changes["head_dim"] = spec.dim_head
             changes["n_kv_heads"] = None

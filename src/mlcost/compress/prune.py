@@ -145,11 +145,11 @@ def cnn_apply(model: Any, keep: list[list[int]]) -> Any:
 
     if not isinstance(model, nn.Sequential):
         raise CompressError("channel pruning supports nn.Sequential CNNs (conv → … → flatten → linear)")
-    new = copy.deepcopy(model)
+    new: Any = copy.deepcopy(model)
     convs = cnn_conv_indices(new)
     for ci, pos in enumerate(convs):
         idx = torch.tensor(keep[ci], dtype=torch.long)
-        conv = new[pos]
+        conv: Any = new[pos]
         c = nn.Conv2d(
             conv.in_channels,
             len(idx),
@@ -166,7 +166,7 @@ def cnn_apply(model: Any, keep: list[list[int]]) -> Any:
         # Follow the channels to the next layer that consumes them.
         flat = False
         for nxt in range(pos + 1, len(new)):
-            m = new[nxt]
+            m: Any = new[nxt]
             if isinstance(m, nn.BatchNorm2d):
                 bn = nn.BatchNorm2d(len(idx))
                 bn.weight = nn.Parameter(m.weight.detach()[idx].clone())

@@ -49,6 +49,8 @@ METHODS: dict[str, str] = {
     "distill": "distilled student with fewer layers",
 }
 DEFAULT_FRACTION = 0.5
+#: What dynamic int8 leaves in fp32 (it quantizes Linear layers only).
+KEPT_FP32 = {"cnn": "convolutions stay fp32", "bert": "embeddings stay fp32", "gpt2": "embeddings stay fp32"}
 FORMAT_VERSION = 1
 
 
@@ -158,7 +160,7 @@ def _build(bundle: ModelBundle, name: str, value: str, vname: str, ctx: BuildCon
         per_channel = name == "int8-dynamic"
         recipe = {"method": name, "per_channel": per_channel, "layers": "torch.nn.Linear", "dtype": "qint8"}
         module = quantize.dynamic_int8(bundle.module, per_channel=per_channel)
-        notes = ["convolutions stay fp32"] if bundle.family == "cnn" else []
+        notes = [KEPT_FP32[bundle.family]] if bundle.family in KEPT_FP32 else []
         return Variant(vname, "quantize", recipe, module, torch_predict(bundle, module), "int8", notes=notes)
     if name in ("bf16", "fp16"):
         missing = ctx.isa.unit_for(name)
