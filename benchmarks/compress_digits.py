@@ -28,7 +28,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--batch-sizes", default="1,256")
     ap.add_argument("--recover-steps", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default torch's")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default torch's"
+    )
     args = ap.parse_args()
     if args.threads:
         import torch

@@ -27,7 +27,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--price-usd-per-h", type=float, default=None)
-    ap.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default torch's")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default torch's"
+    )
     args = ap.parse_args()
     if args.threads:
         import torch

@@ -137,12 +137,12 @@ def weights_in_memory_bytes(variant: Variant) -> int:
 def _release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so the next call's allocations show up
     as RSS growth instead of reusing pages freed by earlier calls."""
+    import contextlib
     import ctypes
 
-    try:
+    # Not glibc: nothing is released and the growth may under-count reused pages.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the growth may then under-count reused pages
-        pass
 
 
 def peak_memory_bytes(variant: Variant, batch: dict[str, Any]) -> tuple[int, str]:
