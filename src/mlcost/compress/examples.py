@@ -23,10 +23,18 @@ EXAMPLES: tuple[str, ...] = ("minilm", "digits-cnn", "tiny-gpt")
 
 #: The digits CNN: channels of the two conv layers and the hidden linear layer (wide enough that the
 #: convolutions dominate the time, so pruning their channels shows up in the measurement).
-DIGITS_CNN = {"c1": 64, "c2": 128, "hidden": 128, "epochs": 12, "batch": 64, "lr": 2e-3, "seed": 0}
+DIGITS_CNN: dict[str, Any] = {
+    "c1": 64,
+    "c2": 128,
+    "hidden": 128,
+    "epochs": 12,
+    "batch": 64,
+    "lr": 2e-3,
+    "seed": 0,
+}
 #: The tiny GPT: GPT-2 blocks over characters of lee_background.cor (first 270 documents train, the rest
 #: are held out for perplexity).
-TINY_GPT = {
+TINY_GPT: dict[str, Any] = {
     "n_layer": 4,
     "n_embd": 64,
     "n_head": 4,

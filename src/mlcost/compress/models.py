@@ -225,7 +225,8 @@ def from_module(
     if not isinstance(module, torch.nn.Module):
         raise CompressError(f"model must be a torch.nn.Module, got {type(module).__name__}")
     config = getattr(module, "config", None)
-    hf = config.to_dict() if hasattr(config, "to_dict") else None
+    to_dict = getattr(config, "to_dict", None)
+    hf = to_dict() if callable(to_dict) else None
     if family is None:
         family = (
             _family_from_config(hf) if hf else ("cnn" if isinstance(module, torch.nn.Sequential) else "other")

@@ -171,7 +171,8 @@ def cnn_apply(model: Any, keep: list[list[int]]) -> Any:
                 bn = nn.BatchNorm2d(len(idx))
                 bn.weight = nn.Parameter(m.weight.detach()[idx].clone())
                 bn.bias = nn.Parameter(m.bias.detach()[idx].clone())
-                bn.running_mean, bn.running_var = m.running_mean[idx].clone(), m.running_var[idx].clone()
+                stats: Any = (m.running_mean, m.running_var)
+                bn.running_mean, bn.running_var = stats[0][idx].clone(), stats[1][idx].clone()
                 new[nxt] = bn
             elif isinstance(m, nn.Conv2d):
                 m.weight = nn.Parameter(m.weight.detach().index_select(1, idx).clone())
