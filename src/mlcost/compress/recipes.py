@@ -290,9 +290,8 @@ def save_variant(variant: Variant, directory: str | Path) -> Path:
     if variant.status != "ok":
         raise CompressError(f"variant {variant.name} was not built ({variant.reason}); nothing to save")
     target = Path(directory)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=".mlcost-save-", dir=target.parent if target.parent.exists() else None)
-    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mlcost-save-", dir=target.parent))
     try:
         meta = {
             "format_version": FORMAT_VERSION,
