@@ -38,7 +38,7 @@ def summary(report: dict[str, Any], *, speed_goal: float = 1.5, drop_goal_pt: fl
             r["method"] != "original"
             and sp["value"] >= speed_goal
             and sp["low"] > 1.0
-            and drop <= drop_goal_pt
+            and drop <= drop_goal_pt + 1e-9
         ):
             hits.append(r["name"])
     lines.append("")

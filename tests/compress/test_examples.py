@@ -41,3 +41,24 @@ def test_minilm_example_end_to_end() -> None:
     assert base["quality"]["downstream_accuracy"]["value"] > 0.6
     assert 0.8 < int8["quality"]["cosine_to_original"]["value"] <= 1.0
     assert int8["size_ratio"] < 0.6
+
+
+def test_tiny_gpt_perplexity_and_a_distilled_student(monkeypatch: Any, tmp_path: Any) -> None:
+    """The language-model path on a 2-layer, 32-wide GPT trained for 3 steps (the real recipe is longer)."""
+    from mlcost.compress import examples, recipes
+    from mlcost.compress.hardware import detect_isa
+
+    for key, value in {"n_layer": 2, "n_embd": 32, "steps": 3, "seq_len": 32, "batch": 4}.items():
+        monkeypatch.setitem(examples.TINY_GPT, key, value)
+    bundle = load_example("tiny-gpt")
+    task = example_task(bundle, "tiny-gpt")
+    ref = task.collect(bundle, lambda b: bundle.forward(bundle.module, b))
+    ppl = task.evaluate(ref, ref, n_boot=50)["perplexity"]
+    assert 1.0 < ppl.value.value < 200 and ppl.value.low <= ppl.value.value <= ppl.value.high
+    ctx = recipes.BuildContext(isa=detect_isa(), task=task, distill_steps=2, train_batch=4, workdir=tmp_path)
+    student = recipes.build(bundle, "distill:1", ctx)
+    assert student.status == "ok", student.reason
+    assert len(student.module.transformer.h) == 1 and student.recipe["layers"] == [1]
+    assert student.training is not None and student.training.flops > 0 and student.training.time_s > 0
+    out = task.collect(bundle, student.predict)  # type: ignore[arg-type]
+    assert task.evaluate(out, ref, n_boot=50)["perplexity"].value.value > 1.0
