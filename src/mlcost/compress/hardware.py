@@ -72,7 +72,7 @@ def _flags() -> tuple[str, frozenset[str]]:
     from mlcost.measure.provenance import _proc_cpuinfo
 
     model, flags = _proc_cpuinfo()
-    return model or "unknown CPU", flags
+    return (model or "").strip() or "unknown CPU", flags
 
 
 def detect_isa(flags: frozenset[str] | None = None, model: str | None = None) -> CpuIsa:
