@@ -67,9 +67,9 @@ def _row(name: str, speed: tuple[float, float, float], delta: float, *, method: 
 
 def test_no_recommendation_on_a_speed_up_the_interval_does_not_support() -> None:
     targets = parse_targets("1pt", primary="accuracy", metrics=METRICS)
-    v = verdict(_row("int8", (1.3, 0.95, 1.6), 0.0), targets, "accuracy", {})
+    v = verdict(_row("int8", (1.3, 0.95, 1.6), 0.0), targets, "accuracy")
     assert not v.recommended and "includes 1×" in v.text and "no VNNI" in v.text
-    v = verdict(_row("int8", (1.9, 1.7, 2.1), -0.003), targets, "accuracy", {})
+    v = verdict(_row("int8", (1.9, 1.7, 2.1), -0.003), targets, "accuracy")
     assert v.recommended and "; recommended" in v.text and "interval reaches beyond" in v.text
 
 
@@ -80,7 +80,7 @@ def test_a_target_no_variant_meets_names_the_closest() -> None:
         _row("int8", (2.0, 1.8, 2.2), -0.02),
         _row("prune", (1.5, 1.2, 1.8), -0.05),
     ]
-    verdicts = {r["name"]: verdict(r, targets, "accuracy", {}) for r in rows}
+    verdicts = {r["name"]: verdict(r, targets, "accuracy") for r in rows}
     decision = choose(rows, verdicts, "accuracy")
     assert decision["variant"] == "fp32" and not decision["met"] and decision["closest"] == "int8"
     assert "no variant meets" in decision["message"]

@@ -114,7 +114,7 @@ def _fmt_delta(metric: dict[str, Any], name: str) -> str:
     return f"{metric['delta']:+.3g} {name} [{metric['delta_low']:+.3g}, {metric['delta_high']:+.3g}]"
 
 
-def verdict(row: dict[str, Any], targets: list[Target], primary: str, isa_notes: dict[str, str]) -> Verdict:
+def verdict(row: dict[str, Any], targets: list[Target], primary: str) -> Verdict:
     """An honest one-line verdict for one variant row (see :func:`mlcost.compress.pipeline` rows)."""
     name = row["name"]
     if row["status"] != "ok":

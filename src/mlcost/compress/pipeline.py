@@ -160,8 +160,7 @@ def compress(bundle: ModelBundle, task: Task, options: Options | None = None) ->
         rows.append(row)
 
     primary = task.primary
-    isa_notes: dict[str, str] = {}
-    verdicts = {r["name"]: choose.verdict(r, targets, primary, isa_notes) for r in rows}
+    verdicts = {r["name"]: choose.verdict(r, targets, primary) for r in rows}
     for r in rows:
         r["verdict"] = verdicts[r["name"]].to_dict()
     decision = choose.choose(rows, verdicts, primary)

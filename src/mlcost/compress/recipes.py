@@ -254,9 +254,7 @@ def _build(bundle: ModelBundle, name: str, value: str, vname: str, ctx: BuildCon
             "batch": ctx.train_batch,
             "loss": distill.loss_name(bundle.kind),
         }
-        key = "num_hidden_layers" if bundle.family == "bert" else "n_layer"
         shape = {"n_layers": len(layers)}
-        del key
         return Variant(
             vname,
             "distill",
