@@ -62,8 +62,10 @@ def main() -> None:
             sp = rows[name]["speedup"]
             real = (
                 "a real speed-up"
-                if sp["low"] > 1.0
-                else ("slower" if sp["high"] < 1.0 else "no measurable speed-up")
+                if sp["low"] > 1.05
+                else (
+                    "slower" if sp["high"] < 1.0 else "no meaningful speed-up (interval starts below 1.05x)"
+                )
             )
             print(f"{name}: {sp['value']:.2f}x [{sp['low']:.2f}, {sp['high']:.2f}] -> {real}")
     print(f"elapsed {report['elapsed_s']:.0f} s")

@@ -11,8 +11,8 @@
 point estimate; when the interval of its delta reaches beyond the target the verdict says so.
 
 A variant is **recommended** only when the lower end of its speed-up interval (throughput at the largest batch
-size, vs the original, same interleaved rounds) is above 1 and it meets every target: mlcost never recommends a
-speed-up its interval does not support.
+size, vs the original, same interleaved rounds) is above :data:`MIN_SPEEDUP` (1.05×) and it meets every
+target: mlcost never recommends a speed-up its interval does not support.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from typing import Any
 from mlcost.compress.errors import CompressError
 
 FLAG = "--max-quality-drop"
+#: The lower end of a speed-up interval must clear this to count as faster: a few percent can come from the
+#: order of calls or the allocator even in interleaved rounds, and would not pay for a change of model.
+MIN_SPEEDUP = 1.05
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,13 @@ def verdict(row: dict[str, Any], targets: list[Target], primary: str) -> Verdict
     sp = row["speedup"]
     lo, hi, val = sp["low"], sp["high"], sp["value"]
     speed = f"{val:.2f}× throughput [{lo:.2f}, {hi:.2f}] at batch {row['batch_size']}"
-    faster = lo > 1.0
+    faster = lo > MIN_SPEEDUP
     if faster:
         speed_word = "faster"
     elif hi < 1.0:
         speed_word = "slower"
+    elif lo > 1.0:
+        speed_word = f"no meaningful speed-up (the interval starts below {MIN_SPEEDUP:.2f}×)"
     else:
         speed_word = "no measurable speed-up (the interval includes 1×)"
     size = row["size_ratio"]
