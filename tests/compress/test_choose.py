@@ -84,3 +84,9 @@ def test_a_target_no_variant_meets_names_the_closest() -> None:
     decision = choose(rows, verdicts, "accuracy")
     assert decision["variant"] == "fp32" and not decision["met"] and decision["closest"] == "int8"
     assert "no variant meets" in decision["message"]
+
+
+def test_a_few_percent_is_not_a_speed_up_worth_recommending() -> None:
+    targets = parse_targets("1pt", primary="accuracy", metrics=METRICS)
+    v = verdict(_row("unstructured", (1.04, 1.01, 1.06), 0.0), targets, "accuracy")
+    assert not v.recommended and "no meaningful speed-up" in v.text
