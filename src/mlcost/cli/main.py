@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "report": "mlcost.cli.report",
     "diff": "mlcost.cli.diff",
     "data": "mlcost.cli.data",
+    "compress": "mlcost.cli.compress",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
