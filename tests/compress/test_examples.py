@@ -40,7 +40,7 @@ def test_minilm_example_end_to_end() -> None:
     base, int8 = report["variants"]
     assert base["quality"]["downstream_accuracy"]["value"] > 0.6
     assert 0.8 < int8["quality"]["cosine_to_original"]["value"] <= 1.0
-    assert int8["size_ratio"] < 0.6
+    assert int8["size_ratio"] < 0.7  # the 11.7M embedding parameters stay fp32
 
 
 def test_tiny_gpt_perplexity_and_a_distilled_student(monkeypatch: Any, tmp_path: Any) -> None:
