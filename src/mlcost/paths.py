@@ -23,7 +23,9 @@ ENV_CATALOG = "MLCOST_CATALOG"
 ENV_PROFILE_DIR = "MLCOST_PROFILE_DIR"
 ENV_LEDGER = "MLCOST_LEDGER"
 #: Every environment variable mlcost reads.
-ENV_VARS: tuple[str, ...] = (ENV_CATALOG, ENV_PROFILE_DIR, ENV_LEDGER)
+#: Where `mlcost compress` caches the example models it trains (digits CNN, tiny GPT).
+ENV_CACHE_DIR = "MLCOST_CACHE_DIR"
+ENV_VARS: tuple[str, ...] = (ENV_CATALOG, ENV_PROFILE_DIR, ENV_LEDGER, ENV_CACHE_DIR)
 
 PROFILE_TOML = "profile.toml"
 CALIBRATION_JSON = "calibration.json"
@@ -39,6 +41,16 @@ def user_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("mlcost"))
+
+
+def cache_dir() -> Path:
+    """Where trained examples are cached: ``$MLCOST_CACHE_DIR`` or the user cache directory."""
+    env = _env(ENV_CACHE_DIR)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mlcost"))
 
 
 def profile_dir() -> Path:

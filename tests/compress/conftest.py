@@ -18,7 +18,8 @@ pytest.importorskip("sklearn")
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLCOST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCOST_CACHE_DIR", str(tmp_path / "cache"))  # the CLI (mlcost.paths.cache_dir)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the library default (platformdirs)
     monkeypatch.setenv("MLCOST_LEDGER", f"sqlite:///{tmp_path / 'ledger.db'}")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

@@ -199,7 +199,9 @@ def compress_command(
     for d in device:
         _check_device(d)
     if example is not None:
-        bundle = models.load_example(example)
+        from mlcost.paths import cache_dir
+
+        bundle = models.load_example(example, str(cache_dir()))
         task = tasks.task_from_file(bundle, data) if data else tasks.example_task(bundle, example)
     else:
         assert model is not None
@@ -238,9 +240,9 @@ def compress_command(
 
 def _check_device(device_id: str) -> None:
     """Fail fast on an unknown --device (the one catalog call of this command)."""
-    from mlcost.catalog import get_catalog
+    from mlcost.context import default_catalog
 
-    get_catalog().device(device_id)
+    default_catalog().device(device_id)
 
 
 def register(app: typer.Typer) -> None:

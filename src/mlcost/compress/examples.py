@@ -2,7 +2,7 @@
 CNN trained on scikit-learn's digits and a tiny character-level GPT trained on gensim's Lee news corpus.
 
 The two trained examples are trained here, deterministically (fixed seeds), in seconds, and cached under the
-user cache directory (``platformdirs.user_cache_dir("mlcost")/compress``; ``MLCOST_CACHE_DIR`` overrides it)
+user cache directory (``platformdirs.user_cache_dir("mlcost")/compress``; ``MLCOST_CACHE_DIR`` overrides it at the CLI)
 keyed by their recipe, so later runs load them.
 """
 
@@ -47,10 +47,10 @@ TINY_GPT: dict[str, Any] = {
 }
 
 
-def cache_dir() -> Path:
-    """Where trained examples are cached: ``$MLCOST_CACHE_DIR/compress`` or the user cache directory."""
-    root = os.environ.get("MLCOST_CACHE_DIR")
-    if not root:
+def cache_dir(root: Path | str | None = None) -> Path:
+    """Where trained examples are cached: ``root/compress``; ``root`` None = the user cache directory (the
+    CLI passes :func:`mlcost.paths.cache_dir`, which honours ``$MLCOST_CACHE_DIR``)."""
+    if root is None:
         import platformdirs
 
         root = platformdirs.user_cache_dir("mlcost")
@@ -163,12 +163,12 @@ def train_classifier(
     return model, time.perf_counter() - start
 
 
-def load_digits_cnn() -> Any:
+def load_digits_cnn(cache_root: Path | str | None = None) -> Any:
     """The trained digits CNN (trained here in seconds with seed 0 the first time, then cached)."""
     import torch
 
     recipe = dict(DIGITS_CNN)
-    path = cache_dir() / f"digits-cnn-{_key(recipe)}.pt"
+    path = cache_dir(cache_root) / f"digits-cnn-{_key(recipe)}.pt"
     model = digits_cnn(recipe["c1"], recipe["c2"], recipe["hidden"])
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -297,7 +297,7 @@ def train_lm(
     return model, time.perf_counter() - start, steps * batch * seq_len
 
 
-def load_tiny_gpt() -> tuple[Any, CharTokenizer]:
+def load_tiny_gpt(cache_root: Path | str | None = None) -> tuple[Any, CharTokenizer]:
     """The trained tiny GPT and its character tokenizer (trained here the first time, then cached)."""
     import torch
 
@@ -305,7 +305,7 @@ def load_tiny_gpt() -> tuple[Any, CharTokenizer]:
     recipe = dict(TINY_GPT)
     train_text, _ = tiny_gpt_text()
     tok = CharTokenizer("".join(sorted(set(train_text))))
-    path = cache_dir() / f"tiny-gpt-{_key({**recipe, 'chars': tok.chars})}.pt"
+    path = cache_dir(cache_root) / f"tiny-gpt-{_key({**recipe, 'chars': tok.chars})}.pt"
     model = tiny_gpt(tok.vocab_size, recipe["n_layer"], recipe["n_embd"], recipe["n_head"], recipe["seq_len"])
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))

@@ -68,11 +68,11 @@ class CpuIsa:
 
 
 def _flags() -> tuple[str, frozenset[str]]:
-    """The CPU model and its /proc/cpuinfo flags (the one call into measure.provenance)."""
-    from mlcost.measure.provenance import _proc_cpuinfo
+    """The CPU model and its flags, from the one host reader (:func:`mlcost.catalog.host.detect_host`)."""
+    from mlcost.catalog.host import detect_host
 
-    model, flags = _proc_cpuinfo()
-    return (model or "").strip() or "unknown CPU", flags
+    host = detect_host()
+    return (host.model or "").strip() or "unknown CPU", host.flags
 
 
 def detect_isa(flags: frozenset[str] | None = None, model: str | None = None) -> CpuIsa:

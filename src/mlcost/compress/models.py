@@ -243,7 +243,7 @@ def from_module(
     )
 
 
-def load_example(name: str) -> ModelBundle:
+def load_example(name: str, cache_root: str | None = None) -> ModelBundle:
     """A built-in example model (see :mod:`mlcost.compress.examples`)."""
     from mlcost.compress import examples
 
@@ -260,7 +260,7 @@ def load_example(name: str) -> ModelBundle:
         return bundle
     if name == "digits-cnn":
         require("sklearn", "the digits example", "compress")
-        module = examples.load_digits_cnn()
+        module = examples.load_digits_cnn(cache_root)
         return ModelBundle(
             name="digits-cnn",
             kind="classifier",
@@ -270,7 +270,7 @@ def load_example(name: str) -> ModelBundle:
             labels=[str(i) for i in range(10)],
         )
     require("transformers", "the tiny-gpt example", "compress")
-    module, tok = examples.load_tiny_gpt()
+    module, tok = examples.load_tiny_gpt(cache_root)
     return ModelBundle(
         name="tiny-gpt",
         kind="lm",
