@@ -159,7 +159,19 @@ class DataResult:
 _W: dict[str, Any] = {}
 
 
+#: The process that imported this module: a worker is any other process (``workers == 1`` runs in-process).
+_MAIN_PID = os.getpid()
+
+
 def _init_worker(cfg: CutConfig, tok: TokenizerChoice, filters: list[QualityFilter]) -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and os.getpid() != _MAIN_PID:
+        # A forked worker inherits the parent's SIGTERM/SIGINT handlers (the CLI turns SIGTERM into an exit
+        # that cleans up the partial output); in a worker they would keep Pool.terminate() from ending it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _W.update(cfg=cfg, counter=TokenCounter(tok), filters=filters)
 
