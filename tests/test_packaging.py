@@ -17,7 +17,13 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 #: import name -> distribution name, where they differ.
-DISTRIBUTION = {"yaml": "pyyaml", "pynvml": "nvidia-ml-py", "cpuinfo": "py-cpuinfo", "tomli": "tomli", "sklearn": "scikit-learn"}
+DISTRIBUTION = {
+    "yaml": "pyyaml",
+    "pynvml": "nvidia-ml-py",
+    "cpuinfo": "py-cpuinfo",
+    "tomli": "tomli",
+    "sklearn": "scikit-learn",
+}
 #: Imported only as a fallback when the declared package is absent (lightning.pytorch's old name).
 FALLBACKS = {"pytorch_lightning"}
 

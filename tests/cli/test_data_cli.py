@@ -229,3 +229,21 @@ def test_eval_set_decontaminates_and_a_bad_eval_set_is_exit_2(
     assert json.loads(out)["decontamination"]["documents"] == 1
     code, out, err = run(capsys, *args)
     assert code == 2 and "--eval" in err and "--eval-text-field" in err
+
+
+def test_a_pool_terminated_right_after_fork_never_hangs(tmp_path: Path) -> None:
+    """Regression: an input that fails at once terminates the worker pool right after fork(). Workers that
+    inherited the CLI's Python-level SIGTERM handler lost that signal (CPython resets pending signals after
+    fork) and the pool hung in terminate(); workers are now forked with SIGTERM at its default action."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.jsonl").write_bytes(b"")
+    script = (
+        "from mlcost.cli.main import main\n"
+        "for i in range(25):\n"
+        f"    assert main(['data', '--input', {str(tmp_path / 'a.jsonl')!r}, '-o', {str(tmp_path / 'o')!r},"
+        " '--workers', '2', '--no-price']) == 2\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

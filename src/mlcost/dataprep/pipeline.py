@@ -18,6 +18,7 @@ Output folder (appears complete or not at all; see :class:`mlcost.dataprep.io.At
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -157,6 +158,24 @@ class DataResult:
 # ---- worker side: per-document work ------------------------------------------------------------------
 
 _W: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _default_sigterm() -> Iterator[None]:
+    """Fork pool workers with SIGTERM at its default action. A worker that inherits a Python-level handler
+    (the CLI's cleanup handler) and is terminated right after ``fork()`` loses the signal (CPython resets
+    pending signals after fork) and then waits on the task queue forever, hanging ``Pool.terminate()``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 #: The process that imported this module: a worker is any other process (``workers == 1`` runs in-process).
@@ -370,7 +389,11 @@ def run_pipeline(
             import multiprocessing as mp
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, tok, filters)) as pool:
+            with _default_sigterm():  # forked workers start with SIGTERM at its default action
+                pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, tok, filters))
+            # close() + join(), never terminate(): at most 2·workers + 2 chunks are in flight, so ending the
+            # pool waits briefly; a SIGTERM sent by terminate() right after fork() can be lost and hang it.
+            try:
                 _consume(
                     _bounded_imap(pool, chunks, 2 * cfg.workers + 2),
                     cfg,
@@ -381,6 +404,9 @@ def run_pipeline(
                     removed_fh,
                     progress,
                 )
+            finally:
+                pool.close()
+                pool.join()
         if result.documents_read == 0:
             raise io.DataInputError(
                 f"--input {input_path}: empty input (no documents)", hint="check the path"
