@@ -28,21 +28,10 @@ from _provenance import header
 
 from mlcost.catalog import EfficiencyProfile, builtin_catalog
 from mlcost.estimate import estimate_train
-from mlcost.spec import Cluster, TrainJob
+from mlcost.spec import Cluster
 
-# preset, TP, PP, GPUs, global batch, published TF/s/GPU (Table 1; the rows of tests/estimate/test_golden_megatron.py)
-ROWS = [
-    ("megatron-gpt-1.7b", 1, 1, 32, 512, 137),
-    ("megatron-gpt-3.6b", 2, 1, 64, 512, 138),
-    ("megatron-gpt-7.5b", 4, 1, 128, 512, 142),
-    ("megatron-gpt-18.4b", 8, 1, 256, 1024, 135),
-    ("megatron-gpt-39.1b", 8, 2, 512, 1536, 138),
-    ("megatron-gpt-76.1b", 8, 4, 1024, 1792, 140),
-    ("megatron-gpt-145.6b", 8, 8, 1536, 2304, 148),
-    ("megatron-gpt-310.1b", 8, 16, 1920, 2160, 155),
-    ("megatron-gpt-529.6b", 8, 35, 2520, 2520, 163),
-    ("megatron-gpt-1t", 8, 64, 3072, 3072, 163),
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.estimate.test_golden_megatron import ROWS, table1_job  # Table 1 rows and step: defined once
 
 #: Fitted parameters with (lower, upper) bounds. ``matmul_half_dim`` is not fitted: Table 1's smallest GEMM
 #: dimension is 768 (hidden/TP), where d/(d + half_dim) hardly moves, so the data cannot identify it (a free fit
@@ -61,32 +50,13 @@ STARTS = (
 )  # fmt: skip
 
 
-def virtual_stages(layers: int, pp: int) -> int:
-    """2 interleaved chunks per rank where the layers allow it, else 3 (529.6B: 105 layers / 35)."""
-    if pp == 1:
-        return 1
-    return next(v for v in (2, 3, 1) if layers % (pp * v) == 0)
-
-
 def predict_all(profile: EfficiencyProfile) -> np.ndarray:
     """Predicted TF/s/GPU of each Table 1 row with ``profile``."""
     cat = builtin_catalog()
     out = []
     for name, tp, pp, gpus, batch, _ in ROWS:
         model = cat.model(name)
-        job = TrainJob(
-            tokens=300e9,
-            seq_len=2048,
-            global_batch=batch,
-            micro_batch=1,
-            precision="fp16",
-            tp=tp,
-            pp=pp,
-            virtual_stages=virtual_stages(model.n_layers, pp),
-            recompute="full",
-            flash_attention=False,
-            overlap_grad_reduce=False,  # Megatron-LM (2021) reduced gradients after the backward pass
-        )
+        job = table1_job(model.n_layers, tp, pp, batch)
         est = estimate_train(
             model, job, Cluster(device="a100-80gb", count=gpus), catalog=cat, profile=profile
         )

@@ -37,9 +37,9 @@ def virtual_stages(layers: int, pp: int) -> int:
     return next(v for v in (2, 3, 1) if layers % (pp * v) == 0)
 
 
-def predict(name: str, tp: int, pp: int, gpus: int, batch: int) -> float:
-    model = get_catalog().model(name)
-    job = TrainJob(
+def table1_job(layers: int, tp: int, pp: int, batch: int) -> TrainJob:
+    """The Table 1 training step of a model with ``layers`` layers (benchmarks/fit_a100_profile.py uses it too)."""
+    return TrainJob(
         tokens=300e9,
         seq_len=2048,
         global_batch=batch,
@@ -47,11 +47,16 @@ def predict(name: str, tp: int, pp: int, gpus: int, batch: int) -> float:
         precision="fp16",
         tp=tp,
         pp=pp,
-        virtual_stages=virtual_stages(model.n_layers, pp),
+        virtual_stages=virtual_stages(layers, pp),
         recompute="full",
         flash_attention=False,
         overlap_grad_reduce=False,  # Megatron-LM (2021) reduced gradients after the backward pass
     )
+
+
+def predict(name: str, tp: int, pp: int, gpus: int, batch: int) -> float:
+    model = get_catalog().model(name)
+    job = table1_job(model.n_layers, tp, pp, batch)
     return estimate_train(model, job, Cluster(device="a100-80gb", count=gpus)).tflops_per_device
 
 
