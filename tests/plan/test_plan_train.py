@@ -346,3 +346,24 @@ def test_bad_input() -> None:
         plan_train(GPT2, TOKENS, constraints=TrainConstraints(devices=("h1000",)), catalog=CAT)
     with pytest.raises(Exception, match="unknown provider"):
         plan_train(GPT2, TOKENS, constraints=TrainConstraints(providers=("awz",)), catalog=CAT)
+
+
+def test_long_run_without_deadline_names_the_best_plan_within_30_days() -> None:
+    """Without --deadline the cheapest plan can take years on a few cheap devices: the result says so and
+    names the best plan within 30 days, which really finishes in time and costs at least as much."""
+    model = CAT.model("llama-3.1-8b")
+    cons = TrainConstraints(devices=("h100-sxm", "l40s"))
+    res = plan_train(model, 1e12, constraints=cons, catalog=CAT)
+    assert res.plans[0].total_time_s > 30 * 86400
+    (note,) = [n for n in res.notes if n.startswith("no --deadline")]
+    assert "within 30.0 d the best is" in note
+    bounded = plan_train(
+        model, 1e12, constraints=TrainConstraints(devices=cons.devices, deadline_s=30 * 86400), catalog=CAT
+    )
+    best = bounded.plans[0]
+    assert best.total_time_s <= 30 * 86400
+    assert f"{best.count} x {best.device}" in note
+    assert best.cost_usd is not None and res.plans[0].cost_usd is not None
+    assert best.cost_usd >= res.plans[0].cost_usd
+    # with a deadline there is nothing to warn about
+    assert not any(n.startswith("no --deadline") for n in bounded.notes)

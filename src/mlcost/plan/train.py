@@ -55,6 +55,7 @@ from mlcost.plan.spot import DEFAULT_SPOT, SpotModel
 from mlcost.plan.types import TrainPlan, TrainPlanResult
 from mlcost.spec.model import ModelSpec
 from mlcost.spec.validate import context_fits
+from mlcost.units import S_PER_DAY, format_duration
 
 __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
@@ -71,6 +72,8 @@ __all__ = [
     "price_rows",
 ]
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
+#: Without ``--deadline``, a plan #1 longer than this gets a note naming the best plan within it. Units: s.
+LONG_RUN_S = 30 * S_PER_DAY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +186,8 @@ def plan_train(
         "catalog_files": catalog_files,
     }
     plans = [make_plan(evals, c, i, rank + 1, **common) for rank, i in enumerate(order)]
+    if cons.deadline_s is None and plans and plans[0].total_time_s > LONG_RUN_S:
+        notes.append(_long_run_note(c, ok, plans[0], objective, w, evals, common))
     priced = pareto_candidates(c, ok)
     front = priced[pareto_front(c.time_s[priced], c.cost_usd[priced])] if priced.size else priced
     pareto = [make_plan(evals, c, int(i), None, **common) for i in front]
@@ -215,6 +220,36 @@ def plan_train(
         seq_len=defaults.seq_len,
         global_batch=defaults.global_batch,
         constraints=cons.to_dict(),
+    )
+
+
+def _long_run_note(
+    c: CandidateTable,
+    ok: np.ndarray,
+    best: TrainPlan,
+    objective: str,
+    w: dict[str, float],
+    evals: list[DeviceEval],
+    common: dict[str, Any],
+) -> str:
+    """Without ``--deadline`` the cheapest plan may take years on a few cheap devices: say so, and name the
+    best plan that finishes within :data:`LONG_RUN_S` and what it costs more."""
+    head = (
+        f"no --deadline was given and plan #1 takes {format_duration(best.total_time_s)}; "
+        f"pass --deadline (e.g. --deadline {LONG_RUN_S / S_PER_DAY:.0f}d) to bound the wall-clock time"
+    )
+    quick = ok & (c.time_s <= LONG_RUN_S)
+    if not quick.any():
+        return head + f" (no plan finishes within {format_duration(LONG_RUN_S)} under these limits)"
+    i = distinct_top(c, quick, objective, w, 1, evals)[0]
+    alt = make_plan(evals, c, i, None, **common)
+    extra = ""
+    if best.cost_usd and alt.cost_usd is not None:
+        extra = f", {alt.cost_usd / best.cost_usd - 1:+.0%} cost (${alt.cost_usd:,.0f})"
+    where = f" {alt.provider} {alt.region}" if alt.provider else ""
+    return (
+        head + f"; within {format_duration(LONG_RUN_S)} the best is {alt.count} x {alt.device}{where}: "
+        f"{format_duration(alt.total_time_s)}{extra}"
     )
 
 
