@@ -5,8 +5,10 @@ out). The golden test tests/estimate/test_golden_published_runs.py checks the he
 Usage: python benchmarks/fit_framework_profiles.py
 
 Fitted per (device, family), bounded to physically plausible values, starting from the device's base
-profile in efficiency.toml: matmul_eff_max, matmul_half_dim, attention_eff (communication efficiencies and
-overlap stay at the base profile's values: the fit runs, mostly single-node, cannot identify them).
+profile in efficiency.toml: matmul_eff_max, matmul_half_dim, attention_eff, and for the nemo family (NeMo
+with Transformer Engine's TP-communication overlap) also extra.tp_comm_overlap, the share of TP
+communication hidden behind GEMMs (communication efficiencies and DP overlap stay at the base profile's
+values: the fit runs cannot identify them).
 Objective: mean squared log error of tokens/s per device over the family's fit runs on that device
 (scipy.optimize.minimize, Powell, bounded). Every other field comes from the base profile.
 """
@@ -29,6 +31,8 @@ from mlcost.estimate import estimate_train
 
 PARAMS = ("matmul_eff_max", "matmul_half_dim", "attention_eff")
 BOUNDS = ((0.4, 0.9), (10.0, 400.0), (0.2, 0.7))
+#: Parameters kept in the profile's ``extra`` table, fitted for some families only.
+EXTRA_PARAMS: dict[str, dict[str, tuple[float, float]]] = {"nemo": {"tp_comm_overlap": (0.0, 1.0)}}
 
 
 def predicted(profile, run: Run) -> float:  # type: ignore[no-untyped-def]
@@ -52,17 +56,26 @@ def fit(device: str, family: str, runs: list[Run]):  # type: ignore[no-untyped-d
         base = base.replace(extra={**base.extra, "ring_rails": 8.0})
     chip = SAME_CHIP.get(device, (device,))
     fit_runs = [r for r in runs if r.device in chip and r.family == family and r.split == "fit"]
+    extra = EXTRA_PARAMS.get(family, {})
+
+    def make(x: np.ndarray):  # type: ignore[no-untyped-def]
+        vals = [float(v) for v in x]
+        main = dict(zip(PARAMS, vals[: len(PARAMS)], strict=True))
+        ext = {**base.extra, **dict(zip(extra, vals[len(PARAMS) :], strict=True))}
+        return base.replace(**main, extra=ext)
 
     def loss(x: np.ndarray) -> float:
-        prof = base.replace(**dict(zip(PARAMS, (float(v) for v in x), strict=True)))
+        prof = make(x)
         return float(
             np.mean([math.log(predicted(prof, r) / r.published_tokens_per_s_per_gpu) ** 2 for r in fit_runs])
         )
 
-    x0 = np.array([getattr(base, p) for p in PARAMS])
-    res = minimize(loss, x0, method="Powell", bounds=BOUNDS, options={"xtol": 1e-3, "ftol": 1e-6})
-    values = {p: round(float(v), 3) for p, v in zip(PARAMS, res.x, strict=True)}
-    prof = base.replace(
+    x0 = np.array([getattr(base, p) for p in PARAMS] + [float(base.extra.get(k, 0.5)) for k in extra])
+    bounds = BOUNDS + tuple(extra.values())
+    res = minimize(loss, x0, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-6})
+    fitted = make(np.round(res.x, 3))
+    values = {p: getattr(fitted, p) for p in PARAMS}
+    prof = fitted.replace(
         device=f"{device}/{family}",
         **values,
         source=f"fitted by benchmarks/fit_framework_profiles.py to {len(fit_runs)} {family} runs: "
@@ -80,6 +93,8 @@ def main() -> None:
         print(f'device = "{prof.device}"')
         for p in PARAMS:
             print(f"{p} = {getattr(prof, p)}")
+        if prof.extra:
+            print("extra = { " + ", ".join(f"{k} = {v}" for k, v in prof.extra.items()) + " }")
         print(f'source = "{prof.source}"')
         print(f"{'split':5s} {'run':16s} {'published':>10s} {'predicted':>10s} {'error':>7s}")
         for r in runs:
