@@ -373,7 +373,7 @@ def test_get_catalog_reads_extra_but_never_the_environment(
 def test_device_lookup_and_units(cat: Catalog) -> None:
     h100 = cat.device("h100-sxm")
     assert h100.peak_for("bf16") == 989e12
-    assert h100.memory_bytes == 80e9
+    assert h100.memory_bytes == pytest.approx(81559 * 2**20, rel=1e-4)  # nvidia-smi total
     assert h100.mem_bw_bytes_per_s == pytest.approx(3.35e12)
     assert h100.inter_node_bw_bytes_per_s == 50e9
     assert cat.device("H100-SXM") is h100  # case-insensitive

@@ -17,6 +17,8 @@ from mlcost.estimate import count_params, train_step_flops
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.spec import Cluster, ModelSpec, TrainJob
 
+#: One row per published run; ``fused_elementwise`` (0 = eager PyTorch, empty = fused) and
+#: ``peak_memory_gib`` (the source's peak memory per GPU, where it reports one) are optional.
 DATA = Path(__file__).resolve().parent / "data" / "published_runs.csv"
 
 #: name -> (d_model, n_heads, n_layers)
@@ -170,11 +172,13 @@ class Run:
     split: str
     source: str
     inter_node_bw_bytes_per_s: float | None = None
+    #: the source's peak memory per GPU (bytes), where it reports one
+    published_peak_memory_bytes: float | None = None
 
 
-def load_runs() -> list[Run]:
+def load_runs(path: Path = DATA) -> list[Run]:
     out: list[Run] = []
-    with DATA.open(newline="") as fh:
+    with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
             seq, gpus = int(row["seq_len"]), int(row["gpus"])
             mb, ga = int(row["micro_batch"]), int(row["grad_accum"])
@@ -204,9 +208,13 @@ def load_runs() -> list[Run]:
                 flash_attention=row["flash_attention"] == "1",
                 overlap_grad_reduce=row["overlap_grad_reduce"] == "1",
                 # NeMo's performance recipes run sequence parallelism with TP (Megatron-Core practice);
-                # MaxText shards activations' embed axis over its tensor axis (base.yml logical_axis_rules
-                # 'activation_embed' -> 'tensor'), which is sequence parallelism's memory layout.
-                sequence_parallel=row["family"] in ("nemo", "maxtext") and tp > 1,
+                # torchtitan's TP plan shards norms and their activations along the sequence
+                # (SequenceParallel); MaxText shards activations' embed axis over its tensor axis (base.yml
+                # logical_axis_rules 'activation_embed' -> 'tensor'), sequence parallelism's memory layout.
+                # Megatron-LM 2021 (Narayanan Table 1) and BLOOM predate sequence parallelism.
+                sequence_parallel=row["family"] in ("nemo", "maxtext", "torchtitan") and tp > 1,
+                # eager PyTorch (unfused norms, activations) unless the row says it was compiled/fused
+                fused_elementwise=row.get("fused_elementwise") != "0",
             )
             published = float(row["published"])
             if row["metric"] == "tflops_per_gpu":
@@ -231,6 +239,9 @@ def load_runs() -> list[Run]:
                     source=row["source"],
                     inter_node_bw_bytes_per_s=(
                         float(row["inter_node_gb_per_s"]) * 1e9 if row["inter_node_gb_per_s"] else None
+                    ),
+                    published_peak_memory_bytes=(
+                        float(row["peak_memory_gib"]) * 2**30 if row.get("peak_memory_gib") else None
                     ),
                 )
             )

@@ -53,10 +53,8 @@ def test_held_out_runs_mean_error_and_family_bias() -> None:
         assert abs(signed) <= FAMILY_SIGNED_TOL, (family, signed)
 
 
-#: Known misses, each with why. lf-h100-H16 (MPT-3B, seq 8192, 3 sequences per GPU, no checkpointing) is
-#: predicted at 80.5e9 bytes against the catalog's 80e9 for an H100 80GB; the card exposes 81,559 MiB
-#: (85.5e9 bytes, nvidia-smi), so the catalog row (devices.csv, GB) understates it by 7%.
-KNOWN_MISSES = {"lf-h100-H16": "catalog capacity 80e9 bytes vs 81,559 MiB on the card"}
+#: Known misses, each with why.
+KNOWN_MISSES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

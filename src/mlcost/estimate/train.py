@@ -115,6 +115,9 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "layer_overhead_s": prof.layer_overhead_s,
         "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
         "ring_rails": prof.extra.get("ring_rails", 1.0),
+        "selective_activation_scale": prof.extra.get("selective_activation_scale", 1.0),
+        "recompute_transient": prof.extra.get("recompute_transient", 1.0),
+        "logit_bytes": prof.extra.get("logit_bytes", float("nan")),
     }
 
 
