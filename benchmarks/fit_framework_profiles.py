@@ -171,6 +171,7 @@ def main() -> None:
         print(f"# {family}: {terms}, largest held-out peak-memory error {band}")
     # Every device a family has published runs on gets a row (fitted with the runs of its chip).
     pairs = sorted({(r.device, r.family) for r in runs})
+    errors: list[tuple[Run, float]] = []
     for device, family in pairs:
         terms, band = memory[family]
         extra = {**terms, **({"memory_error_rel": band} if band is not None else {})}
@@ -183,6 +184,24 @@ def main() -> None:
                 got = predicted(prof, r)
                 pub = r.published_tokens_per_s_per_gpu
                 print(f"{r.split:5s} {r.id:16s} {pub:10.0f} {got:10.0f} {got / pub - 1:+7.1%}")
+                errors.append((r, got / pub - 1))
+    summary(errors)
+
+
+def summary(errors: list[tuple[Run, float]]) -> None:
+    """Held-out (and fit) tokens/s errors per family and per device, as the golden test computes them."""
+    print("\n# tokens/s per device, held-out runs (split = test) unless marked fit")
+    groups: dict[str, list[float]] = {}
+    for r, e in errors:
+        groups.setdefault(f"{r.split} all", []).append(e)
+        if r.split == "test":
+            groups.setdefault(f"family {r.family}", []).append(e)
+            groups.setdefault(f"device {r.device}", []).append(e)
+    for name in sorted(groups):
+        es = groups[name]
+        mean_abs = sum(abs(e) for e in es) / len(es)
+        signed = sum(es) / len(es)
+        print(f"{name:28s} n={len(es):3d} mean|err| {mean_abs:6.1%} signed {signed:+6.1%} max|err| {max(map(abs, es)):6.1%}")
 
 
 if __name__ == "__main__":
