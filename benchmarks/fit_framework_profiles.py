@@ -52,7 +52,6 @@ def fit_memory(family: str, mem_runs: list[Run]) -> tuple[dict[str, float], floa
     params = MEMORY_PARAMS.get(family, {})
     fixed = MEMORY_FIXED.get(family, {})
     fit_runs = [r for r in mem_runs if r.family == family and r.split == "fit"]
-    test_runs = [r for r in mem_runs if r.family == family and r.split == "test"]
 
     def profile_for(run: Run, values: dict[str, float]):  # type: ignore[no-untyped-def]
         base = get_catalog().efficiency(run.device)
@@ -81,7 +80,9 @@ def fit_memory(family: str, mem_runs: list[Run]) -> tuple[dict[str, float], floa
         got = predicted_memory(profile_for(r, values), r)
         pub = float(r.published_peak_memory_bytes)  # type: ignore[arg-type]
         errors.append((r.split, abs(got / pub - 1)))
-        print(f"memory {r.split:4s} {r.id:24s} published {pub / 2**30:6.1f} GiB predicted {got / 2**30:6.1f} GiB {got / pub - 1:+6.1%}")
+        print(
+            f"memory {r.split:4s} {r.id:24s} published {pub / 2**30:6.1f} GiB predicted {got / 2**30:6.1f} GiB {got / pub - 1:+6.1%}"
+        )
     held = [e for split, e in errors if split == "test"]
     return {**fixed, **values}, (round(max(held) + 0.005, 2) if held else None)
 
@@ -201,7 +202,9 @@ def summary(errors: list[tuple[Run, float]]) -> None:
         es = groups[name]
         mean_abs = sum(abs(e) for e in es) / len(es)
         signed = sum(es) / len(es)
-        print(f"{name:28s} n={len(es):3d} mean|err| {mean_abs:6.1%} signed {signed:+6.1%} max|err| {max(map(abs, es)):6.1%}")
+        print(
+            f"{name:28s} n={len(es):3d} mean|err| {mean_abs:6.1%} signed {signed:+6.1%} max|err| {max(map(abs, es)):6.1%}"
+        )
 
 
 if __name__ == "__main__":

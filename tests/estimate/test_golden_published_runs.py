@@ -67,7 +67,9 @@ def test_held_out_runs_mean_error_and_family_bias() -> None:
 #: remat_policy "minimal" (save matmul outputs, recompute the rest) is run as mlcost's "selective", which
 #: keeps every activation but the attention scores. Every GPU layout fits.
 _MINIMAL = "MaxText remat_policy 'minimal' modelled as selective: activations over-counted"
-_FULL = "XLA full remat: layer carries + a re-materialised layer + fp32 logits exceed the HBM in mlcost's model"
+_FULL = (
+    "XLA full remat: layer carries + a re-materialised layer + fp32 logits exceed the HBM in mlcost's model"
+)
 KNOWN_MISSES: dict[str, str] = {
     **{
         f"mx-v5p-{m}": _MINIMAL

@@ -307,7 +307,11 @@ def train_memory(
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     lb_given = np.asarray(np.nan if logit_bytes is None else logit_bytes, dtype=np.float64)
-    lb = e + 4.0 if lb_given.ndim == 0 and np.isnan(lb_given) else np.where(np.isnan(lb_given), e + 4.0, lb_given)
+    lb = (
+        e + 4.0
+        if lb_given.ndim == 0 and np.isnan(lb_given)
+        else np.where(np.isnan(lb_given), e + 4.0, lb_given)
+    )
     logits = lb * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
     last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
     activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
