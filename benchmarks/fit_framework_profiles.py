@@ -2,7 +2,10 @@
 tests/estimate/data/published_runs.csv and print the TOML rows plus the error on every run (fit and held
 out). The golden test tests/estimate/test_golden_published_runs.py checks the held-out ("test") runs.
 
-Usage: python benchmarks/fit_framework_profiles.py
+Usage: python benchmarks/fit_framework_profiles.py [--write]
+  --write  also replace the "<device>/<family>" rows of src/mlcost/catalog/data/efficiency.toml with the
+           fitted ones (in place, comments kept; a new pair goes before the default-gpu row). Rerun it
+           after a change to the estimator and read the diff.
 
 Fitted per (device, family), bounded to physically plausible values, starting from the device's base
 profile in efficiency.toml: matmul_eff_max, matmul_half_dim, attention_eff, and for the nemo family (NeMo
@@ -16,6 +19,7 @@ Objective: mean squared log error of tokens/s per device over the family's fit r
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -161,7 +165,29 @@ def toml_row(prof) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
+EFFICIENCY_TOML = (
+    Path(__file__).resolve().parents[1] / "src" / "mlcost" / "catalog" / "data" / "efficiency.toml"
+)
+
+
+def write_rows(rows: dict[str, str], path: Path = EFFICIENCY_TOML) -> None:
+    """Replace each fitted row of ``path`` in place (keyed by device); insert new ones before default-gpu."""
+    text = path.read_text()
+    for device, row in rows.items():
+        block = re.compile(
+            r'\[\[profile\]\]\ndevice = "' + re.escape(device) + r'"\n.*?\ndate = "[^"]*"\n', re.S
+        )
+        if block.search(text):
+            text = block.sub(lambda _m, row=row: row + "\n", text, count=1)
+        else:
+            anchor = '[[profile]]\ndevice = "default-gpu"'
+            text = text.replace(anchor, row + "\n\n" + anchor, 1)
+    path.write_text(text)
+
+
 def main() -> None:
+    write = "--write" in sys.argv[1:]
+    rows: dict[str, str] = {}
     runs = load_runs()
     mem_runs = [r for r in runs if r.published_peak_memory_bytes is not None]
     memory: dict[str, tuple[dict[str, float], float | None]] = {}
@@ -178,7 +204,8 @@ def main() -> None:
         extra = {**terms, **({"memory_error_rel": band} if band is not None else {})}
         prof, fit_runs = fit(device, family, runs, extra)
         print(f"\n# {device} / {family}: {len(fit_runs)} fit runs")
-        print(toml_row(prof))
+        rows[prof.device] = toml_row(prof)
+        print(rows[prof.device])
         print(f"{'split':5s} {'run':16s} {'published':>10s} {'predicted':>10s} {'error':>7s}")
         for r in runs:
             if r.device == device and r.family == family:
@@ -187,6 +214,9 @@ def main() -> None:
                 print(f"{r.split:5s} {r.id:16s} {pub:10.0f} {got:10.0f} {got / pub - 1:+7.1%}")
                 errors.append((r, got / pub - 1))
     summary(errors)
+    if write:
+        write_rows(rows)
+        print(f"\nwrote {len(rows)} rows to {EFFICIENCY_TOML}")
 
 
 def summary(errors: list[tuple[Run, float]]) -> None:
