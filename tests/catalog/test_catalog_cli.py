@@ -34,7 +34,7 @@ def test_devices_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["oldest_price_date"] <= data["price_snapshot_date"]
     h100 = next(d for d in data["devices"] if d["id"] == "h100-sxm")
     assert h100["peak_tflops"]["bf16"] == pytest.approx(989)
-    assert h100["memory_gb"] == pytest.approx(80)
+    assert h100["memory_gb"] == pytest.approx(81559 * 2**20 / 1e9, rel=1e-4)  # nvidia-smi total
     cheapest = h100["cheapest_on_demand"]
     assert cheapest["usd_per_device_h"] == min(
         p.usd_per_device_h for p in Catalog.from_paths().prices(device="h100-sxm", pricing="on-demand")

@@ -82,11 +82,16 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ),
         (
             "devices.csv",
-            ",312,312,,624,40,",
+            ",312,312,,624,42.950,",
             ",312,312,,624,4000,",
             ["devices.csv", "row 2", "memory_gb", "sane range"],
         ),
-        ("devices.csv", ",1979,1979,80,3.35,700", ",1979,1979,80,3.35,-1", ["devices.csv", "row 5", "tdp_w"]),
+        (
+            "devices.csv",
+            ",1979,1979,85.521,3.35,700",
+            ",1979,1979,85.521,3.35,-1",
+            ["devices.csv", "row 5", "tdp_w"],
+        ),
         (
             "devices.csv",
             "nvidia,gpu,19.5,156,312",
@@ -96,8 +101,8 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("devices.csv", "nvidia,gpu,19.5", "nvidia,gpux,19.5", ["devices.csv", "row 2", "'kind'", "gpu"]),
         (
             "devices.csv",
-            ",2026-11-22\na100-80gb,",
-            ",22/11/2026\na100-80gb,",
+            ",2026-12-01\na100-80gb,",
+            ",01/12/2026\na100-80gb,",
             ["devices.csv", "row 2", "'date'", "YYYY-MM-DD"],
         ),
         (
@@ -189,7 +194,7 @@ def test_wrong_number_of_cells(data_copy: Path) -> None:
 
 
 def test_device_without_any_peak(data_copy: Path) -> None:
-    _edit(data_copy / "devices.csv", "nvidia,gpu,19.5,156,312,312,,624,40", "nvidia,gpu,,,,,,,40")
+    _edit(data_copy / "devices.csv", "nvidia,gpu,19.5,156,312,312,,624,42.950", "nvidia,gpu,,,,,,,42.950")
     with pytest.raises(CatalogError, match="no peak given"):
         Catalog.from_paths(data_copy)
 
@@ -373,7 +378,7 @@ def test_get_catalog_reads_extra_but_never_the_environment(
 def test_device_lookup_and_units(cat: Catalog) -> None:
     h100 = cat.device("h100-sxm")
     assert h100.peak_for("bf16") == 989e12
-    assert h100.memory_bytes == 80e9
+    assert h100.memory_bytes == pytest.approx(81559 * 2**20, rel=1e-4)  # nvidia-smi total
     assert h100.mem_bw_bytes_per_s == pytest.approx(3.35e12)
     assert h100.inter_node_bw_bytes_per_s == 50e9
     assert cat.device("H100-SXM") is h100  # case-insensitive

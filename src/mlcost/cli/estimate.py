@@ -144,7 +144,7 @@ def train(
     framework: str | None = typer.Option(
         None,
         "--framework",
-        help="Framework family whose efficiency profile to use: megatron, fsdp [the device's default profile].",
+        help="Framework family whose efficiency profile to use: fsdp, maxtext, megatron, nemo (rows <device>/<family> in the catalog) [the device's default profile].",
     ),
     fmt: str = format_option(),
     explain: bool = explain_option(),

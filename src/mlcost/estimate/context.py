@@ -32,9 +32,10 @@ class Hardware:
     assumptions: tuple[Assumption, ...]
 
 
-#: Framework families with their own efficiency profiles in efficiency.toml rows keyed
-#: ``<device>/<family>``; without ``--framework`` the device's own profile applies.
-FRAMEWORK_FAMILIES: tuple[str, ...] = ("megatron", "fsdp")
+def framework_families(cat: CatalogLike) -> tuple[str, ...]:
+    """Framework families the catalog has profiles for: rows keyed ``<device>/<family>`` in
+    efficiency.toml (data, not code); without ``--framework`` the device's own profile applies."""
+    return tuple(sorted({p.device.split("/", 1)[1] for p in cat.profiles() if "/" in p.device}))
 
 
 def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> EfficiencyProfile:
@@ -42,9 +43,13 @@ def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> Effic
     device's own profile when that family has no row for this device (the assumption says so)."""
     from mlcost.errors import UnknownNameError
 
-    if framework not in FRAMEWORK_FAMILIES:
+    families = framework_families(cat)
+    if framework not in families:
         raise UnknownNameError(
-            "framework family", framework, FRAMEWORK_FAMILIES, extra_hint="pass --framework megatron or fsdp"
+            "framework family",
+            framework,
+            families,
+            extra_hint="--framework picks a family of efficiency profiles (catalog efficiency.toml)",
         )
     by_key = {p.device: p for p in cat.profiles()}
     key = f"{device_id}/{framework}"

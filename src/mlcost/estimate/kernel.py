@@ -111,6 +111,12 @@ class TrainInputs:
     tp_comm_overlap: Arr = 0.0
     # network adapters per node that ring collectives of a node-spanning DP group use (profile extra)
     ring_rails: Arr = 1.0
+    # framework-family memory terms (profile extra; see mlcost.estimate.memory): share of selective
+    # activations kept, backward transient of a re-materialised layer, bytes per logit at the loss
+    # (NaN = the compute dtype + an fp32 copy)
+    selective_activation_scale: Arr = 1.0
+    recompute_transient: Arr = 1.0
+    logit_bytes: Arr = float("nan")
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -325,6 +331,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         optimizer_bytes=x.optimizer_bytes,
         framework_overhead_bytes=x.framework_overhead_bytes,
         activation_overhead_frac=x.activation_overhead_frac,
+        selective_activation_scale=x.selective_activation_scale,
+        recompute_transient=x.recompute_transient,
+        logit_bytes=x.logit_bytes,
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,

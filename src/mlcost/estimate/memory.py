@@ -12,7 +12,16 @@ Formulas (all vectorised; arrays broadcast):
   sequence parallelism; the rest is split over TP; the s×s score tensors (5·a·s²·b bytes at 16 bits) vanish
   with flash attention or selective recomputation; full recomputation keeps only each layer's input. With
   1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
-  The last stage also holds the logits (compute dtype) and their fp32 copy for the loss.
+  The last stage also holds the logits (compute dtype) and their fp32 copy for the loss. A re-materialised
+  layer (full recomputation) holds its sequence-parallel tensors gathered.
+* **Framework family terms** (efficiency-profile ``extra``, default = the formulas above):
+  ``selective_activation_scale`` — share of the selective-recompute activations the family's policy keeps
+  (torchtitan's op-level selective checkpointing saves every other matmul output, fewer tensors than
+  Korthikanti's count), ``recompute_transient`` — what the backward of a re-materialised layer holds, in
+  units of that layer's activations (1 = the activations alone; with gradients of the same size in
+  flight, up to 2), both fitted to published peak memory by benchmarks/fit_framework_profiles.py;
+  ``logit_bytes`` — bytes per logit held at the loss (default compute dtype + fp32 copy; torchtitan keeps
+  the bf16 logits, their fp32 copy and the fp32 log-softmax: 10).
 * **Other**: the profile's ``framework_overhead_bytes`` (runtime, allocator, communication buffers) plus
   ``activation_overhead_frac`` × activations (memory that grows with the activations' churn: freed heap
   pages a CPU process keeps, backward's transient gradients; fitted by ``mlcost calibrate``, 0 on GPUs),
@@ -127,7 +136,7 @@ def activation_bytes_per_layer(
     fused_elementwise: ArrayLike = True,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
-    full_layer, layer_input = _activation_parts(
+    full_layer, layer_input, _ = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -152,8 +161,9 @@ def _activation_parts(
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike,
     capacity_factor: ArrayLike = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(all activations of one layer without full recomputation, the layer input kept with it). Bytes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(all activations of one layer without full recomputation, the layer input kept with it, the same
+    layer with its sequence-parallel tensors gathered: what a re-materialised layer holds). Bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
@@ -192,9 +202,10 @@ def _activation_parts(
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
     scores = a * s * sb * (e + (mask + e) * mask)
     scores = np.where(flash | (rc >= 1), 0.0, scores)
-    full_layer = np.where(sp, replicated / t, replicated) + (attn_split + mlp_split + scores) / t
+    split = (attn_split + mlp_split + scores) / t
+    full_layer = np.where(sp, replicated / t, replicated) + split
     layer_input = np.where(sp, e * sb * h / t, e * sb * h)
-    return full_layer, layer_input
+    return full_layer, layer_input, replicated + split
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,9 @@ def train_memory(
     activation_overhead_frac: ArrayLike = 0.0,
     fused_elementwise: ArrayLike = True,
     stage: StageParams | None = None,
+    selective_activation_scale: ArrayLike = 1.0,
+    recompute_transient: ArrayLike = 1.0,
+    logit_bytes: ArrayLike | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
 ) -> TrainMemory:
@@ -266,7 +280,7 @@ def train_memory(
     grads = sharded(grad_bytes, 2)
     optim = sharded(optimizer_bytes, 1)
 
-    full_one_layer, layer_input = _activation_parts(
+    full_one_layer, layer_input, gathered_layer = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -279,14 +293,26 @@ def train_memory(
         capacity_factor,
     )
     per_layer = np.where(rc == 2, layer_input, full_one_layer)
+    sel = np.asarray(selective_activation_scale, dtype=np.float64)
+    if sel.ndim or float(sel) != 1.0:
+        per_layer = per_layer * np.where(rc == 1, sel, 1.0)
     layers_per_stage = np.ceil(model.n_layers / p)
     in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
     first_stage_act = per_layer * layers_per_stage * in_flight
-    # Full recomputation re-materialises one layer's activations during its backward.
-    first_stage_act = first_stage_act + np.where(rc == 2, full_one_layer, 0.0)
+    # Full recomputation re-materialises one layer's activations during its backward (with sequence
+    # parallelism the norm outputs are all-gathered, so the replicated tensors are whole); a family's
+    # recompute_transient counts what its backward holds beside them (gradients of the same tensors).
+    transient = np.asarray(recompute_transient, dtype=np.float64) * gathered_layer
+    first_stage_act = first_stage_act + np.where(rc == 2, transient, 0.0)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
-    logits = (e + 4.0) * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
+    lb_given = np.asarray(np.nan if logit_bytes is None else logit_bytes, dtype=np.float64)
+    lb = (
+        e + 4.0
+        if lb_given.ndim == 0 and np.isnan(lb_given)
+        else np.where(np.isnan(lb_given), e + 4.0, lb_given)
+    )
+    logits = lb * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
     last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
     activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
 

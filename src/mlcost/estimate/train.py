@@ -115,6 +115,9 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "layer_overhead_s": prof.layer_overhead_s,
         "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
         "ring_rails": prof.extra.get("ring_rails", 1.0),
+        "selective_activation_scale": prof.extra.get("selective_activation_scale", 1.0),
+        "recompute_transient": prof.extra.get("recompute_transient", 1.0),
+        "logit_bytes": prof.extra.get("logit_bytes", float("nan")),
     }
 
 
@@ -251,6 +254,26 @@ def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
     )
 
 
+def _memory_band_note(profile: EfficiencyProfile) -> Assumption:
+    """The memory error band of the profile: ``extra.memory_error_rel`` is the largest error on published
+    peak memory held out from its family's fit (benchmarks/fit_framework_profiles.py)."""
+    band = profile.extra.get("memory_error_rel")
+    if band is None:
+        return Assumption(
+            "memory_error_band",
+            None,
+            f"not checked against published peak memory for {profile.device}: activation counts of "
+            "Korthikanti et al. 2022 + model states; a framework's checkpointing policy, loss and allocator "
+            "reserve can move the peak by tens of percent (see --framework)",
+        )
+    return Assumption(
+        "memory_error_band",
+        float(band),
+        f"±{band:.0%}: largest error on held-out published peak memory of the {profile.device} family "
+        "(tests/estimate/test_golden_memory.py)",
+    )
+
+
 #: A precision whose peak is this many times below the device's best one gets a note in the assumptions
 #: (e.g. bf16 on a CPU without bf16 units runs ~35x slower than fp32).
 SLOW_PRECISION_FACTOR = 4.0
@@ -334,6 +357,7 @@ def estimate_train(
             hw.device.tdp_w * hw.profile.power_frac,
             f"TDP {hw.device.tdp_w:g} W × power_frac {hw.profile.power_frac:g} ({hw.profile.device})",
         ),
+        _memory_band_note(hw.profile),
         Assumption(
             "dp_overlap",
             hw.profile.dp_overlap if job.overlap_grad_reduce else 0.0,
