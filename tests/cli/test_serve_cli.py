@@ -161,3 +161,61 @@ def test_plan_serve_slo_bad_input(extra: list[str], message: str, capsys: pytest
 def test_plan_serve_slo_needs_traffic(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "plan", "serve", "--model", "llama-3.1-8b", "--itl-p90-ms", "40")
     assert code == 2 and "--rps" in err
+
+
+def _documented_keys(text: str, start: str) -> set[str]:
+    """Backticked keys in the first column of the table that follows ``start`` in a doc."""
+    import re
+
+    section = text.split(start, 1)[1]
+    keys: set[str] = set()
+    started = False
+    for line in section.splitlines():
+        if line.startswith("|"):
+            started = True
+            first = line.split("|")[1]
+            keys.update(re.findall(r"`([a-z0-9_]+)`", first))
+        elif started:
+            break
+    return keys
+
+
+def test_json_md_documents_the_simulation_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "json.md").read_text(encoding="utf-8")
+    code, out, _ = run(capsys, "estimate", "serve", "--rps", "3", "--requests", "50", "--json")
+    d = json.loads(out)
+    assert _documented_keys(doc, "`simulation` holds:") == set(d["simulation"])
+    top = _documented_keys(doc, "## `mlcost estimate serve --json`")
+    assert {"model_kind", "engine", "simulation"} <= top and set(d) - {"model"} <= top | {"model"}
+
+
+def test_html_report_renders_simulation_and_slo_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, sim, _ = run(capsys, "estimate", "serve", "--rps", "3", "--requests", "50", "--json")
+    code2, slo, _ = run(
+        capsys,
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--rps",
+        "5",
+        "--itl-p90-ms",
+        "30",
+        "--devices",
+        "h100-sxm",
+        "--sim-requests",
+        "300",
+        "--json",
+    )
+    assert code == code2 == 0
+    (tmp_path / "sim.json").write_text(sim)
+    (tmp_path / "slo.json").write_text(slo)
+    out = tmp_path / "r.html"
+    code, _, err = run(
+        capsys, "report", str(tmp_path / "sim.json"), str(tmp_path / "slo.json"), "-o", str(out)
+    )
+    assert code == 0, err
+    html = out.read_text(encoding="utf-8")
+    assert "inter-token latency" in html and "binding SLO" in html
