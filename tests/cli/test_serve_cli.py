@@ -183,6 +183,7 @@ def _documented_keys(text: str, start: str) -> set[str]:
 def test_json_md_documents_the_simulation_keys(capsys: pytest.CaptureFixture[str]) -> None:
     doc = (Path(__file__).parents[2] / "docs" / "json.md").read_text(encoding="utf-8")
     code, out, _ = run(capsys, "estimate", "serve", "--rps", "3", "--requests", "50", "--json")
+    assert code == 0
     d = json.loads(out)
     assert _documented_keys(doc, "`simulation` holds:") == set(d["simulation"])
     top = _documented_keys(doc, "## `mlcost estimate serve --json`")
