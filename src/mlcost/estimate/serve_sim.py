@@ -65,11 +65,11 @@ PERCENTILES: tuple[int, ...] = (50, 90, 99)
 
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
-    """Scheduler and memory settings of one replica (vLLM's names and defaults where it has them).
+    """Scheduler and memory settings of one replica (named after vLLM's engine arguments).
 
     Attributes:
         max_num_batched_tokens: token budget of one iteration (None: 8192 with chunked prefill; with it off,
-            the longest prompt or 8192, whichever is larger — vLLM's rule).
+            the longest prompt or 8192, whichever is larger, so every prompt fits; an assumption — set your engine's value).
         max_num_seqs: most sequences running at once.
         chunked_prefill: split prompts across iterations and mix them with decodes (module docstring).
         kv_block_size: tokens per KV-cache block. Units: tokens.
