@@ -185,3 +185,21 @@ def test_estimate_serve_sim_reports_the_model_kind_and_distributions() -> None:
     )
     static = estimate_serve(MODEL, ServeJob(), Cluster(device=DEV.id)).to_dict()
     assert static["model_kind"] == "static-closed-form" and static["simulation"] is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_run_sums_and_crossing_search_match_brute_force(seed: int) -> None:
+    """The closed-form stretch sums (a max of two affine lines) and the search for the step that passes a
+    time equal summing step by step."""
+    from mlcost.estimate.serve_sim import _Run
+
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        run = _Run(*rng.uniform(0.001, 0.01, 2), *rng.uniform(0.001, 0.01, 2), rng.uniform(0, 0.002))
+        run.cb, run.mb = rng.uniform(0, 1e-4, 2) * rng.choice([0.0, 1.0], 2)
+        m = int(rng.integers(1, 400))
+        steps = np.array([run.step(j) for j in range(m)])
+        assert run.total(m) == pytest.approx(steps.sum(), rel=1e-9)
+        target = float(rng.uniform(0, 1.1) * steps.sum())
+        want = int(np.searchsorted(np.cumsum(steps), target, side="left")) + 1
+        assert run.steps_until(target, m) == min(max(want, 1), m)
