@@ -203,3 +203,19 @@ def test_run_sums_and_crossing_search_match_brute_force(seed: int) -> None:
         target = float(rng.uniform(0, 1.1) * steps.sum())
         want = int(np.searchsorted(np.cumsum(steps), target, side="left")) + 1
         assert run.steps_until(target, m) == min(max(want, 1), m)
+
+
+def test_one_sequence_at_a_time_is_an_m_d_1_queue() -> None:
+    """With max_num_seqs = 1 and fixed lengths every request takes the same service time S (its prefill
+    iteration + O − 1 decode steps), so Poisson arrivals make an M/D/1 queue: the mean wait before service is
+    ρ·S / (2(1 − ρ)) (Pollaczek–Khinchine with deterministic service), ρ = λ·S."""
+    P, Out = 300, 60
+    probe = simulate(C, Workload.closed_loop(1, 1, P, Out), EngineConfig(max_num_seqs=1), n_blocks=BLOCKS)
+    service_s = float(probe.e2e_s["mean"])
+    for rho in (0.5, 0.8):
+        rate = rho / service_s
+        r = simulate(
+            C, Workload.poisson(rate, 40_000, P, Out, seed=11), EngineConfig(max_num_seqs=1), n_blocks=BLOCKS
+        )
+        assert r.queue_s["mean"] == pytest.approx(rho * service_s / (2 * (1 - rho)), rel=0.06)
+        assert r.e2e_s["mean"] - r.queue_s["mean"] == pytest.approx(service_s, rel=1e-6)
