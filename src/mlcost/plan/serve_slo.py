@@ -454,7 +454,8 @@ def plan_serve_slo(
     touched: set[int] = set()
     while heap:
         cost_lb, _nd, _q, _t, cid, r = heapq.heappop(heap)
-        if best is not None and cost_lb >= best[0]:
+        # Past the best fleet: stop (ties still fill the list of alternatives up to `top`).
+        if best is not None and (cost_lb > best[0] or (cost_lb == best[0] and len(found) >= top)):
             break
         if r > max_replicas:
             continue
