@@ -65,11 +65,11 @@ PERCENTILES: tuple[int, ...] = (50, 90, 99)
 
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
-    """Scheduler and memory settings of one replica (vLLM's names and defaults where it has them).
+    """Scheduler and memory settings of one replica (named after vLLM's engine arguments).
 
     Attributes:
         max_num_batched_tokens: token budget of one iteration (None: 8192 with chunked prefill; with it off,
-            the longest prompt or 8192, whichever is larger — vLLM's rule).
+            the longest prompt or 8192, whichever is larger, so every prompt fits; an assumption — set your engine's value).
         max_num_seqs: most sequences running at once.
         chunked_prefill: split prompts across iterations and mix them with decodes (module docstring).
         kv_block_size: tokens per KV-cache block. Units: tokens.
@@ -356,7 +356,7 @@ def simulate(
             hint="raise --max-num-batched-tokens or turn chunked prefill on",
         )
     for i in range(n_req):
-        need = -(-(P[i] + Out[i] + (spec_k if spec_k else 0)) // bs)
+        need = -(-(P[i] + Out[i] + spec_k) // bs) + (1 if spec_k else 0)
         if need > n_blocks:
             raise SpecError(
                 f"request {i + 1} ({P[i]} + {Out[i]} tokens) needs {need} KV blocks but the pool holds {n_blocks}",
@@ -648,7 +648,8 @@ def simulate(
             while waiting and len(running) < max_seqs:
                 i = waiting[0]
                 chunk = pf_total[i] - pf_done[i]
-                if chunk > budget:
+                # A recomputed sequence (prompt + generated tokens) may exceed the budget: it goes alone.
+                if chunk > budget and (pf_sched or chunk <= budget_max):
                     break
                 need = -(-pf_total[i] // bs)
                 if used + need > n_blocks:
