@@ -143,7 +143,9 @@ def describe(prof: EngineProfile) -> str:
 def print_residuals(rows: list[Case], r: np.ndarray) -> None:
     for c, e in zip(rows, r, strict=True):
         pred = c.published * math.exp(e)
-        print(f"    {c.case_id:44s} {c.metric:28s} published {c.published:10.2f} predicted {pred:10.2f} {math.exp(e) - 1:+6.1%}")
+        print(
+            f"    {c.case_id:44s} {c.metric:28s} published {c.published:10.2f} predicted {pred:10.2f} {math.exp(e) - 1:+6.1%}"
+        )
     err = np.abs(np.exp(r) - 1)
     print(f"    mean |err| {err.mean():.1%}, max {err.max():.1%} over {len(rows)} rows")
 
@@ -211,7 +213,9 @@ def render(rows: list[EngineProfile]) -> str:
             }
         )
     order = {e: i for i, e in enumerate(("vllm", "sglang", "trtllm", "hf"))}
-    out_rows.sort(key=lambda r: (order.get(r["engine"], 9), r["device"] not in ("gpu", "tpu", "cpu"), r["device"]))
+    out_rows.sort(
+        key=lambda r: (order.get(r["engine"], 9), r["device"] not in ("gpu", "tpu", "cpu"), r["device"])
+    )
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()

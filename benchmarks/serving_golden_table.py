@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.estimate.serving_cases import Case, load_cases, predict  # noqa: E402
-from tests.estimate.test_golden_serving import METRIC_FAMILY  # noqa: E402
+from tests.estimate.serving_cases import Case, load_cases, predict
+from tests.estimate.test_golden_serving import METRIC_FAMILY
 
-from mlcost.catalog import get_catalog  # noqa: E402
+from mlcost.catalog import get_catalog
 
 
 def rows_for(split: str) -> list[tuple[Case, float | None]]:
@@ -37,7 +37,9 @@ def rows_for(split: str) -> list[tuple[Case, float | None]]:
 
 def render(split: str, rows: list[tuple[Case, float | None]]) -> None:
     print(f"\n### {split} ({len(rows)} figures)\n")
-    print("| case | engine | device | TP | batching | load | isl/osl | metric | published | predicted | error |")
+    print(
+        "| case | engine | device | TP | batching | load | isl/osl | metric | published | predicted | error |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c, p in rows:
         load = f"{c.load} {c.load_value:g}" if c.load != "offline" else "offline"

@@ -142,7 +142,11 @@ ENGINE_SETTINGS: dict[tuple[str, str], dict[str, object]] = {
     # 0.88 at TP 1 and 0.85 at TP > 1 (benchmark_vllm_060/README.md); running requests limited by the KV pool
     # and the admission reserve (RESERVE_OUTPUT_FRAC).
     ("sglang", "0.3.0"): {"max_num_seqs": 4096, "max_num_batched_tokens": 8192, "chunked_prefill": False},
-    ("sglang", "not stated"): {"max_num_seqs": 4096, "max_num_batched_tokens": 8192, "chunked_prefill": False},
+    ("sglang", "not stated"): {
+        "max_num_seqs": 4096,
+        "max_num_batched_tokens": 8192,
+        "chunked_prefill": False,
+    },
 }
 
 #: Simulated requests are capped here (offline runs of 30,000 requests reach their steady state well before;
@@ -199,7 +203,9 @@ def engine_config(case: Case):  # type: ignore[no-untyped-def]
         weight_precision=case.weight_precision,
         kv_precision=case.kv_precision,
     )
-    pool_tokens = kv_blocks(coeffs, device.memory_bytes, prof.framework_overhead_bytes, cfg) * cfg.kv_block_size
+    pool_tokens = (
+        kv_blocks(coeffs, device.memory_bytes, prof.framework_overhead_bytes, cfg) * cfg.kv_block_size
+    )
     isl, osl = mean_lengths(case)
     cap = int(pool_tokens // (isl + reserve * osl))
     return EngineConfig(**{**settings, "max_num_seqs": max(1, min(cfg.max_num_seqs, cap))})  # type: ignore[arg-type]

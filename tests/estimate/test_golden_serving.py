@@ -49,7 +49,9 @@ def results() -> list[tuple[Case, float]]:
 def table(rows: list[tuple[Case, float]]) -> str:
     lines = [f"{'case':46s} {'metric':28s} {'published':>11s} {'predicted':>11s} {'error':>7s}"]
     for c, p in rows:
-        lines.append(f"{c.case_id:46s} {c.metric:28s} {c.published:11.2f} {p:11.2f} {p / c.published - 1:+7.1%}")
+        lines.append(
+            f"{c.case_id:46s} {c.metric:28s} {c.published:11.2f} {p:11.2f} {p / c.published - 1:+7.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -92,7 +94,9 @@ def test_mean_abs_error_per_metric(results: list[tuple[Case, float]], family: st
     assert rows, family
     errs = [abs(p / c.published - 1) for c, p in rows]
     mean = sum(errs) / len(errs)
-    assert mean <= MEAN_ABS_ERR_MAX, f"{family}: mean |error| {mean:.1%} over {len(rows)} cases\n" + table(rows)
+    assert mean <= MEAN_ABS_ERR_MAX, f"{family}: mean |error| {mean:.1%} over {len(rows)} cases\n" + table(
+        rows
+    )
 
 
 @pytest.mark.xfail(
