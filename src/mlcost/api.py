@@ -140,8 +140,13 @@ def estimate_serve(
     pue: float | None = None,
     carbon_kg_per_kwh: float | None = None,
     catalog: list[str] | None = None,
+    engine: str | None = None,
+    rps: float | None = None,
+    concurrency: int | None = None,
+    requests: int | None = None,
 ) -> Result:
-    """``mlcost estimate serve`` (one replica of ``tp`` devices unless ``gpus`` is given)."""
+    """``mlcost estimate serve`` (one replica of ``tp`` devices unless ``gpus`` is given); with ``rps`` or
+    ``concurrency`` the continuous-batching simulator answers (docs/serve.md)."""
     args = [
         "estimate",
         "serve",
@@ -167,6 +172,8 @@ def estimate_serve(
     args += _opt("--gpus", gpus) + _opt("--gpus-per-node", gpus_per_node) + _opt("--provider", provider)
     args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
     args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
+    args += _opt("--engine", engine) + _opt("--rps", rps) + _opt("--concurrency", concurrency)
+    args += _opt("--requests", requests)
     from mlcost.report.estimate import serve_view
 
     return Result("estimate-serve", _run_json(args), serve_view)

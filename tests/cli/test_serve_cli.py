@@ -221,3 +221,8 @@ def test_html_report_renders_simulation_and_slo_plan(
     assert code == 0, err
     html = out.read_text(encoding="utf-8")
     assert "inter-token latency" in html and "binding SLO" in html
+
+
+def test_continuous_without_arrivals_says_how(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "estimate", "serve", "--batching", "continuous")
+    assert code == 2 and "--rps" in err and len(err.strip().splitlines()) == 1

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.catalog.protocol import CatalogLike
-from mlcost.errors import SpecError
+from mlcost.errors import SpecError, UnknownNameError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
 from mlcost.estimate.serve_sim import EngineConfig, SimResult, kv_blocks, simulate
 from mlcost.estimate.serve_step import default_engine, iteration_time_s, replica_coefficients
@@ -304,12 +304,7 @@ def plan_serve_slo(
             continue
         try:
             eng = cat.engine_profile(engine or default_engine(dev), dev)
-        except SpecError:
-            no_engine.append(dev.id)
-            continue
-        except Exception as exc:  # UnknownNameError is an MlcostError
-            if type(exc).__name__ != "UnknownNameError":
-                raise
+        except UnknownNameError:
             no_engine.append(dev.id)
             continue
         prof = cat.efficiency(dev.id)
@@ -454,7 +449,8 @@ def plan_serve_slo(
     touched: set[int] = set()
     while heap:
         cost_lb, _nd, _q, _t, cid, r = heapq.heappop(heap)
-        if best is not None and cost_lb >= best[0]:
+        # Past the best fleet: stop (ties still fill the list of alternatives up to `top`).
+        if best is not None and (cost_lb > best[0] or (cost_lb == best[0] and len(found) >= top)):
             break
         if r > max_replicas:
             continue
