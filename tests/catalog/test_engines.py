@@ -23,7 +23,8 @@ def test_every_row_has_provenance_and_sane_values() -> None:
 
 
 def test_fallback_exact_then_device_class() -> None:
-    assert CAT.engine_profile("vllm", "h100-sxm").device == "gpu"
+    assert CAT.engine_profile("vllm", "h100-sxm").device == "h100-sxm"  # a fitted exact row
+    assert CAT.engine_profile("vllm", "l4").device == "gpu"  # no exact row: the device-class row
     assert CAT.engine_profile("hf", "cpu-epyc-2vcpu").device == "cpu"
     assert CAT.engine_profile("VLLM", CAT.device("a100-80gb")).engine == "vllm"
 
@@ -39,7 +40,7 @@ def test_exact_row_wins(tmp_path: Path) -> None:
     cat = Catalog.from_paths(overrides=[over])
     row = cat.engine_profile("vllm", "h100-sxm")
     assert isinstance(row, EngineProfile) and row.device == "h100-sxm" and row.fitted
-    assert cat.engine_profile("vllm", "a100-80gb").device == "gpu"
+    assert cat.engine_profile("vllm", "l4").device == "gpu"
 
 
 def test_unknown_engine_suggests_and_lists() -> None:
