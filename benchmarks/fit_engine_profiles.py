@@ -10,7 +10,7 @@ Usage: python benchmarks/fit_engine_profiles.py [--write]
 * Predictions go through the public interface (tests/estimate/serving_cases.py: ``estimate_serve`` for
   static batches, the continuous-batching simulator ``estimate_serve_sim`` for the rest).
 * Parameters: iteration_overhead_s, per_seq_overhead_s, collective_latency_s, matmul_eff_scale,
-  fp8_matmul_eff_scale, decode_mem_bw_eff, bounded to physically plausible ranges (BOUNDS).
+  fp8_matmul_eff_scale, decode_mem_bw_eff, first_token_lag_steps, bounded to physically plausible ranges (BOUNDS).
 * Objective: least squares on log(predicted / published) over the fit rows
   (scipy.optimize.least_squares, trust-region reflective, bounded), plus a weak prior pulling each parameter
   towards a centre (PRIOR_WEIGHT × log(value / centre)), so that a parameter the rows cannot identify
@@ -57,9 +57,11 @@ PARAMS = (
     "matmul_eff_scale",
     "fp8_matmul_eff_scale",
     "decode_mem_bw_eff",
+    "first_token_lag_steps",
 )
 #: Physically plausible ranges: a fixed cost of 50 µs to 20 ms per iteration, 0.1-100 µs per sequence,
-#: 2-200 µs per all-reduce, GEMM efficiency 0.3-1.3x the device profile's, 40-95% of memory bandwidth.
+#: 2-200 µs per all-reduce, GEMM efficiency 0.3-1.3x the device profile's, 40-95% of memory bandwidth, a
+#: first-token lag of 0.01-4 decode iterations (centred on 0.1: none unless the rows ask for it).
 BOUNDS = (
     (5e-5, 2e-2),
     (1e-7, 1e-4),
@@ -67,6 +69,7 @@ BOUNDS = (
     (0.3, 1.3),
     (0.3, 1.3),
     (0.4, 0.95),
+    (0.01, 4.0),
 )
 PRIOR_WEIGHT = 0.15
 SHIFT = 10.0
@@ -85,6 +88,7 @@ def _start(engine: str, it: float, coll: float, fp8: float, bw: float) -> Engine
         decode_mem_bw_eff=bw,
         source="order-of-magnitude default (docs/reference/serving_engines.md)",
         date=DATE,
+        first_token_lag_steps=0.1,
     )
 
 
@@ -136,7 +140,8 @@ def describe(prof: EngineProfile) -> str:
     return (
         f"iteration {prof.iteration_overhead_s * 1e3:.2f} ms, per-seq {prof.per_seq_overhead_s * 1e6:.1f} µs, "
         f"collective {prof.collective_latency_s * 1e6:.1f} µs, matmul x{prof.matmul_eff_scale:.2f}, "
-        f"fp8 matmul x{prof.fp8_matmul_eff_scale:.2f}, decode bw {prof.decode_mem_bw_eff:.2f}"
+        f"fp8 matmul x{prof.fp8_matmul_eff_scale:.2f}, decode bw {prof.decode_mem_bw_eff:.2f}, "
+        f"first-token lag {prof.first_token_lag_steps:.2f} steps"
     )
 
 

@@ -219,3 +219,35 @@ def test_one_sequence_at_a_time_is_an_m_d_1_queue() -> None:
         )
         assert r.queue_s["mean"] == pytest.approx(rho * service_s / (2 * (1 - rho)), rel=0.06)
         assert r.e2e_s["mean"] - r.queue_s["mean"] == pytest.approx(service_s, rel=1e-6)
+
+
+def test_first_token_lag_shifts_ttft_and_e2e_by_decode_steps_not_itl() -> None:
+    """An engine whose tokens reach the client k decode iterations late (EngineProfile.first_token_lag_steps):
+    every request's TTFT and E2E grow by k x its own decode step, the gaps between tokens stay, and the
+    static model's TTFT grows by k x its TPOT."""
+    k = 2.0
+    lagged = replica_coefficients(
+        MODEL,
+        DEV,
+        PROF,
+        ENG.replace(first_token_lag_steps=k),
+        tp=1,
+        weight_precision="bf16",
+        kv_precision="bf16",
+    )
+    w = Workload.poisson(0.05, 200, 1000, 200, seed=3)
+    base, late = (simulate(c, w, EngineConfig(), n_blocks=BLOCKS) for c in (C, lagged))
+    step = base.tpot_s["p50"]
+    assert late.ttft_s["p50"] == pytest.approx(base.ttft_s["p50"] + k * step, rel=0.01)
+    assert late.e2e_s["p50"] == pytest.approx(base.e2e_s["p50"] + k * step, rel=0.01)
+    assert late.itl_s["p50"] == pytest.approx(base.itl_s["p50"], rel=1e-9)
+    assert late.throughput_rps == pytest.approx(base.throughput_rps, rel=0.01)
+
+    job = ServeJob(prompt_len=1000, output_len=200, batch=4)
+    cat = builtin_catalog()
+    plain = estimate_serve(MODEL, job, Cluster(device=DEV.id), engine_profile=ENG, catalog=cat)
+    slow = estimate_serve(
+        MODEL, job, Cluster(device=DEV.id), engine_profile=ENG.replace(first_token_lag_steps=k), catalog=cat
+    )
+    assert slow.ttft_s == pytest.approx(plain.ttft_s + k * plain.time_per_output_token_s, rel=1e-9)
+    assert slow.time_per_output_token_s == pytest.approx(plain.time_per_output_token_s, rel=1e-12)

@@ -245,6 +245,18 @@ PROVIDER_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "date": (_date, True),
 }
 
+
+def _default_zero(parse: Parser) -> Parser:
+    """``parse``, with an empty or omitted value meaning 0 (an optional column added after the first rows)."""
+
+    def wrapped(value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return 0.0
+        return parse(value)
+
+    return wrapped
+
+
 ENGINE_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "engine": (_choice(ENGINES), True),
     "device": (_nonempty, True),
@@ -257,6 +269,7 @@ ENGINE_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "source": (_nonempty, True),
     "date": (_date, True),
     "fitted_on": (_text, False),
+    "first_token_lag_steps": (_default_zero(_number(0.0, 10.0, lo_open=False)), False),
 }
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))

@@ -239,6 +239,10 @@ class EngineProfile:
         fp8_matmul_eff_scale: the same for fp8 GEMMs (fp8 weights on fp8 devices). Units: fraction.
         decode_mem_bw_eff: fraction of memory bandwidth reached streaming weights and the KV cache in an
             iteration (replaces the profile's ``mem_bw_eff`` for serving). Units: fraction.
+        first_token_lag_steps: how many decode iterations after the forward pass that made it a token
+            reaches the client (overlap scheduling runs the next batch before the last one's tokens are
+            returned; detokenisation and streaming run in other processes). Adds that many decode steps to
+            TTFT and end-to-end latency; inter-token gaps are unchanged. Units: iterations.
         source / date: provenance of the row.
         fitted_on: the published figures or runs the row was fitted on, or empty for a default.
     """
@@ -254,6 +258,7 @@ class EngineProfile:
     source: str
     date: str
     fitted_on: str = ""
+    first_token_lag_steps: float = 0.0
 
     @property
     def fitted(self) -> bool:

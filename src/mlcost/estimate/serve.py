@@ -114,6 +114,8 @@ def serve_kernel(
     ctx = P + n_out / 2.0
     dec = step_parts(c, decode_seqs=B, decode_ctx_tokens=B * ctx)
     tpot = dec.time_s
+    # Tokens reach the client the engine's lag (in decode iterations) after the pass that made them.
+    ttft = ttft + c.first_token_lag_steps * tpot
 
     latency = ttft + n_out * tpot
     tokens_per_s = B * n_out / latency

@@ -809,6 +809,14 @@ def simulate(
     tput = n_req / duration
     multi = Oa > 1
     tpot = (fin[multi] - ft[multi]) / (Oa[multi] - 1.0)
+    lag = c.first_token_lag_steps
+    if lag > 0.0:
+        # Every token reaches the client `lag` decode iterations late (EngineProfile.first_token_lag_steps):
+        # TTFT and end-to-end shift by lag x the request's own decode step; the gaps between tokens do not.
+        step = np.full(n_req, float(np.mean(tpot)) if tpot.size else 0.0)
+        step[multi] = tpot
+        ft = ft + lag * step
+        fin = fin + lag * step
     offered = workload.rate_rps
     span = float(arr_a.max() - start)
     arriving = (n_req - 1) / span if span > 0 and n_req > 1 else None

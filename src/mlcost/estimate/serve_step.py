@@ -109,6 +109,8 @@ class StepCoefficients:
         collective_s: fixed latency of all 2·L all-reduces of one iteration (0 at TP 1). Units: s.
         iteration_overhead_s / per_seq_overhead_s: the engine's fixed costs. Units: s.
         weights_bytes: all weights stored per device. Units: bytes.
+        first_token_lag_steps: decode iterations between the pass that made a token and the client seeing
+            it (the engine's ``first_token_lag_steps``). Units: iterations.
     """
 
     body_flops_per_token: Any
@@ -128,6 +130,7 @@ class StepCoefficients:
     iteration_overhead_s: Any
     per_seq_overhead_s: Any
     weights_bytes: Any
+    first_token_lag_steps: float = 0.0
 
 
 def step_coefficients(
@@ -216,7 +219,13 @@ def step_coefficients(
             if arr.size != 1:
                 raise SpecError("scalar step coefficients need scalar inputs (one replica configuration)")
             vals[k] = float(arr.reshape(()))
-    return StepCoefficients(**vals, n_layers=float(L), n_experts=n_exp, experts_top_k=top_k)
+    return StepCoefficients(
+        **vals,
+        n_layers=float(L),
+        n_experts=n_exp,
+        experts_top_k=top_k,
+        first_token_lag_steps=float(engine.first_token_lag_steps),
+    )
 
 
 @dataclass(frozen=True)
