@@ -19,6 +19,7 @@ torch and transformers are imported inside the functions (the ``measure`` and ``
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -124,7 +125,7 @@ class RequestTiming:
     @property
     def itls_s(self) -> list[float]:
         t = self.token_times_s
-        return [b - a for a, b in zip(t, t[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(t)]
 
 
 @dataclass(kw_only=True)
