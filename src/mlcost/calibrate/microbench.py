@@ -29,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlcost.errors import require
@@ -201,7 +202,8 @@ GEMV_COLS = 4096
 
 
 def last_level_cache_bytes() -> int | None:
-    """Size of the largest CPU cache the OS reports (``sysconf``; None where it does not). Units: bytes."""
+    """Size of the largest CPU cache the OS reports (``sysconf``, else Linux sysfs
+    ``/sys/devices/system/cpu/cpu0/cache/index*/size``; None where neither does). Units: bytes."""
     sizes = []
     for name in ("SC_LEVEL4_CACHE_SIZE", "SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
         try:
@@ -210,6 +212,16 @@ def last_level_cache_bytes() -> int | None:
             continue
         if value and value > 0:
             sizes.append(int(value))
+    if not sizes:
+        import glob
+
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+            try:
+                text = Path(path).read_text().strip().upper()
+                sizes.append(int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text))
+            except (OSError, ValueError, IndexError):
+                continue
     return max(sizes) if sizes else None
 
 

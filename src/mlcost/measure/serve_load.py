@@ -368,7 +368,11 @@ class HfEngine:
             )
             for i in range(len(requests))
         ]
-        info = {"engine": "hf", "transformers": self.transformers.__version__, "torch": self.torch.__version__}
+        info = {
+            "engine": "hf",
+            "transformers": self.transformers.__version__,
+            "torch": self.torch.__version__,
+        }
         info["torch_threads"] = int(self.torch.get_num_threads())
         return LoadResult(
             requests=timings,
