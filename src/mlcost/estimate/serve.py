@@ -5,9 +5,11 @@ Model (roofline, vectorised like the training kernel):
 
 * **Prefill** of a batch of B prompts of P tokens: FLOPs = B·P·(2·N_active_matmul + attention), time =
   max(compute at GEMM efficiency, reading the weights once) + 2 TP all-reduces per layer.
-* **Decode** step at context c: FLOPs = B·(2·N_active_matmul + 4·c·a·d·L); bytes = weights read once
-  (MoE: only the experts the batch touches, E·(1−(1−k/E)^B) per layer) + the KV cache of the batch;
-  time = max(compute, bytes / bandwidth) + 2 TP all-reduces per layer (latency-bound).
+* **Decode** step at context c: FLOPs = B·(2·N_active_matmul + 4·c·a·d·L) at the GEMM efficiency of the
+  weight matrices' dimension h/TP; bytes = weights read once (MoE: only the experts the batch touches,
+  E·(1−(1−k/E)^B) per layer) + the KV cache of the batch; time = max(compute, bytes / bandwidth) + 2 TP
+  all-reduces per layer (latency-bound). Small batches are therefore bound by the bandwidth at which the
+  weights stream (on a calibrated CPU: the GEMV rate of ``mlcost calibrate``).
 * TPOT is the decode step at the mean context P + O/2; a request takes TTFT + O·TPOT; a replica emits
   B·O tokens per request time. Weight-only int8/int4 shrink the bytes read (int4 with group-wise fp16
   scales adds 1/64 byte per weight); compute runs in bf16/fp16.
@@ -124,7 +126,10 @@ def serve_kernel(
     ctx = P + n_out / 2.0
     kv_dev_step = kv_cache_bytes(model, ctx, B, t, kv_bytes)
     flops_decode = B * (matmul_active + L * 4.0 * ctx * a * d) / t
-    eff_decode = matmul_efficiency(np.minimum(h / t, B), profile.matmul_eff_max, profile.matmul_half_dim)
+    # A decode GEMM is [B × h] @ [h × n]: at small B it streams the weights (the memory term bounds it);
+    # its compute runs at the efficiency of the weight matrix's dimension, not of the batch — the
+    # square-GEMM curve at n = B would make batch-1 decode compute-bound at ~1% of peak on a CPU.
+    eff_decode = matmul_efficiency(h / t + 0.0 * B, profile.matmul_eff_max, profile.matmul_half_dim)
     t_dec_compute = flops_decode / (peak * eff_decode)
     t_dec_memory = (read_dev + kv_dev_step) / bw
     comm_decode = np.where(

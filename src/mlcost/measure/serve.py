@@ -4,7 +4,8 @@ token and output tokens/s. Warm-up requests are excluded.
 
 Metrics: ``ttft_s`` (median time to first token), ``time_per_output_token_s`` (median decode time per
 token after the first), ``request_time_s`` (median), ``tokens_per_s`` (output tokens per second over all
-sequences), the step-time dispersion of requests, peak memory, energy, cost and CO2.
+sequences), the step-time dispersion of requests, peak memory, energy, cost and CO2. The record carries the
+estimator's ``predicted`` block for the same run (:func:`mlcost.measure.facts.predict_serve`, same keys).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from mlcost.errors import SpecError, require
+from mlcost.measure.facts import predict_serve
 from mlcost.measure.lifecycle import RunLifecycle
 from mlcost.measure.meters.stats import summarize_times
 from mlcost.measure.options import ServeOptions, ServeShape
@@ -44,8 +46,13 @@ def run_serving(
         raise SpecError(
             "serving measures generation, which needs a decoder model", hint="use a decoder preset"
         )
+    predicted = predict_serve(spec, opts.shape, device, opts.facts)
     run = RunLifecycle(
-        _record(model, opts, spec, device), ledger=ledger, meters=meters, cost=opts.cost, facts=opts.facts
+        _record(model, opts, spec, device, predicted),
+        ledger=ledger,
+        meters=meters,
+        cost=opts.cost,
+        facts=opts.facts,
     )
     with run.active():
         run.open()
@@ -55,7 +62,9 @@ def run_serving(
     return run.record
 
 
-def _record(model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str) -> Any:
+def _record(
+    model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str, predicted: dict[str, Any]
+) -> Any:
     from mlcost.measure.provenance import collect_provenance
     from mlcost.measure.record import RunRecord
 
@@ -73,6 +82,7 @@ def _record(model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str)
         strategy=opts.shape.precision,
         device=device,
         world_size=1,
+        predicted=predicted,
         provenance=collect_provenance(import_torch=True),
     )
 
