@@ -46,6 +46,10 @@ def run_serving(
         raise SpecError(
             "serving measures generation, which needs a decoder model", hint="use a decoder preset"
         )
+    if opts.engine == "hf":
+        from mlcost.measure.serve_load import run_load_serving
+
+        return run_load_serving(model, opts, spec, device, ledger=ledger, meters=meters, progress=progress)
     predicted = predict_serve(spec, opts.shape, device, opts.facts)
     run = RunLifecycle(
         _record(model, opts, spec, device, predicted),

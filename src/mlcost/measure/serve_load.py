@@ -404,3 +404,110 @@ def _iterations(
             )
         )
     return out, first_seen
+
+
+def load_metrics(result: LoadResult) -> dict[str, Any]:
+    """The ledger metrics of a load run, under the serving contract's keys: ``ttft_s`` (p50), ``ttft_p90_s``,
+    ``ttft_p99_s``, ``itl_p50_s``, ``itl_p90_s``, ``time_per_output_token_s`` (per-request TPOT, p50),
+    ``request_time_s`` (latency p50), ``tokens_per_s`` (output throughput), ``requests_per_s``, ``rps``
+    (offered), ``requests_measured`` and Little's-law figures. Units: s, tokens/s, requests/s."""
+    s = result.summary()
+    out: dict[str, Any] = {
+        "rps": result.rate_per_s,
+        "requests_measured": s.get("requests"),
+        "ttft_s": s.get("ttft_p50_s"),
+        "ttft_p90_s": s.get("ttft_p90_s"),
+        "ttft_p99_s": s.get("ttft_p99_s"),
+        "itl_p50_s": s.get("itl_p50_s"),
+        "itl_p90_s": s.get("itl_p90_s"),
+        "time_per_output_token_s": s.get("tpot_p50_s"),
+        "request_time_s": s.get("latency_p50_s"),
+        "tokens_per_s": s.get("throughput_tokens_per_s"),
+        "requests_per_s": s.get("throughput_requests_per_s"),
+        "iterations": len(result.iterations),
+        "max_batch_seqs": max((i.seqs for i in result.iterations), default=0),
+    }
+    out.update(littles_law(result))
+    return out
+
+
+def run_load_serving(
+    model: Any,
+    opts: Any,
+    spec: Any,
+    device: str,
+    *,
+    ledger: Any = None,
+    meters: Any = None,
+    progress: Any = None,
+) -> Any:
+    """``measure serve --engine hf``: warm the engine with ``opts.warmup`` requests, then play
+    ``opts.requests`` Poisson arrivals at ``opts.rps`` through the one lifecycle (the whole load is one
+    measured step: energy and memory meters span it). Returns the RunRecord."""
+    from mlcost.measure.facts import predict_load
+    from mlcost.measure.lifecycle import RunLifecycle
+    from mlcost.measure.provenance import collect_provenance
+    from mlcost.measure.record import RunRecord
+    from mlcost.measure.serve import _module
+    from mlcost.measure.steps import StepLoop, StepOutput
+    from mlcost.measure.train import model_label
+
+    torch = require("torch", "mlcost measure serve --engine hf", extra="measure")
+    if device != "cpu":
+        raise SpecError(
+            f"--engine hf is measured on the CPU here, got --device {device}", hint="use --device cpu"
+        )
+    shape = opts.shape
+    settings = EngineSettings(max_batch_tokens=opts.max_batch_tokens, max_seqs=opts.max_seqs)
+    work = poisson_requests(
+        float(opts.rps),
+        opts.requests,
+        prompt_len=shape.prompt_len,
+        output_len=shape.output_len,
+        seed=opts.seed,
+    )
+    predicted = predict_load(spec, work, settings, device, shape.precision, opts.facts)
+    record = RunRecord(
+        kind="serve",
+        model=model_label(model, opts.model_name),
+        config={
+            "shape": shape.to_dict(),
+            "engine": "hf",
+            "rps": opts.rps,
+            "requests": opts.requests,
+            "warmup": opts.warmup,
+            "seed": opts.seed,
+            "arrivals": "poisson",
+            "engine_settings": settings.to_dict(),
+            "attn_implementation": opts.attn_implementation,
+            "model_spec": spec.to_dict() if spec is not None else None,
+        },
+        strategy="hf-continuous-batching",
+        device=device,
+        world_size=1,
+        predicted=predicted,
+        provenance=collect_provenance(import_torch=True),
+    )
+    run = RunLifecycle(record, ledger=ledger, meters=meters, cost=opts.cost, facts=opts.facts)
+    with run.active():
+        run.open()
+        loop = StepLoop(run, warmup=0, progress=progress)
+        module = _module(torch, model, opts, device)
+        with HfEngine(module, settings, seed=opts.seed) as engine:
+            if opts.warmup:
+                warm = poisson_requests(
+                    float(opts.rps),
+                    opts.warmup,
+                    prompt_len=shape.prompt_len,
+                    output_len=shape.output_len,
+                    seed=opts.seed + 1,
+                )
+                engine.run(warm)
+            loop.begin()
+            result = engine.run(work, rate_per_s=float(opts.rps))
+            loop.end(StepOutput(tokens=sum(len(r.token_times_s) for r in result.requests)))
+            if progress is not None:
+                progress(1, 1)
+        metrics = {**loop.summary(), **load_metrics(result)}
+        run.finish("completed", metrics)
+    return run.record
