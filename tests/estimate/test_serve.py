@@ -13,14 +13,25 @@ CAT = get_catalog()
 
 
 def test_decode_is_weight_bandwidth_bound_at_batch_1() -> None:
-    """Llama-3.1-8B bf16 on one H100: each token reads all 16 GB of weights; at 3.35 TB/s × mem_bw_eff the
-    time per output token is ~6 ms (the usual rule of thumb)."""
+    """Llama-3.1-8B bf16 on one H100: each token reads all 16 GB of weights; at 3.35 TB/s × the engine's
+    decode bandwidth efficiency that is ~6 ms (the usual rule of thumb), plus the engine's fixed cost per
+    iteration (vLLM row of engines.csv)."""
     model = CAT.model("llama-3.1-8b")
     est = estimate_serve(model, ServeJob(prompt_len=128, output_len=128, batch=1), Cluster(device="h100-sxm"))
-    prof = CAT.efficiency("h100-sxm")
+    eng = CAT.engine_profile("vllm", "h100-sxm")
     weights = count_params(model).total * 2
     assert est.bound == "memory"
-    assert est.time_per_output_token_s == pytest.approx(weights / (3.35e12 * prof.mem_bw_eff), rel=0.05)
+    expected = weights / (3.35e12 * eng.decode_mem_bw_eff) + eng.iteration_overhead_s + eng.per_seq_overhead_s
+    assert est.time_per_output_token_s == pytest.approx(expected, rel=0.05)
+    bare = estimate_serve(
+        model,
+        ServeJob(prompt_len=128, output_len=128, batch=1),
+        Cluster(device="h100-sxm"),
+        engine_profile=eng.replace(iteration_overhead_s=0.0, per_seq_overhead_s=0.0),
+    )
+    assert est.time_per_output_token_s - bare.time_per_output_token_s == pytest.approx(
+        eng.iteration_overhead_s + eng.per_seq_overhead_s, rel=1e-6
+    )
 
 
 def test_kv_cache_formula() -> None:

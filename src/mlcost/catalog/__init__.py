@@ -16,7 +16,15 @@ from mlcost.catalog.loader import (
     resolve_model,
 )
 from mlcost.catalog.protocol import CatalogLike
-from mlcost.catalog.schema import CarbonRow, CpuRow, Device, EfficiencyProfile, PriceRow, ProviderRow
+from mlcost.catalog.schema import (
+    CarbonRow,
+    CpuRow,
+    Device,
+    EfficiencyProfile,
+    EngineProfile,
+    PriceRow,
+    ProviderRow,
+)
 
 __all__ = [
     "LOCAL_ID",
@@ -27,6 +35,7 @@ __all__ = [
     "CpuRow",
     "Device",
     "EfficiencyProfile",
+    "EngineProfile",
     "HostCpu",
     "ModelRow",
     "PriceRow",

@@ -16,10 +16,11 @@ calibration)::
     [[model]]            # ModelSpec fields + source + date, as in models.toml
     [[profile]]          # EfficiencyProfile fields, as in efficiency.toml
     [[cpu]]              # same columns as cpus.csv: which hosts a cpu device row describes
+    [[engine]]           # same columns as engines.csv: a serving engine's overheads on a device
 
 A row whose key equals a package row replaces it; a new key extends the catalog. Keys: device ``id``;
 price ``(device, provider, region, pricing, instance)``; carbon ``(zone, provider)``; provider ``provider``;
-model ``name``; profile ``device``; cpu ``device``.
+model ``name``; profile ``device``; cpu ``device``; engine ``(engine, device)``.
 
 Units and conventions of the data files (converted to SI fields of :mod:`mlcost.catalog.schema` on load):
 
@@ -50,12 +51,15 @@ from typing import Any
 
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import (
+    ENGINE_DEVICE_CLASSES,
+    ENGINES,
     ISA_LEVELS,
     PEAK_COLUMNS,
     CarbonRow,
     CpuRow,
     Device,
     EfficiencyProfile,
+    EngineProfile,
     ModelRow,
     PriceRow,
     ProviderRow,
@@ -71,7 +75,7 @@ else:  # pragma: no cover
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PRICINGS = ("on-demand", "spot")
 DEVICE_KINDS = ("gpu", "tpu", "cpu")
-OVERRIDE_SECTIONS = ("device", "price", "carbon", "provider", "model", "profile", "cpu")
+OVERRIDE_SECTIONS = ("device", "price", "carbon", "provider", "model", "profile", "cpu", "engine")
 #: The device id ``mlcost calibrate`` saves this machine's measured row under.
 LOCAL_ID = "local"
 
@@ -239,6 +243,20 @@ PROVIDER_COLUMNS: dict[str, tuple[Parser, bool]] = {
     "pue": (_number(1.0, 3.0, lo_open=False, hi_open=False), True),
     "source": (_nonempty, True),
     "date": (_date, True),
+}
+
+ENGINE_COLUMNS: dict[str, tuple[Parser, bool]] = {
+    "engine": (_choice(ENGINES), True),
+    "device": (_nonempty, True),
+    "iteration_overhead_s": (_number(0.0, 10.0, lo_open=False), True),
+    "per_seq_overhead_s": (_number(0.0, 1.0, lo_open=False), True),
+    "collective_latency_s": (_number(0.0, 1.0, lo_open=False), True),
+    "matmul_eff_scale": (_number(0.0, 2.0, hi_open=False), True),
+    "fp8_matmul_eff_scale": (_number(0.0, 2.0, hi_open=False), True),
+    "decode_mem_bw_eff": (_number(0.0, 1.0, hi_open=False), True),
+    "source": (_nonempty, True),
+    "date": (_date, True),
+    "fitted_on": (_text, False),
 }
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
@@ -563,6 +581,7 @@ class Catalog:
         override_profiles: dict[str, EfficiencyProfile],
         files: Sequence[Path],
         cpus: dict[str, CpuRow] | None = None,
+        engines: dict[tuple[str, str], EngineProfile] | None = None,
     ) -> None:
         self._devices = devices
         self._prices = prices
@@ -574,6 +593,7 @@ class Catalog:
         self._override_profiles = override_profiles
         self._runtime_profiles: dict[str, EfficiencyProfile] = {}
         self._cpus = dict(cpus or {})
+        self._engines = dict(engines or {})
         self.files: tuple[Path, ...] = tuple(files)
 
     # ---- construction -------------------------------------------------------------------------------
@@ -602,6 +622,7 @@ class Catalog:
         models = _Merger("model")
         profiles = _Merger("profile")
         cpus = _Merger("cpu")
+        engines = _Merger("engine")
 
         devices.add_file(
             (r["id"], r, o) for r, o in cls._checked_devices(_read_csv(files[0], DEVICE_COLUMNS, "device"))
@@ -629,6 +650,12 @@ class Catalog:
         if (base / "cpus.csv").is_file():
             files.append(base / "cpus.csv")
             cpus.add_file((r["device"], r, o) for r, o in _read_csv(base / "cpus.csv", CPU_COLUMNS, "cpu"))
+        if (base / "engines.csv").is_file():
+            files.append(base / "engines.csv")
+            engines.add_file(
+                ((r["engine"], r["device"]), r, o)
+                for r, o in _read_csv(base / "engines.csv", ENGINE_COLUMNS, "engine")
+            )
 
         for raw_path in overrides:
             path = Path(raw_path)
@@ -659,6 +686,7 @@ class Catalog:
                 for p, o in ((_profile_from_table(t, o), o) for t, o in _tables(doc, "profile", path))
             )
             cpus.add_file((r["device"], r, o) for r, o in parsed("cpu", CPU_COLUMNS))
+            engines.add_file(((r["engine"], r["device"]), r, o) for r, o in parsed("engine", ENGINE_COLUMNS))
 
         device_map = {k: _device_from_row(r) for k, (r, _) in devices.rows.items()}
         for (device_id, *_rest), (_row, origin) in prices.rows.items():
@@ -677,6 +705,15 @@ class Catalog:
                     "device",
                     f"{device_id!r} is not a cpu device of the catalog",
                     "a [[cpu]] row describes a kind = 'cpu' device row; add that row first",
+                )
+        for (_engine, device_id), (_row, origin) in engines.rows.items():
+            if device_id not in device_map and device_id not in ENGINE_DEVICE_CLASSES:
+                hint = did_you_mean(device_id, [*ENGINE_DEVICE_CLASSES, *sorted(device_map)], end=" ")
+                raise _fail(
+                    origin,
+                    "device",
+                    f"{device_id!r} is neither a device id nor a device class",
+                    hint + f"use a device id of devices.csv or one of {', '.join(ENGINE_DEVICE_CLASSES)}",
                 )
         if "world" not in {z for z, _ in carbon.rows}:
             raise CatalogError(
@@ -697,6 +734,7 @@ class Catalog:
             override_profiles={k: p for k, (p, _) in profiles.rows.items()},
             files=files,
             cpus={k: CpuRow(**r) for k, (r, _) in cpus.rows.items()},
+            engines={k: EngineProfile(**r) for k, (r, _) in engines.rows.items()},
         )
 
     @staticmethod
@@ -940,6 +978,32 @@ class Catalog:
         raise CatalogError(
             f"no efficiency profile for {device_id!r} and no 'default-{kind}'/'default-gpu' fallback",
             hint="add a [[profile]] with device = 'default-gpu' to efficiency.toml or an override file",
+        )
+
+    # ---- serving engines ------------------------------------------------------------------------------
+    def engine_profiles(self) -> list[EngineProfile]:
+        """Every ``engines.csv`` row (after overrides), sorted by engine then device."""
+        return [self._engines[k] for k in sorted(self._engines)]
+
+    def engine_profile(self, engine: str, device: str | Device) -> EngineProfile:
+        """The overheads of serving engine ``engine`` on ``device`` (a device id or a :class:`Device`).
+
+        Fallback order: the exact ``(engine, device id)`` row → the ``(engine, device class)`` row (``gpu``,
+        ``tpu``, ``cpu``) → :class:`~mlcost.errors.UnknownNameError` listing the engines known for that class
+        (with a suggestion for a misspelt name). The returned row's ``device`` says which one was used."""
+        dev = device if isinstance(device, Device) else self.device(device)
+        key = engine.strip().lower()
+        if (key, dev.id) in self._engines:
+            return self._engines[(key, dev.id)]
+        if (key, dev.kind) in self._engines:
+            return self._engines[(key, dev.kind)]
+        known = sorted({e for e, d in self._engines if d in (dev.id, dev.kind)})
+        where = "" if known else f"no engine has a row for {dev.kind} devices; "
+        raise UnknownNameError(
+            f"serving engine for {dev.id}",
+            engine,
+            known or sorted({e for e, _ in self._engines}),
+            extra_hint=f"{where}add a row with an [[engine]] table in a --catalog file (columns of engines.csv)",
         )
 
 

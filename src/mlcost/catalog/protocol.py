@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         CpuRow,
         Device,
         EfficiencyProfile,
+        EngineProfile,
         ModelRow,
         PriceRow,
         ProviderRow,
@@ -34,6 +35,10 @@ class CatalogLike(Protocol):
     def efficiency(self, device_id: str) -> EfficiencyProfile: ...
 
     def profiles(self) -> list[EfficiencyProfile]: ...
+
+    def engine_profile(self, engine: str, device: str | Device) -> EngineProfile: ...
+
+    def engine_profiles(self) -> list[EngineProfile]: ...
 
     def model(self, name: str) -> ModelSpec: ...
 

@@ -216,6 +216,57 @@ class EfficiencyProfile:
         return dataclasses.replace(self, **changes)
 
 
+#: Serving engine families ``engines.csv`` describes (``hf``: transformers' own continuous batching).
+ENGINES: tuple[str, ...] = ("vllm", "sglang", "trtllm", "hf")
+#: Device classes an ``engines.csv`` row may name instead of a device id (the fallback rows).
+ENGINE_DEVICE_CLASSES: tuple[str, ...] = ("gpu", "tpu", "cpu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineProfile:
+    """What one serving engine adds to the hardware roofline on one device (or device class): one row of
+    ``engines.csv``. The serving estimators (:mod:`mlcost.estimate.serve_step`) read it.
+
+    Attributes:
+        engine: engine family, one of :data:`ENGINES`.
+        device: catalog device id, or a device class (``gpu``/``tpu``/``cpu``) for the fallback rows.
+        iteration_overhead_s: fixed cost of one engine iteration (one forward pass of the running batch):
+            kernel launches, scheduling, sampling, detokenisation. Units: s.
+        per_seq_overhead_s: extra cost per sequence in the batch per iteration. Units: s.
+        collective_latency_s: fixed latency of one tensor-parallel all-reduce (two per layer). Units: s.
+        matmul_eff_scale: multiplies the device profile's GEMM efficiency (``matmul_eff_max``) for this
+            engine's bf16/fp16 GEMMs. Units: fraction.
+        fp8_matmul_eff_scale: the same for fp8 GEMMs (fp8 weights on fp8 devices). Units: fraction.
+        decode_mem_bw_eff: fraction of memory bandwidth reached streaming weights and the KV cache in an
+            iteration (replaces the profile's ``mem_bw_eff`` for serving). Units: fraction.
+        source / date: provenance of the row.
+        fitted_on: the published figures or runs the row was fitted on, or empty for a default.
+    """
+
+    engine: str
+    device: str
+    iteration_overhead_s: float
+    per_seq_overhead_s: float
+    collective_latency_s: float
+    matmul_eff_scale: float
+    fp8_matmul_eff_scale: float
+    decode_mem_bw_eff: float
+    source: str
+    date: str
+    fitted_on: str = ""
+
+    @property
+    def fitted(self) -> bool:
+        """True when the row was fitted to measurements (``fitted_on`` is not empty)."""
+        return bool(self.fitted_on.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> EngineProfile:
+        return dataclasses.replace(self, **changes)
+
+
 #: CPU instruction-set levels host matching knows, from least to most capable (see :mod:`mlcost.catalog.host`).
 ISA_LEVELS: tuple[str, ...] = ("baseline", "avx2", "avx512", "avx512_bf16", "amx")
 

@@ -236,6 +236,13 @@ def train(
     emit(est.to_dict(), train_view, fmt=fmt, as_json=json_out, explain=explain)
 
 
+#: Requests the simulator draws when --requests is not given (and no --requests-file sets them).
+DEFAULT_SIM_REQUESTS = 2000
+ENGINE_CHOICES = ("vllm", "sglang", "trtllm", "hf")
+BATCHING_CHOICES = ("static", "continuous")
+LENGTH_DIST_CHOICES = ("fixed", "uniform", "exponential", "lognormal")
+
+
 @estimate_app.command("serve")
 def serve(
     model: str = typer.Option(
@@ -247,9 +254,15 @@ def serve(
         None, "--gpus-per-node", help="Devices per node [catalog]."
     ),
     tp: int = options.positive_int(1, "--tp", help="Tensor-parallel degree of one replica."),
-    batch: int = options.positive_int(1, "--batch", "-b", help="Concurrent sequences decoded together."),
-    prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
-    output_len: int = options.positive_int(256, "--output-len", help="Generated tokens per request."),
+    batch: int = options.positive_int(
+        1, "--batch", "-b", help="Concurrent sequences decoded together (static)."
+    ),
+    prompt_len: int = options.positive_int(
+        1024, "--prompt-len", "--prompt-tokens", help="Prompt tokens per request (mean with --prompt-dist)."
+    ),
+    output_len: int = options.positive_int(
+        256, "--output-len", "--output-tokens", help="Generated tokens per request (mean with --output-dist)."
+    ),
     weight_precision: str = options.choice(
         "bf16",
         "--weight-precision",
@@ -262,6 +275,61 @@ def serve(
         choices=KV_PRECISIONS,
         help="KV-cache precision: bf16, fp16, fp8, int8, fp32.",
     ),
+    engine: str | None = options.choice(
+        None,
+        "--engine",
+        choices=ENGINE_CHOICES,
+        help="Serving engine (engines.csv) [vllm on GPUs, hf on CPUs].",
+    ),
+    batching: str | None = options.choice(
+        None,
+        "--batching",
+        choices=BATCHING_CHOICES,
+        help="static (closed form) or continuous (simulator) [continuous when a rate/concurrency/file is given].",
+    ),
+    rps: float | None = options.positive_float(
+        None, "--rps", minimum=1e-9, maximum=1e6, help="Poisson arrival rate, requests/s (continuous)."
+    ),
+    concurrency: int | None = options.positive_int(
+        None, "--concurrency", maximum=100_000, help="Closed-loop clients (continuous)."
+    ),
+    n_requests: int | None = options.positive_int(
+        None, "--requests", maximum=10_000_000, help="Requests to simulate [2000, or the file's rows]."
+    ),
+    requests_file: Path | None = options.text_files(
+        None, "--requests-file", help="CSV/JSONL of prompt_tokens,output_tokens[,arrival_s] per request."
+    ),
+    prompt_dist: str = options.choice(
+        "fixed", "--prompt-dist", choices=LENGTH_DIST_CHOICES, help="Prompt length distribution."
+    ),
+    output_dist: str = options.choice(
+        "fixed", "--output-dist", choices=LENGTH_DIST_CHOICES, help="Output length distribution."
+    ),
+    prefix_share: float = options.nonneg_float(
+        0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache."
+    ),
+    max_batched_tokens: int | None = options.positive_int(
+        None, "--max-num-batched-tokens", maximum=10_000_000, help="Token budget per iteration [8192]."
+    ),
+    max_num_seqs: int = options.positive_int(
+        256, "--max-num-seqs", maximum=100_000, help="Most running sequences."
+    ),
+    chunked_prefill: bool = typer.Option(
+        True, "--chunked-prefill/--no-chunked-prefill", help="Split prompts and mix them with decodes."
+    ),
+    kv_block_size: int = options.positive_int(
+        16, "--kv-block-size", maximum=1 << 30, help="Tokens per KV block."
+    ),
+    gpu_memory_fraction: float = options.fraction(
+        0.9, "--gpu-memory-fraction", help="Share of device memory the engine uses."
+    ),
+    spec_draft_tokens: int = options.nonneg_int(
+        0, "--spec-draft-tokens", maximum=64, help="Speculative decoding draft length (0 = off)."
+    ),
+    spec_acceptance: float = options.nonneg_float(
+        0.0, "--spec-acceptance", maximum=0.999, help="Draft token acceptance rate, [0, 1)."
+    ),
+    seed: int = options.nonneg_int(0, "--seed", help="Seed of the simulated workload."),
     provider: str | None = typer.Option(None, "--provider", help="Cloud provider for the price [cheapest]."),
     region: str | None = typer.Option(None, "--region", help="Region for price and carbon."),
     pricing: str = options.choice("on-demand", "--pricing", choices=PRICINGS, help="on-demand or spot."),
@@ -275,26 +343,106 @@ def serve(
     fmt: str = format_option(),
     explain: bool = explain_option(),
 ) -> None:
-    """Predict latency, throughput, memory and $ per million tokens of serving a model."""
+    """Predict latency, throughput, memory and $ per million tokens of serving a model: the static closed
+    form (one batch prefilled together), or with --rps/--concurrency the continuous-batching simulator
+    (TTFT/ITL/E2E p50/p90/p99 with queueing)."""
     from mlcost.catalog import resolve_model
-    from mlcost.estimate import estimate_serve
-    from mlcost.spec import ServeJob
+    from mlcost.errors import SpecError
 
+    traffic = [n for n, v in (("--rps", rps), ("--concurrency", concurrency)) if v is not None]
+    if len(traffic) > 1:
+        raise SpecError(
+            "give at most one of --rps and --concurrency", hint="--rps for open-loop Poisson arrivals"
+        )
+    mode = batching or ("continuous" if traffic or requests_file is not None else "static")
     cat = _catalog(catalog)
     spec = resolve_model(model, cat)
-    job = ServeJob(
-        prompt_len=prompt_len,
-        output_len=output_len,
-        batch=batch,
-        tp=tp,
-        weight_precision=weight_precision,  # type: ignore[arg-type]
-        kv_precision=kv_precision,  # type: ignore[arg-type]
-    )
     cluster = _cluster(device, gpus or tp, gpus_per_node, provider, region, pricing, price, pue, carbon)
-    est = estimate_serve(spec, job, cluster, catalog=cat)
-    from mlcost.report.estimate import serve_view
+    if mode == "static":
+        if traffic or requests_file is not None:
+            raise SpecError(
+                f"--batching static takes no {(traffic or ['--requests-file'])[0]}",
+                hint="drop it, or use --batching continuous",
+            )
+        from mlcost.estimate import estimate_serve
+        from mlcost.spec import ServeJob
 
-    emit(est.to_dict(), serve_view, fmt=fmt, as_json=json_out, explain=explain)
+        job = ServeJob(
+            prompt_len=prompt_len,
+            output_len=output_len,
+            batch=batch,
+            tp=tp,
+            weight_precision=weight_precision,  # type: ignore[arg-type]
+            kv_precision=kv_precision,  # type: ignore[arg-type]
+        )
+        est = estimate_serve(spec, job, cluster, catalog=cat, engine=engine)
+        from mlcost.report.estimate import serve_view
+
+        emit(est.to_dict(), serve_view, fmt=fmt, as_json=json_out, explain=explain)
+        return
+
+    from mlcost.estimate.serve import estimate_serve_sim
+    from mlcost.estimate.serve_sim import EngineConfig
+    from mlcost.estimate.serve_workload import Workload, read_request_file
+
+    lengths = read_request_file(requests_file) if requests_file is not None else None
+    n = n_requests or (len(lengths.prompt_tokens) if lengths is not None else DEFAULT_SIM_REQUESTS)
+    if rps is not None:
+        wl = Workload.poisson(
+            rps,
+            n,
+            prompt_len,
+            output_len,
+            seed=seed,
+            prompt_dist=prompt_dist,
+            output_dist=output_dist,
+            prefix_share=prefix_share,
+            max_context=spec.max_seq_len,
+            lengths=lengths,
+        )
+    elif concurrency is not None:
+        wl = Workload.closed_loop(
+            concurrency,
+            n,
+            prompt_len,
+            output_len,
+            seed=seed,
+            prompt_dist=prompt_dist,
+            output_dist=output_dist,
+            prefix_share=prefix_share,
+            max_context=spec.max_seq_len,
+            lengths=lengths,
+        )
+    elif lengths is not None and lengths.arrival_s is not None:
+        wl = Workload.from_file(lengths, prefix_share=prefix_share)
+    else:
+        raise SpecError(
+            "--batching continuous needs arrivals: --rps, --concurrency, or a --requests-file with arrival_s",
+            hint="e.g. --rps 2",
+        )
+    cfg = EngineConfig(
+        max_num_batched_tokens=max_batched_tokens,
+        max_num_seqs=max_num_seqs,
+        chunked_prefill=chunked_prefill,
+        kv_block_size=kv_block_size,
+        gpu_memory_fraction=gpu_memory_fraction,
+        spec_draft_tokens=spec_draft_tokens,
+        spec_acceptance=spec_acceptance,
+    )
+    est = estimate_serve_sim(
+        spec,
+        wl,
+        cluster,
+        tp=tp,
+        weight_precision=weight_precision,
+        kv_precision=kv_precision,
+        config=cfg,
+        catalog=cat,
+        engine=engine,
+    )
+    from mlcost.report.estimate import serve_sim_view
+
+    emit(est.to_dict(), serve_sim_view, fmt=fmt, as_json=json_out, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

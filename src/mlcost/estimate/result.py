@@ -174,6 +174,10 @@ class ServeEstimate:
         fits / max_batch: whether the batch fits; the largest batch that fits (0 if the weights alone do not).
         cost_per_million_output_tokens_usd: at full utilisation; None without a price.
         bound: ``memory`` or ``compute`` for the decode step.
+        model_kind: which model answered: ``static-closed-form`` or ``continuous-batching-simulation``.
+        engine: the serving engine row used (engines.csv), or None.
+        simulation: the simulator's workload, engine settings and distributions (TTFT, ITL, E2E
+            percentiles in s, throughput, KV occupancy, preemptions); None for the static model.
     """
 
     model: str
@@ -197,11 +201,17 @@ class ServeEstimate:
     error_band: ErrorBand
     assumptions: list[Assumption]
     config: dict[str, Any]
+    model_kind: str = "static-closed-form"
+    engine: dict[str, Any] | None = None
+    simulation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON contract of ``mlcost estimate serve --json`` (docs/json.md)."""
         return {
             "kind": "serve",
+            "model_kind": self.model_kind,
+            "engine": self.engine,
+            "simulation": self.simulation,
             "model": self.model,
             "params": self.params,
             "active_params": self.active_params,

@@ -1,18 +1,19 @@
 """``estimate_serve``: time to first token, time per output token, throughput, KV cache, largest batch
 and dollars per million output tokens for one model replica.
 
-Model (roofline, vectorised like the training kernel):
+Two models answer (``model_kind`` in the result):
 
-* **Prefill** of a batch of B prompts of P tokens: FLOPs = B·P·(2·N_active_matmul + attention), time =
-  max(compute at GEMM efficiency, reading the weights once) + 2 TP all-reduces per layer.
-* **Decode** step at context c: FLOPs = B·(2·N_active_matmul + 4·c·a·d·L) at the GEMM efficiency of the
-  weight matrices' dimension h/TP; bytes = weights read once (MoE: only the experts the batch touches,
-  E·(1−(1−k/E)^B) per layer) + the KV cache of the batch; time = max(compute, bytes / bandwidth) + 2 TP
-  all-reduces per layer (latency-bound). Small batches are therefore bound by the bandwidth at which the
-  weights stream (on a calibrated CPU: the GEMV rate of ``mlcost calibrate``).
-* TPOT is the decode step at the mean context P + O/2; a request takes TTFT + O·TPOT; a replica emits
-  B·O tokens per request time. Weight-only int8/int4 shrink the bytes read (int4 with group-wise fp16
-  scales adds 1/64 byte per weight); compute runs in bf16/fp16.
+* **static closed form** (:func:`serve_kernel`, vectorised for the planner): one batch of B prompts of P
+  tokens is prefilled in one engine iteration and decoded in lock-step. TTFT = that iteration; TPOT =
+  one decode iteration of B sequences at the mean context P + O/2; a request takes TTFT + O·TPOT; a
+  replica emits B·O tokens per request time.
+* **continuous-batching simulation** (:mod:`mlcost.estimate.serve_sim`): requests arrive over time and
+  join and leave the running batch between iterations (``estimate_serve_sim``).
+
+Both price an iteration with :mod:`mlcost.estimate.serve_step` (a roofline per iteration plus the serving
+engine's fixed costs from ``engines.csv``), so they agree where their assumptions meet. Weight-only
+int8/int4 shrink the bytes read (int4 with group-wise fp16 scales adds 1/64 byte per weight); compute runs
+in bf16/fp16; fp8 weights run fp8 GEMMs on devices with fp8 units.
 """
 
 from __future__ import annotations
@@ -23,41 +24,44 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mlcost.catalog.protocol import CatalogLike
-from mlcost.catalog.schema import EfficiencyProfile
+from mlcost.catalog.schema import EfficiencyProfile, EngineProfile
 from mlcost.errors import SpecError
 from mlcost.estimate.context import resolve_hardware
 from mlcost.estimate.kernel import broadcast_all
 from mlcost.estimate.memory import kv_cache_bytes
-from mlcost.estimate.params import count_params, mlp_weights
+from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, ServeEstimate
-from mlcost.estimate.timing import allreduce_time_s, link_bandwidth, matmul_efficiency
+from mlcost.estimate.serve_step import (
+    WEIGHT_BYTES,
+    bare_engine,
+    compute_peak,
+    default_engine,
+    step_coefficients,
+    step_parts,
+)
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import BYTES_PER_ELEMENT, ServeJob
 from mlcost.spec.model import ModelSpec
 from mlcost.spec.validate import context_fits
 from mlcost.units import J_PER_KWH, S_PER_H
 
-#: Storage bytes per weight including quantisation scales (int4: fp16 scale per group of 128 → +1/64).
-WEIGHT_BYTES: dict[str, float] = {**BYTES_PER_ELEMENT, "int4": 0.5 + 1.0 / 64.0, "int8": 1.0 + 1.0 / 1024.0}
-#: Fixed latency of one small all-reduce (NCCL ring on NVLink, order of magnitude). Units: s.
-ALLREDUCE_LATENCY_S = 10e-6
+__all__ = [
+    "USABLE_MEMORY_FRAC",
+    "WEIGHT_BYTES",
+    "engine_assumption",
+    "estimate_serve",
+    "estimate_serve_sim",
+    "resolve_engine",
+    "serve_kernel",
+]
+
 #: Fraction of device memory usable by weights + KV cache (the rest: activations, allocator, runtime).
 USABLE_MEMORY_FRAC = 0.9
+#: Kept for callers written before engines.csv: the static model now takes the all-reduce latency from
+#: the engine row (``collective_latency_s``); this is the value of the old fixed assumption. Units: s.
+ALLREDUCE_LATENCY_S = 10e-6
 
-
-def _compute_peak(device: Any, weight_precision: str) -> tuple[float, str]:
-    """Peak used for serving compute: fp8 weights run fp8 GEMMs where supported; weight-only int8/int4
-    dequantise to bf16 (fp16 on devices without bf16)."""
-    order = {"fp8": ("fp8", "bf16", "fp16"), "fp32": ("fp32",)}.get(
-        weight_precision, ("bf16", "fp16", "fp32")
-    )
-    if weight_precision in ("bf16", "fp16"):
-        order = (weight_precision, "fp16", "bf16", "fp32")
-    for p in order:
-        peak = device.peak_for(p)
-        if peak is not None:
-            return peak, p
-    raise SpecError(f"{device.id} lists no usable peak for serving in {weight_precision}")
+_compute_peak = compute_peak
 
 
 def serve_kernel(
@@ -76,66 +80,40 @@ def serve_kernel(
     intra_bw_bytes_per_s: ArrayLike,
     inter_bw_bytes_per_s: ArrayLike,
     profile: EfficiencyProfile,
+    engine: EngineProfile | None = None,
+    fp8_compute: ArrayLike = False,
 ) -> dict[str, np.ndarray]:
-    """Vectorised serving model (module docstring). Returns arrays keyed by metric."""
-    counts = count_params(model)
+    """Vectorised static serving model (module docstring). Returns arrays keyed by metric.
+
+    ``engine`` supplies the per-iteration overheads (None: :func:`~mlcost.estimate.serve_step.bare_engine`,
+    the hardware roofline alone); ``fp8_compute`` marks candidates whose GEMMs run in fp8."""
+    eng = engine if engine is not None else bare_engine(profile)
     P = np.asarray(prompt_len, dtype=np.float64)
     n_out = np.asarray(output_len, dtype=np.float64)
     B = np.asarray(batch, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
-    wb = np.asarray(weight_bytes, dtype=np.float64)
-    peak = np.asarray(peak_flops_per_s, dtype=np.float64)
-    bw = np.asarray(mem_bw_bytes_per_s, dtype=np.float64) * profile.mem_bw_eff
-    L, a, d, h = model.n_layers, model.n_heads, model.dim_head, model.d_model
-    matmul_active = 2.0 * (
-        L * counts.matmul_per_layer_active + (model.vocab_size * h if model.has_lm_head else 0)
+    c = step_coefficients(
+        model,
+        tp=t,
+        weight_bytes=weight_bytes,
+        kv_bytes=kv_bytes,
+        peak_flops_per_s=peak_flops_per_s,
+        mem_bw_bytes_per_s=mem_bw_bytes_per_s,
+        devices_per_node=devices_per_node,
+        intra_bw_bytes_per_s=intra_bw_bytes_per_s,
+        inter_bw_bytes_per_s=inter_bw_bytes_per_s,
+        profile=profile,
+        engine=eng,
+        fp8_compute=fp8_compute,
     )
-    weights_dev = counts.total * wb / t
-
-    # Weights read per decode step: MoE reads only the experts the batch touches.
-    if model.is_moe:
-        expert_w = mlp_weights(model, model.ff_expert)
-        touched = model.n_experts * (1.0 - (1.0 - model.experts_top_k / model.n_experts) ** B)
-        read_params = counts.total - L * (model.n_experts - touched) * expert_w
-    else:
-        read_params = np.full_like(B, float(counts.total))
-    read_dev = read_params * wb / t
-
-    bw_tp = link_bandwidth(
-        t,
-        1,
-        devices_per_node,
-        intra_bw_bytes_per_s,
-        inter_bw_bytes_per_s,
-        profile.intra_comm_eff,
-        profile.inter_comm_eff,
-    )
-    # Prefill.
-    tokens_prefill = B * P
-    flops_prefill = tokens_prefill * (matmul_active + L * 4.0 * P * a * d) / t
-    eff_prefill = matmul_efficiency(
-        np.minimum(h / t, tokens_prefill), profile.matmul_eff_max, profile.matmul_half_dim
-    )
-    t_prefill_compute = flops_prefill / (peak * eff_prefill)
-    comm_prefill = np.where(
-        t > 1, 2.0 * L * (allreduce_time_s(2.0 * tokens_prefill * h, t, bw_tp) + ALLREDUCE_LATENCY_S), 0.0
-    )
-    ttft = np.maximum(t_prefill_compute, weights_dev / bw) + comm_prefill
-
+    weights_dev = np.asarray(c.weights_bytes, dtype=np.float64)
+    # Prefill: the whole batch in one iteration.
+    pre = step_parts(c, prefill_tokens=B * P, prefill_seqs=B, prefill_pairs=B * P * (P + 1.0) / 2.0)
+    ttft = pre.time_s
     # Decode at the mean context.
     ctx = P + n_out / 2.0
-    kv_dev_step = kv_cache_bytes(model, ctx, B, t, kv_bytes)
-    flops_decode = B * (matmul_active + L * 4.0 * ctx * a * d) / t
-    # A decode GEMM is [B × h] @ [h × n]: at small B it streams the weights (the memory term bounds it);
-    # its compute runs at the efficiency of the weight matrix's dimension, not of the batch — the
-    # square-GEMM curve at n = B would make batch-1 decode compute-bound at ~1% of peak on a CPU.
-    eff_decode = matmul_efficiency(h / t + 0.0 * B, profile.matmul_eff_max, profile.matmul_half_dim)
-    t_dec_compute = flops_decode / (peak * eff_decode)
-    t_dec_memory = (read_dev + kv_dev_step) / bw
-    comm_decode = np.where(
-        t > 1, 2.0 * L * (allreduce_time_s(2.0 * B * h, t, bw_tp) + ALLREDUCE_LATENCY_S), 0.0
-    )
-    tpot = np.maximum(t_dec_compute, t_dec_memory) + comm_decode + profile.step_overhead_s
+    dec = step_parts(c, decode_seqs=B, decode_ctx_tokens=B * ctx)
+    tpot = dec.time_s
 
     latency = ttft + n_out * tpot
     tokens_per_s = B * n_out / latency
@@ -156,7 +134,7 @@ def serve_kernel(
         "memory_other_bytes": overhead + 0.0 * B,
         "fits": mem_total <= usable,
         "max_batch": max_batch,
-        "memory_bound": t_dec_memory >= t_dec_compute,
+        "memory_bound": dec.memory_s >= dec.compute_s,
     }
     return broadcast_all(out)
 
@@ -168,11 +146,16 @@ def estimate_serve(
     *,
     catalog: CatalogLike | None = None,
     profile: EfficiencyProfile | None = None,
+    engine: str | None = None,
+    engine_profile: EngineProfile | None = None,
 ) -> ServeEstimate:
-    """Predict serving ``model`` with ``job`` on one replica of ``job.tp`` devices of ``cluster.device``.
+    """Predict serving ``model`` with ``job`` on one replica of ``job.tp`` devices of ``cluster.device``
+    with the static closed form (module docstring).
 
-    ``cluster.count`` must be a multiple of TP; the result is per replica (costs are per output token and
-    therefore independent of the number of replicas)."""
+    ``engine`` names the serving engine (engines.csv; default :func:`~mlcost.estimate.serve_step.default_engine`:
+    vllm on accelerators, hf on CPUs); ``engine_profile`` overrides the row. ``cluster.count`` must be a
+    multiple of TP; the result is per replica (costs are per output token and therefore independent of the
+    number of replicas)."""
     if cluster.count % job.tp:
         raise SpecError(
             f"{cluster.count} devices are not a multiple of TP = {job.tp}", hint="one replica uses TP devices"
@@ -185,6 +168,7 @@ def estimate_serve(
     context_fits(model.name, model.max_seq_len, job.context_len, "--prompt-len + --output-len")
     hw = resolve_hardware(cluster, catalog, profile)
     prof = hw.profile
+    eng = engine_profile if engine_profile is not None else resolve_engine(hw.device, engine, catalog)
     peak, compute_precision = _compute_peak(hw.device, job.weight_precision)
     r = serve_kernel(
         model,
@@ -201,6 +185,8 @@ def estimate_serve(
         intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
         inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
         profile=prof,
+        engine=eng,
+        fp8_compute=compute_precision == "fp8",
     )
     v = {k: float(x) for k, x in r.items()}
     counts = count_params(model)
@@ -221,6 +207,7 @@ def estimate_serve(
         Assumption(
             "weight_bytes_per_param", WEIGHT_BYTES[job.weight_precision], "includes quantisation scales"
         ),
+        engine_assumption(eng),
         Assumption("batching", "static", "the batch is prefilled together and decoded in lock-step"),
         Assumption("usable_memory_frac", USABLE_MEMORY_FRAC, "share of device memory for weights + KV cache"),
         Assumption("utilisation", 1.0, "cost per token assumes the replica is busy all the time"),
@@ -257,6 +244,7 @@ def estimate_serve(
         config={
             "model": model.to_dict(),
             "job": job.to_dict(),
+            "engine": eng.engine,
             "cluster": {
                 "device": hw.device.id,
                 "count": cluster.count,
@@ -264,5 +252,184 @@ def estimate_serve(
                 "region": hw.region,
                 "pricing": hw.pricing,
             },
+        },
+        model_kind="static-closed-form",
+        engine=eng.to_dict(),
+    )
+
+
+def resolve_engine(device: Any, engine: str | None, catalog: CatalogLike | None) -> EngineProfile:
+    """The engines.csv row of ``engine`` (default :func:`default_engine`) on ``device`` (a Device)."""
+    from mlcost.catalog.loader import builtin_catalog
+
+    cat = catalog if catalog is not None else builtin_catalog()
+    return cat.engine_profile(engine or default_engine(device), device)
+
+
+def engine_assumption(eng: EngineProfile) -> Assumption:
+    """The assumption line naming the engine row and whether it was fitted."""
+    state = f"fitted on {eng.fitted_on}" if eng.fitted else "not fitted"
+    return Assumption(
+        "engine",
+        f"{eng.engine}@{eng.device}",
+        f"iteration {eng.iteration_overhead_s * 1e3:.2f} ms, collective {eng.collective_latency_s * 1e6:.0f} µs, "
+        f"decode bandwidth {eng.decode_mem_bw_eff:.0%}; {state}; {eng.source} ({eng.date})",
+    )
+
+
+def estimate_serve_sim(
+    model: ModelSpec,
+    workload: Any,
+    cluster: Cluster,
+    *,
+    tp: int = 1,
+    weight_precision: str = "bf16",
+    kv_precision: str = "bf16",
+    config: Any = None,
+    catalog: CatalogLike | None = None,
+    profile: EfficiencyProfile | None = None,
+    engine: str | None = None,
+    engine_profile: EngineProfile | None = None,
+) -> ServeEstimate:
+    """Predict serving ``model`` under ``workload`` (a :class:`~mlcost.estimate.serve_workload.Workload`) on
+    one replica of ``tp`` devices with the continuous-batching simulator (:mod:`mlcost.estimate.serve_sim`)
+    and engine settings ``config`` (an :class:`~mlcost.estimate.serve_sim.EngineConfig`; None = defaults).
+
+    The headline fields are: ``ttft_s`` the median TTFT, ``time_per_output_token_s`` the median
+    inter-token latency, ``request_latency_s`` the mean end-to-end latency, ``tokens_per_s`` the output
+    throughput; ``simulation`` holds every distribution (p50/p90/p99), KV occupancy and preemptions."""
+    from mlcost.estimate.serve_sim import EngineConfig, kv_blocks, simulate
+    from mlcost.estimate.serve_step import replica_coefficients
+
+    cfg = config if config is not None else EngineConfig()
+    if weight_precision not in WEIGHT_BYTES:
+        raise SpecError(
+            f"unknown weight precision {weight_precision!r}", hint=f"choose from {', '.join(WEIGHT_BYTES)}"
+        )
+    if kv_precision not in BYTES_PER_ELEMENT:
+        raise SpecError(f"unknown KV-cache precision {kv_precision!r}")
+    if cluster.count % tp:
+        raise SpecError(
+            f"{cluster.count} devices are not a multiple of TP = {tp}", hint="one replica uses TP devices"
+        )
+    if model.n_heads % tp:
+        raise SpecError(
+            f"TP = {tp} does not divide the {model.n_heads} attention heads of {model.name}",
+            hint="choose a TP that divides the number of heads",
+        )
+    hw = resolve_hardware(cluster, catalog, profile)
+    prof = hw.profile
+    eng = engine_profile if engine_profile is not None else resolve_engine(hw.device, engine, catalog)
+    _peak, compute_precision = _compute_peak(hw.device, weight_precision)
+    c = replica_coefficients(
+        model,
+        hw.device,
+        prof,
+        eng,
+        tp=tp,
+        weight_precision=weight_precision,
+        kv_precision=kv_precision,
+        devices_per_node=hw.devices_per_node,
+        intra_bw_bytes_per_s=hw.intra_bw_bytes_per_s,
+        inter_bw_bytes_per_s=hw.inter_bw_bytes_per_s,
+    )
+    n_blocks = kv_blocks(c, hw.device.memory_bytes, prof.framework_overhead_bytes, cfg)
+    price_h = None if hw.price_usd_per_device_h is None else hw.price_usd_per_device_h * tp
+    sim = simulate(
+        c, workload, cfg, n_blocks=n_blocks, price_usd_per_h=price_h, max_context=model.max_seq_len
+    )
+    counts = count_params(model)
+    tok_s = sim.output_tokens_per_s
+    power_w = hw.device.tdp_w * prof.power_frac * tp
+    energy_per_m = power_w * hw.pue * (1e6 / tok_s) / J_PER_KWH
+    rel = prof.error_band_rel
+    ttft, itl = sim.ttft_s["p50"], sim.itl_s["p50"]
+    ranges = {
+        "ttft_s": (ttft * (1 - rel), ttft * (1 + rel)),
+        "time_per_output_token_s": (itl * (1 - rel), itl * (1 + rel)),
+        "tokens_per_s": (tok_s * (1 - rel), tok_s * (1 + rel)),
+    }
+    cost_m = sim.cost_per_million_output_tokens_usd
+    if cost_m is not None:
+        ranges["cost_per_million_output_tokens_usd"] = (cost_m * (1 - rel), cost_m * (1 + rel))
+    kv_tok = float(c.kv_bytes_per_token)
+    kv_max_bytes = sim.kv_occupancy_max * n_blocks * cfg.kv_block_size * kv_tok
+    weights = float(c.weights_bytes)
+    mean_ctx = float(np.mean(workload.prompt_tokens) + np.mean(workload.output_tokens))
+    max_seqs = int(n_blocks * cfg.kv_block_size // max(mean_ctx, 1.0))
+    dec = step_parts(
+        c, decode_seqs=max(sim.mean_running, 1.0), decode_ctx_tokens=max(sim.mean_running, 1.0) * mean_ctx
+    )
+    notes = [
+        *hw.assumptions,
+        Assumption("compute_precision", compute_precision, f"GEMMs for {weight_precision} weights"),
+        Assumption("weight_bytes_per_param", WEIGHT_BYTES[weight_precision], "includes quantisation scales"),
+        engine_assumption(eng),
+        Assumption(
+            "batching",
+            "continuous",
+            "discrete-event simulation of an engine loop (vLLM-like scheduler, paged KV cache, recompute "
+            "preemption); docs/serve.md",
+        ),
+        Assumption(
+            "kv_blocks",
+            n_blocks,
+            f"{cfg.kv_block_size}-token blocks in memory × {cfg.gpu_memory_fraction:g} − weights − overhead",
+        ),
+        Assumption("utilisation", "simulated", "cost per token from the simulated throughput at this load"),
+    ]
+    return ServeEstimate(
+        model=model.name,
+        params=counts.total,
+        active_params=counts.active,
+        devices=tp,
+        ttft_s=ttft,
+        time_per_output_token_s=itl,
+        tokens_per_s=tok_s,
+        request_latency_s=sim.e2e_s["mean"],
+        kv_cache_bytes=kv_max_bytes,
+        weights_bytes=weights,
+        memory={
+            "weights": weights,
+            "kv_cache": kv_max_bytes,
+            "kv_pool": n_blocks * cfg.kv_block_size * kv_tok,
+            "other": prof.framework_overhead_bytes,
+            "total": weights + kv_max_bytes + prof.framework_overhead_bytes,
+            "capacity": hw.device.memory_bytes,
+        },
+        fits=True,
+        max_batch=min(max_seqs, cfg.max_num_seqs),
+        cost_per_hour_usd=price_h,
+        cost_per_million_output_tokens_usd=cost_m,
+        energy_kwh_per_million_output_tokens=energy_per_m,
+        co2_kg_per_million_output_tokens=energy_per_m * hw.carbon_kg_per_kwh,
+        bound="memory" if float(dec.memory_s) >= float(dec.compute_s) else "compute",
+        error_band=ErrorBand(
+            relative=rel, source=f"efficiency profile {prof.device}: {prof.source}", ranges=ranges
+        ),
+        assumptions=notes,
+        config={
+            "model": model.to_dict(),
+            "job": {
+                "tp": tp,
+                "weight_precision": weight_precision,
+                "kv_precision": kv_precision,
+                "engine": eng.engine,
+            },
+            "cluster": {
+                "device": hw.device.id,
+                "count": cluster.count,
+                "provider": hw.provider,
+                "region": hw.region,
+                "pricing": hw.pricing,
+            },
+        },
+        model_kind="continuous-batching-simulation",
+        engine=eng.to_dict(),
+        simulation={
+            "workload": dict(workload.description),
+            "engine_config": cfg.to_dict(),
+            **sim.to_dict(),
+            "wall_s": sim.wall_s,
         },
     )

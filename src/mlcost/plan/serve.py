@@ -29,6 +29,7 @@ import numpy as np
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
+from mlcost.estimate.serve_step import default_engine
 from mlcost.plan.prices import check_places, price_rows
 from mlcost.plan.types import ServePlan
 from mlcost.spec.job import BYTES_PER_ELEMENT
@@ -118,6 +119,7 @@ def plan_serve(
     kv_precision: str = "bf16",
     top: int = 5,
     catalog: CatalogLike | None = None,
+    engine: str | None = None,
 ) -> ServePlanResult:
     """Plan a serving fleet (module docstring). Give exactly one of ``requests_per_s`` and
     ``tokens_per_day`` (output tokens per day)."""
@@ -170,17 +172,20 @@ def plan_serve(
             unpriced.append(dev.id)
             continue
         prof = cat.efficiency(dev.id)
+        eng = cat.engine_profile(engine or default_engine(dev), dev)
         precs: list[str] = []
         peaks: list[float] = []
+        fp8c: list[bool] = []
         for wp in weight_precisions:
             if wp == "fp8" and dev.peak_for("fp8") is None:
                 continue  # fp8 weights only where the device has fp8 units
             try:
-                peak, _compute = _compute_peak(dev, wp)
+                peak, compute = _compute_peak(dev, wp)
             except SpecError:
                 continue
             precs.append(wp)
             peaks.append(peak)
+            fp8c.append(compute == "fp8")
         tp_ok = [t for t in tps if t <= dev.devices_per_node and model.n_heads % t == 0]
         if not precs or not tp_ok:
             continue
@@ -193,6 +198,7 @@ def plan_serve(
         T, B, P = grid_t.ravel(), grid_b.ravel(), grid_p.ravel().astype(np.int64)
         wb = np.array([WEIGHT_BYTES[p] for p in precs])[P]
         pk = np.array(peaks)[P]
+        f8 = np.array(fp8c)[P]
         r = serve_kernel(
             model,
             prompt_len=prompt_len,
@@ -208,6 +214,8 @@ def plan_serve(
             intra_bw_bytes_per_s=dev.intra_node_bw_bytes_per_s,
             inter_bw_bytes_per_s=dev.inter_node_bw_bytes_per_s,
             profile=prof,
+            engine=eng,
+            fp8_compute=f8,
         )
         n_eval += T.size * len(rows.pricing)
         fits = np.asarray(r["fits"])

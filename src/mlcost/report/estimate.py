@@ -17,7 +17,7 @@ TRAIN_KEY_ASSUMPTIONS = (
     "goodput",
     "carbon_kg_per_kwh",
 )
-SERVE_KEY_ASSUMPTIONS = ("price_usd_per_device_h", "efficiency_profile", "batching", "utilisation")
+SERVE_KEY_ASSUMPTIONS = ("price_usd_per_device_h", "efficiency_profile", "engine", "batching", "utilisation")
 
 #: Labels of the step-time parts (TrainEstimate.time_breakdown_s keys), also used by the HTML report.
 TIME_PARTS = {
@@ -160,6 +160,76 @@ def serve_view(d: dict[str, Any]) -> View:
     x.add("weights / device", f.bytes_(d["weights_bytes"]))
     x.add("KV cache / device", f.bytes_(d["kv_cache_bytes"]))
     x.add("largest batch that fits", str(d["max_batch"]))
+    x.add("kWh per 1M output tokens", f.energy_kwh(d["energy_kwh_per_million_output_tokens"]))
+    x.add("CO2e per 1M output tokens", f.co2_kg(d["co2_kg_per_million_output_tokens"]))
+    assumptions_table(v, d["assumptions"])
+    return v
+
+
+def _pcts(d: dict[str, Any], fmt: Any) -> list[str]:
+    return [fmt(d["p50"]), fmt(d["p90"]), fmt(d["p99"]), fmt(d["mean"])]
+
+
+def serve_sim_view(d: dict[str, Any]) -> View:
+    """``mlcost estimate serve --batching continuous``: the simulator's distributions."""
+    v = View()
+    job, cl, sim = d["config"]["job"], d["config"]["cluster"], d["simulation"]
+    wl, ec = sim["workload"], sim["engine_config"]
+    if wl.get("arrivals") == "poisson":
+        load = f"Poisson {wl['rate_rps']:g} req/s"
+    elif wl.get("arrivals") == "closed-loop":
+        load = f"{wl['concurrency']} concurrent clients"
+    else:
+        load = f"arrivals from {wl.get('file')}"
+    lengths = (
+        f"prompt {wl['prompt_tokens']} ({wl['prompt_distribution']}), output {wl['output_tokens']} "
+        f"({wl['output_distribution']})"
+        if "prompt_tokens" in wl
+        else f"lengths from {wl.get('lengths_file') or wl.get('file')}"
+    )
+    v.line(
+        f"{d['model']} on {d['devices']} × {cl['device']} per replica, engine {job['engine']} — {load}, "
+        f"{sim['requests']} requests, {lengths}; weights {job['weight_precision']}, KV {job['kv_precision']}",
+        "bold",
+    )
+    v.line(
+        f"model: continuous-batching simulation (max {ec['max_num_seqs']} seqs, "
+        f"{ec['max_num_batched_tokens'] or 'default'} batched tokens, chunked prefill "
+        f"{'on' if ec['chunked_prefill'] else 'off'}, {sim['kv_blocks_total']:,} KV blocks of {ec['kv_block_size']})"
+    )
+    t = v.table(
+        Table("Latency", ["metric", "p50", "p90", "p99", "mean"], right=("p50", "p90", "p99", "mean"))
+    )
+    t.add("time to first token", *_pcts(sim["ttft_s"], f.duration))
+    t.add("inter-token latency", *_pcts(sim["itl_s"], f.duration))
+    t.add("time per output token (per request)", *_pcts(sim["tpot_s"], f.duration))
+    t.add("end-to-end latency", *_pcts(sim["e2e_s"], f.duration))
+    t.add("queueing delay", *_pcts(sim["queue_s"], f.duration))
+    u = v.table(Table("Throughput and cost", ["metric", "value"], right=("value",)))
+    offered = sim["offered_rps"]
+    u.add(
+        "requests/s (replica)",
+        f"{sim['throughput_rps']:.3g}" + (f" of {offered:.3g} offered" if offered is not None else ""),
+    )
+    u.add("output tokens/s (replica)", f.rate(sim["output_tokens_per_s"]))
+    u.add("$ per 1M output tokens", f.money(d["cost_per_million_output_tokens_usd"]))
+    u.add("cost per hour (replica)", f.money(d["cost_per_hour_usd"]))
+    u.add("KV cache in use (mean / max)", f"{sim['kv_occupancy_mean']:.0%} / {sim['kv_occupancy_max']:.0%}")
+    u.add("preemptions", str(sim["preemptions"]))
+    u.add("running sequences (mean)", f"{sim['mean_running']:.1f}")
+    u.add("longest queue", str(sim["max_waiting"]))
+    if sim["overloaded"]:
+        v.line(
+            f"overloaded: the replica completes {sim['throughput_rps']:.3g} req/s of the {offered:.3g} offered; "
+            "the queue grows for as long as the load lasts",
+            "bold",
+        )
+    key_assumptions(v, d["assumptions"], SERVE_KEY_ASSUMPTIONS)
+    x = v.table(Table("Detail", ["metric", "value"], right=("value",), explain=True))
+    x.add("iterations simulated", f"{sim['iterations']:,} ({sim['event_steps']:,} visited)")
+    x.add("simulator wall time", f.duration(sim["wall_s"]))
+    x.add("weights / device", f.bytes_(d["weights_bytes"]))
+    x.add("KV cache / device (max)", f.bytes_(d["kv_cache_bytes"]))
     x.add("kWh per 1M output tokens", f.energy_kwh(d["energy_kwh_per_million_output_tokens"]))
     x.add("CO2e per 1M output tokens", f.co2_kg(d["co2_kg_per_million_output_tokens"]))
     assumptions_table(v, d["assumptions"])

@@ -1,0 +1,187 @@
+"""The continuous-batching simulator: queueing laws, limits where the answer is known, scheduler effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlcost.catalog import builtin_catalog
+from mlcost.errors import SpecError
+from mlcost.estimate.serve import estimate_serve, estimate_serve_sim
+from mlcost.estimate.serve_sim import EngineConfig, kv_blocks, simulate, speculative_tokens_per_step
+from mlcost.estimate.serve_step import iteration_time_s, replica_coefficients
+from mlcost.estimate.serve_workload import Workload
+from mlcost.spec import Cluster, ServeJob
+
+CAT = builtin_catalog()
+MODEL = CAT.model("llama-3.1-8b")
+DEV = CAT.device("h100-sxm")
+PROF = CAT.efficiency(DEV.id)
+ENG = CAT.engine_profile("vllm", DEV)
+C = replica_coefficients(MODEL, DEV, PROF, ENG, tp=1, weight_precision="bf16", kv_precision="bf16")
+BLOCKS = kv_blocks(C, DEV.memory_bytes, PROF.framework_overhead_bytes, EngineConfig())
+
+
+def test_low_load_ttft_is_one_prefill_and_itl_one_decode_step() -> None:
+    """At 0.05 req/s requests rarely overlap: TTFT = the prefill iteration of one prompt, ITL = the decode
+    step of one sequence (at the median context, P + O/2)."""
+    P, Out = 1000, 200
+    r = simulate(C, Workload.poisson(0.05, 300, P, Out, seed=3), EngineConfig(), n_blocks=BLOCKS)
+    assert r.ttft_s["p50"] == pytest.approx(iteration_time_s(C, prefill=[(P, 0)]), rel=1e-6)
+    assert r.itl_s["p50"] == pytest.approx(iteration_time_s(C, decode_ctx=[P + Out / 2]), rel=0.01)
+    assert r.queue_s["p50"] == pytest.approx(0.0, abs=1e-12)
+    assert not r.overloaded and r.preemptions == 0
+
+
+def test_littles_law() -> None:
+    """Mean requests in the system (sampled over time from the per-request arrival/finish times) equals
+    arrival rate × mean end-to-end latency (Little's law), and a stable replica completes what arrives."""
+    rate = 15.0
+    r = simulate(
+        C,
+        Workload.poisson(rate, 6000, 800, 150, seed=1, output_dist="exponential"),
+        EngineConfig(),
+        n_blocks=BLOCKS,
+    )
+    pr = r.per_request
+    a, f = pr["arrival_s"], pr["finish_s"]
+    grid = np.linspace(a.min() + 0.1 * np.ptp(a), a.max() - 0.1 * np.ptp(a), 4000)
+    in_system = (a[None, :] <= grid[:, None]) & (f[None, :] > grid[:, None])
+    mean_l = in_system.sum(axis=1).mean()
+    assert mean_l == pytest.approx(rate * r.e2e_s["mean"], rel=0.06)
+    assert r.throughput_rps == pytest.approx(rate, rel=0.03)
+    assert not r.overloaded
+
+
+def test_overload_grows_the_queue_and_says_so() -> None:
+    capacity = simulate(
+        C, Workload.closed_loop(256, 1500, 1000, 200, seed=0), EngineConfig(), n_blocks=BLOCKS
+    ).throughput_rps
+    r = simulate(
+        C, Workload.poisson(2.0 * capacity, 3000, 1000, 200, seed=0), EngineConfig(), n_blocks=BLOCKS
+    )
+    assert r.overloaded
+    assert r.throughput_rps < 0.7 * r.offered_rps  # type: ignore[operator]
+    q = r.per_request["scheduled_s"] - r.per_request["arrival_s"]
+    assert q[-300:].mean() > 10 * q[:300].mean() + 1.0
+    assert r.max_waiting > 500
+
+
+def test_preemption_when_kv_blocks_are_scarce() -> None:
+    """A pool for ~6 full sequences and 32 concurrent clients: decode steps run out of blocks and the newest
+    sequences are preempted (recompute); every request still finishes with all its tokens."""
+    wl = Workload.closed_loop(32, 200, 500, 300, seed=0)
+    scarce = simulate(C, wl, EngineConfig(), n_blocks=6 * (800 // 16))
+    ample = simulate(C, wl, EngineConfig(), n_blocks=BLOCKS)
+    assert scarce.preemptions > 0 and ample.preemptions == 0
+    assert scarce.requests == 200 and np.isfinite(scarce.per_request["finish_s"]).all()
+    assert scarce.kv_occupancy_max <= 1.0 and scarce.kv_occupancy_max > 0.9
+    assert scarce.throughput_rps < ample.throughput_rps
+
+
+def test_chunked_prefill_lowers_p90_itl_under_long_prompts() -> None:
+    """Long prompts stall running decodes for a whole prefill without chunking; 512-token chunks mixed with
+    decodes bound the stall (the reason vLLM and Sarathi-Serve chunk prefills)."""
+    wl = Workload.poisson(3.0, 600, 6000, 200, seed=2)
+    chunked = simulate(C, wl, EngineConfig(max_num_batched_tokens=512), n_blocks=BLOCKS)
+    whole = simulate(C, wl, EngineConfig(chunked_prefill=False), n_blocks=BLOCKS)
+    assert chunked.itl_s["p90"] < 0.7 * whole.itl_s["p90"]
+    assert chunked.ttft_s["p50"] > whole.ttft_s["p50"]  # the price: prompts take several iterations
+
+
+@pytest.mark.parametrize("batch", [1, 8, 64])
+def test_static_and_simulated_agree_at_concurrency_equal_batch(batch: int) -> None:
+    """``batch`` requests arriving together, all prefilled in one iteration: the simulator's TTFT is the
+    static model's, its mean ITL the static TPOT (decode at the mean context), its E2E the static latency
+    less one decode step (the static model counts O steps after the prefill, the engine O − 1)."""
+    P, Out = 512, 128
+    static = estimate_serve(
+        MODEL, ServeJob(prompt_len=P, output_len=Out, batch=batch), Cluster(device=DEV.id)
+    )
+    cfg = EngineConfig(max_num_batched_tokens=batch * P, max_num_seqs=batch)
+    r = simulate(C, Workload.closed_loop(batch, batch, P, Out), cfg, n_blocks=BLOCKS)
+    assert r.ttft_s["p50"] == pytest.approx(static.ttft_s, rel=1e-6)
+    assert r.itl_s["mean"] == pytest.approx(static.time_per_output_token_s, rel=0.01)
+    assert r.e2e_s["mean"] == pytest.approx(
+        static.request_latency_s - static.time_per_output_token_s, rel=0.01
+    )
+
+
+def test_deterministic_under_a_seed() -> None:
+    def run(seed: int) -> dict[str, object]:
+        wl = Workload.poisson(10.0, 800, 700, 120, seed=seed, prompt_dist="lognormal", output_dist="uniform")
+        return simulate(C, wl, EngineConfig(), n_blocks=BLOCKS).to_dict()
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_closed_form_stretches_match_stepping_every_iteration() -> None:
+    """The closed-form sums over decode-only stretches give the same answer as stepping one by one."""
+    wl = Workload.poisson(8.0, 400, 600, 150, seed=5, output_dist="exponential")
+    for cfg, blocks in ((EngineConfig(), BLOCKS), (EngineConfig(chunked_prefill=False), 900)):
+        fast = simulate(C, wl, cfg, n_blocks=blocks)
+        slow = simulate(C, wl, cfg, n_blocks=blocks, closed_form=False)
+        assert fast.iterations == slow.iterations
+        assert fast.event_steps < slow.event_steps
+        assert fast.preemptions == slow.preemptions
+        np.testing.assert_allclose(fast.per_request["finish_s"], slow.per_request["finish_s"], rtol=1e-9)
+        np.testing.assert_allclose(
+            fast.per_request["first_token_s"], slow.per_request["first_token_s"], rtol=1e-9
+        )
+        assert fast.itl_s["mean"] == pytest.approx(slow.itl_s["mean"], rel=1e-3)
+        assert fast.kv_occupancy_max == slow.kv_occupancy_max
+
+
+def test_speculative_decoding_with_acceptance_zero_is_not_faster() -> None:
+    wl = Workload.poisson(0.5, 200, 500, 200, seed=1)
+    base = simulate(C, wl, EngineConfig(), n_blocks=BLOCKS)
+    zero = simulate(C, wl, EngineConfig(spec_draft_tokens=4, spec_acceptance=0.0), n_blocks=BLOCKS)
+    good = simulate(C, wl, EngineConfig(spec_draft_tokens=4, spec_acceptance=0.8), n_blocks=BLOCKS)
+    assert zero.e2e_s["mean"] >= base.e2e_s["mean"]
+    assert good.e2e_s["mean"] < 0.6 * base.e2e_s["mean"]  # memory-bound decode: ~3.4 tokens per step
+    assert speculative_tokens_per_step(4, 0.8) == pytest.approx((1 - 0.8**5) / 0.2)
+    assert speculative_tokens_per_step(4, 0.0) == 1.0
+
+
+def test_prefix_sharing_cuts_ttft() -> None:
+    wl = Workload.poisson(1.0, 200, 4000, 50, seed=0)
+    cold = simulate(C, wl, EngineConfig(), n_blocks=BLOCKS)
+    warm = simulate(
+        C, Workload.poisson(1.0, 200, 4000, 50, seed=0, prefix_share=0.75), EngineConfig(), n_blocks=BLOCKS
+    )
+    assert warm.ttft_s["p50"] < 0.4 * cold.ttft_s["p50"]
+
+
+def test_kv_block_larger_than_memory_is_an_error_naming_the_flag() -> None:
+    with pytest.raises(SpecError, match="--kv-block-size"):
+        kv_blocks(C, DEV.memory_bytes, PROF.framework_overhead_bytes, EngineConfig(kv_block_size=10**9))
+    with pytest.raises(SpecError, match="no memory for the KV cache"):
+        big = replica_coefficients(
+            CAT.model("llama-3.1-70b"), DEV, PROF, ENG, tp=1, weight_precision="bf16", kv_precision="bf16"
+        )
+        kv_blocks(big, DEV.memory_bytes, PROF.framework_overhead_bytes, EngineConfig())
+
+
+def test_request_longer_than_the_pool_is_an_error() -> None:
+    with pytest.raises(SpecError, match="KV blocks"):
+        simulate(C, Workload.closed_loop(1, 1, 5000, 100), EngineConfig(), n_blocks=100)
+
+
+def test_estimate_serve_sim_reports_the_model_kind_and_distributions() -> None:
+    est = estimate_serve_sim(
+        MODEL,
+        Workload.poisson(4.0, 300, 1000, 100, seed=0),
+        Cluster(device=DEV.id, price_usd_per_device_h=2.0),
+    )
+    d = est.to_dict()
+    assert d["model_kind"] == "continuous-batching-simulation"
+    assert d["engine"]["engine"] == "vllm"
+    sim = d["simulation"]
+    for key in ("ttft_s", "itl_s", "tpot_s", "e2e_s", "queue_s"):
+        assert sim[key]["p50"] <= sim[key]["p90"] <= sim[key]["p99"]
+    assert d["cost_per_million_output_tokens_usd"] == pytest.approx(
+        2.0 / (sim["output_tokens_per_s"] * 3600) * 1e6, rel=1e-9
+    )
+    static = estimate_serve(MODEL, ServeJob(), Cluster(device=DEV.id)).to_dict()
+    assert static["model_kind"] == "static-closed-form" and static["simulation"] is None
