@@ -129,3 +129,156 @@ def measure(quick: bool) -> dict[str, Any]:
     raw["load_after"] = os.getloadavg()
     raw["seconds"] = time.perf_counter() - t0
     return raw
+
+
+def calibrated(raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """The local device, profile and fitted hf engine from this run's microbenchmarks and calibration load
+    (``mlcost.calibrate``'s own functions). Returns (device, profile, engine, fit)."""
+    from mlcost.calibrate.fit import initial_profile, local_device
+    from mlcost.calibrate.microbench import MicrobenchResult
+    from mlcost.calibrate.serve import engine_predictor, fit_engine
+    from mlcost.catalog import builtin_catalog
+    from mlcost.measure.serve_load import LoadResult
+
+    m = raw["microbench"]
+    mb = MicrobenchResult(
+        device="cpu",
+        threads=int(raw["torch_threads"]),
+        matmul_flops_per_s={"float32": {int(k): float(v) for k, v in m["matmul_flops_per_s"].items()}},
+        copy_bytes_per_s=float(m["gemv_bytes_per_s"]),
+        gemv_bytes_per_s=float(m["gemv_bytes_per_s"]),
+        gemv_weight_bytes=float(m["gemv_weight_bytes"]),
+    )
+    cat = builtin_catalog()
+    device = local_device(mb, None)
+    profile = initial_profile(mb, cat.efficiency("default-cpu"))
+    base = cat.engine_profile("hf", device)  # the (hf, cpu) default row: its fixed fields, the fit's start
+    cal = LoadResult.from_dict(raw["calibration"])
+    its = [i for i in cal.iterations if i.seqs > 0 and i.duration_s > 0]
+    fit = fit_engine(its, engine_predictor(spec(), device, profile, base, its))
+    engine = base.replace(
+        device="local",
+        **fit.params,
+        source="fitted on this run's calibration load (benchmarks/serve_sim_vs_measured.py)",
+        fitted_on="calibration load (bursts of 1-16 + Poisson), not a scored run",
+    )
+    return device, profile, engine, fit
+
+
+def capacity_rps(device: Any, profile: Any, engine: Any, settings: Any) -> float:
+    """Requests/s the calibrated simulator serves when the queue never empties (all arrive at once)."""
+    from mlcost.measure.serve_load import LoadRequest, simulate_load
+
+    burst = [LoadRequest(arrival_s=0.0, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS)] * 200
+    out, _ = simulate_load(spec(), burst, settings, device=device, profile=profile, engine=engine)
+    return float(out["requests_per_s"])
+
+
+def scored_rates(raw: dict[str, Any]) -> list[float]:
+    from mlcost.measure.serve_load import EngineSettings
+
+    device, profile, engine, fit = calibrated(raw)
+    cap = capacity_rps(device, profile, engine, EngineSettings(**raw["settings"]))
+    raw["capacity_rps"] = cap
+    print(f"engine fit: {fmt_params(fit.params)}; median |iteration error| {fit.median_abs_rel:.1%}")
+    print(
+        f"simulated capacity {cap:.2f} requests/s; scored rates at {', '.join(f'{f:.0%}' for f in LOAD_FRACTIONS)}"
+    )
+    return [round(f * cap, 3) for f in LOAD_FRACTIONS]
+
+
+def fmt_params(p: dict[str, float]) -> str:
+    return (
+        f"iteration {p['iteration_overhead_s'] * 1e3:.2f} ms + {p['per_seq_overhead_s'] * 1e3:.2f} ms/seq, "
+        f"GEMM scale {p['matmul_eff_scale']:.2f}, decode bandwidth {p['decode_mem_bw_eff']:.0%}"
+    )
+
+
+def score(raw: dict[str, Any]) -> bool:
+    from mlcost.measure.serve_load import EngineSettings, LoadRequest, LoadResult, load_metrics, simulate_load
+
+    device, profile, engine, fit = calibrated(raw)
+    settings = EngineSettings(**raw["settings"])
+    m = raw["microbench"]
+    print(
+        f"calibration: GEMV {m['gemv_bytes_per_s'] / 1e9:.1f} GB/s, GEMM peak {device.peak_for('fp32') / 1e9:.1f} "
+        f"GFLOP/s; hf engine: {fmt_params(fit.params)}"
+    )
+    print(
+        f"  fit on {fit.iterations} calibration iterations: median |error| {fit.median_abs_rel:.1%}, "
+        f"total time {fit.total_time_rel:+.1%}"
+    )
+    checks = (
+        ("TTFT p50", "ttft_s", TOL_LATENCY),
+        ("TTFT p90", "ttft_p90_s", TOL_LATENCY),
+        ("ITL p50", "itl_p50_s", TOL_LATENCY),
+        ("throughput", "tokens_per_s", TOL_THROUGHPUT),
+    )
+    ok = True
+    print(f"\n{'rate':>7} {'metric':<11} {'measured':>10} {'simulated':>10} {'ratio':>6}  verdict")
+    for d in raw["scored"]:
+        res = LoadResult.from_dict(d)
+        meas = load_metrics(res)
+        reqs = [
+            LoadRequest(arrival_s=r.arrival_s, prompt_len=r.prompt_len, output_len=r.output_len)
+            for r in res.requests
+        ]
+        sim, _ = simulate_load(
+            spec(), reqs, settings, device=device, profile=profile, engine=engine, rate_per_s=res.rate_per_s
+        )
+        for label, key, tol in checks:
+            a, b = float(meas[key]), float(sim[key])
+            ratio = b / a
+            good = abs(ratio - 1.0) <= tol
+            ok &= good
+            unit = "tok/s" if key == "tokens_per_s" else "ms"
+            scale = 1.0 if key == "tokens_per_s" else 1e3
+            print(
+                f"{res.rate_per_s:>5.2f}/s {label:<11} {a * scale:>8.1f}{unit[:2]:>2} {b * scale:>8.1f}{unit[:2]:>2} "
+                f"{ratio:>6.2f}  {'PASS' if good else 'FAIL'} (±{tol:.0%})"
+            )
+        print(
+            f"{'':>7} requests {meas['requests_measured']}, mean batch measured {meas.get('mean_batch_seqs', 0):.1f} / "
+            f"simulated {sim['mean_batch_seqs']:.1f}; Little's law λW {meas.get('arrival_rate_x_time_in_engine', 0):.1f}"
+        )
+    return ok
+
+
+def main() -> int:
+    from _provenance import header
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--save", type=Path, help="write the raw measurements here (JSON)")
+    ap.add_argument("--reuse", type=Path, help="score saved measurements (no torch runs)")
+    ap.add_argument("--quick", action="store_true", help="half-length loads (development)")
+    args = ap.parse_args()
+    print(header("serving: real continuous batching (transformers, CPU) vs the calibrated simulator"))
+    if args.reuse:
+        raw = json.loads(args.reuse.read_text())
+        print(f"re-scoring {args.reuse} (measured {raw.get('date', '?')})")
+    else:
+        raw = measure(args.quick)
+        raw["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        if args.save:
+            args.save.write_text(json.dumps(raw))
+            print(f"raw measurements saved to {args.save}")
+    cpu = raw["host"]["cpu"]
+    print(
+        f"host CPU: {cpu.get('cpu_model')} | ISA {cpu.get('isa')} | flags {' '.join(cpu.get('flags') or [])} | "
+        f"{raw['host'].get('logical_cpus')} logical CPUs, torch threads {raw.get('torch_threads')}"
+    )
+    lb, la = raw["load_before"], raw["load_after"]
+    print(
+        f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+    )
+    if raw.get("seconds"):
+        print(f"measurement time {raw['seconds']:.0f} s")
+    ok = score(raw)
+    print(
+        f"\n{'PASS' if ok else 'FAIL'}: TTFT p50/p90 and ITL p50 within {TOL_LATENCY:.0%}, throughput within {TOL_THROUGHPUT:.0%} at every rate"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from mlcost.catalog.schema import Device, EfficiencyProfile, EngineProfile
 from mlcost.measure.serve_load import IterationTiming, LoadRequest
+from mlcost.spec import ModelSpec
 
 #: Burst sizes of the calibration load (simultaneous requests).
 BURSTS: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -75,18 +77,79 @@ class EngineFit:
         }
 
 
+def iteration_arrays(iterations: Sequence[IterationTiming]) -> dict[str, np.ndarray]:
+    """The aggregates :func:`mlcost.estimate.serve_step.step_parts` takes, one array entry per iteration."""
+    return {
+        "prefill_tokens": np.array([i.prefill_tokens for i in iterations], dtype=np.float64),
+        "prefill_seqs": np.array([i.prefill_seqs for i in iterations], dtype=np.float64),
+        "prefill_pairs": np.array([i.prefill_pairs for i in iterations], dtype=np.float64),
+        "prefill_ctx_tokens": np.array([i.prefill_ctx_tokens for i in iterations], dtype=np.float64),
+        "decode_seqs": np.array([i.decode_seqs for i in iterations], dtype=np.float64),
+        "decode_ctx_tokens": np.array([i.decode_ctx_tokens for i in iterations], dtype=np.float64),
+    }
+
+
+def engine_predictor(
+    model: ModelSpec,
+    device: Device,
+    profile: EfficiencyProfile,
+    base: EngineProfile,
+    iterations: Sequence[IterationTiming],
+    *,
+    precision: str = "fp32",
+) -> Callable[[dict[str, float]], np.ndarray]:
+    """``predict(params)``: every iteration's duration under ``base`` with ``params`` replaced, by the
+    simulator's per-iteration cost (:func:`mlcost.estimate.serve_step.step_time_s`). Units: s."""
+    from mlcost.estimate.serve_step import replica_coefficients, step_time_s
+
+    agg = iteration_arrays(iterations)
+
+    def predict(params: dict[str, float]) -> np.ndarray:
+        c = replica_coefficients(
+            model,
+            device,
+            profile,
+            base.replace(**params),
+            tp=1,
+            weight_precision=precision,
+            kv_precision=precision,
+        )
+        return np.asarray(step_time_s(c, **agg), dtype=np.float64)
+
+    return predict
+
+
+#: The hf engine's free parameters on a CPU: starting values and bounds (units as named).
+HF_CPU_START: dict[str, float] = {
+    "iteration_overhead_s": 5e-3,
+    "per_seq_overhead_s": 5e-4,
+    "matmul_eff_scale": 1.0,
+    "decode_mem_bw_eff": 0.8,
+}
+HF_CPU_BOUNDS: dict[str, tuple[float, float]] = {
+    "iteration_overhead_s": (1e-5, 1.0),
+    "per_seq_overhead_s": (1e-6, 0.1),
+    "matmul_eff_scale": (0.05, 2.0),
+    "decode_mem_bw_eff": (0.05, 1.0),
+}
+
+
 def fit_engine(
     iterations: Sequence[IterationTiming],
-    predict_s: Callable[[dict[str, float], IterationTiming], float],
-    start: dict[str, float],
-    bounds: dict[str, tuple[float, float]],
+    predict: Callable[[dict[str, float]], np.ndarray],
+    start: dict[str, float] | None = None,
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> EngineFit:
-    """Least squares in log space of ``predict_s(params, iteration)`` against the measured durations.
-
-    ``start`` names the free parameters and their starting values, ``bounds`` their ranges (> 0)."""
+    """Least squares in log space (robust ``soft_l1`` loss: a neighbour's hiccup is one outlier, not a
+    trend) of ``predict(params)`` against the measured iteration durations. ``start`` names the free
+    parameters and their starting values, ``bounds`` their ranges (> 0); both default to the hf CPU ones."""
     from scipy.optimize import least_squares
 
+    start = dict(start or HF_CPU_START)
+    bounds = dict(bounds or HF_CPU_BOUNDS)
     its = [i for i in iterations if i.seqs > 0 and i.duration_s > 0]
+    if len(its) != len(iterations):
+        raise ValueError("fit_engine needs the iterations predict() was built on, all non-empty")
     if len(its) < len(start) + 2:
         raise ValueError(f"{len(its)} iterations are too few to fit {len(start)} engine parameters")
     names = list(start)
@@ -99,13 +162,11 @@ def fit_engine(
         return {n: float(v) for n, v in zip(names, np.exp(x), strict=True)}
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        p = params_of(x)
-        pred = np.array([predict_s(p, i) for i in its])
-        return np.asarray(np.log(np.maximum(pred, 1e-12) / measured))
+        return np.asarray(np.log(np.maximum(predict(params_of(x)), 1e-12) / measured))
 
     sol = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
     best = params_of(sol.x)
-    pred = np.array([predict_s(best, i) for i in its])
+    pred = predict(best)
     return EngineFit(
         params=best,
         iterations=len(its),

@@ -137,6 +137,9 @@ class IterationTiming:
         seqs: sequences in the batch; decode_seqs of them decoding one token.
         prefill_tokens: prompt tokens processed (prefill chunks).
         context_tokens: sum over the batch of the tokens already in each sequence's KV cache.
+        prefill_ctx_tokens / decode_ctx_tokens: the same sum over the prefill chunks / decode sequences.
+        prefill_pairs: causal attention pairs of the prefill chunks, Σ n·s + n(n+1)/2 (n new tokens after s
+            cached), what :func:`mlcost.estimate.serve_step.step_parts` takes.
     """
 
     start_s: float
@@ -145,6 +148,13 @@ class IterationTiming:
     decode_seqs: int
     prefill_tokens: int
     context_tokens: int
+    prefill_ctx_tokens: int = 0
+    decode_ctx_tokens: int = 0
+    prefill_pairs: float = 0.0
+
+    @property
+    def prefill_seqs(self) -> int:
+        return self.seqs - self.decode_seqs
 
     @property
     def duration_s(self) -> float:
@@ -393,14 +403,20 @@ def _iterations(
         start = t0 - t_start
         for rid, _q, _ctx in batch:
             first_seen.setdefault(rid, start)
+        # a sequence with one query token decodes (a 1-token prompt remainder counts as decode: same cost)
+        pre = [(q, c) for _r, q, c in batch if q > 1]
+        dec = [c for _r, q, c in batch if q == 1]
         out.append(
             IterationTiming(
                 start_s=start,
                 end_s=t1 - t_start,
                 seqs=len(batch),
-                decode_seqs=sum(1 for _r, q, _c in batch if q == 1),
-                prefill_tokens=sum(q for _r, q, _c in batch if q > 1),
+                decode_seqs=len(dec),
+                prefill_tokens=sum(q for q, _c in pre),
                 context_tokens=sum(c for _r, _q, c in batch),
+                prefill_ctx_tokens=sum(c for _q, c in pre),
+                decode_ctx_tokens=sum(dec),
+                prefill_pairs=float(sum(q * c + q * (q + 1) / 2.0 for q, c in pre)),
             )
         )
     return out, first_seen
@@ -511,3 +527,66 @@ def run_load_serving(
         metrics = {**loop.summary(), **load_metrics(result)}
         run.finish("completed", metrics)
     return run.record
+
+
+def simulate_load(
+    model: Any,
+    requests: Sequence[LoadRequest],
+    settings: EngineSettings,
+    *,
+    device: Any,
+    profile: Any,
+    engine: Any,
+    precision: str = "fp32",
+    rate_per_s: float | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """The serving simulator (:func:`mlcost.estimate.serve_sim.simulate`) on the same requests (arrival
+    times and lengths) and engine limits (chunked prefill within ``max_batch_tokens``, ``max_seqs``
+    sequences, ``num_blocks`` KV pages of ``page_size`` tokens) with iteration costs of ``model`` on
+    ``device`` / ``profile`` / ``engine`` (:func:`mlcost.estimate.serve_step.replica_coefficients`).
+
+    Returns the metrics under the keys :func:`load_metrics` gives the measured run, and the SimResult."""
+    import numpy as np
+
+    from mlcost.estimate.serve_sim import EngineConfig, simulate
+    from mlcost.estimate.serve_step import replica_coefficients
+    from mlcost.estimate.serve_workload import Workload
+
+    c = replica_coefficients(
+        model, device, profile, engine, tp=1, weight_precision=precision, kv_precision=precision
+    )
+    reqs = sorted(requests, key=lambda r: r.arrival_s)
+    workload = Workload(
+        prompt_tokens=np.array([r.prompt_len for r in reqs]),
+        output_tokens=np.array([r.output_len for r in reqs]),
+        arrival_s=np.array([r.arrival_s for r in reqs], dtype=np.float64),
+        rate_rps=rate_per_s,
+        description={"source": "the measured load's requests"},
+    )
+    config = EngineConfig(
+        max_num_batched_tokens=settings.max_batch_tokens,
+        max_num_seqs=settings.max_seqs,
+        chunked_prefill=True,
+        kv_block_size=settings.page_size,
+    )
+    sim = simulate(c, workload, config, n_blocks=settings.num_blocks, max_context=model.max_seq_len)
+    pr = sim.per_request
+    ttft = [float(x) for x in pr["first_token_s"] - pr["arrival_s"]]
+    out = {
+        "rps": rate_per_s,
+        "requests_measured": sim.requests,
+        "ttft_s": quantile(ttft, 0.5),
+        "ttft_p90_s": quantile(ttft, 0.9),
+        "ttft_p99_s": quantile(ttft, 0.99),
+        "itl_p50_s": sim.itl_s["p50"],
+        "itl_p90_s": sim.itl_s["p90"],
+        "time_per_output_token_s": sim.tpot_s["p50"],
+        "request_time_s": quantile([float(x) for x in pr["finish_s"] - pr["arrival_s"]], 0.5),
+        "tokens_per_s": sim.output_tokens_per_s,
+        "requests_per_s": sim.throughput_rps,
+        "iterations": sim.iterations,
+        "mean_batch_seqs": sim.mean_running,
+        "batching": "continuous",
+        "simulator": "mlcost.estimate.serve_sim",
+    }
+    return out, sim
