@@ -5,9 +5,10 @@ What it does:
 1. **Host**: CPU model and ISA flags, load average (again at the end).
 2. **Calibrate what the simulator needs, here and now** (never fitted on a scored run):
    the GEMV weight-streaming bandwidth and the fp32 GEMM peak (``mlcost.calibrate.microbench``), then a
-   separate calibration load on the engine (its own seed and a burst pattern) whose logged iterations fit
-   the ``hf`` engine profile of this host (``mlcost.calibrate.serve.fit_engine_profile``: fixed cost per
-   iteration, per sequence, prefill GEMM efficiency) through the simulator's own per-iteration cost.
+   separate calibration load on the engine (bursts of 1–16 requests, then a Poisson stretch with its own
+   seed: ``mlcost.calibrate.serve.calibrate_hf_engine``) whose logged iterations fit the ``hf`` engine
+   profile of this host (fixed cost per iteration and per sequence, GEMM scale, decode bandwidth) through
+   the simulator's own per-iteration cost (``mlcost.estimate.serve_step``).
 3. **Measure**: transformers' continuous batching (engine ``hf``, ``mlcost.measure.serve_load``) serving a
    ~69 M-parameter fp32 Llama-style model with random weights (decode streams ~277 MB of weights per step)
    under open-loop Poisson loads at 3 request rates: 25%, 50% and 75% of the capacity the calibrated
@@ -77,68 +78,12 @@ def spec() -> Any:
     return ModelSpec(**MODEL)  # type: ignore[arg-type]
 
 
-def measure(quick: bool) -> dict[str, Any]:
-    """Microbenchmarks, model, engine; calibration load; three scored loads. Returns the raw record."""
-    import torch
-
-    from mlcost.calibrate.microbench import bench_gemv, bench_matmul
-    from mlcost.calibrate.serve import calibration_requests
-    from mlcost.measure.serve_load import EngineSettings, HfEngine, poisson_requests
-    from mlcost.measure.torch_models import build_model
-
-    raw: dict[str, Any] = {"host": host_info(), "load_before": os.getloadavg(), "quick": quick}
-    t0 = time.perf_counter()
-    gemv, gemv_bytes = bench_gemv(repeats=9)
-    gemm = bench_matmul((256, 512, 1024), "float32", repeats=5)
-    raw["microbench"] = {
-        "gemv_bytes_per_s": gemv,
-        "gemv_weight_bytes": gemv_bytes,
-        "matmul_flops_per_s": gemm,
-    }
-    print(
-        f"GEMV {gemv / 1e9:.1f} GB/s ({gemv_bytes / 2**20:.0f} MiB), fp32 GEMM best {max(gemm.values()) / 1e9:.1f} GFLOP/s"
-    )
-    settings = EngineSettings()
-    module = build_model(spec(), seed=SEED)
-    raw["settings"] = settings.to_dict()
-    raw["torch_threads"] = torch.get_num_threads()
-    with HfEngine(module, settings, seed=SEED) as engine:
-        engine.run(poisson_requests(50.0, 8, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS, seed=99))
-        cal = calibration_requests(
-            prompt_len=PROMPT_TOKENS,
-            output_len=OUTPUT_TOKENS,
-            burst_gap_s=2.5,
-            poisson_rate_per_s=3.0,
-            poisson_requests=20 if quick else 40,
-            seed=SEED + 1000,
-        )
-        res = engine.run(cal)
-        raw["calibration"] = res.to_dict()
-        print(f"calibration load: {len(cal)} requests, {len(res.iterations)} iterations, {res.seconds:.1f} s")
-        raw["engine_warm_s"] = time.perf_counter() - t0
-        raw["scored"] = []
-        rates = scored_rates(raw)
-        for k, rate in enumerate(rates):
-            n = max(MIN_REQUESTS, round(rate * (LOAD_SECONDS / (2 if quick else 1))))
-            work = poisson_requests(
-                rate, n, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS, seed=SEED + k
-            )
-            r = engine.run(work, rate_per_s=rate)
-            raw["scored"].append(r.to_dict())
-            print(f"rate {rate:.2f}/s: {n} requests in {r.seconds:.1f} s")
-    raw["load_after"] = os.getloadavg()
-    raw["seconds"] = time.perf_counter() - t0
-    return raw
-
-
-def calibrated(raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    """The local device, profile and fitted hf engine from this run's microbenchmarks and calibration load
-    (``mlcost.calibrate``'s own functions). Returns (device, profile, engine, fit)."""
+def hardware(raw: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The ``local`` device, first profile and the hf engine's default row, from this run's
+    microbenchmarks (``mlcost.calibrate``'s own functions). Returns (device, profile, base engine)."""
     from mlcost.calibrate.fit import initial_profile, local_device
     from mlcost.calibrate.microbench import MicrobenchResult
-    from mlcost.calibrate.serve import engine_predictor, fit_engine
     from mlcost.catalog import builtin_catalog
-    from mlcost.measure.serve_load import LoadResult
 
     m = raw["microbench"]
     mb = MicrobenchResult(
@@ -152,39 +97,19 @@ def calibrated(raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     cat = builtin_catalog()
     device = local_device(mb, None)
     profile = initial_profile(mb, cat.efficiency("default-cpu"))
-    base = cat.engine_profile("hf", device)  # the (hf, cpu) default row: its fixed fields, the fit's start
-    cal = LoadResult.from_dict(raw["calibration"])
-    its = [i for i in cal.iterations if i.seqs > 0 and i.duration_s > 0]
-    fit = fit_engine(its, engine_predictor(spec(), device, profile, base, its))
-    engine = base.replace(
-        device="local",
-        **fit.params,
-        source="fitted on this run's calibration load (benchmarks/serve_sim_vs_measured.py)",
-        fitted_on="calibration load (bursts of 1-16 + Poisson), not a scored run",
-    )
-    return device, profile, engine, fit
+    return device, profile, cat.engine_profile("hf", device)  # the (hf, cpu) row: the fit's start
 
 
-def capacity_rps(device: Any, profile: Any, engine: Any, settings: Any) -> float:
-    """Requests/s the calibrated simulator serves when the queue never empties (all arrive at once)."""
-    from mlcost.measure.serve_load import LoadRequest, simulate_load
+def calibrated(raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """Device, profile, fitted hf engine and the fit, from the saved calibration loads (the same fit the
+    measurement made: refitting saved loads gives the same numbers)."""
+    from mlcost.calibrate.serve import fit_loads, fitted_engine
+    from mlcost.measure.serve_load import LoadResult
 
-    burst = [LoadRequest(arrival_s=0.0, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS)] * 200
-    out, _ = simulate_load(spec(), burst, settings, device=device, profile=profile, engine=engine)
-    return float(out["requests_per_s"])
-
-
-def scored_rates(raw: dict[str, Any]) -> list[float]:
-    from mlcost.measure.serve_load import EngineSettings
-
-    device, profile, engine, fit = calibrated(raw)
-    cap = capacity_rps(device, profile, engine, EngineSettings(**raw["settings"]))
-    raw["capacity_rps"] = cap
-    print(f"engine fit: {fmt_params(fit.params)}; median |iteration error| {fit.median_abs_rel:.1%}")
-    print(
-        f"simulated capacity {cap:.2f} requests/s; scored rates at {', '.join(f'{f:.0%}' for f in LOAD_FRACTIONS)}"
-    )
-    return [round(f * cap, 3) for f in LOAD_FRACTIONS]
+    device, profile, base = hardware(raw)
+    loads = [LoadResult.from_dict(d) for d in raw["calibration_loads"]]
+    fit = fit_loads(loads, spec(), device, profile, base)
+    return device, profile, fitted_engine(base, device, fit), fit
 
 
 def fmt_params(p: dict[str, float]) -> str:
@@ -192,6 +117,68 @@ def fmt_params(p: dict[str, float]) -> str:
         f"iteration {p['iteration_overhead_s'] * 1e3:.2f} ms + {p['per_seq_overhead_s'] * 1e3:.2f} ms/seq, "
         f"GEMM scale {p['matmul_eff_scale']:.2f}, decode bandwidth {p['decode_mem_bw_eff']:.0%}"
     )
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    """Microbenchmarks, model, engine; calibration load; three scored loads. Returns the raw record."""
+    import torch
+
+    from mlcost.calibrate.microbench import bench_gemv, bench_matmul
+    from mlcost.calibrate.serve import calibrate_hf_engine
+    from mlcost.measure.serve_load import EngineSettings, HfEngine, poisson_requests
+    from mlcost.measure.torch_models import build_model
+
+    raw: dict[str, Any] = {"host": host_info(), "load_before": os.getloadavg(), "quick": quick}
+    t0 = time.perf_counter()
+    gemv, gemv_bytes = bench_gemv(repeats=9)
+    gemm = bench_matmul((256, 512, 1024), "float32", repeats=5)
+    raw["microbench"] = {
+        "gemv_bytes_per_s": gemv,
+        "gemv_weight_bytes": gemv_bytes,
+        "matmul_flops_per_s": gemm,
+    }
+    raw["torch_threads"] = torch.get_num_threads()
+    print(
+        f"GEMV {gemv / 1e9:.1f} GB/s ({gemv_bytes / 2**20:.0f} MiB fp32), "
+        f"fp32 GEMM best {max(gemm.values()) / 1e9:.1f} GFLOP/s"
+    )
+    device, profile, base = hardware(raw)
+    settings = EngineSettings()
+    raw["settings"] = settings.to_dict()
+    module = build_model(spec(), seed=SEED)
+    with HfEngine(module, settings, seed=SEED) as engine:
+        engine.run(poisson_requests(50.0, 8, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS, seed=99))
+        cal = calibrate_hf_engine(
+            engine,
+            spec(),
+            device,
+            profile,
+            base,
+            prompt_len=PROMPT_TOKENS,
+            output_len=OUTPUT_TOKENS,
+            seed=SEED + 1000,
+            poisson_requests_n=16 if quick else 24,
+        )
+        raw["calibration_loads"] = [r.to_dict() for r in cal.loads]
+        raw["capacity_rps"] = cal.capacity_rps
+        n_cal = sum(len(r.requests) for r in cal.loads)
+        print(
+            f"calibration load: {n_cal} requests, {cal.fit.iterations} iterations; engine {fmt_params(cal.fit.params)}; "
+            f"simulated capacity {cal.capacity_rps:.2f} requests/s"
+        )
+        rates = [round(f * cal.capacity_rps, 3) for f in LOAD_FRACTIONS]
+        raw["scored"] = []
+        for k, rate in enumerate(rates):
+            n = max(MIN_REQUESTS, round(rate * (LOAD_SECONDS / (2 if quick else 1))))
+            work = poisson_requests(
+                rate, n, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS, seed=SEED + k
+            )
+            r = engine.run(work, rate_per_s=rate)
+            raw["scored"].append(r.to_dict())
+            print(f"scored load at {rate:.2f} requests/s: {n} requests in {r.seconds:.1f} s")
+    raw["load_after"] = os.getloadavg()
+    raw["seconds"] = time.perf_counter() - t0
+    return raw
 
 
 def score(raw: dict[str, Any]) -> bool:
@@ -215,7 +202,7 @@ def score(raw: dict[str, Any]) -> bool:
         ("throughput", "tokens_per_s", TOL_THROUGHPUT),
     )
     ok = True
-    print(f"\n{'rate':>7} {'metric':<11} {'measured':>10} {'simulated':>10} {'ratio':>6}  verdict")
+    print(f"\n{'rate':>8} {'metric':<11} {'measured':>11} {'simulated':>11} {'ratio':>6}  verdict")
     for d in raw["scored"]:
         res = LoadResult.from_dict(d)
         meas = load_metrics(res)
@@ -231,15 +218,15 @@ def score(raw: dict[str, Any]) -> bool:
             ratio = b / a
             good = abs(ratio - 1.0) <= tol
             ok &= good
-            unit = "tok/s" if key == "tokens_per_s" else "ms"
-            scale = 1.0 if key == "tokens_per_s" else 1e3
-            print(
-                f"{res.rate_per_s:>5.2f}/s {label:<11} {a * scale:>8.1f}{unit[:2]:>2} {b * scale:>8.1f}{unit[:2]:>2} "
-                f"{ratio:>6.2f}  {'PASS' if good else 'FAIL'} (±{tol:.0%})"
-            )
+            if key == "tokens_per_s":
+                shown = f"{a:>7.1f} t/s {b:>7.1f} t/s"
+            else:
+                shown = f"{a * 1e3:>8.1f} ms {b * 1e3:>8.1f} ms"
+            rate = f"{res.rate_per_s:.2f}/s"
+            print(f"{rate:>8} {label:<11} {shown} {ratio:>6.2f}  {'PASS' if good else 'FAIL'} (±{tol:.0%})")
         print(
-            f"{'':>7} requests {meas['requests_measured']}, mean batch measured {meas.get('mean_batch_seqs', 0):.1f} / "
-            f"simulated {sim['mean_batch_seqs']:.1f}; Little's law λW {meas.get('arrival_rate_x_time_in_engine', 0):.1f}"
+            f"{'':>8} {meas['requests_measured']} requests; mean batch measured {meas.get('mean_batch_seqs', 0):.2f}"
+            f" (Little: λW = {meas.get('arrival_rate_x_time_in_engine', 0):.2f}), simulated {sim['mean_batch_seqs']:.2f}"
         )
     return ok
 

@@ -1,55 +1,65 @@
 """Fit a serving engine's profile on this host from a short measured calibration load.
 
-The calibration load (:func:`calibration_requests`) is never a workload that is scored afterwards: bursts
-of 1, 2, 4, 8 and 16 simultaneous requests (each burst drained before the next: clean decode iterations at
-each batch size, prefill chunks up to the token budget) followed by a Poisson stretch (prefills mixed into
-running decodes). The engine's logged iterations (:class:`mlcost.measure.serve_load.IterationTiming`:
-duration, sequences, prefill tokens, decode sequences, context tokens) are the data.
+The calibration load (:func:`calibrate_hf_engine`) is never a workload that is scored afterwards:
 
-The prediction inside the fit is the simulator's own per-iteration cost (``step_time_s(profile, it)``,
-the function the simulator calls), never a separate formula: the free engine parameters minimise the
-squared log-ratios of predicted to measured iteration time (``scipy.optimize.least_squares``, bounded).
-One profile per host: the fit is saved with the host's calibration, never per workload.
+1. bursts of 1, 2, 4, 8 and 16 simultaneous requests, each drained before the next (clean decode
+   iterations at each batch size; prefill chunks up to the token budget); a first fit on them gives the
+   simulated capacity of this workload;
+2. a Poisson stretch at :data:`CAL_LOAD_FRACTION` of that capacity with its own seed (prefills mixed into
+   running decodes, as under real traffic).
+
+The engine's logged iterations (:class:`mlcost.measure.serve_load.IterationTiming`: duration, sequences,
+prefill tokens and pairs, decode sequences, contexts) are the data. The prediction inside the fit is the
+simulator's own per-iteration cost (:func:`mlcost.estimate.serve_step.step_time_s` on
+:func:`~mlcost.estimate.serve_step.replica_coefficients`), never a separate formula: the free engine
+parameters (:data:`HF_CPU_START`) minimise the squared log-ratios of predicted to measured iteration time
+(``scipy.optimize.least_squares``, bounded, robust loss). One profile per host: ``mlcost calibrate --serve``
+saves it with the host's calibration, never per workload.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mlcost.catalog.schema import Device, EfficiencyProfile, EngineProfile
-from mlcost.measure.serve_load import IterationTiming, LoadRequest
+from mlcost.measure.serve_load import (
+    EngineSettings,
+    IterationTiming,
+    LoadRequest,
+    LoadResult,
+    poisson_requests,
+    simulate_load,
+)
 from mlcost.spec import ModelSpec
 
 #: Burst sizes of the calibration load (simultaneous requests).
 BURSTS: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: The calibration load's Poisson stretch runs at this fraction of the capacity the bursts' fit predicts.
+CAL_LOAD_FRACTION = 0.6
+#: Requests in that stretch.
+CAL_POISSON_REQUESTS = 24
 
 
-def calibration_requests(
+def capacity_rps(
+    model: ModelSpec,
+    device: Device,
+    profile: EfficiencyProfile,
+    engine: EngineProfile,
+    settings: EngineSettings,
     *,
     prompt_len: int,
     output_len: int,
-    burst_gap_s: float,
-    poisson_rate_per_s: float,
-    poisson_requests: int,
-    seed: int = 1,
-) -> list[LoadRequest]:
-    """Bursts of :data:`BURSTS` requests ``burst_gap_s`` apart (long enough to drain each), then
-    ``poisson_requests`` Poisson arrivals at ``poisson_rate_per_s`` (seeded)."""
-    out: list[LoadRequest] = []
-    t = 0.0
-    for k in BURSTS:
-        out += [LoadRequest(arrival_s=t, prompt_len=prompt_len, output_len=output_len) for _ in range(k)]
-        t += burst_gap_s
-    gaps = np.random.default_rng(seed).exponential(1.0 / poisson_rate_per_s, poisson_requests)
-    out += [
-        LoadRequest(arrival_s=t + float(a), prompt_len=prompt_len, output_len=output_len)
-        for a in np.cumsum(gaps)
-    ]
-    return out
+    requests: int = 200,
+) -> float:
+    """Requests/s the simulator serves when the queue never empties (``requests`` arrive at once)."""
+    burst = [LoadRequest(arrival_s=0.0, prompt_len=prompt_len, output_len=output_len)] * requests
+    out, _ = simulate_load(model, burst, settings, device=device, profile=profile, engine=engine)
+    return float(out["requests_per_s"])
 
 
 @dataclass(frozen=True)
@@ -172,4 +182,114 @@ def fit_engine(
         iterations=len(its),
         median_abs_rel=float(np.median(np.abs(pred / measured - 1.0))),
         total_time_rel=float(pred.sum() / measured.sum() - 1.0),
+    )
+
+
+@dataclass
+class ServeCalibration:
+    """A fitted serving engine of this host.
+
+    Attributes:
+        engine: the fitted profile (``device`` = the calibrated device id, ``fitted_on`` says on what).
+        fit: parameters and residuals.
+        capacity_rps: the calibrated simulator's capacity for the calibration workload. Units: requests/s.
+        loads: the measured calibration loads (bursts, then the Poisson stretch).
+        workload: prompt and output tokens of the calibration requests.
+    """
+
+    engine: EngineProfile
+    fit: EngineFit
+    capacity_rps: float
+    loads: list[LoadResult] = field(default_factory=list)
+    workload: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self, *, raw: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "engine": self.engine.to_dict(),
+            "fit": self.fit.to_dict(),
+            "capacity_rps": self.capacity_rps,
+            "workload": dict(self.workload),
+            "iterations": sum(len(r.iterations) for r in self.loads),
+        }
+        if raw:
+            out["loads"] = [r.to_dict() for r in self.loads]
+        return out
+
+
+def fit_loads(
+    loads: Sequence[LoadResult],
+    model: ModelSpec,
+    device: Device,
+    profile: EfficiencyProfile,
+    base: EngineProfile,
+    *,
+    precision: str = "fp32",
+) -> EngineFit:
+    """:func:`fit_engine` on every non-empty iteration of ``loads``."""
+    its = [i for r in loads for i in r.iterations if i.seqs > 0 and i.duration_s > 0]
+    return fit_engine(its, engine_predictor(model, device, profile, base, its, precision=precision))
+
+
+def fitted_engine(
+    base: EngineProfile, device: Device, fit: EngineFit, *, date: str | None = None
+) -> EngineProfile:
+    """``base`` with the fitted parameters, for ``device``, labelled."""
+    return base.replace(
+        device=device.id,
+        **fit.params,
+        source=(
+            f"fitted by mlcost calibrate --serve on {fit.iterations} iterations of a calibration load "
+            f"(median |error| {fit.median_abs_rel:.1%})"
+        ),
+        date=date or datetime.date.today().isoformat(),
+        fitted_on="calibration load on this host: bursts of 1-16 requests + a Poisson stretch",
+    )
+
+
+def calibrate_hf_engine(
+    engine: Any,
+    model: ModelSpec,
+    device: Device,
+    profile: EfficiencyProfile,
+    base: EngineProfile,
+    *,
+    prompt_len: int,
+    output_len: int,
+    seed: int = 1000,
+    poisson_requests_n: int = CAL_POISSON_REQUESTS,
+    progress: Callable[[str], None] | None = None,
+) -> ServeCalibration:
+    """Play the calibration load (module docstring) on a started :class:`~mlcost.measure.serve_load.HfEngine`
+    serving ``model`` and fit the engine profile."""
+    say = progress or (lambda _m: None)
+    settings = engine.settings
+    loads: list[LoadResult] = []
+    for k in BURSTS:
+        say(f"burst of {k}")
+        loads.append(
+            engine.run([LoadRequest(arrival_s=0.0, prompt_len=prompt_len, output_len=output_len)] * k)
+        )
+    first = fit_loads(loads, model, device, profile, base)
+    cap = capacity_rps(
+        model,
+        device,
+        profile,
+        base.replace(**first.params),
+        settings,
+        prompt_len=prompt_len,
+        output_len=output_len,
+    )
+    rate = CAL_LOAD_FRACTION * cap
+    say(f"Poisson stretch at {rate:.2f} requests/s")
+    work = poisson_requests(rate, poisson_requests_n, prompt_len=prompt_len, output_len=output_len, seed=seed)
+    loads.append(engine.run(work, rate_per_s=rate))
+    fit = fit_loads(loads, model, device, profile, base)
+    eng = fitted_engine(base, device, fit)
+    cap = capacity_rps(model, device, profile, eng, settings, prompt_len=prompt_len, output_len=output_len)
+    return ServeCalibration(
+        engine=eng,
+        fit=fit,
+        capacity_rps=cap,
+        loads=loads,
+        workload={"prompt_tokens": prompt_len, "output_tokens": output_len},
     )
