@@ -40,21 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: The served model: Llama-style, fp32, random weights (values do not change timing).
-MODEL = {
-    "name": "cb-llama-69m",
-    "n_layers": 8,
-    "d_model": 768,
-    "n_heads": 12,
-    "d_ff": 2048,
-    "vocab_size": 8192,
-    "max_seq_len": 1024,
-    "mlp": "swiglu",
-    "norm": "rmsnorm",
-    "position": "rope",
-}
-PROMPT_TOKENS = 64
-OUTPUT_TOKENS = 32
+from mlcost.calibrate.serve import CAL_OUTPUT_TOKENS as OUTPUT_TOKENS
+from mlcost.calibrate.serve import CAL_PROMPT_TOKENS as PROMPT_TOKENS
+from mlcost.calibrate.serve import CALIBRATION_MODEL
+
 #: Fractions of the simulated capacity the three scored rates run at.
 LOAD_FRACTIONS = (0.25, 0.5, 0.75)
 #: Each scored load lasts about this long (requests = rate × this, at least MIN_REQUESTS). Units: s.
@@ -73,9 +62,8 @@ def host_info() -> dict[str, Any]:
 
 
 def spec() -> Any:
-    from mlcost.spec import ModelSpec
-
-    return ModelSpec(**MODEL)  # type: ignore[arg-type]
+    """The served model: ``mlcost calibrate --serve``'s calibration model (~69 M parameters, fp32)."""
+    return CALIBRATION_MODEL
 
 
 def hardware(raw: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -37,6 +37,26 @@ from mlcost.measure.serve_load import (
 )
 from mlcost.spec import ModelSpec
 
+#: The model the calibration load serves: Llama-style, ~69 M parameters, fp32, random weights (values do
+#: not change timing). Its ~277 MB of weights are ~8× a 32 MiB last-level cache, so decode streams them
+#: from memory, as real models' decode does.
+CALIBRATION_MODEL = ModelSpec(
+    name="cb-llama-69m",
+    n_layers=8,
+    d_model=768,
+    n_heads=12,
+    d_ff=2048,
+    vocab_size=8192,
+    max_seq_len=1024,
+    mlp="swiglu",
+    norm="rmsnorm",
+    position="rope",
+    source="mlcost.calibrate.serve.CALIBRATION_MODEL (random weights)",
+)
+#: Prompt and output tokens of every calibration request.
+CAL_PROMPT_TOKENS = 64
+CAL_OUTPUT_TOKENS = 32
+
 #: Burst sizes of the calibration load (simultaneous requests).
 BURSTS: tuple[int, ...] = (1, 2, 4, 8, 16)
 #: The calibration load's Poisson stretch runs at this fraction of the capacity the bursts' fit predicts.
@@ -293,3 +313,40 @@ def calibrate_hf_engine(
         loads=loads,
         workload={"prompt_tokens": prompt_len, "output_tokens": output_len},
     )
+
+
+def run_serve_calibration(
+    device: Device,
+    profile: EfficiencyProfile,
+    base: EngineProfile,
+    *,
+    settings: EngineSettings | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> ServeCalibration:
+    """``mlcost calibrate --serve``: serve :data:`CALIBRATION_MODEL` with transformers' continuous batching
+    on this CPU, play the calibration load and fit the hf engine (≈ 30–60 s on 2 cores)."""
+    from mlcost.measure.serve_load import HfEngine
+    from mlcost.measure.torch_models import build_model
+
+    say = progress or (lambda _m: None)
+    say("serving: building the calibration model")
+    module = build_model(CALIBRATION_MODEL, seed=seed)
+    with HfEngine(module, settings or EngineSettings(), seed=seed) as engine:
+        say("serving: warm-up")
+        engine.run(
+            poisson_requests(
+                50.0, 8, prompt_len=CAL_PROMPT_TOKENS, output_len=CAL_OUTPUT_TOKENS, seed=seed + 99
+            )
+        )
+        return calibrate_hf_engine(
+            engine,
+            CALIBRATION_MODEL,
+            device,
+            profile,
+            base,
+            prompt_len=CAL_PROMPT_TOKENS,
+            output_len=CAL_OUTPUT_TOKENS,
+            seed=seed + 1000,
+            progress=lambda m: say(f"serving: {m}"),
+        )
