@@ -44,6 +44,7 @@ __all__ = [
     "mfu_of",
     "mfu_peak",
     "money_metrics",
+    "predict_load",
     "predict_serve",
     "predict_train",
     "run_device",
@@ -403,4 +404,50 @@ def predict_serve(
     }
     with contextlib.suppress(Exception):
         out["peak_memory_bytes"] = float(est.memory["total"])
+    return out
+
+
+def predict_load(
+    spec: ModelSpec | None,
+    requests: Any,
+    settings: Any,
+    device: str,
+    precision: str,
+    facts: RunFacts | None = None,
+) -> dict[str, Any]:
+    """The serving simulator's prediction for a measured continuous-batching load (``measure serve
+    --engine hf``): the same requests (arrivals, lengths) and engine limits, iteration costs from the
+    device in use (the calibrated ``local`` row on a calibrated host) and its ``hf`` engine row (fitted by
+    ``mlcost calibrate --serve``, else the catalog's default for the device class), under the keys of the
+    measured metrics (:func:`mlcost.measure.serve_load.load_metrics`), plus ``device``, ``device_source``,
+    ``engine_source`` and ``engine_fitted``. ``{"error": ...}`` when it cannot predict; ``{}`` without a spec."""
+    if spec is None:
+        return {}
+    from mlcost.measure.serve_load import simulate_load
+
+    rd = run_device(device, facts)
+    if rd is None:
+        return {"error": f"no catalog row or calibration for {device}: run 'mlcost calibrate'"}
+    try:
+        engine = rd.catalog.engine_profile("hf", rd.device)
+        profile = rd.catalog.efficiency(rd.device.id)
+        out, _ = simulate_load(
+            spec,
+            requests,
+            settings,
+            device=rd.device,
+            profile=profile,
+            engine=engine,
+            precision=precision,
+            rate_per_s=None,
+        )
+    except Exception as exc:  # a prediction must never stop a measurement
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out.pop("rps", None)
+    out.update(
+        device=rd.device.id,
+        device_source=rd.label,
+        engine_source=f"hf/{engine.device}: {engine.source} ({engine.date})",
+        engine_fitted=engine.fitted,
+    )
     return out
