@@ -185,3 +185,37 @@ def test_estimate_serve_sim_reports_the_model_kind_and_distributions() -> None:
     )
     static = estimate_serve(MODEL, ServeJob(), Cluster(device=DEV.id)).to_dict()
     assert static["model_kind"] == "static-closed-form" and static["simulation"] is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_run_sums_and_crossing_search_match_brute_force(seed: int) -> None:
+    """The closed-form stretch sums (a max of two affine lines) and the search for the step that passes a
+    time equal summing step by step."""
+    from mlcost.estimate.serve_sim import _Run
+
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        run = _Run(*rng.uniform(0.001, 0.01, 2), *rng.uniform(0.001, 0.01, 2), rng.uniform(0, 0.002))
+        run.cb, run.mb = rng.uniform(0, 1e-4, 2) * rng.choice([0.0, 1.0], 2)
+        m = int(rng.integers(1, 400))
+        steps = np.array([run.step(j) for j in range(m)])
+        assert run.total(m) == pytest.approx(steps.sum(), rel=1e-9)
+        target = float(rng.uniform(0, 1.1) * steps.sum())
+        want = int(np.searchsorted(np.cumsum(steps), target, side="left")) + 1
+        assert run.steps_until(target, m) == min(max(want, 1), m)
+
+
+def test_one_sequence_at_a_time_is_an_m_d_1_queue() -> None:
+    """With max_num_seqs = 1 and fixed lengths every request takes the same service time S (its prefill
+    iteration + O − 1 decode steps), so Poisson arrivals make an M/D/1 queue: the mean wait before service is
+    ρ·S / (2(1 − ρ)) (Pollaczek–Khinchine with deterministic service), ρ = λ·S."""
+    P, Out = 300, 60
+    probe = simulate(C, Workload.closed_loop(1, 1, P, Out), EngineConfig(max_num_seqs=1), n_blocks=BLOCKS)
+    service_s = float(probe.e2e_s["mean"])
+    for rho in (0.5, 0.8):
+        rate = rho / service_s
+        r = simulate(
+            C, Workload.poisson(rate, 40_000, P, Out, seed=11), EngineConfig(max_num_seqs=1), n_blocks=BLOCKS
+        )
+        assert r.queue_s["mean"] == pytest.approx(rho * service_s / (2 * (1 - rho)), rel=0.06)
+        assert r.e2e_s["mean"] - r.queue_s["mean"] == pytest.approx(service_s, rel=1e-6)

@@ -77,6 +77,34 @@ ESTIMATE_SERVE = {
     "--kv-precision": pick("bf16", "fp8", "int8"),
     **PRICE,
 }
+ESTIMATE_SERVE_SIM = {
+    "--model": pick("llama-3.1-8b", "gpt2", "mixtral-8x7b"),
+    "--device": DEVICES,
+    "--tp": pick("1", "2"),
+    "--prompt-tokens": ints(1, 4096),
+    "--output-tokens": ints(1, 256),
+    "--prompt-dist": pick("fixed", "uniform", "exponential", "lognormal"),
+    "--output-dist": pick("fixed", "uniform", "exponential", "lognormal"),
+    "--prefix-share": floats(0, 0.99),
+    "--max-num-batched-tokens": pick("512", "2048", "8192"),
+    "--max-num-seqs": ints(1, 512),
+    "--kv-block-size": pick("1", "16", "32", "1000000000"),
+    "--gpu-memory-fraction": floats(0.05, 1),
+    "--spec-draft-tokens": ints(0, 8),
+    "--spec-acceptance": floats(0, 0.99),
+    "--engine": pick("vllm", "sglang", "trtllm", "hf"),
+    "--seed": ints(0, 5),
+    **PRICE,
+}
+PLAN_SERVE_SLO = {
+    "--prompt-tokens": ints(1, 8192),
+    "--output-tokens": ints(1, 1024),
+    "--ttft-p90-ms": floats(1, 10_000),
+    "--itl-p90-ms": floats(1, 1000),
+    "--weight-precisions": pick("bf16", "bf16,int8", "int4"),
+    "--engine": pick("vllm", "trtllm"),
+    "--seed": ints(0, 3),
+}
 PLAN_TRAIN = {
     "--deadline": DURATION,
     "--budget-usd": floats(1, 1e8),
@@ -162,6 +190,26 @@ def test_estimate_train(data: st.DataObject, ledger: Path) -> None:
 @given(data=st.data())
 def test_estimate_serve(data: st.DataObject, ledger: Path) -> None:
     invoke(["estimate", "serve", *options(data.draw, ESTIMATE_SERVE), "--json"], ledger)
+
+
+@settings(FUZZ, max_examples=max(10, N // 2))
+@given(
+    data=st.data(),
+    traffic=st.sampled_from(["--rps", "--concurrency"]),
+    chunking=st.sampled_from(["--chunked-prefill", "--no-chunked-prefill"]),
+)
+def test_estimate_serve_continuous(data: st.DataObject, traffic: str, chunking: str, ledger: Path) -> None:
+    value = data.draw(st.one_of(floats(0.01, 1000) if traffic == "--rps" else ints(1, 512), hostile))
+    argv = ["estimate", "serve", traffic, value, "--requests", "60", chunking]
+    invoke([*argv, *options(data.draw, ESTIMATE_SERVE_SIM), "--json"], ledger)
+
+
+@settings(FUZZ, max_examples=max(5, N // 8))
+@given(data=st.data(), rps=st.one_of(floats(0.1, 50), hostile))
+def test_plan_serve_slo(data: st.DataObject, rps: str, ledger: Path) -> None:
+    argv = ["plan", "serve", "--model", "llama-3.1-8b", "--rps", rps, "--devices", "h100-sxm,l4"]
+    argv += ["--sim-requests", "200", "--itl-p90-ms", data.draw(st.one_of(floats(5, 200), hostile))]
+    invoke([*argv, *options(data.draw, PLAN_SERVE_SLO), "--json"], ledger)
 
 
 @FUZZ

@@ -180,17 +180,48 @@ def serve(
     requests_per_s: float | None = options.positive_float(
         None, "--requests-per-s", minimum=1e-6, maximum=1e9, help="Traffic in requests per second."
     ),
+    rps: float | None = options.positive_float(
+        None, "--rps", minimum=1e-6, maximum=1e9, help="Same as --requests-per-s."
+    ),
     tokens_per_day: float | None = options.token_count(
         None, "--tokens-per-day", maximum=1e18, help="Traffic in output tokens per day."
     ),
-    prompt_len: int = options.positive_int(1024, "--prompt-len", help="Prompt tokens per request."),
-    output_len: int = options.positive_int(256, "--output-len", help="Output tokens per request."),
+    prompt_len: int = options.positive_int(
+        1024, "--prompt-len", "--prompt-tokens", help="Prompt tokens per request."
+    ),
+    output_len: int = options.positive_int(
+        256, "--output-len", "--output-tokens", help="Output tokens per request."
+    ),
     ttft_ms: float | None = options.positive_float(
-        None, "--ttft-ms", minimum=1e-3, maximum=1e9, help="Time-to-first-token target in ms."
+        None, "--ttft-ms", minimum=1e-3, maximum=1e9, help="Static-model time-to-first-token target in ms."
     ),
     tpot_ms: float | None = options.positive_float(
-        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Time-per-output-token target in ms."
+        None, "--tpot-ms", minimum=1e-3, maximum=1e9, help="Static-model time-per-output-token target in ms."
     ),
+    ttft_p90_ms: float | None = options.positive_float(
+        None,
+        "--ttft-p90-ms",
+        minimum=1e-3,
+        maximum=1e9,
+        help="p90 time-to-first-token target in ms, queueing included (simulated fleet).",
+    ),
+    itl_p90_ms: float | None = options.positive_float(
+        None,
+        "--itl-p90-ms",
+        minimum=1e-3,
+        maximum=1e9,
+        help="p90 inter-token latency target in ms (simulated fleet).",
+    ),
+    engine: str | None = options.choice(
+        None,
+        "--engine",
+        choices=("vllm", "sglang", "trtllm", "hf"),
+        help="Serving engine (engines.csv) [vllm on GPUs, hf on CPUs].",
+    ),
+    sim_requests: int = options.positive_int(
+        2000, "--sim-requests", maximum=1_000_000, help="Requests per replica simulation (SLO mode)."
+    ),
+    seed: int = options.nonneg_int(0, "--seed", help="Seed of the simulated arrivals (SLO mode)."),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions."),
@@ -210,13 +241,57 @@ def serve(
     explain: bool = explain_option(),
 ) -> None:
     """Plan a serving fleet: choose device × TP × batch × weight precision × price row meeting the latency
-    targets at least monthly cost; report cost per million output tokens, monthly cost and utilisation."""
+    targets at least monthly cost; report cost per million output tokens, monthly cost and utilisation.
+    With --ttft-p90-ms/--itl-p90-ms: the cheapest fleet (device, TP, replicas, engine settings, weights) whose
+    simulated p90s under Poisson traffic at --rps meet the targets, and the binding SLO (docs/serve.md)."""
     from mlcost.catalog import resolve_model
     from mlcost.context import default_catalog
     from mlcost.plan.serve import plan_serve
 
+    if rps is not None:
+        if requests_per_s is not None:
+            from mlcost.errors import SpecError
+
+            raise SpecError("give --rps or --requests-per-s, not both", hint="they are the same option")
+        requests_per_s = rps
     cat = default_catalog(catalog or None)
     spec = resolve_model(model, cat)
+    if ttft_p90_ms is not None or itl_p90_ms is not None:
+        from mlcost.errors import SpecError
+        from mlcost.plan.serve_slo import plan_serve_slo
+
+        if ttft_ms is not None or tpot_ms is not None:
+            raise SpecError(
+                "--ttft-ms/--tpot-ms (static model) cannot be combined with --ttft-p90-ms/--itl-p90-ms (simulated)",
+                hint="use the p90 targets alone",
+            )
+        if requests_per_s is None and tokens_per_day is None:
+            raise SpecError("--ttft-p90-ms/--itl-p90-ms need the traffic: --rps", hint="e.g. --rps 2")
+        if requests_per_s is not None and tokens_per_day is not None:
+            raise SpecError("give the traffic as exactly one of --rps and --tokens-per-day")
+        rate = requests_per_s if requests_per_s is not None else tokens_per_day / 86400.0 / output_len  # type: ignore[operator]
+        slo = plan_serve_slo(
+            spec,
+            requests_per_s=rate,
+            prompt_len=prompt_len,
+            output_len=output_len,
+            ttft_p90_s=ttft_p90_ms / 1e3 if ttft_p90_ms is not None else None,
+            itl_p90_s=itl_p90_ms / 1e3 if itl_p90_ms is not None else None,
+            devices=_split(devices),
+            providers=_split(providers),
+            regions=_split(regions),
+            spot=spot,
+            weight_precisions=tuple(weight_precisions.split(",")),
+            engine=engine,
+            sim_requests=sim_requests,
+            seed=seed,
+            top=top,
+            catalog=cat,
+        )
+        from mlcost.report.plan import serve_slo_view
+
+        emit(slo.to_dict(), serve_slo_view, fmt=fmt, as_json=as_json, explain=explain)
+        return
     result = plan_serve(
         spec,
         prompt_len=prompt_len,
@@ -232,6 +307,7 @@ def serve(
         weight_precisions=tuple(weight_precisions.split(",")),
         top=top,
         catalog=cat,
+        engine=engine,
     )
     from mlcost.report.plan import serve_view
 

@@ -36,7 +36,7 @@ def read_result(path: Path) -> tuple[str, dict[str, Any]]:
     kind = obj.get("kind") if isinstance(obj, dict) else None
     if kind in ("train", "serve") and "assumptions" in obj:
         return "estimate", obj
-    if kind in ("plan-train", "plan-serve"):
+    if kind in ("plan-train", "plan-serve", "plan-serve-slo"):
         return "plan", obj
     if isinstance(obj, dict) and ("microbench" in obj or "step_time_mape" in obj):
         return "calibration", obj

@@ -65,11 +65,11 @@ PERCENTILES: tuple[int, ...] = (50, 90, 99)
 
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
-    """Scheduler and memory settings of one replica (vLLM's names and defaults where it has them).
+    """Scheduler and memory settings of one replica (named after vLLM's engine arguments).
 
     Attributes:
         max_num_batched_tokens: token budget of one iteration (None: 8192 with chunked prefill; with it off,
-            the longest prompt or 8192, whichever is larger — vLLM's rule).
+            the longest prompt or 8192, whichever is larger, so every prompt fits; an assumption — set your engine's value).
         max_num_seqs: most sequences running at once.
         chunked_prefill: split prompts across iterations and mix them with decodes (module docstring).
         kv_block_size: tokens per KV-cache block. Units: tokens.
@@ -293,12 +293,44 @@ class _Run:
         return _affine_max_sum(ca, cb, ma, mb, 0, m) + self.f * m
 
     def steps_until(self, target: float, m_max: int) -> int:
-        """Smallest m in [1, m_max] with total(m) >= target (m_max if none)."""
+        """Smallest m in [1, m_max] with total(m) >= target (m_max if none): the root of the quadratic
+        partial sum of the first line (a guess), corrected by a few exact evaluations."""
+        if m_max <= 1:
+            return 1
+        # Guess with the line that wins at step 0: S(m) = (a + f)·m + b·m(m − 1)/2.
+        x0, y0 = self.ca, self.ma
+        a, b = (x0, self.cb) if x0 >= y0 else (y0, self.mb)
+        a += self.f
+        if b > 1e-300:
+            A, B = b / 2.0, a - b / 2.0
+            guess = (-B + math.sqrt(max(B * B + 4.0 * A * target, 0.0))) / (2.0 * A)
+        else:
+            guess = target / a if a > 0 else float(m_max)
+        m = min(max(math.ceil(guess), 1), m_max)
+        tm = self.total(m)
+        if tm >= target and (m == 1 or self.total(m - 1) < target):
+            return m  # the usual case: the guess is exact
+        if tm < target and m == m_max:
+            return m_max
         if self.total(1) >= target:
             return 1
-        lo, hi = 1, m_max
-        if self.total(hi) < target:
+        if self.total(m_max) < target:
             return m_max
+        lo, hi = 1, m_max  # total(lo) < target <= total(hi)
+        if tm >= target:
+            hi = m
+            step = 1
+            while hi - step >= 1 and self.total(hi - step) >= target:
+                hi -= step
+                step *= 2
+            lo = max(hi - step, 1)
+        else:
+            lo = m
+            step = 1
+            while lo + step < m_max and self.total(lo + step) < target:
+                lo += step
+                step *= 2
+            hi = min(lo + step, m_max)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self.total(mid) >= target:
@@ -356,7 +388,7 @@ def simulate(
             hint="raise --max-num-batched-tokens or turn chunked prefill on",
         )
     for i in range(n_req):
-        need = -(-(P[i] + Out[i] + (spec_k if spec_k else 0)) // bs)
+        need = -(-(P[i] + Out[i] + spec_k) // bs) + (1 if spec_k else 0)
         if need > n_blocks:
             raise SpecError(
                 f"request {i + 1} ({P[i]} + {Out[i]} tokens) needs {need} KV blocks but the pool holds {n_blocks}",
@@ -375,6 +407,12 @@ def simulate(
     if spec_k:
         base = step_parts(c, decode_seqs=1.0, decode_ctx_tokens=0.0)
         draft_s = spec_k * config.spec_draft_cost_frac * float(base.fixed_s + base.memory_s)
+
+    # Compute and memory time are linear in the decode context: their slopes per context token.
+    _a = step_parts(c, decode_seqs=1.0, decode_ctx_tokens=0.0, decode_query_tokens=q)
+    _b = step_parts(c, decode_seqs=1.0, decode_ctx_tokens=1.0, decode_query_tokens=q)
+    compute_per_ctx = float(_b.compute_s - _a.compute_s)
+    memory_per_ctx = float(_b.memory_s - _a.memory_s)
 
     # ---- per-request state ------------------------------------------------------------------------
     arrival = [0.0] * n_req
@@ -438,7 +476,7 @@ def simulate(
             return 0
         if exact_blocks:
             gq, gr = divmod(g, bs)
-            return q_sum + n_dec * gq + sum(r_cnt[bs - gr :])
+            return q_sum + n_dec * gq + (sum(r_cnt[bs - gr :]) if gr else 0)
         ctx = a_sum + n_dec * E * (g + 1)
         return math.ceil((ctx + n_dec * spec_k) / bs + 0.5 * n_dec)
 
@@ -529,7 +567,14 @@ def simulate(
 
         # ---- a decode-only stretch in closed form ----------------------------------------------------
         # (only right after a decode step: a stall since then belongs to the next step's ITL)
-        if closed_form and n_dec and not prefilling and not pending and now == last_dec_end:
+        # (pending joiners whose prefill ended now have the same first gap as everyone: one step)
+        if (
+            closed_form
+            and n_dec
+            and not prefilling
+            and now == last_dec_end
+            and (not pending or all(t == now for t in pending))
+        ):
             blocked = True
             if waiting and len(running) < max_seqs:
                 head = waiting[0]
@@ -550,7 +595,10 @@ def simulate(
                         heapq.heappop(finish_heap)
                     m_fin = finish_heap[0][0] - G + 1
                     m = m_fin
-                    if dec_blocks(G + m - 1) > free_after:
+                    # Cheap upper bound first (one block more per sequence than the exact count).
+                    g_end = G + m - 1
+                    roomy = exact_blocks and q_sum + n_dec * (g_end // bs + 1) <= free_after
+                    if not roomy and dec_blocks(g_end) > free_after:
                         lo, hi = 1, m - 1  # dec_blocks(G + lo - 1) fits, G + hi may not
                         while lo < hi:
                             mid = (lo + hi + 1) // 2
@@ -561,17 +609,12 @@ def simulate(
                         m = lo
                     S0 = a_sum + n_dec * E * (G + 1)
                     p0 = step_parts(c, decode_seqs=float(n_dec), decode_ctx_tokens=S0, decode_query_tokens=q)
-                    p1 = step_parts(
-                        c,
-                        decode_seqs=float(n_dec),
-                        decode_ctx_tokens=S0 + n_dec * E,
-                        decode_query_tokens=q,
-                    )
+                    grow = n_dec * E  # context tokens added per step
                     run = _Run(
                         p0.compute_s,
-                        p1.compute_s - p0.compute_s,
+                        grow * compute_per_ctx,
                         p0.memory_s,
-                        p1.memory_s - p0.memory_s,
+                        grow * memory_per_ctx,
                         p0.fixed_s + draft_s,
                     )
                     if events and not waiting:
@@ -592,6 +635,7 @@ def simulate(
                     for k in range(npts):
                         itl_v.append((t_first + (t_last - t_first) * (k + 0.5) / npts) / E)
                         itl_w.append(w)
+                    pending.clear()
                     now += dur
                     last_dec_end = now
                     G += m
@@ -648,7 +692,8 @@ def simulate(
             while waiting and len(running) < max_seqs:
                 i = waiting[0]
                 chunk = pf_total[i] - pf_done[i]
-                if chunk > budget:
+                # A recomputed sequence (prompt + generated tokens) may exceed the budget: it goes alone.
+                if chunk > budget and (pf_sched or chunk <= budget_max):
                     break
                 need = -(-pf_total[i] // bs)
                 if used + need > n_blocks:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.catalog.protocol import CatalogLike
-from mlcost.errors import SpecError
+from mlcost.errors import SpecError, UnknownNameError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
 from mlcost.estimate.serve_step import default_engine
 from mlcost.plan.prices import check_places, price_rows
@@ -172,7 +172,11 @@ def plan_serve(
             unpriced.append(dev.id)
             continue
         prof = cat.efficiency(dev.id)
-        eng = cat.engine_profile(engine or default_engine(dev), dev)
+        try:
+            eng = cat.engine_profile(engine or default_engine(dev), dev)
+        except UnknownNameError:
+            notes.append(f"no {engine} engine row for {dev.id}: left out")
+            continue
         precs: list[str] = []
         peaks: list[float] = []
         fp8c: list[bool] = []

@@ -122,7 +122,10 @@ def train_view(d: dict[str, Any]) -> View:
 
 
 def serve_view(d: dict[str, Any]) -> View:
-    """``mlcost estimate serve``: latency, throughput, memory and $ per million tokens."""
+    """``mlcost estimate serve``: latency, throughput, memory and $ per million tokens (the simulator's answer
+    goes to :func:`serve_sim_view`)."""
+    if d.get("model_kind") == "continuous-batching-simulation":
+        return serve_sim_view(d)
     v = View()
     job, cl = d["config"]["job"], d["config"]["cluster"]
     v.line(
@@ -131,6 +134,12 @@ def serve_view(d: dict[str, Any]) -> View:
         f"weights {job['weight_precision']}, KV cache {job['kv_precision']}",
         "bold",
     )
+    if d.get("model_kind"):
+        eng = d.get("engine") or {}
+        v.line(
+            "model: static closed form (the batch prefilled together, decoded in lock-step; no queueing — "
+            f"--rps or --concurrency simulates continuous batching), engine {eng.get('engine', '-')}"
+        )
     band = d["error_band"]
     t = v.table(
         Table(

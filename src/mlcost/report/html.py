@@ -464,6 +464,10 @@ def plan_section(inp: ReportInputs) -> Section | None:
 
     if inp.plan.get("kind") == "plan-serve":
         return Section("Serving plan", views=[serve_view(inp.plan)])
+    if inp.plan.get("kind") == "plan-serve-slo":
+        from mlcost.report.plan import serve_slo_view
+
+        return Section("Serving plan (p90 SLOs, simulated)", views=[serve_slo_view(inp.plan)])
 
     s = Section("Training plan")
     if inp.plan["status"] == "ok" and inp.plan["pareto"]:

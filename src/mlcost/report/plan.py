@@ -233,3 +233,79 @@ def serve_view(d: dict[str, Any]) -> View:
     assumptions_table(v, d["assumptions"])
     v.line(f"Price snapshot date: {d['price_snapshot_date']}")
     return v
+
+
+def _slo_row(t: Table, label: str, dist: dict[str, Any]) -> None:
+    t.add(label, f.duration(dist["p50"]), f.duration(dist["p90"]), f.duration(dist["p99"]))
+
+
+def serve_slo_view(d: dict[str, Any]) -> View:
+    """``mlcost plan serve --ttft-p90-ms/--itl-p90-ms``: the cheapest fleet meeting p90 targets (simulated)."""
+    v = View()
+    tr, tg = d["traffic"], d["targets"]
+    targets = [
+        f"{name} p90 ≤ {f.duration(tg[key])}"
+        for name, key in (("TTFT", "ttft_p90_s"), ("ITL", "itl_p90_s"))
+        if tg[key]
+    ]
+    v.line(
+        f"{d['model']}: {tr['requests_per_s']:g} req/s, prompt {tr['prompt_len']} tokens, output {tr['output_len']} "
+        f"tokens; {' and '.join(targets)} (queueing included: continuous-batching simulation)",
+        "bold",
+    )
+    best = d["plans"][0] if d["plans"] else d["closest"]
+    if d["status"] == "ok":
+        p = best
+        chunk = (
+            f"chunked prefill, {p['max_num_batched_tokens']} batched tokens"
+            if p["chunked_prefill"]
+            else "no chunked prefill"
+        )
+        v.line(
+            f"cheapest fleet: {p['replicas']} × ({p['tp']} × {p['device']}) = {p['devices']} devices, "
+            f"{p['weight_precision']} weights, {p['engine']} ({chunk}, max {p['max_num_seqs']} seqs) on "
+            f"{p['provider']} {p['region']} {p['pricing']} at {f.money(p['cost_per_hour_usd'])}/h ({f.money(p['monthly_cost_usd'])}/month, "
+            f"{f.money(p['cost_per_million_output_tokens_usd'])} per 1M output tokens)"
+        )
+        v.line(f"binding SLO: {p['binding_slo']} — {p['binding_detail']}")
+    else:
+        v.line("status: infeasible — " + "; ".join(d["infeasible"]), "bold")
+    if best is not None:
+        t = v.table(
+            Table(
+                f"Simulated at {best['requests_per_s_per_replica']:.3g} req/s per replica",
+                ["metric", "p50", "p90", "p99"],
+                right=("p50", "p90", "p99"),
+            )
+        )
+        sim = best["simulated"]
+        _slo_row(t, "time to first token", sim["ttft_s"])
+        _slo_row(t, "inter-token latency", sim["itl_s"])
+        _slo_row(t, "end-to-end latency", sim["e2e_s"])
+        _slo_row(t, "queueing delay", sim["queue_s"])
+    if len(d["plans"]) > 1:
+        a = v.table(
+            Table(
+                "Fleets found",
+                ["#", "fleet", "$/h", "TTFT p90", "ITL p90", "binding"],
+                right=("$/h", "TTFT p90", "ITL p90"),
+            )
+        )
+        for i, p in enumerate(d["plans"], start=1):
+            a.add(
+                str(i),
+                f"{p['replicas']} × ({p['tp']} × {p['device']}) {p['weight_precision']}"
+                + (f" chunk {p['max_num_batched_tokens']}" if p["chunked_prefill"] else " no chunking"),
+                f.money(p["cost_per_hour_usd"]),
+                f.duration(p["simulated"]["ttft_s"]["p90"]),
+                f.duration(p["simulated"]["itl_s"]["p90"]),
+                str(p["binding_slo"]),
+            )
+    v.line(
+        f"searched {d['candidates']} replica configurations: {d['pruned_by_closed_form']} pruned by the closed form, "
+        f"{d['candidates_simulated']} simulated ({d['simulations']} simulations) in {d['elapsed_s']:.1f} s"
+    )
+    for n in d["notes"]:
+        v.line("note: " + n)
+    assumptions_table(v, d["assumptions"])
+    return v
