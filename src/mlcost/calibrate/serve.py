@@ -191,8 +191,17 @@ def fit_engine(
     def params_of(x: np.ndarray) -> dict[str, float]:
         return {n: float(v) for n, v in zip(names, np.exp(x), strict=True)}
 
+    # Every operating point counts the same: iterations are grouped by (decode batch, prefill or not) and
+    # each group weighs as much in total, so the many large-batch steps of a burst do not decide the
+    # batch-1 cost alone.
+    keys = [(i.decode_seqs, i.prefill_tokens > 0) for i in its]
+    counts: dict[tuple[int, bool], int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    sqrt_w = np.sqrt(np.array([len(keys) / (len(counts) * counts[k]) for k in keys]))  # mean weight 1
+
     def residuals(x: np.ndarray) -> np.ndarray:
-        return np.asarray(np.log(np.maximum(predict(params_of(x)), 1e-12) / measured))
+        return sqrt_w * np.log(np.maximum(predict(params_of(x)), 1e-12) / measured)
 
     sol = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
     best = params_of(sol.x)
