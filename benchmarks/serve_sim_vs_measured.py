@@ -156,6 +156,7 @@ def measure(quick: bool) -> dict[str, Any]:
         )
         rates = [round(f * cal.capacity_rps, 3) for f in LOAD_FRACTIONS]
         raw["scored"] = []
+        raw["probes"] = [probe(engine)]
         for k, rate in enumerate(rates):
             n = max(MIN_REQUESTS, round(rate * (LOAD_SECONDS / (2 if quick else 1))))
             work = poisson_requests(
@@ -163,10 +164,22 @@ def measure(quick: bool) -> dict[str, Any]:
             )
             r = engine.run(work, rate_per_s=rate)
             raw["scored"].append(r.to_dict())
-            print(f"scored load at {rate:.2f} requests/s: {n} requests in {r.seconds:.1f} s")
+            raw["probes"].append(probe(engine))
+            print(
+                f"scored load at {rate:.2f} requests/s: {n} requests in {r.seconds:.1f} s "
+                f"(probe ITL before/after {raw['probes'][-2] * 1e3:.1f}/{raw['probes'][-1] * 1e3:.1f} ms)"
+            )
     raw["load_after"] = os.getloadavg()
     raw["seconds"] = time.perf_counter() - t0
     return raw
+
+
+def probe(engine: Any) -> float:
+    """Machine speed now: the median inter-token latency of one request served alone (not scored). Units: s."""
+    from mlcost.measure.serve_load import LoadRequest
+
+    res = engine.run([LoadRequest(arrival_s=0.0, prompt_len=PROMPT_TOKENS, output_len=OUTPUT_TOKENS)])
+    return float(res.summary()["itl_p50_s"])
 
 
 def score(raw: dict[str, Any]) -> bool:
@@ -248,6 +261,12 @@ def main() -> int:
     )
     if raw.get("seconds"):
         print(f"measurement time {raw['seconds']:.0f} s")
+    if raw.get("probes"):
+        p = [x * 1e3 for x in raw["probes"]]
+        print(
+            f"machine speed while measuring: batch-1 ITL probes {', '.join(f'{x:.1f}' for x in p)} ms "
+            f"(spread {max(p) / min(p) - 1:.0%}; a quiet machine keeps it within a few %)"
+        )
     ok = score(raw)
     print(
         f"\n{'PASS' if ok else 'FAIL'}: TTFT p50/p90 and ITL p50 within {TOL_LATENCY:.0%}, throughput within {TOL_THROUGHPUT:.0%} at every rate"
