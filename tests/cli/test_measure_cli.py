@@ -189,3 +189,20 @@ def test_train_is_given_this_hosts_calibration_by_the_edge(capsys, tmp_path):
     assert out["mfu_peak_source"].startswith("calibrated profile")
     assert out["mfu_peak_flops_per_s"] == pytest.approx(CALIBRATED_FP32_FLOPS_PER_S)
     assert out["predicted"]["device"] == "local"
+
+
+@pytest.mark.slow
+def test_serve_continuous_batching_json(capsys, tmp_path):
+    """--engine hf: transformers' continuous batching under Poisson arrivals, with the simulator's
+    prediction under the same keys."""
+    pytest.importorskip("transformers")
+    args = ["measure", "serve", "--model", "llama-3.1-8b", "--layers", "1", "--d-model", "64", "--heads", "4"]
+    args += ["--vocab", "256", "--prompt-len", "8", "--output-len", "4", "--requests", "6", "--warmup", "2"]
+    args += ["--engine", "hf", "--rps", "20", "--json", "--ledger", str(tmp_path / "r.db")]
+    assert main(args) == 0
+    out = _json(capsys)
+    assert out["kind"] == "serve" and out["strategy"] == "hf-continuous-batching" and out["rps"] == 20
+    for key in ("ttft_s", "ttft_p90_s", "itl_p50_s", "tokens_per_s", "requests_per_s"):
+        assert out[key] > 0, key
+        assert out["predicted"][key] > 0, key
+    assert out["predicted"]["batching"] == "continuous" and "engine_source" in out["predicted"]

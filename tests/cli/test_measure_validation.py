@@ -43,6 +43,12 @@ CASES: list[tuple[list[str], str]] = [
     (["serve", *SERVE, "--d-model", "0"], "--d-model"),
     (["serve", *SERVE, "--device", "cuda:x"], "--device"),
     (["serve", *SERVE, "--pue", "0.5"], "--pue"),
+    (["serve", *SERVE, "--engine", "vllm"], "--engine"),
+    (["serve", *SERVE, "--engine", "hf"], "--rps"),
+    (["serve", *SERVE, "--engine", "hf", "--rps", "0"], "--rps"),
+    (["serve", *SERVE, "--engine", "hf", "--rps", "nan"], "--rps"),
+    (["serve", *SERVE, "--rps", "2"], "--rps"),
+    (["serve", *SERVE, "--engine", "hf", "--rps", "2", "--max-seqs", "0"], "--max-seqs"),
 ]
 
 _SCRIPT = """

@@ -3,10 +3,12 @@
 Two stages:
 
 1. **From the microbenchmarks** (:func:`local_device`, :func:`initial_profile`): the ``local`` device's
-   peak per dtype is the best large-GEMM rate measured; its memory bandwidth is the large-copy rate;
+   peak per dtype is the best large-GEMM rate measured; its memory bandwidth is the GEMV weight-streaming
+   rate (a matrix beyond the last-level cache: what batch-1 decode reads at; the large-copy rate when
+   absent);
    ``matmul_half_dim`` comes from the GEMM size curve ``rate(n) = peak · eff_max · n / (n + half_dim)``;
    the collective efficiency is the 2-process all-reduce bus bandwidth over the copy bandwidth;
-   ``mem_bw_eff`` starts at the element-wise ops' median rate over the copy rate.
+   ``mem_bw_eff`` starts at the element-wise ops' median rate over that memory bandwidth.
 2. **From measured training runs** (:func:`fit_profile`): ``matmul_eff_max``, ``matmul_half_dim`` (the
    square-matmul curve only gives its starting value: training GEMMs have other shapes), ``attention_eff``,
    ``mem_bw_eff``, ``layer_overhead_s`` and ``step_overhead_s`` minimise the squared log-ratios of
@@ -54,7 +56,7 @@ PARAM_MEANING: dict[str, str] = {
     "matmul_eff_max": "fraction of the measured matmul peak that large GEMMs reach in training",
     "matmul_half_dim": "GEMM dimension at which half of matmul_eff_max is reached (elements)",
     "attention_eff": "fraction of peak reached by attention score/value FLOPs",
-    "mem_bw_eff": "fraction of copy bandwidth reached by element-wise ops and the optimizer",
+    "mem_bw_eff": "fraction of the memory bandwidth (GEMV rate) reached by element-wise ops and the optimizer",
     "intra_comm_eff": "all-reduce bus bandwidth between local processes / copy bandwidth",
     "layer_overhead_s": "fixed time per layer per micro-batch forward+backward (dispatch), s",
     "step_overhead_s": "fixed time per optimizer step (Python, zero_grad, loss), s",
@@ -84,8 +86,10 @@ def today() -> str:
 
 
 def local_device(mb: MicrobenchResult, base: Device | None, *, date: str | None = None) -> Device:
-    """The ``local`` device row: ``base`` (this machine's catalog row) with the measured peaks and copy
-    bandwidth; intra-node bandwidth = copy bandwidth (local processes talk through memory)."""
+    """The ``local`` device row: ``base`` (this machine's catalog row) with the measured peaks and memory
+    bandwidth = the GEMV weight-streaming rate (what decode and a catalog's DRAM bandwidth mean; the copy
+    rate when no GEMV was measured); intra-node bandwidth = copy bandwidth (local processes talk through
+    memory)."""
     peaks: dict[str, float] = {}
     for dtype, prec in (("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16")):
         p = mb.peak_flops_per_s(dtype)
@@ -93,10 +97,13 @@ def local_device(mb: MicrobenchResult, base: Device | None, *, date: str | None 
             peaks[prec] = p
     if "fp32" not in peaks:
         raise SpecError("the microbenchmarks measured no fp32 matmul rate", hint="rerun mlcost calibrate")
-    bw = mb.copy_bytes_per_s
+    bw = memory_bandwidth(mb)
+    what = (
+        "fp32 GEMV beyond the last-level cache" if mb.gemv_bytes_per_s else "large fp32 copy (read + write)"
+    )
     desc = (
         f"measured by mlcost calibrate on {date or today()}: fp32 peak = best square-GEMM rate, "
-        f"bandwidth = large fp32 copy (read + write), {mb.threads} torch threads"
+        f"bandwidth = {what}, {mb.threads} torch threads"
     )
     if base is not None:
         return dataclasses.replace(
@@ -105,7 +112,9 @@ def local_device(mb: MicrobenchResult, base: Device | None, *, date: str | None 
             name=f"{base.name} (calibrated)",
             peak_flops_per_s=peaks,
             mem_bw_bytes_per_s=bw,
-            intra_node_bw_bytes_per_s=bw if base.kind == "cpu" else base.intra_node_bw_bytes_per_s,
+            intra_node_bw_bytes_per_s=mb.copy_bytes_per_s
+            if base.kind == "cpu"
+            else base.intra_node_bw_bytes_per_s,
             source=f"{desc}; other fields from catalog row {base.id}",
             date=date or today(),
         )
@@ -122,7 +131,7 @@ def local_device(mb: MicrobenchResult, base: Device | None, *, date: str | None 
         tdp_w=10.0 * max(1, mb.threads),
         idle_w=None,
         devices_per_node=1,
-        intra_node_bw_bytes_per_s=bw,
+        intra_node_bw_bytes_per_s=mb.copy_bytes_per_s,
         inter_node_bw_bytes_per_s=1.25e9,
         source=f"{desc}; tdp_w assumed 10 W per core, inter-node 10 Gb/s assumed",
         date=date or today(),
@@ -146,6 +155,11 @@ def fit_matmul_curve(rates: dict[int, float], peak: float) -> tuple[float, float
     return float(e_max), float(half)
 
 
+def memory_bandwidth(mb: MicrobenchResult) -> float:
+    """The ``local`` row's memory bandwidth: the GEMV weight-streaming rate, else the copy rate. Units: bytes/s."""
+    return mb.gemv_bytes_per_s or mb.copy_bytes_per_s
+
+
 def initial_profile(
     mb: MicrobenchResult, prior: EfficiencyProfile, *, date: str | None = None
 ) -> EfficiencyProfile:
@@ -153,9 +167,8 @@ def initial_profile(
     peak = mb.peak_flops_per_s("float32") or 1.0
     e_max, half = fit_matmul_curve(mb.matmul_flops_per_s["float32"], peak)
     elem = sorted(mb.elementwise_bytes_per_s.values())
-    mem_eff = (
-        float(np.median(elem)) / mb.copy_bytes_per_s if elem and mb.copy_bytes_per_s else prior.mem_bw_eff
-    )
+    bw = memory_bandwidth(mb)
+    mem_eff = float(np.median(elem)) / bw if elem and bw else prior.mem_bw_eff
     comm = prior.intra_comm_eff
     if mb.allreduce_bus_bytes_per_s and mb.copy_bytes_per_s:
         comm = max(mb.allreduce_bus_bytes_per_s.values()) / mb.copy_bytes_per_s

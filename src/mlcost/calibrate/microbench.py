@@ -8,6 +8,10 @@ all-reduce take the median.
 
 * **matmul**: square ``n×n @ n×n`` GEMMs, 2·n³ FLOPs each, per size and dtype. Units: FLOP/s.
 * **copy**: ``dst.copy_(src)`` of a large fp32 tensor, counting bytes read + written. Units: bytes/s.
+* **GEMV**: ``torch.mv(W, x)`` with an fp32 weight matrix several times larger than the last-level cache,
+  counting the weight bytes read: the rate at which batch-1 decode streams a model's weights (what
+  serving's decode step is bound by). Its fastest run is the ``local`` device's memory bandwidth.
+  Units: bytes/s.
 * **elementwise**: ``add``, ``gelu``, ``layer_norm`` and ``softmax`` over a large fp32 tensor, counting the
   bytes read + written once (what :func:`mlcost.estimate.kernel.elementwise_bytes_per_token_layer` counts).
   Units: bytes/s.
@@ -25,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlcost.errors import require
@@ -45,6 +50,9 @@ class MicrobenchResult:
         threads: torch intra-op threads used.
         matmul_flops_per_s: ``{dtype: {n: FLOP/s}}`` for square n×n GEMMs. Units: FLOP/s.
         copy_bytes_per_s: large-tensor copy, bytes read + written per second. Units: bytes/s.
+        gemv_bytes_per_s: weight bytes streamed per second by a matrix-vector product whose matrix is
+            larger than the last-level cache (0 when not measured). Units: bytes/s.
+        gemv_weight_bytes: size of that matrix. Units: bytes.
         elementwise_bytes_per_s: ``{op: bytes/s}`` for add, gelu, layer_norm, softmax. Units: bytes/s.
         allreduce_bus_bytes_per_s: ``{message bytes: bus bytes/s}`` between 2 local processes. Units: bytes/s.
         allreduce_error: why the all-reduce was skipped, else None.
@@ -55,6 +63,8 @@ class MicrobenchResult:
     threads: int
     matmul_flops_per_s: dict[str, dict[int, float]] = field(default_factory=dict)
     copy_bytes_per_s: float = 0.0
+    gemv_bytes_per_s: float = 0.0
+    gemv_weight_bytes: float = 0.0
     elementwise_bytes_per_s: dict[str, float] = field(default_factory=dict)
     allreduce_bus_bytes_per_s: dict[int, float] = field(default_factory=dict)
     allreduce_error: str | None = None
@@ -73,6 +83,8 @@ class MicrobenchResult:
                 d: {str(n): r for n, r in v.items()} for d, v in self.matmul_flops_per_s.items()
             },
             "copy_bytes_per_s": self.copy_bytes_per_s,
+            "gemv_bytes_per_s": self.gemv_bytes_per_s,
+            "gemv_weight_bytes": self.gemv_weight_bytes,
             "elementwise_bytes_per_s": dict(self.elementwise_bytes_per_s),
             "allreduce_bus_bytes_per_s": {str(k): v for k, v in self.allreduce_bus_bytes_per_s.items()},
             "allreduce_error": self.allreduce_error,
@@ -89,6 +101,8 @@ class MicrobenchResult:
                 for d, v in data.get("matmul_flops_per_s", {}).items()
             },
             copy_bytes_per_s=float(data.get("copy_bytes_per_s", 0.0)),
+            gemv_bytes_per_s=float(data.get("gemv_bytes_per_s", 0.0)),
+            gemv_weight_bytes=float(data.get("gemv_weight_bytes", 0.0)),
             elementwise_bytes_per_s={k: float(v) for k, v in data.get("elementwise_bytes_per_s", {}).items()},
             allreduce_bus_bytes_per_s={
                 int(k): float(v) for k, v in data.get("allreduce_bus_bytes_per_s", {}).items()
@@ -180,6 +194,59 @@ def bench_memory(
     return copy, elem
 
 
+#: The GEMV matrix is at least this large and at least GEMV_LLC_MULTIPLE × the last-level cache. Units: bytes.
+GEMV_MIN_WEIGHT_BYTES = 256 * 2**20
+GEMV_LLC_MULTIPLE = 4
+#: Columns of the GEMV matrix (a model's hidden size; rows follow from the size).
+GEMV_COLS = 4096
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache the OS reports (``sysconf``, else Linux sysfs
+    ``/sys/devices/system/cpu/cpu0/cache/index*/size``; None where neither does). Units: bytes."""
+    sizes = []
+    for name in ("SC_LEVEL4_CACHE_SIZE", "SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+        try:
+            value = os.sysconf(name)
+        except (ValueError, OSError, AttributeError):
+            continue
+        if value and value > 0:
+            sizes.append(int(value))
+    if not sizes:
+        import glob
+
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+            try:
+                text = Path(path).read_text().strip().upper()
+                sizes.append(int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text))
+            except (OSError, ValueError, IndexError):
+                continue
+    return max(sizes) if sizes else None
+
+
+def gemv_weight_bytes(llc_bytes: int | None = None) -> int:
+    """Size of the GEMV matrix: GEMV_LLC_MULTIPLE × the last-level cache, at least GEMV_MIN_WEIGHT_BYTES."""
+    llc = last_level_cache_bytes() if llc_bytes is None else llc_bytes
+    return max(GEMV_MIN_WEIGHT_BYTES, GEMV_LLC_MULTIPLE * (llc or 0))
+
+
+def bench_gemv(
+    *, weight_bytes: int | None = None, device: str = "cpu", repeats: int = 7
+) -> tuple[float, float]:
+    """Weight-streaming rate of ``torch.mv`` on an fp32 matrix larger than the last-level cache: bytes of
+    the matrix / fastest time. Returns (bytes/s, matrix bytes). Units: bytes/s, bytes."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    sync = _sync_for(torch, device)
+    size = weight_bytes if weight_bytes is not None else gemv_weight_bytes()
+    rows = max(1, int(size) // (4 * GEMV_COLS))
+    w = torch.randn(rows, GEMV_COLS, device=device)
+    x = torch.randn(GEMV_COLS, device=device)
+    nbytes = float(w.numel() * w.element_size())
+    t = time_best_s(lambda: torch.mv(w, x), warmup=2, repeats=repeats, sync=sync)
+    return nbytes / t, nbytes
+
+
 def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], repeats: int, queue: Any) -> None:
     import torch
     import torch.distributed as dist
@@ -259,6 +326,8 @@ def run_microbenchmarks(
     res.matmul_flops_per_s["bfloat16"] = bench_matmul(
         BF16_SIZES[:1] if quick else BF16_SIZES, "bfloat16", device=device, repeats=repeats
     )
+    say("GEMV (weight streaming beyond the last-level cache)")
+    res.gemv_bytes_per_s, res.gemv_weight_bytes = bench_gemv(device=device, repeats=repeats + 2)
     say("memory bandwidth and element-wise ops")
     res.copy_bytes_per_s, res.elementwise_bytes_per_s = bench_memory(
         device=device, numel=2**23 if quick else 2**25, repeats=repeats

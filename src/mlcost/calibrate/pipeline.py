@@ -140,6 +140,7 @@ def run_calibration(
     catalog: CatalogLike | None = None,
     directory: Path | str | None = None,
     host: HostCpu | None = None,
+    serve: bool = False,
 ) -> tuple[Calibration, FitResult | None]:
     """Microbenchmarks → local device and first profile → fit on training runs (measured here and
     completed ledger runs of this host) → save into ``directory``. Returns the calibration and the fit
@@ -147,7 +148,11 @@ def run_calibration(
 
     ``catalog`` must not contain an earlier calibration (the CLI passes
     ``mlcost.context.default_catalog(calibration=False)``; None = the built-in catalog), so calibrating
-    twice starts from the same catalog row and prior: the result does not depend on the last run."""
+    twice starts from the same catalog row and prior: the result does not depend on the last run.
+
+    ``serve=True`` also fits the ``hf`` serving engine on this host
+    (:func:`mlcost.calibrate.serve.run_serve_calibration`: a calibration load on transformers' continuous
+    batching, iteration costs through the fitted ``local`` device and profile)."""
     from mlcost.catalog import builtin_catalog
 
     if save and directory is None:
@@ -200,6 +205,11 @@ def run_calibration(
         say("fitting")
         result = fit_profile(measured, device, profile)
         profile = result.profile
+    serve_cal = None
+    if serve:
+        from mlcost.calibrate.serve import run_serve_calibration
+
+        serve_cal = run_serve_calibration(device, profile, cat.engine_profile("hf", device), progress=say)
     cal = Calibration(
         device=device,
         profile=profile,
@@ -211,6 +221,8 @@ def run_calibration(
             **(result.to_dict() if result else {"rows": [], "time_mape": None}),
             "measurements": [m.to_dict() for m in measured],
         },
+        engine=serve_cal.engine if serve_cal is not None else None,
+        serve=serve_cal.to_dict() if serve_cal is not None else {},
     )
     if save:
         assert directory is not None

@@ -6,7 +6,8 @@
 * ``profile.toml`` — a catalog override file (the same format as ``$MLCOST_CATALOG`` files) with a
   ``[[device]]`` row ``local`` (a copy of this machine's catalog row with the measured peaks and
   bandwidth), a ``[[profile]]`` for ``local`` and one for that catalog row's id (efficiencies rescaled
-  from the measured to the catalog peaks). :func:`mlcost.context.default_catalog` applies it on the host it
+  from the measured to the catalog peaks), and with ``--serve`` an ``[[engine]]`` row ``hf`` / ``local``
+  (transformers' continuous batching fitted on this host). :func:`mlcost.context.default_catalog` applies it on the host it
   was measured on, before any user override, so ``--device local`` and the catalog device both use the fit.
 * ``calibration.json`` — provenance: host, the CPU's identity (``provenance["host_cpu"]``: model, ISA flags,
   logical CPUs), torch version, date, the raw microbenchmarks, the measured runs and the fit's residuals.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcost.catalog.schema import PEAK_COLUMNS, Device, EfficiencyProfile
+from mlcost.catalog.schema import PEAK_COLUMNS, Device, EfficiencyProfile, EngineProfile
 
 PROFILE_TOML = "profile.toml"
 CALIBRATION_JSON = "calibration.json"
@@ -38,6 +39,8 @@ class Calibration:
         provenance: host, CPU, versions, date.
         microbench: raw microbenchmark figures (:meth:`MicrobenchResult.to_dict`).
         fit: parameters, residuals and the measurements used (see :mod:`mlcost.calibrate.fit`).
+        engine: the ``hf`` serving engine fitted on this host (``mlcost calibrate --serve``), or None.
+        serve: that fit's summary (:meth:`mlcost.calibrate.serve.ServeCalibration.to_dict`), or empty.
     """
 
     device: Device
@@ -47,6 +50,8 @@ class Calibration:
     provenance: dict[str, Any] = field(default_factory=dict)
     microbench: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
+    engine: EngineProfile | None = None
+    serve: dict[str, Any] = field(default_factory=dict)
 
     @property
     def date(self) -> str:
@@ -71,6 +76,8 @@ class Calibration:
             "provenance": self.provenance,
             "microbench": self.microbench,
             "fit": self.fit,
+            "engine": self.engine.to_dict() if self.engine else None,
+            "serve": self.serve,
         }
 
     @classmethod
@@ -84,6 +91,8 @@ class Calibration:
             provenance=dict(data.get("provenance") or {}),
             microbench=dict(data.get("microbench") or {}),
             fit=dict(data.get("fit") or {}),
+            engine=EngineProfile(**data["engine"]) if data.get("engine") else None,
+            serve=dict(data.get("serve") or {}),
         )
 
 
@@ -136,6 +145,8 @@ def render_toml(cal: Calibration) -> str:
     ]
     if cal.base_profile is not None:
         parts.append(_table("profile", cal.base_profile.to_dict()))
+    if cal.engine is not None:
+        parts.append(_table("engine", cal.engine.to_dict()))
     return "\n".join(parts)
 
 

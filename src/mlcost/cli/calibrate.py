@@ -27,6 +27,7 @@ def calibration_json(cal: Any, fit: Any) -> dict[str, Any]:
         if fit is None
         else {"time_mape": fit.time_mape, "memory_mean_abs_rel": fit.memory_mean_abs_rel, "rows": fit.rows},
         "provenance": cal.provenance,
+        "serve": cal.serve or None,
         "saved_to": str(_profile_dir()),
     }
 
@@ -94,6 +95,11 @@ def register(app: typer.Typer) -> None:
             "--force",
             help="Save the fit even when parameters sit at their bounds or its step-time MAPE is above 20%.",
         ),
+        serve: bool = typer.Option(
+            False,
+            "--serve",
+            help="Also fit the hf serving engine (transformers' continuous batching) on a calibration load.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         fmt: str = format_option(),
         explain: bool = explain_option(),
@@ -135,6 +141,7 @@ def register(app: typer.Typer) -> None:
                 catalog=context.default_catalog(calibration=False),
                 directory=_profile_dir(),
                 save=False,
+                serve=serve,
             )
         problems = _save_or_refuse(cal, fit, force=force, warn=err)
         if problems and not force:

@@ -259,6 +259,21 @@ def register(app: typer.Typer) -> None:
             1, "--batch", maximum=1_000_000, help="Sequences decoded together."
         ),
         requests: int = options.positive_int(5, "--requests", maximum=10_000_000, help="Measured requests."),
+        engine: str = options.choice(
+            "static",
+            "--engine",
+            choices=("static", "hf"),
+            help="static (one batch at a time) or hf (transformers' continuous batching under --rps).",
+        ),
+        rps: float | None = typer.Option(
+            None, "--rps", help="Poisson arrival rate of the hf engine's load, requests/s."
+        ),
+        max_batch_tokens: int = options.positive_int(
+            256, "--max-batch-tokens", maximum=10_000_000, help="hf engine: tokens per iteration."
+        ),
+        max_seqs: int = options.positive_int(
+            16, "--max-seqs", maximum=1_000_000, help="hf engine: sequences per iteration."
+        ),
         warmup: int = options.nonneg_int(
             1, "--warmup", maximum=10_000_000, help="Warm-up requests, excluded."
         ),
@@ -297,7 +312,9 @@ def register(app: typer.Typer) -> None:
         fmt: str = format_option(),
         explain: bool = explain_option(),
     ) -> None:
-        """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s."""
+        """Serve a model (prefill + decode with a KV cache): time to first token, time per token, tokens/s.
+        With --engine hf --rps R: transformers' continuous batching under Poisson arrivals at R requests/s
+        (TTFT p50/p90, inter-token latency, throughput; the prediction comes from the serving simulator)."""
         from mlcost.measure.distributed import env_world
 
         env_world()  # WORLD_SIZE/RANK/LOCAL_WORLD_SIZE checked before torch starts
@@ -311,6 +328,10 @@ def register(app: typer.Typer) -> None:
             shape=ServeShape(prompt_len=prompt_len, output_len=output_len, batch=batch, precision=precision),
             requests=requests,
             warmup=warmup,
+            engine=engine,
+            rps=rps,
+            max_batch_tokens=max_batch_tokens,
+            max_seqs=max_seqs,
             device=device,
             seed=seed,
             attn_implementation=RUNNER_ATTN_IMPLEMENTATION if flash_attention else "eager",

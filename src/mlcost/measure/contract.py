@@ -59,6 +59,12 @@ SERVE_SUMMARY_KEYS: tuple[str, ...] = (
     "usd_per_million_tokens",
     "co2_kg",
     "steps_done",
+    # --engine hf (continuous batching under a request rate); null for the static engine
+    "rps",
+    "ttft_p99_s",
+    "itl_p50_s",
+    "itl_p90_s",
+    "requests_per_s",
 )
 
 

@@ -26,6 +26,7 @@ from mlcost.measure.options import (
     RUNNER_FUSED_ELEMENTWISE,
     CostOptions,
     RunFacts,
+    ServeShape,
     TrainShape,
     facts_or_builtin,
 )
@@ -43,6 +44,8 @@ __all__ = [
     "mfu_of",
     "mfu_peak",
     "money_metrics",
+    "predict_load",
+    "predict_serve",
     "predict_train",
     "run_device",
     "runner_job",
@@ -357,4 +360,94 @@ def predict_train(
         out["peak_memory_bytes"] = float(est.memory.total)
     if out.get("step_time_s"):
         out["tokens_per_s"] = shape.seq_len * job.global_batch / out["step_time_s"]
+    return out
+
+
+def predict_serve(
+    spec: ModelSpec | None, shape: ServeShape, device: str, facts: RunFacts | None = None
+) -> dict[str, Any]:
+    """The estimator's prediction for a measured serving run (:func:`mlcost.estimate.estimate_serve`, static
+    batching: ``batch`` prompts prefilled together, then decoded in lock-step — what
+    :func:`mlcost.measure.serve.run_serving` does), under the keys the measured metrics use: ``ttft_s``,
+    ``time_per_output_token_s``, ``request_time_s``, ``tokens_per_s`` (output tokens), ``peak_memory_bytes``,
+    plus ``bound`` (``memory`` or ``compute`` decode), ``batching``, the ``device`` row used and
+    ``device_source``. ``{"error": ...}`` when the estimator cannot predict it; ``{}`` without a spec."""
+    if spec is None:
+        return {}
+    from mlcost.estimate import estimate_serve
+    from mlcost.spec import Cluster, ServeJob
+
+    rd = run_device(device, facts)
+    if rd is None:
+        return {"error": f"no catalog row or calibration for {device}: run 'mlcost calibrate'"}
+    device_id = rd.device.id
+    try:
+        job = ServeJob(
+            prompt_len=shape.prompt_len,
+            output_len=shape.output_len,
+            batch=shape.batch,
+            weight_precision=shape.precision,  # type: ignore[arg-type]
+            kv_precision=shape.precision,  # type: ignore[arg-type]
+        )
+        est = estimate_serve(spec, job, Cluster(device=device_id), catalog=rd.catalog)
+    except Exception as exc:  # a prediction must never stop a measurement
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out: dict[str, Any] = {
+        "device": device_id,
+        "device_source": rd.label,
+        "batching": "static",
+        "ttft_s": float(est.ttft_s),
+        "time_per_output_token_s": float(est.time_per_output_token_s),
+        "request_time_s": float(est.request_latency_s),
+        "tokens_per_s": float(est.tokens_per_s),
+        "bound": est.bound,
+    }
+    with contextlib.suppress(Exception):
+        out["peak_memory_bytes"] = float(est.memory["total"])
+    return out
+
+
+def predict_load(
+    spec: ModelSpec | None,
+    requests: Any,
+    settings: Any,
+    device: str,
+    precision: str,
+    facts: RunFacts | None = None,
+) -> dict[str, Any]:
+    """The serving simulator's prediction for a measured continuous-batching load (``measure serve
+    --engine hf``): the same requests (arrivals, lengths) and engine limits, iteration costs from the
+    device in use (the calibrated ``local`` row on a calibrated host) and its ``hf`` engine row (fitted by
+    ``mlcost calibrate --serve``, else the catalog's default for the device class), under the keys of the
+    measured metrics (:func:`mlcost.measure.serve_load.load_metrics`), plus ``device``, ``device_source``,
+    ``engine_source`` and ``engine_fitted``. ``{"error": ...}`` when it cannot predict; ``{}`` without a spec."""
+    if spec is None:
+        return {}
+    from mlcost.measure.serve_load import simulate_load
+
+    rd = run_device(device, facts)
+    if rd is None:
+        return {"error": f"no catalog row or calibration for {device}: run 'mlcost calibrate'"}
+    try:
+        engine = rd.catalog.engine_profile("hf", rd.device)
+        profile = rd.catalog.efficiency(rd.device.id)
+        out, _ = simulate_load(
+            spec,
+            requests,
+            settings,
+            device=rd.device,
+            profile=profile,
+            engine=engine,
+            precision=precision,
+            rate_per_s=None,
+        )
+    except Exception as exc:  # a prediction must never stop a measurement
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out.pop("rps", None)
+    out.update(
+        device=rd.device.id,
+        device_source=rd.label,
+        engine_source=f"hf/{engine.device}: {engine.source} ({engine.date})",
+        engine_fitted=engine.fitted,
+    )
     return out

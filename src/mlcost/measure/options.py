@@ -33,6 +33,8 @@ RUNNER_FUSED_ELEMENTWISE = False
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 SERVE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+#: Serving engines ``measure serve --engine`` runs: the static loop, or transformers' continuous batching.
+SERVE_ENGINES: tuple[str, ...] = ("static", "hf")
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
 
 
@@ -210,11 +212,20 @@ class ServeOptions(RunOptions):
     Attributes:
         shape: prompt and output lengths, batch, precision.
         requests: measured requests (after ``warmup``; each request is one step of the loop).
+        engine: ``static`` (``batch`` prompts prefilled together, then decoded in lock-step, one request
+            after another) or ``hf`` (transformers' continuous batching under an open-loop Poisson load at
+            ``rps``; ``batch`` is unused: the engine batches as requests arrive).
+        rps: arrival rate of the ``hf`` engine's load. Units: requests/s.
+        max_batch_tokens / max_seqs: the ``hf`` engine's limits per iteration (tokens, sequences).
     """
 
     shape: ServeShape = field(default_factory=ServeShape)
     requests: int = 5
     warmup: int = 1
+    engine: str = "static"
+    rps: float | None = None
+    max_batch_tokens: int = 256
+    max_seqs: int = 16
 
 
 def grad_accum_steps(shape: TrainShape, grad_accum: int | None, world_size: int) -> int:

@@ -4,7 +4,8 @@ token and output tokens/s. Warm-up requests are excluded.
 
 Metrics: ``ttft_s`` (median time to first token), ``time_per_output_token_s`` (median decode time per
 token after the first), ``request_time_s`` (median), ``tokens_per_s`` (output tokens per second over all
-sequences), the step-time dispersion of requests, peak memory, energy, cost and CO2.
+sequences), the step-time dispersion of requests, peak memory, energy, cost and CO2. The record carries the
+estimator's ``predicted`` block for the same run (:func:`mlcost.measure.facts.predict_serve`, same keys).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from mlcost.errors import SpecError, require
+from mlcost.measure.facts import predict_load, predict_serve
 from mlcost.measure.lifecycle import RunLifecycle
 from mlcost.measure.meters.stats import summarize_times
 from mlcost.measure.options import ServeOptions, ServeShape
@@ -44,8 +46,15 @@ def run_serving(
         raise SpecError(
             "serving measures generation, which needs a decoder model", hint="use a decoder preset"
         )
+    if opts.engine == "hf":
+        return run_load_serving(model, opts, spec, device, ledger=ledger, meters=meters, progress=progress)
+    predicted = predict_serve(spec, opts.shape, device, opts.facts)
     run = RunLifecycle(
-        _record(model, opts, spec, device), ledger=ledger, meters=meters, cost=opts.cost, facts=opts.facts
+        _record(model, opts, spec, device, predicted),
+        ledger=ledger,
+        meters=meters,
+        cost=opts.cost,
+        facts=opts.facts,
     )
     with run.active():
         run.open()
@@ -55,7 +64,9 @@ def run_serving(
     return run.record
 
 
-def _record(model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str) -> Any:
+def _record(
+    model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str, predicted: dict[str, Any]
+) -> Any:
     from mlcost.measure.provenance import collect_provenance
     from mlcost.measure.record import RunRecord
 
@@ -73,6 +84,7 @@ def _record(model: Any, opts: ServeOptions, spec: ModelSpec | None, device: str)
         strategy=opts.shape.precision,
         device=device,
         world_size=1,
+        predicted=predicted,
         provenance=collect_provenance(import_torch=True),
     )
 
@@ -154,3 +166,81 @@ def _serve_metrics(loop: StepLoop, opts: ServeOptions, timings: dict[str, list[f
         output_tokens_per_request=opts.shape.batch * opts.shape.output_len,
     )
     return out
+
+
+def run_load_serving(
+    model: Any,
+    opts: Any,
+    spec: Any,
+    device: str,
+    *,
+    ledger: Any = None,
+    meters: Any = None,
+    progress: Any = None,
+) -> Any:
+    """``measure serve --engine hf``: warm the engine with ``opts.warmup`` requests, then play
+    ``opts.requests`` Poisson arrivals at ``opts.rps`` through the one lifecycle (the whole load is one
+    measured step: energy and memory meters span it). Returns the RunRecord."""
+    from mlcost.measure.provenance import collect_provenance
+    from mlcost.measure.record import RunRecord
+    from mlcost.measure.serve_load import EngineSettings, HfEngine, load_metrics, poisson_requests
+
+    torch = require("torch", "mlcost measure serve --engine hf", extra="measure")
+    if device != "cpu":
+        raise SpecError(
+            f"--engine hf is measured on the CPU here, got --device {device}", hint="use --device cpu"
+        )
+    shape = opts.shape
+    settings = EngineSettings(max_batch_tokens=opts.max_batch_tokens, max_seqs=opts.max_seqs)
+    work = poisson_requests(
+        float(opts.rps),
+        opts.requests,
+        prompt_len=shape.prompt_len,
+        output_len=shape.output_len,
+        seed=opts.seed,
+    )
+    predicted = predict_load(spec, work, settings, device, shape.precision, opts.facts)
+    record = RunRecord(
+        kind="serve",
+        model=model_label(model, opts.model_name),
+        config={
+            "shape": shape.to_dict(),
+            "engine": "hf",
+            "rps": opts.rps,
+            "requests": opts.requests,
+            "warmup": opts.warmup,
+            "seed": opts.seed,
+            "arrivals": "poisson",
+            "engine_settings": settings.to_dict(),
+            "attn_implementation": opts.attn_implementation,
+            "model_spec": spec.to_dict() if spec is not None else None,
+        },
+        strategy="hf-continuous-batching",
+        device=device,
+        world_size=1,
+        predicted=predicted,
+        provenance=collect_provenance(import_torch=True),
+    )
+    run = RunLifecycle(record, ledger=ledger, meters=meters, cost=opts.cost, facts=opts.facts)
+    with run.active():
+        run.open()
+        loop = StepLoop(run, warmup=0, progress=progress)
+        module = _module(torch, model, opts, device)
+        with HfEngine(module, settings, seed=opts.seed) as engine:
+            if opts.warmup:
+                warm = poisson_requests(
+                    float(opts.rps),
+                    opts.warmup,
+                    prompt_len=shape.prompt_len,
+                    output_len=shape.output_len,
+                    seed=opts.seed + 1,
+                )
+                engine.run(warm)
+            loop.begin()
+            result = engine.run(work, rate_per_s=float(opts.rps))
+            loop.end(StepOutput(tokens=sum(len(r.token_times_s) for r in result.requests)))
+            if progress is not None:
+                progress(1, 1)
+        metrics = {**loop.summary(), **load_metrics(result)}
+        run.finish("completed", metrics)
+    return run.record

@@ -17,6 +17,7 @@ from mlcost.measure.options import (
     ATTN_IMPLEMENTATIONS,
     PRECISIONS,
     RECOMPUTE,
+    SERVE_ENGINES,
     SERVE_PRECISIONS,
     CostOptions,
     RunOptions,
@@ -154,6 +155,17 @@ def validate_serve_options(opts: ServeOptions) -> None:
     positive_int("--batch", opts.shape.batch)
     positive_int("--requests", opts.requests)
     choice("--precision", opts.shape.precision, SERVE_PRECISIONS)
+    choice("--engine", opts.engine, SERVE_ENGINES)
+    if opts.engine == "hf":
+        if opts.rps is None:
+            raise SpecError("--engine hf needs --rps", hint="give the arrival rate, e.g. --rps 2")
+        finite_at_least("--rps", opts.rps, 0.0, strict=True)
+        positive_int("--max-batch-tokens", opts.max_batch_tokens)
+        positive_int("--max-seqs", opts.max_seqs)
+    elif opts.rps is not None:
+        raise SpecError(
+            "--rps needs --engine hf", hint="a request rate drives the continuous-batching engine"
+        )
 
 
 def validate_overrides(

@@ -26,6 +26,9 @@ def calibration_view(d: dict[str, Any]) -> View:
     for dtype, rates in mb.get("matmul_flops_per_s", {}).items():
         t.add(f"matmul {dtype} (n×n)", ", ".join(f"{n}: {f.si(r, 'FLOP/s')}" for n, r in rates.items()))
     t.add("copy bandwidth (read+write)", f.si(mb.get("copy_bytes_per_s", 0.0), "B/s"))
+    if mb.get("gemv_bytes_per_s"):
+        gemv_mib = mb.get("gemv_weight_bytes", 0.0) / 2**20
+        t.add(f"GEMV weight stream ({gemv_mib:.0f} MiB fp32)", f.si(mb["gemv_bytes_per_s"], "B/s"))
     for op, bw in mb.get("elementwise_bytes_per_s", {}).items():
         t.add(f"{op} throughput", f.si(bw, "B/s"))
     if mb.get("allreduce_bus_bytes_per_s"):

@@ -143,9 +143,10 @@ def measured_view(d: dict[str, Any]) -> View:
     p = d.get("predicted") or {}
     t = v.table(Table(title, ["metric", "measured", "predicted"], right=("measured", "predicted")))
     if d["kind"] == "serve":
-        t.add("time to first token", f.duration(d.get("ttft_s")), "-")
-        t.add("time per output token", f.duration(d.get("time_per_output_token_s")), "-")
-        t.add("output tokens/s", f.rate(d.get("tokens_per_s")), "-")
+        t.add("time to first token", f.duration(d.get("ttft_s")), f.duration(p.get("ttft_s")))
+        tpot = p.get("time_per_output_token_s")
+        t.add("time per output token", f.duration(d.get("time_per_output_token_s")), f.duration(tpot))
+        t.add("output tokens/s", f.rate(d.get("tokens_per_s")), f.rate(p.get("tokens_per_s")))
     else:
         t.add("step time (median)", f.duration(d.get("step_time_s")), f.duration(p.get("step_time_s")))
         t.add("step time (p90)", f.duration(d.get("step_time_p90_s")), "-")
