@@ -41,7 +41,8 @@ class RunConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.family} L{self.n_layers} d{self.d_model} s{self.seq_len} b{self.micro_batch}"
+        label = f"{self.family} L{self.n_layers} d{self.d_model} s{self.seq_len} b{self.micro_batch}"
+        return label if self.vocab_size == 2048 else f"{label} V{self.vocab_size}"
 
     def spec(self) -> ModelSpec:
         """The ModelSpec: GPT-2 style (learned positions, GELU, LayerNorm, biases, tied) or Llama style
@@ -143,6 +144,22 @@ class Measurement:
             "probe_flops_per_s": self.probe_flops_per_s,
             "per_round": list(self.per_round),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        """The inverse of :meth:`to_dict` (a measurement saved in ``calibration.json`` or by a benchmark)."""
+        return cls(
+            label=str(data["label"]),
+            source=str(data.get("source", "calibrate")),
+            spec=ModelSpec.from_dict(data["model"]),
+            job=TrainJob.from_dict(data["job"]),
+            step_time_s=float(data["step_time_s"]),
+            peak_delta_bytes=data.get("peak_delta_bytes"),
+            baseline_rss_bytes=data.get("baseline_rss_bytes"),
+            step_time_min_s=data.get("step_time_min_s"),
+            probe_flops_per_s=data.get("probe_flops_per_s"),
+            per_round=tuple(data.get("per_round", ())),
+        )
 
 
 #: The reference GEMM of :func:`probe_matmul_flops_per_s` (fp32, n × n @ n × n). Units: elements.
@@ -283,11 +300,14 @@ DEFAULT_FIT_CONFIGS: tuple[RunConfig, ...] = (
     RunConfig(family="llama", n_layers=2, d_model=256, seq_len=128, micro_batch=4),
     RunConfig(family="llama", n_layers=4, d_model=384, seq_len=64, micro_batch=8),
     RunConfig(family="gpt2", n_layers=3, d_model=512, seq_len=128, micro_batch=2),
+    # A larger vocabulary: the LM head GEMM, the loss and its logits-sized buffers weigh more.
+    RunConfig(family="gpt2", n_layers=2, d_model=256, seq_len=128, micro_batch=4, vocab_size=16384),
     RunConfig(family="llama", n_layers=3, d_model=128, seq_len=512, micro_batch=1),
     RunConfig(family="gpt2", n_layers=6, d_model=256, seq_len=64, micro_batch=4),
     RunConfig(family="llama", n_layers=5, d_model=256, seq_len=256, micro_batch=1),
     RunConfig(family="gpt2", n_layers=2, d_model=384, seq_len=512, micro_batch=1),
     RunConfig(family="llama", n_layers=2, d_model=512, seq_len=64, micro_batch=4),
+    RunConfig(family="llama", n_layers=3, d_model=384, seq_len=256, micro_batch=2, vocab_size=16384),
 )
 #: How many of DEFAULT_FIT_CONFIGS ``mlcost calibrate --quick`` runs: more than the 6 time parameters.
 QUICK_FIT_CONFIGS = 8
