@@ -73,6 +73,33 @@ def _disjoint(held: list, fit: list) -> None:
             raise SystemExit(f"held-out grid shares {name} {sorted(shared)} with the calibration grid")
 
 
+def _pooled(files: list[dict]) -> dict:
+    """Several saved sessions as one: each configuration's rounds pooled (step_time_min_s = the fastest
+    step of all, memory and the median step = medians over all rounds), the GEMM size curve the best rate
+    per size; the rest from the first file."""
+    out = dict(files[0])
+    curve = out["microbench"]["matmul_flops_per_s"]["float32"]
+    for f in files[1:]:
+        for n, rate in f["microbench"]["matmul_flops_per_s"]["float32"].items():
+            curve[n] = max(curve.get(n, 0.0), rate)
+    for key in ("calibration_measurements", "held_out_measurements"):
+        by_label: dict[str, dict] = {}
+        for f in files:
+            for m in f[key]:
+                if m["label"] in by_label:
+                    by_label[m["label"]]["per_round"] += m["per_round"]
+                else:
+                    by_label[m["label"]] = {**m, "per_round": list(m["per_round"])}
+        for m in by_label.values():
+            rs = m["per_round"]
+            m["step_time_min_s"] = min(r["step_time_min_s"] for r in rs)
+            m["step_time_s"] = statistics.median(r["step_time_s"] for r in rs)
+            m["peak_delta_bytes"] = statistics.median(r["peak_delta_bytes"] for r in rs)
+            m["probe_flops_per_s"] = statistics.median(r["probe_flops_per_s"] for r in rs)
+        out[key] = list(by_label.values())
+    return out
+
+
 def _estimate_cli(cfg, profile_dir: str, workdir: Path) -> dict:
     """``mlcost estimate train --device local --json`` for one configuration (a subprocess: the CLI)."""
     from mlcost.measure.torch_models import hf_config_for
@@ -123,14 +150,25 @@ def _estimate_cli(cfg, profile_dir: str, workdir: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--save", help="write microbenchmarks and all measurements to this JSON file")
-    ap.add_argument("--reuse", help="fit and score the measurements saved in this JSON file (no torch runs)")
+    ap.add_argument(
+        "--reuse",
+        action="append",
+        help="fit and score the measurements saved in this JSON file (no torch runs); given several times, "
+        "the files' rounds are pooled (fastest step over all of them, median memory)",
+    )
     ap.add_argument("--steps", type=int, default=5, help="measured steps per held-out run (after 2 warm-up)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the held-out grid")
     args = ap.parse_args()
 
     from mlcost.calibrate.microbench import MicrobenchResult
     from mlcost.calibrate.pipeline import run_calibration
-    from mlcost.calibrate.runs import DEFAULT_FIT_CONFIGS, Measurement, RunConfig, measure_configs
+    from mlcost.calibrate.runs import (
+        DEFAULT_FIT_CONFIGS,
+        Measurement,
+        RunConfig,
+        measure_configs,
+        with_fastest_steps,
+    )
     from mlcost.catalog import builtin_catalog
     from mlcost.catalog.host import detect_host
 
@@ -145,7 +183,7 @@ def main() -> int:
     profile_dir = tempfile.mkdtemp(prefix="mlcost-cal-bench-")
     say = lambda m: print(f"  {m}", file=sys.stderr, flush=True)  # noqa: E731
     if args.reuse:
-        saved = json.loads(Path(args.reuse).read_text())
+        saved = _pooled([json.loads(Path(f).read_text()) for f in args.reuse])
         mb = MicrobenchResult.from_dict(saved["microbench"])
         cal_ms = [Measurement.from_dict(m) for m in saved["calibration_measurements"]]
         by_label = {m["label"]: Measurement.from_dict(m) for m in saved["held_out_measurements"]}
@@ -182,6 +220,7 @@ def main() -> int:
                 )
             )
     assert fit is not None
+    held_ms = with_fastest_steps(held_ms)  # the statistic calibrate fits: neighbours only slow steps down
     p = cal.profile
     prov = cal.provenance
     print(
@@ -254,7 +293,8 @@ def main() -> int:
             print(f"# load average while measuring: before {lb[0]:.2f}, after {la[0]:.2f}")
     print(
         f"# load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} CPUs; "
-        f"wall {time.perf_counter() - t0:.0f} s" + (f"; measurements reused from {args.reuse}" if args.reuse else "")
+        f"wall {time.perf_counter() - t0:.0f} s"
+        + (f"; measurements reused from {', '.join(args.reuse)}" if args.reuse else "")
     )
     ok = mape <= MAX_TIME_MAPE and mem <= MAX_MEMORY_MEAN_ERR
     print("PASS" if ok else "FAIL")

@@ -259,6 +259,14 @@ class FitResult:
         }
 
 
+def peak_rss_bytes(m: Measurement) -> float | None:
+    """The run's process peak RSS (what ``mlcost measure`` reports and the estimate predicts on a CPU):
+    the job's peak above the runtime plus the runtime resident before the build; None without both."""
+    if not m.peak_delta_bytes or m.baseline_rss_bytes is None:
+        return None
+    return float(m.peak_delta_bytes) + float(m.baseline_rss_bytes)
+
+
 def compare(
     measurements: Sequence[Measurement], device: Device, profile: EfficiencyProfile
 ) -> tuple[list[dict[str, Any]], float, float | None]:
@@ -267,6 +275,7 @@ def compare(
     rows: list[dict[str, Any]] = []
     t_err, m_err = [], []
     for m, p in zip(measurements, preds, strict=True):
+        peak = peak_rss_bytes(m)
         e_t = p["step_time_s"] / m.step_time_s - 1.0
         t_err.append(abs(e_t))
         row: dict[str, Any] = {
@@ -275,13 +284,13 @@ def compare(
             "measured_step_time_s": m.step_time_s,
             "predicted_step_time_s": p["step_time_s"],
             "step_time_error_rel": e_t,
-            "measured_memory_bytes": m.peak_delta_bytes,
+            "measured_memory_bytes": peak,
             "predicted_memory_bytes": p["memory_total_bytes"],
             "memory_error_rel": None,
             "breakdown_s": {k[5:]: v for k, v in p.items() if k.startswith("time_") and v},
         }
-        if m.peak_delta_bytes:
-            e_m = p["memory_total_bytes"] / m.peak_delta_bytes - 1.0
+        if peak:
+            e_m = p["memory_total_bytes"] / peak - 1.0
             row["memory_error_rel"] = e_m
             m_err.append(abs(e_m))
         rows.append(row)
@@ -344,9 +353,10 @@ MIN_RUNS_FOR_ACTIVATION_TERM = 4
 
 
 def _fit_memory(cases: list[_Case]) -> dict[str, float]:
-    """Memory beyond the counted tensors, ``c + k · activations``: the constant ``c`` =
-    ``framework_overhead_bytes`` (runtime, allocator arenas) and ``k`` = ``activation_overhead_frac``
-    (pages the activations' churn leaves resident, backward's transient gradients). They minimise the
+    """Memory beyond the counted tensors, ``c + k · layer activations``, fitted to the **peak RSS of the
+    run's process** (what ``mlcost measure`` reports): the constant ``c`` = ``framework_overhead_bytes``
+    (the torch runtime resident before the model is built, allocator arenas) and ``k`` =
+    ``activation_overhead_frac`` (heap pages the activations' churn leaves resident). They minimise the
     mean absolute log-ratio of predicted to measured memory — relative error, as for step time, so small
     models (where ``c`` dominates) weigh as much as large ones. ``k`` is fitted only from
     ``MIN_RUNS_FOR_ACTIVATION_TERM`` runs up (else it stays 0). Returns the fitted fields ({} without
@@ -357,13 +367,14 @@ def _fit_memory(cases: list[_Case]) -> dict[str, float]:
 
     tensors, acts, measured = [], [], []
     for c in cases:
-        if c.m.peak_delta_bytes:
-            r = train_kernel(
-                c.m.spec, c.inputs.replace(framework_overhead_bytes=0.0, activation_overhead_frac=0.0)
-            )
-            tensors.append(float(r["memory_total_bytes"]))
-            acts.append(float(r["memory_activations_bytes"]))
-            measured.append(float(c.m.peak_delta_bytes))
+        if c.m.peak_delta_bytes and c.m.baseline_rss_bytes is not None:
+            # The prediction is linear in (c, k): evaluate it at k = 0 and k = 1 (c = 0).
+            zero = c.inputs.replace(framework_overhead_bytes=0.0, activation_overhead_frac=0.0)
+            base = float(train_kernel(c.m.spec, zero)["memory_total_bytes"])
+            one = float(train_kernel(c.m.spec, zero.replace(activation_overhead_frac=1.0))["memory_total_bytes"])
+            tensors.append(base)
+            acts.append(one - base)
+            measured.append(float(c.m.peak_delta_bytes) + float(c.m.baseline_rss_bytes))
     if not tensors:
         return {}
     t_arr, a_arr, m_arr = np.array(tensors), np.array(acts), np.array(measured)

@@ -111,6 +111,8 @@ class TrainInputs:
     tp_comm_overlap: Arr = 0.0
     # network adapters per node that ring collectives of a node-spanning DP group use (profile extra)
     ring_rails: Arr = 1.0
+    # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
+    optimizer_temp_tensors: Arr = 0.0
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -329,6 +331,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         stage=stage,
         ep=ep,
         capacity_factor=cf,
+        optimizer_temp_tensors=x.optimizer_temp_tensors,
     )
     mem_total = mem.total
 
@@ -370,6 +373,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "memory_optimizer_bytes": mem.optimizer,
         "memory_activations_bytes": mem.activations,
         "memory_other_bytes": mem.other,
+        "memory_not_concurrent_bytes": mem.not_concurrent,
         "memory_total_bytes": mem_total,
         "fits": mem_total <= np.asarray(x.memory_bytes, dtype=np.float64),
         "steps": steps,

@@ -17,6 +17,15 @@ Formulas (all vectorised; arrays broadcast):
   ``activation_overhead_frac`` × activations (memory that grows with the activations' churn: freed heap
   pages a CPU process keeps, backward's transient gradients; fitted by ``mlcost calibrate``, 0 on GPUs),
   plus the ZeRO-3 gather buffers.
+* **Eager PyTorch on one device** (``fused_elementwise=False``: Hugging Face modules, ``zero_grad(set_to_none=True)``,
+  the default unfused ``torch.optim.AdamW``): the parts above are not all resident at once. Gradients are
+  allocated during backward as the activations are freed, so the peak of a step is
+  W + O + max(A + logits chain, G + optimizer temporaries): the larger of the loss/backward start (every
+  layer's activations plus the fp32 logits chain: log-softmax output, its gradient and the logits'
+  gradient, ``e + 8`` bytes per logit) and the optimizer step (all gradients plus the unfused AdamW's two
+  fp32 temporaries of its largest parameter tensor, ``sqrt(v)`` and ``/ bias_correction``). The smaller
+  of the two is reported as ``not_concurrent`` and subtracted from the total. Measured with the kernel's
+  peak-RSS watermark per phase on this project's build machine (docs/calibrate.md, "Memory").
 * **KV cache**: 2 · layers · kv_heads · head_dim · bytes · context · batch; when TP exceeds the number of
   KV heads the heads are replicated (as vLLM does), so each device holds ceil(kv_heads / tp).
 """
@@ -197,19 +206,37 @@ def _activation_parts(
     return full_layer, layer_input
 
 
+#: fp32 temporaries of one parameter tensor that PyTorch's default (unfused, single-tensor) optimizer step
+#: allocates at once: AdamW ``exp_avg_sq.sqrt()`` and its ``/ bias_correction2_sqrt`` (then ``add_(eps)``
+#: in place); SGD with momentum works in place. (torch/optim/adamw.py, ``_single_tensor_adamw``.)
+OPTIMIZER_TEMP_TENSORS_EAGER: dict[str, float] = {"adamw": 2.0, "sgd": 0.0}
+
+
+def largest_param_tensor(model: ModelSpec) -> float:
+    """Elements of the largest single parameter tensor: the embedding or LM head (vocab × d_model), an MLP
+    matrix (d_model × d_ff) or a fused QKV projection (d_model × 3·d_model). Units: elements."""
+    ff = max(model.d_ff, model.ff_expert if model.is_moe else 0)
+    return float(max(model.vocab_size * model.d_model, model.d_model * ff, 3 * model.d_model * model.d_model))
+
+
 @dataclass(frozen=True)
 class TrainMemory:
-    """Memory per device of the worst pipeline stage. Units: bytes."""
+    """Memory per device of the worst pipeline stage. Units: bytes.
+
+    ``not_concurrent`` is the part of the other fields that is never resident at the same time as the rest
+    (eager PyTorch: activations and gradients; module docstring); ``total`` leaves it out."""
 
     weights: np.ndarray
     gradients: np.ndarray
     optimizer: np.ndarray
     activations: np.ndarray
     other: np.ndarray
+    not_concurrent: np.ndarray | float = 0.0
 
     @property
     def total(self) -> np.ndarray:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.other
+        parts = self.weights + self.gradients + self.optimizer + self.activations + self.other
+        return np.asarray(parts - self.not_concurrent)
 
 
 def train_memory(
@@ -236,11 +263,13 @@ def train_memory(
     stage: StageParams | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
+    optimizer_temp_tensors: ArrayLike = 0.0,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline.
     With expert parallelism ``ep`` the routed experts are split over EP ranks and ZeRO shards them over
     the DP / EP ranks holding the same experts; ``capacity_factor`` pads the routed experts'
-    activations."""
+    activations. ``optimizer_temp_tensors``: fp32 temporaries of the largest parameter tensor the optimizer
+    step allocates (OPTIMIZER_TEMP_TENSORS_EAGER; 0 for fused/foreach-free accounting)."""
     t = np.asarray(tp, dtype=np.float64)
     p = np.asarray(pp, dtype=np.float64)
     n = np.asarray(dp, dtype=np.float64)
@@ -286,7 +315,11 @@ def train_memory(
     first_stage_act = first_stage_act + np.where(rc == 2, full_one_layer, 0.0)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
-    logits = (e + 4.0) * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
+    eager = ~np.asarray(fused_elementwise, dtype=bool)
+    # Logits and the loss's fp32 copy (fused loss); eager: also the log-softmax gradient and the logits'
+    # gradient live at once during the loss's backward (module docstring).
+    per_logit = e + np.where(eager, 8.0, 4.0)
+    logits = per_logit * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
     last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
     activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
 
@@ -294,17 +327,27 @@ def train_memory(
     gather = np.where(
         z >= 3, 2.0 * sp_params.largest_layer * np.asarray(weight_bytes, dtype=np.float64) / t, 0.0
     )
+    # The optimizer step's temporaries (unfused PyTorch: fp32 copies of the largest tensor on this device).
+    opt_temp = np.asarray(optimizer_temp_tensors, dtype=np.float64) * 4.0 * largest_param_tensor(model) / t
+    # Allocator retention grows with the layers' activation churn (their heap pages stay resident); the
+    # logits-sized buffers are large enough to be mapped and unmapped whole.
+    layer_acts = activations - np.where(p > 1, 0.0, logits)
     other = (
         np.asarray(framework_overhead_bytes, dtype=np.float64)
-        + np.asarray(activation_overhead_frac, dtype=np.float64) * activations
+        + np.asarray(activation_overhead_frac, dtype=np.float64) * layer_acts
         + gather
+        + opt_temp
     )
+    # Eager PyTorch frees activations while it allocates gradients: the smaller of the two phases' transients
+    # is not resident at the peak (module docstring).
+    not_concurrent = np.where(eager, np.minimum(activations, grads + opt_temp), 0.0)
     parts = {
         "weights": weights,
         "gradients": grads,
         "optimizer": optim,
         "activations": activations,
         "other": other,
+        "not_concurrent": not_concurrent,
     }
     shape = np.broadcast_shapes(*(np.shape(v) for v in parts.values()))
     return TrainMemory(

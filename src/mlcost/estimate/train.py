@@ -19,7 +19,12 @@ from mlcost.estimate.kernel import (
     TrainInputs,
     train_kernel,
 )
-from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.estimate.memory import (
+    OPTIMIZER_TEMP_TENSORS_EAGER,
+    STATE_BYTES,
+    activation_bytes_per_element,
+    precision_class,
+)
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
 from mlcost.estimate.timing import SCHEDULE_CODES
@@ -144,6 +149,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_traffic_bytes=(
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
+        optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
         ep=job.ep,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
@@ -278,6 +284,7 @@ def estimate_train(
         optimizer=r["memory_optimizer_bytes"],
         activations=r["memory_activations_bytes"],
         other=r["memory_other_bytes"],
+        not_concurrent=r["memory_not_concurrent_bytes"],
         total=r["memory_total_bytes"],
         capacity=capacity,
     )
