@@ -168,7 +168,8 @@ def initial_profile(
         intra_comm_eff=float(min(1.0, max(0.01, comm))),
         source="mlcost calibrate: microbenchmarks only (no training runs fitted)",
         date=date or today(),
-        extra={},
+        # Measured, not fitted: the rate eager CPU training pays on its fresh >= 32 MiB allocations.
+        extra={"first_touch_bytes_per_s": mb.first_touch_bytes_per_s} if mb.first_touch_bytes_per_s else {},
     )
 
 

@@ -219,6 +219,57 @@ def largest_param_tensor(model: ModelSpec) -> float:
     return float(max(model.vocab_size * model.d_model, model.d_model * ff, 3 * model.d_model * model.d_model))
 
 
+#: Allocations at least this large are served by fresh ``mmap`` pages and unmapped when freed: glibc
+#: malloc's mmap threshold grows dynamically up to DEFAULT_MMAP_THRESHOLD_MAX = 32 MiB on 64-bit Linux
+#: (glibc malloc/malloc.c; mallopt(3)). Such a tensor, re-allocated every step, is page-faulted in anew
+#: (the kernel zeroes every page) — the CPU cost :func:`fresh_pages_bytes` counts. Units: bytes.
+MMAP_THRESHOLD_MAX_BYTES = 32 * 2**20
+
+
+def _mapped(elements: ArrayLike, bytes_per_element: float) -> np.ndarray:
+    """``elements`` where a tensor of that many elements is mmap-served (≥ 32 MiB), else 0."""
+    n = np.asarray(elements, dtype=np.float64)
+    return np.where(n * bytes_per_element >= MMAP_THRESHOLD_MAX_BYTES, n, 0.0)
+
+
+def fresh_pages_bytes(
+    model: ModelSpec,
+    *,
+    micro_batch: ArrayLike,
+    seq_len: ArrayLike,
+    tp: ArrayLike,
+    act_bytes: ArrayLike,
+    optimizer_temp_tensors: ArrayLike,
+    n_micro: ArrayLike = 1.0,
+) -> np.ndarray:
+    """Bytes of freshly mapped pages one eager-PyTorch training step touches on a CPU (every tensor of
+    ≥ 32 MiB allocated anew each step, MMAP_THRESHOLD_MAX_BYTES): the gradients of large parameter
+    tensors (``zero_grad(set_to_none=True)``; a tied embedding's gradient twice: the LM head's and the
+    embedding's, summed), the unfused optimizer's fp32 temporaries of them, and per micro-batch the logits
+    chain (logits, log-softmax output, its gradient, the logits' gradient). Units: bytes."""
+    t = np.asarray(tp, dtype=np.float64)
+    e = np.asarray(act_bytes, dtype=np.float64)
+    h, v = model.d_model, model.vocab_size
+    ff = model.ff_expert if model.is_moe else model.d_ff
+    mlp_mats = 3 if model.mlp == "swiglu" else 2
+    n_ff = model.n_experts * mlp_mats if model.is_moe else mlp_mats
+    big = (
+        _mapped(v * h / t, 4.0) * (1.0 if model.tied_embeddings or not model.has_lm_head else 2.0)
+        + model.n_layers * n_ff * _mapped(h * ff / t, 4.0)
+        + model.n_layers * 4 * _mapped(h * h / t, 4.0)
+    )
+    tied_extra = _mapped(v * h / t, 4.0) if model.tied_embeddings and model.has_lm_head else 0.0
+    per_param = 4.0 * (1.0 + np.asarray(optimizer_temp_tensors, dtype=np.float64))
+    logits = (
+        _mapped(np.asarray(micro_batch, dtype=np.float64) * np.asarray(seq_len, dtype=np.float64) * v / t, 4.0)
+        if model.has_lm_head
+        else 0.0
+    )
+    return np.asarray(
+        per_param * big + 4.0 * tied_extra + (e + 12.0) * logits * np.asarray(n_micro, dtype=np.float64)
+    )
+
+
 @dataclass(frozen=True)
 class TrainMemory:
     """Memory per device of the worst pipeline stage. Units: bytes.

@@ -120,6 +120,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "layer_overhead_s": prof.layer_overhead_s,
         "tp_comm_overlap": prof.extra.get("tp_comm_overlap", 0.0),
         "ring_rails": prof.extra.get("ring_rails", 1.0),
+        "first_touch_bytes_per_s": prof.extra.get("first_touch_bytes_per_s", np.inf),
     }
 
 
