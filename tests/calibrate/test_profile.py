@@ -125,3 +125,24 @@ def test_runner_prediction_uses_local_once_calibrated(
     est = estimate_train(spec, job, Cluster(device="local"), catalog=context.default_catalog())
     assert after["step_time_s"] == pytest.approx(est.step_time_s)
     assert after["peak_memory_bytes"] == pytest.approx(est.memory.total)
+
+
+def test_measured_first_touch_rate_reaches_device_local(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
+    """The first-touch microbenchmark is saved as a profile extra and prices the page faults of an eager
+    CPU estimate with --device local (a large-vocabulary model: its embedding is >= 32 MiB)."""
+    import dataclasses
+
+    from mlcost.calibrate.runs import RunConfig
+
+    mb = dataclasses.replace(fake_microbench, first_touch_bytes_per_s=2.5e9)
+    assert MicrobenchResult.from_dict(mb.to_dict()).first_touch_bytes_per_s == 2.5e9
+    cal = _calibration(mb)
+    assert cal.profile.extra == {"first_touch_bytes_per_s": 2.5e9}
+    save_calibration(cal, profile_dir)
+    cat = context.default_catalog()
+    assert cat.efficiency("local").extra["first_touch_bytes_per_s"] == 2.5e9
+    rc = RunConfig(family="gpt2", n_layers=1, d_model=768, seq_len=96, micro_batch=2, vocab_size=50257)
+    est = estimate_train(rc.spec(), rc.job(), Cluster(device="local"), catalog=cat)
+    assert est.time_breakdown_s["page_faults_s"] > 0.1  # ≈ 0.7 GiB of fresh pages at 2.5 GB/s

@@ -246,7 +246,8 @@ def fresh_pages_bytes(
     ≥ 32 MiB allocated anew each step, MMAP_THRESHOLD_MAX_BYTES): the gradients of large parameter
     tensors (``zero_grad(set_to_none=True)``; a tied embedding's gradient twice: the LM head's and the
     embedding's, summed), the unfused optimizer's fp32 temporaries of them, and per micro-batch the logits
-    chain (logits, log-softmax output, its gradient, the logits' gradient). Units: bytes."""
+    chain (logits, log-softmax output, its gradient, the logits' gradient) and the MLP's d_ff-sized
+    activations and their gradients where a micro-batch makes them that large. Units: bytes."""
     t = np.asarray(tp, dtype=np.float64)
     e = np.asarray(act_bytes, dtype=np.float64)
     h, v = model.d_model, model.vocab_size
@@ -260,14 +261,13 @@ def fresh_pages_bytes(
     )
     tied_extra = _mapped(v * h / t, 4.0) if model.tied_embeddings and model.has_lm_head else 0.0
     per_param = 4.0 * (1.0 + np.asarray(optimizer_temp_tensors, dtype=np.float64))
-    logits = (
-        _mapped(np.asarray(micro_batch, dtype=np.float64) * np.asarray(seq_len, dtype=np.float64) * v / t, 4.0)
-        if model.has_lm_head
-        else 0.0
-    )
-    return np.asarray(
-        per_param * big + 4.0 * tied_extra + (e + 12.0) * logits * np.asarray(n_micro, dtype=np.float64)
-    )
+    tokens = np.asarray(micro_batch, dtype=np.float64) * np.asarray(seq_len, dtype=np.float64)
+    logits = _mapped(tokens * v / t, 4.0) if model.has_lm_head else 0.0
+    # The MLP's d_ff-sized tensors (the eager module's saved ones, MLP_SAVED_TENSORS, and as many gradients
+    # in backward) once a micro-batch makes them that large (a few thousand tokens).
+    ff_tensors = 2.0 * MLP_SAVED_TENSORS[model.mlp][1] * model.n_layers * _mapped(tokens * ff / t, 4.0)
+    per_micro = (e + 12.0) * logits + e * ff_tensors
+    return np.asarray(per_param * big + 4.0 * tied_extra + per_micro * np.asarray(n_micro, dtype=np.float64))
 
 
 @dataclass(frozen=True)
