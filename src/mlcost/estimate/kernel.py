@@ -308,7 +308,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     psi_opt = psi_d / np.where(z >= 1, n, 1.0)
     if model.is_moe:
         psi_opt = psi_opt + psi_e / np.where(z >= 1, n_e, 1.0)
-    t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
+    # The optimizer streams parameter-sized state arrays, larger than the caches: never faster than the
+    # large-copy bandwidth, even where small cache-resident element-wise ops beat it (mem_bw_eff > 1).
+    bw_opt = np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * np.minimum(x.mem_bw_eff, 1.0)
+    t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_opt
     # Eager PyTorch on a CPU: tensors of >= 32 MiB come from fresh mmap pages every step (gradients,
     # optimizer temporaries, the logits chain) and each page is faulted in and zeroed by the kernel.
     touch = np.asarray(x.first_touch_bytes_per_s, dtype=np.float64)
