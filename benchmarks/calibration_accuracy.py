@@ -160,6 +160,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the held-out grid")
     args = ap.parse_args()
 
+    from mlcost.calibrate.fit import fit_problems
     from mlcost.calibrate.microbench import MicrobenchResult
     from mlcost.calibrate.pipeline import run_calibration
     from mlcost.calibrate.runs import (
@@ -229,9 +230,11 @@ def main() -> int:
     )
     print(f"# CPU: {host.model} ({host.vendor}, {host.logical_cpus} logical CPUs); ISA {host.isa}")
     print(f"# CPU flags: {' '.join(sorted(host.identity().get('flags', [])))}")
+    touch = p.extra.get("first_touch_bytes_per_s")
     print(
         f"# local peak fp32 {cal.device.peak_flops_per_s['fp32'] / 1e9:.1f} GFLOP/s, copy bandwidth "
-        f"{cal.device.mem_bw_bytes_per_s / 1e9:.1f} GB/s"
+        f"{cal.device.mem_bw_bytes_per_s / 1e9:.1f} GB/s, first touch of fresh pages "
+        + (f"{touch / 1e9:.2f} GB/s" if touch else "not measured")
     )
     print(
         f"# fit on {len(cal_ms)} calibration runs: matmul_eff_max {p.matmul_eff_max:.3f}, matmul_half_dim "
@@ -239,12 +242,11 @@ def main() -> int:
         f"layer_overhead {p.layer_overhead_s * 1e3:.2f} ms, step_overhead {p.step_overhead_s * 1e3:.2f} ms, "
         f"framework_overhead {p.framework_overhead_bytes / MiB:.0f} MiB, activation_overhead_frac "
         f"{p.activation_overhead_frac:.2f}; fit-set step-time MAPE {100 * fit.time_mape:.1f}%"
-        + (
-            f", memory {100 * fit.memory_mean_abs_rel:.1f}%"
-            if fit.memory_mean_abs_rel is not None
-            else ""
-        )
+        + (f", memory {100 * fit.memory_mean_abs_rel:.1f}%" if fit.memory_mean_abs_rel is not None else "")
     )
+    problems = fit_problems(fit)
+    if problems:
+        print(f"# fit warnings (mlcost calibrate would ask for --force): {'; '.join(problems)}")
     runtime = statistics.median(m.baseline_rss_bytes or 0.0 for m in cal_ms)
     print(
         f"# peak memory = peak RSS of the run's process; of it, {runtime / MiB:.0f} MiB (median) was resident "

@@ -104,7 +104,9 @@ def test_fresh_pages_count_tensors_at_or_above_the_mmap_threshold() -> None:
     from mlcost.estimate.memory import MMAP_THRESHOLD_MAX_BYTES, fresh_pages_bytes
 
     def fresh(vocab: int, d: int, b: int, s: int) -> float:
-        spec = RunConfig(family="llama", n_layers=1, d_model=d, seq_len=s, micro_batch=b, vocab_size=vocab).spec()
+        spec = RunConfig(
+            family="llama", n_layers=1, d_model=d, seq_len=s, micro_batch=b, vocab_size=vocab
+        ).spec()
         return float(
             fresh_pages_bytes(spec, micro_batch=b, seq_len=s, tp=1, act_bytes=4.0, optimizer_temp_tensors=2.0)
         )
@@ -124,10 +126,10 @@ def test_page_fault_time_only_for_calibrated_eager_cpu_runs() -> None:
 
     from mlcost.calibrate.runs import RunConfig
     from mlcost.estimate import estimate_train
+    from mlcost.estimate.context import resolve_hardware
     from mlcost.estimate.kernel import train_kernel
     from mlcost.estimate.memory import fresh_pages_bytes
     from mlcost.estimate.train import build_inputs
-    from mlcost.estimate.context import resolve_hardware
     from mlcost.spec import Cluster
 
     rc = RunConfig(family="gpt2", n_layers=1, d_model=768, seq_len=96, micro_batch=2, vocab_size=50257)
@@ -136,7 +138,9 @@ def test_page_fault_time_only_for_calibrated_eager_cpu_runs() -> None:
     x = build_inputs(rc.spec(), rc.job(), hw, 1)
     assert float(train_kernel(rc.spec(), x)["time_page_faults_s"]) == 0.0  # no measured rate: no term
     timed = train_kernel(rc.spec(), x.replace(first_touch_bytes_per_s=2e9))
-    want = fresh_pages_bytes(rc.spec(), micro_batch=2, seq_len=96, tp=1, act_bytes=4.0, optimizer_temp_tensors=2.0)
+    want = fresh_pages_bytes(
+        rc.spec(), micro_batch=2, seq_len=96, tp=1, act_bytes=4.0, optimizer_temp_tensors=2.0
+    )
     assert float(timed["time_page_faults_s"]) == pytest.approx(float(want) / 2e9)
     fused = train_kernel(rc.spec(), x.replace(first_touch_bytes_per_s=2e9, fused_elementwise=True))
     assert float(fused["time_page_faults_s"]) == 0.0  # fused frameworks keep persistent buffers

@@ -90,8 +90,19 @@ def test_server_gone_for_good_fails_clearly_and_writes_no_final_row(pg: Cluster)
     from mlcost.spec import ModelSpec
 
     url = pg.create_database()
-    spec = ModelSpec(name="gpt2-outage", n_layers=1, d_model=32, n_heads=2, d_ff=128, vocab_size=256,
-                     max_seq_len=16, mlp="gelu", norm="layernorm", position="learned", tied_embeddings=True)
+    spec = ModelSpec(
+        name="gpt2-outage",
+        n_layers=1,
+        d_model=32,
+        n_heads=2,
+        d_ff=128,
+        vocab_size=256,
+        max_seq_len=16,
+        mlp="gelu",
+        norm="layernorm",
+        position="learned",
+        tied_embeddings=True,
+    )
     opts = TrainOptions(shape=TrainShape(micro_batch=1, seq_len=16), steps=12, warmup=0, checkpoint_every=5)
     led = Ledger(url, persistent=True)
     led.reconnect_s = 1.0  # retry window (30 s by default), short for the test

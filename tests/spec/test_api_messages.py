@@ -29,7 +29,12 @@ CASES = [
         rules.nonneg_float,
         -1.0,
     ),
-    (lambda: ModelSpec(**{**MODEL, "d_model": 0}), "ModelSpec(d_model=...) of model 'tiny'", rules.positive_int, 0),
+    (
+        lambda: ModelSpec(**{**MODEL, "d_model": 0}),
+        "ModelSpec(d_model=...) of model 'tiny'",
+        rules.positive_int,
+        0,
+    ),
     (
         lambda: ServeSetup(cluster=Cluster(device="h100-sxm"), max_batch=0),
         "ServeSetup(max_batch=...)",

@@ -374,7 +374,9 @@ def _fit_memory(cases: list[_Case]) -> dict[str, float]:
             # The prediction is linear in (c, k): evaluate it at k = 0 and k = 1 (c = 0).
             zero = c.inputs.replace(framework_overhead_bytes=0.0, activation_overhead_frac=0.0)
             base = float(train_kernel(c.m.spec, zero)["memory_total_bytes"])
-            one = float(train_kernel(c.m.spec, zero.replace(activation_overhead_frac=1.0))["memory_total_bytes"])
+            one = float(
+                train_kernel(c.m.spec, zero.replace(activation_overhead_frac=1.0))["memory_total_bytes"]
+            )
             tensors.append(base)
             acts.append(one - base)
             measured.append(float(c.m.peak_delta_bytes) + float(c.m.baseline_rss_bytes))

@@ -117,7 +117,9 @@ def train_view(d: dict[str, Any]) -> View:
     m = v.table(Table("Memory per device", ["part", "GiB"], right=("GiB",), explain=True))
     for name in ("weights", "gradients", "optimizer", "activations", "other", "total", "capacity"):
         if name == "total" and mem.get("not_concurrent"):  # the parts that are never resident together
-            m.add("not at once (freed activations hold the gradients)", f"−{f.bytes_in(mem['not_concurrent'])}")
+            m.add(
+                "not at once (freed activations hold the gradients)", f"−{f.bytes_in(mem['not_concurrent'])}"
+            )
         if name in mem:
             m.add("device capacity" if name == "capacity" else name, f.bytes_in(mem[name]))
     assumptions_table(v, d["assumptions"])
