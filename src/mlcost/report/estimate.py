@@ -118,7 +118,8 @@ def train_view(d: dict[str, Any]) -> View:
     for name in ("weights", "gradients", "optimizer", "activations", "other", "total", "capacity"):
         if name == "total" and mem.get("not_concurrent"):  # the parts that are never resident together
             m.add(
-                "not at once (freed activations hold the gradients)", f"−{f.bytes_in(mem['not_concurrent'])}"
+                "not resident at once (activations freed as gradients grow)",
+                f"−{f.bytes_in(mem['not_concurrent'])}",
             )
         if name in mem:
             m.add("device capacity" if name == "capacity" else name, f.bytes_in(mem[name]))
