@@ -27,6 +27,7 @@ from mlcost.calibrate.runs import (
     Measurement,
     RunConfig,
     measure_configs,
+    merge_memory_probes,
     merge_probe_rates,
     with_fastest_steps,
 )
@@ -172,6 +173,7 @@ def run_calibration(
     if measurements is not None:
         measured = with_fastest_steps(list(measurements))
         mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
+        merge_memory_probes(mb, measured)
     elif use_runs:
         chosen = configs if configs is not None else list(DEFAULT_FIT_CONFIGS)
         if runs is not None:
@@ -190,6 +192,7 @@ def run_calibration(
             measured = with_fastest_steps(measured)
             # Each run's reference GEMM probe is a measured 512² rate too (the best one joins the curve).
             mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
+            merge_memory_probes(mb, measured)
         if use_ledger:
             try:
                 measured += ledger_measurements(ledger_url)

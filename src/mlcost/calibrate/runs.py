@@ -175,6 +175,28 @@ def probe_matmul_flops_per_s(repeats: int = 20) -> float:
     return bench_matmul((PROBE_DIM,), repeats=repeats)[PROBE_DIM]
 
 
+def probe_memory_rates(repeats: int = 5) -> dict[str, float]:
+    """Best large-copy rate (bytes read + written) and first-touch rate (a fresh 64 MiB tensor written) over
+    ``repeats`` calls (≈ 0.3 s): like :func:`probe_matmul_flops_per_s`, a reading of this machine's memory
+    system taken next to each run's steps. Units: bytes/s."""
+    import torch
+
+    from mlcost.calibrate.microbench import bench_first_touch, time_best_s
+
+    src = torch.ones(2**24)
+    dst = torch.empty_like(src)
+    copy = (
+        2.0
+        * 4.0
+        * src.numel()
+        / time_best_s(lambda: dst.copy_(src), warmup=1, repeats=repeats, sync=lambda: None)
+    )
+    return {
+        "probe_copy_bytes_per_s": copy,
+        "probe_first_touch_bytes_per_s": bench_first_touch(repeats=repeats),
+    }
+
+
 def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: int) -> dict[str, float]:
     """Child process body: one measured run through the runner's lifecycle and step loop
     (:func:`mlcost.measure.train.run_training`, no ledger, no FLOP-count pass so that the peak memory is
@@ -216,6 +238,7 @@ def _measure_in_process(cfg: dict[str, Any], steps: int, warmup: int, threads: i
         "peak_delta_bytes": float(m["peak_memory_bytes"]) - baseline,
         "baseline_rss_bytes": baseline,
         "probe_flops_per_s": probe,
+        **probe_memory_rates(),
     }
 
 
@@ -291,6 +314,18 @@ def merge_probe_rates(matmul_fp32: dict[int, float], measurements: list[Measurem
     if best > out.get(PROBE_DIM, 0.0):
         out[PROBE_DIM] = best
     return out
+
+
+def merge_memory_probes(mb: Any, measurements: list[Measurement]) -> None:
+    """Raise ``mb``'s copy and first-touch rates to the best the runs' probes measured
+    (:func:`probe_memory_rates`): capabilities, like the GEMM peak, that a shared machine only ever
+    lowers — and the fitted steps are the fastest ones, taken in the same quiet moments."""
+    rounds = [r for m in measurements for r in m.per_round]
+    copy = max((r.get("probe_copy_bytes_per_s") or 0.0 for r in rounds), default=0.0)
+    touch = max((r.get("probe_first_touch_bytes_per_s") or 0.0 for r in rounds), default=0.0)
+    mb.copy_bytes_per_s = max(mb.copy_bytes_per_s, copy)
+    if touch:
+        mb.first_touch_bytes_per_s = max(mb.first_touch_bytes_per_s, touch)
 
 
 #: Configurations `mlcost calibrate` trains by default (the benchmark uses its own, different grid).
