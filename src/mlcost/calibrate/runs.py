@@ -176,14 +176,14 @@ def probe_matmul_flops_per_s(repeats: int = 20) -> float:
 
 
 def probe_memory_rates(repeats: int = 5) -> dict[str, float]:
-    """Best large-copy rate (bytes read + written) and first-touch rate (a fresh 64 MiB tensor written) over
+    """Best large-copy rate (128 MiB, bytes read + written) and first-touch rate (a fresh 64 MiB tensor) over
     ``repeats`` calls (≈ 0.3 s): like :func:`probe_matmul_flops_per_s`, a reading of this machine's memory
     system taken next to each run's steps. Units: bytes/s."""
     import torch
 
     from mlcost.calibrate.microbench import bench_first_touch, time_best_s
 
-    src = torch.ones(2**24)
+    src = torch.ones(2**25)  # the microbenchmark's copy size (bench_memory): 128 MiB, beyond the caches
     dst = torch.empty_like(src)
     copy = (
         2.0
