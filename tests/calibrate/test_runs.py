@@ -29,7 +29,7 @@ def test_measurement_round_trip_and_vocab_in_label() -> None:
     assert Measurement.from_dict(m.to_dict()) == m
 
 
-def test_memory_probes_raise_the_microbenchmark_rates_never_lower_them(
+def test_copy_probes_raise_the_microbenchmark_rate_never_lower_it(
     fake_microbench: MicrobenchResult,
 ) -> None:
     mb = dataclasses.replace(fake_microbench, first_touch_bytes_per_s=1e9)  # copy 10e9
@@ -38,6 +38,7 @@ def test_memory_probes_raise_the_microbenchmark_rates_never_lower_them(
         _measurement([{"probe_copy_bytes_per_s": 8e9, "probe_first_touch_bytes_per_s": 3e9}]),
     ]
     merge_memory_probes(mb, ms)
-    assert mb.copy_bytes_per_s == 12e9 and mb.first_touch_bytes_per_s == 3e9
+    assert mb.copy_bytes_per_s == 12e9
+    assert mb.first_touch_bytes_per_s == 1e9  # recorded, not merged (the runs' refaults are optimistic)
     merge_memory_probes(mb, [_measurement([{}])])  # runs saved before the probes existed change nothing
-    assert mb.copy_bytes_per_s == 12e9 and mb.first_touch_bytes_per_s == 3e9
+    assert mb.copy_bytes_per_s == 12e9
