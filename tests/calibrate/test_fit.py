@@ -66,7 +66,9 @@ def test_fit_recovers_known_profile(fake_microbench: MicrobenchResult) -> None:
             spec=c.spec(),
             job=c.job(),
             step_time_s=p["step_time_s"],
-            peak_delta_bytes=p["memory_total_bytes"],
+            # peak RSS = the runtime resident before the build (1e7 here) + the job's peak above it
+            peak_delta_bytes=p["memory_total_bytes"] - 1e7,
+            baseline_rss_bytes=1e7,
         )
         for c, p in zip(GRID, preds, strict=True)
     ]

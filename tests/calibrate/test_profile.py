@@ -125,3 +125,52 @@ def test_runner_prediction_uses_local_once_calibrated(
     est = estimate_train(spec, job, Cluster(device="local"), catalog=context.default_catalog())
     assert after["step_time_s"] == pytest.approx(est.step_time_s)
     assert after["peak_memory_bytes"] == pytest.approx(est.memory.total)
+
+
+def test_measured_first_touch_rate_reaches_device_local(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
+    """The first-touch microbenchmark is saved as a profile extra and prices the page faults of an eager
+    CPU estimate with --device local (a large-vocabulary model: its embedding is >= 32 MiB)."""
+    import dataclasses
+
+    from mlcost.calibrate.runs import RunConfig
+
+    mb = dataclasses.replace(fake_microbench, first_touch_bytes_per_s=2.5e9)
+    assert MicrobenchResult.from_dict(mb.to_dict()).first_touch_bytes_per_s == 2.5e9
+    cal = _calibration(mb)
+    assert cal.profile.extra == {"first_touch_bytes_per_s": 2.5e9, "copy_bytes_per_s": mb.copy_bytes_per_s}
+    save_calibration(cal, profile_dir)
+    cat = context.default_catalog()
+    assert cat.efficiency("local").extra["first_touch_bytes_per_s"] == 2.5e9
+    rc = RunConfig(family="gpt2", n_layers=1, d_model=768, seq_len=96, micro_batch=2, vocab_size=50257)
+    est = estimate_train(rc.spec(), rc.job(), Cluster(device="local"), catalog=cat)
+    assert est.time_breakdown_s["page_faults_s"] > 0.1  # ≈ 0.7 GiB of fresh pages at 2.5 GB/s
+
+
+def test_optimizer_stream_is_capped_at_the_copy_rate(
+    fake_microbench: MicrobenchResult, profile_dir: Path
+) -> None:
+    """The local device's bandwidth is the GEMV rate (about twice a read+write copy); the optimizer streams
+    parameter-sized arrays and is capped at the copy rate the profile keeps as an extra: where the cap binds,
+    halving that rate doubles the optimizer's time and leaves the rest of the step alone."""
+    import dataclasses
+
+    from mlcost.calibrate.runs import RunConfig
+
+    rc = RunConfig(family="gpt2", n_layers=2, d_model=256, seq_len=64, micro_batch=2, vocab_size=8192)
+    times = []
+    slow = fake_microbench.copy_bytes_per_s / 100  # far below the element-wise rate: the cap binds
+    for copy in (slow, slow / 2, fake_microbench.copy_bytes_per_s * 100):
+        mb = dataclasses.replace(
+            fake_microbench, copy_bytes_per_s=copy, gemv_bytes_per_s=4 * fake_microbench.copy_bytes_per_s
+        )
+        save_calibration(_calibration(mb), profile_dir)
+        context.invalidate()
+        est = estimate_train(rc.spec(), rc.job(), Cluster(device="local"), catalog=context.default_catalog())
+        times.append(est.time_breakdown_s)
+    assert times[1]["optimizer_s"] == pytest.approx(2 * times[0]["optimizer_s"], rel=1e-6)
+    for key in ("matmul_s", "attention_s", "memory_bound_s"):
+        assert times[1][key] == pytest.approx(times[0][key], rel=1e-9)
+    # a copy rate above the element-wise stream caps nothing: the optimizer runs at mem_bw_eff x bandwidth
+    assert times[2]["optimizer_s"] < times[0]["optimizer_s"] / 10

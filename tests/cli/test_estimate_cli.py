@@ -28,7 +28,7 @@ TRAIN_KEYS = {
     "error_band",
     "assumptions",
 }
-MEMORY_KEYS = {"weights", "gradients", "optimizer", "activations", "other", "total"}
+MEMORY_KEYS = {"weights", "gradients", "optimizer", "activations", "other", "not_concurrent", "total"}
 SERVE_KEYS = {
     "params",
     "ttft_s",

@@ -81,7 +81,10 @@ SIGNED_PARTS = (
 )
 
 #: Internal spellings that must never reach a user (the message names the flag they typed instead).
-INTERNAL_NAME = re.compile(r"\b(train job|serve job|cluster|setup)\.[a-z_]+")
+INTERNAL_NAME = re.compile(
+    r"\b(train job|serve job|cluster|setup)\.[a-z_]+"
+    r"|\b(TrainJob|ServeJob|ModelSpec|Cluster|TrainSetup|ServeSetup)\([a-z_]+="
+)
 
 RUNNER = CliRunner()
 

@@ -12,6 +12,7 @@ all-reduce take the median.
   counting the weight bytes read: the rate at which batch-1 decode streams a model's weights (what
   serving's decode step is bound by). Its fastest run is the ``local`` device's memory bandwidth.
   Units: bytes/s.
+* **first touch** (CPU): ``torch.ones`` of a fresh 64 MiB tensor, page faults included. Units: bytes/s.
 * **elementwise**: ``add``, ``gelu``, ``layer_norm`` and ``softmax`` over a large fp32 tensor, counting the
   bytes read + written once (what :func:`mlcost.estimate.kernel.elementwise_bytes_per_token_layer` counts).
   Units: bytes/s.
@@ -57,6 +58,9 @@ class MicrobenchResult:
         allreduce_bus_bytes_per_s: ``{message bytes: bus bytes/s}`` between 2 local processes. Units: bytes/s.
         allreduce_error: why the all-reduce was skipped, else None.
         seconds: wall time of the whole benchmark. Units: s.
+        first_touch_bytes_per_s: writing a freshly allocated 64 MiB fp32 tensor (above malloc's mmap
+            threshold: every page is faulted in and zeroed by the kernel), bytes per second; 0 if not
+            measured. Units: bytes/s.
     """
 
     device: str
@@ -69,6 +73,7 @@ class MicrobenchResult:
     allreduce_bus_bytes_per_s: dict[int, float] = field(default_factory=dict)
     allreduce_error: str | None = None
     seconds: float = 0.0
+    first_touch_bytes_per_s: float = 0.0
 
     def peak_flops_per_s(self, dtype: str) -> float | None:
         """Best GEMM rate measured for ``dtype`` (the largest sizes reach it). Units: FLOP/s."""
@@ -89,6 +94,7 @@ class MicrobenchResult:
             "allreduce_bus_bytes_per_s": {str(k): v for k, v in self.allreduce_bus_bytes_per_s.items()},
             "allreduce_error": self.allreduce_error,
             "seconds": self.seconds,
+            "first_touch_bytes_per_s": self.first_touch_bytes_per_s,
         }
 
     @classmethod
@@ -109,6 +115,7 @@ class MicrobenchResult:
             },
             allreduce_error=data.get("allreduce_error"),
             seconds=float(data.get("seconds", 0.0)),
+            first_touch_bytes_per_s=float(data.get("first_touch_bytes_per_s", 0.0)),
         )
 
 
@@ -305,6 +312,14 @@ def bench_allreduce(
     return dict(queue.get())
 
 
+def bench_first_touch(*, numel: int = 2**24, repeats: int = 5) -> float:
+    """Bytes per second of ``torch.ones(numel)``: a fresh fp32 tensor of 64 MiB (above glibc's 32 MiB mmap
+    threshold, so its pages are new every time) written once — page faults and kernel zeroing included,
+    the cost eager training pays for its large per-step allocations (fastest run). Units: bytes/s."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    return 4.0 * numel / time_best_s(lambda: torch.ones(numel), warmup=1, repeats=repeats, sync=lambda: None)
+
+
 def run_microbenchmarks(
     *,
     quick: bool = False,
@@ -332,6 +347,8 @@ def run_microbenchmarks(
     res.copy_bytes_per_s, res.elementwise_bytes_per_s = bench_memory(
         device=device, numel=2**23 if quick else 2**25, repeats=repeats
     )
+    if device == "cpu":
+        res.first_touch_bytes_per_s = bench_first_touch(repeats=repeats)
     if allreduce:
         say("all-reduce between 2 local processes")
         try:

@@ -27,6 +27,7 @@ from mlcost.calibrate.runs import (
     Measurement,
     RunConfig,
     measure_configs,
+    merge_memory_probes,
     merge_probe_rates,
     with_fastest_steps,
 )
@@ -141,10 +142,15 @@ def run_calibration(
     directory: Path | str | None = None,
     host: HostCpu | None = None,
     serve: bool = False,
+    measurements: list[Measurement] | None = None,
 ) -> tuple[Calibration, FitResult | None]:
     """Microbenchmarks → local device and first profile → fit on training runs (measured here and
     completed ledger runs of this host) → save into ``directory``. Returns the calibration and the fit
     (None without runs).
+
+    ``microbench`` and ``measurements`` (runs measured earlier on this host, e.g. from a saved
+    ``calibration.json``) are used instead of measuring again: the fit alone runs (re-scoring saved
+    measurements after a change of the estimator).
 
     ``catalog`` must not contain an earlier calibration (the CLI passes
     ``mlcost.context.default_catalog(calibration=False)``; None = the built-in catalog), so calibrating
@@ -169,7 +175,11 @@ def run_calibration(
     prior = cat.efficiency(base_row.id) if base_row is not None else cat.efficiency("default-cpu")
     result: FitResult | None = None
     measured: list[Measurement] = []
-    if use_runs:
+    if measurements is not None:
+        measured = with_fastest_steps(list(measurements))
+        mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
+        merge_memory_probes(mb, measured)
+    elif use_runs:
         chosen = configs if configs is not None else list(DEFAULT_FIT_CONFIGS)
         if runs is not None:
             chosen = chosen[: max(0, runs)]
@@ -187,6 +197,7 @@ def run_calibration(
             measured = with_fastest_steps(measured)
             # Each run's reference GEMM probe is a measured 512² rate too (the best one joins the curve).
             mb.matmul_flops_per_s["float32"] = merge_probe_rates(mb.matmul_flops_per_s["float32"], measured)
+            merge_memory_probes(mb, measured)
         if use_ledger:
             try:
                 measured += ledger_measurements(ledger_url)

@@ -24,6 +24,7 @@ from mlcost.estimate.memory import (
     MLP_ELEMENTWISE_PASSES,
     NORM_ELEMENTWISE_PASSES,
     ROPE_ELEMENTWISE_PASSES,
+    fresh_pages_bytes,
     stage_params,
     train_memory,
 )
@@ -117,6 +118,14 @@ class TrainInputs:
     selective_activation_scale: Arr = 1.0
     recompute_transient: Arr = 1.0
     logit_bytes: Arr = float("nan")
+    # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
+    optimizer_temp_tensors: Arr = 0.0
+    # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
+    # a profile extra). inf = no cost (GPUs, uncalibrated devices)
+    first_touch_bytes_per_s: Arr = np.inf
+    # large-copy rate that caps the optimizer's stream (a calibrated CPU's profile extra: its device bandwidth
+    # is the GEMV rate, about twice a read+write copy). inf = no cap beyond the device bandwidth
+    copy_bytes_per_s: Arr = np.inf
 
     def replace(self, **changes: Any) -> TrainInputs:
         return dataclasses.replace(self, **changes)
@@ -308,8 +317,30 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     psi_opt = psi_d / np.where(z >= 1, n, 1.0)
     if model.is_moe:
         psi_opt = psi_opt + psi_e / np.where(z >= 1, n_e, 1.0)
-    t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_mem
-    step_time = t_pipeline + t_dp + t_opt + np.asarray(x.step_overhead_s, dtype=np.float64)
+    # The optimizer streams parameter-sized state arrays, larger than the caches: never faster than the
+    # large-copy bandwidth, even where small cache-resident element-wise ops beat it (mem_bw_eff > 1).
+    bw_opt = np.minimum(
+        np.asarray(x.mem_bw_bytes_per_s, dtype=np.float64) * np.minimum(x.mem_bw_eff, 1.0),
+        np.asarray(x.copy_bytes_per_s, dtype=np.float64),
+    )
+    t_opt = psi_opt * np.asarray(x.optimizer_traffic_bytes, dtype=np.float64) / bw_opt
+    # Eager PyTorch on a CPU: tensors of >= 32 MiB come from fresh mmap pages every step (gradients,
+    # optimizer temporaries, the logits chain) and each page is faulted in and zeroed by the kernel.
+    touch = np.asarray(x.first_touch_bytes_per_s, dtype=np.float64)
+    t_fresh: Arr = 0.0
+    if touch.ndim or np.isfinite(touch):
+        fresh = fresh_pages_bytes(
+            model,
+            micro_batch=b,
+            seq_len=s,
+            tp=t,
+            act_bytes=e,
+            optimizer_temp_tensors=x.optimizer_temp_tensors,
+            n_micro=m,
+        )
+        eager = ~np.asarray(x.fused_elementwise, dtype=bool)
+        t_fresh = np.where(eager & np.isfinite(touch), fresh / touch, 0.0)
+    step_time = t_pipeline + t_dp + t_opt + t_fresh + np.asarray(x.step_overhead_s, dtype=np.float64)
 
     # ---- memory -----------------------------------------------------------------------------------
     mem = train_memory(
@@ -338,6 +369,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         stage=stage,
         ep=ep,
         capacity_factor=cf,
+        optimizer_temp_tensors=x.optimizer_temp_tensors,
     )
     mem_total = mem.total
 
@@ -374,11 +406,13 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_dp_comm_s": t_dp,
         "time_dp_comm_unoverlapped_s": t_dp_raw,
         "time_optimizer_s": t_opt,
+        "time_page_faults_s": np.asarray(t_fresh, dtype=np.float64),
         "memory_weights_bytes": mem.weights,
         "memory_gradients_bytes": mem.gradients,
         "memory_optimizer_bytes": mem.optimizer,
         "memory_activations_bytes": mem.activations,
         "memory_other_bytes": mem.other,
+        "memory_not_concurrent_bytes": mem.not_concurrent,
         "memory_total_bytes": mem_total,
         "fits": mem_total <= np.asarray(x.memory_bytes, dtype=np.float64),
         "steps": steps,

@@ -26,6 +26,15 @@ Formulas (all vectorised; arrays broadcast):
   ``activation_overhead_frac`` × activations (memory that grows with the activations' churn: freed heap
   pages a CPU process keeps, backward's transient gradients; fitted by ``mlcost calibrate``, 0 on GPUs),
   plus the ZeRO-3 gather buffers.
+* **Eager PyTorch on one device** (``fused_elementwise=False``: Hugging Face modules, ``zero_grad(set_to_none=True)``,
+  the default unfused ``torch.optim.AdamW``): the parts above are not all resident at once. Gradients are
+  allocated during backward as the activations are freed, so the peak of a step is
+  W + O + max(A + logits chain, G + optimizer temporaries): the larger of the loss/backward start (every
+  layer's activations plus the fp32 logits chain: log-softmax output, its gradient and the logits'
+  gradient, ``e + 8`` bytes per logit) and the optimizer step (all gradients plus the unfused AdamW's two
+  fp32 temporaries of its largest parameter tensor, ``sqrt(v)`` and ``/ bias_correction``). The smaller
+  of the two is reported as ``not_concurrent`` and subtracted from the total. Measured with the kernel's
+  peak-RSS watermark per phase on this project's build machine (docs/calibrate.md, "Memory").
 * **KV cache**: 2 · layers · kv_heads · head_dim · bytes · context · batch; when TP exceeds the number of
   KV heads the heads are replicated (as vLLM does), so each device holds ceil(kv_heads / tp).
 """
@@ -208,19 +217,88 @@ def _activation_parts(
     return full_layer, layer_input, replicated + split
 
 
+#: fp32 temporaries of one parameter tensor that PyTorch's default (unfused, single-tensor) optimizer step
+#: allocates at once: AdamW ``exp_avg_sq.sqrt()`` and its ``/ bias_correction2_sqrt`` (then ``add_(eps)``
+#: in place); SGD with momentum works in place. (torch/optim/adamw.py, ``_single_tensor_adamw``.)
+OPTIMIZER_TEMP_TENSORS_EAGER: dict[str, float] = {"adamw": 2.0, "sgd": 0.0}
+
+
+def largest_param_tensor(model: ModelSpec) -> float:
+    """Elements of the largest single parameter tensor: the embedding or LM head (vocab × d_model), an MLP
+    matrix (d_model × d_ff) or a fused QKV projection (d_model × 3·d_model). Units: elements."""
+    ff = max(model.d_ff, model.ff_expert if model.is_moe else 0)
+    return float(max(model.vocab_size * model.d_model, model.d_model * ff, 3 * model.d_model * model.d_model))
+
+
+#: Allocations at least this large are served by fresh ``mmap`` pages and unmapped when freed: glibc
+#: malloc's mmap threshold grows dynamically up to DEFAULT_MMAP_THRESHOLD_MAX = 32 MiB on 64-bit Linux
+#: (glibc malloc/malloc.c; mallopt(3)). Such a tensor, re-allocated every step, is page-faulted in anew
+#: (the kernel zeroes every page) — the CPU cost :func:`fresh_pages_bytes` counts. Units: bytes.
+MMAP_THRESHOLD_MAX_BYTES = 32 * 2**20
+
+
+def _mapped(elements: ArrayLike, bytes_per_element: float) -> np.ndarray:
+    """``elements`` where a tensor of that many elements is mmap-served (≥ 32 MiB), else 0."""
+    n = np.asarray(elements, dtype=np.float64)
+    return np.where(n * bytes_per_element >= MMAP_THRESHOLD_MAX_BYTES, n, 0.0)
+
+
+def fresh_pages_bytes(
+    model: ModelSpec,
+    *,
+    micro_batch: ArrayLike,
+    seq_len: ArrayLike,
+    tp: ArrayLike,
+    act_bytes: ArrayLike,
+    optimizer_temp_tensors: ArrayLike,
+    n_micro: ArrayLike = 1.0,
+) -> np.ndarray:
+    """Bytes of freshly mapped pages one eager-PyTorch training step touches on a CPU (every tensor of
+    ≥ 32 MiB allocated anew each step, MMAP_THRESHOLD_MAX_BYTES): the gradients of large parameter
+    tensors (``zero_grad(set_to_none=True)``; a tied embedding's gradient twice: the LM head's and the
+    embedding's, summed), the unfused optimizer's fp32 temporaries of them, and per micro-batch the logits
+    chain (logits, log-softmax output, its gradient, the logits' gradient) and the MLP's d_ff-sized
+    activations and their gradients where a micro-batch makes them that large. Units: bytes."""
+    t = np.asarray(tp, dtype=np.float64)
+    e = np.asarray(act_bytes, dtype=np.float64)
+    h, v = model.d_model, model.vocab_size
+    ff = model.ff_expert if model.is_moe else model.d_ff
+    mlp_mats = 3 if model.mlp == "swiglu" else 2
+    n_ff = model.n_experts * mlp_mats if model.is_moe else mlp_mats
+    big = (
+        _mapped(v * h / t, 4.0) * (1.0 if model.tied_embeddings or not model.has_lm_head else 2.0)
+        + model.n_layers * n_ff * _mapped(h * ff / t, 4.0)
+        + model.n_layers * 4 * _mapped(h * h / t, 4.0)
+    )
+    tied_extra = _mapped(v * h / t, 4.0) if model.tied_embeddings and model.has_lm_head else 0.0
+    per_param = 4.0 * (1.0 + np.asarray(optimizer_temp_tensors, dtype=np.float64))
+    tokens = np.asarray(micro_batch, dtype=np.float64) * np.asarray(seq_len, dtype=np.float64)
+    logits = _mapped(tokens * v / t, 4.0) if model.has_lm_head else 0.0
+    # The MLP's d_ff-sized tensors (the eager module's saved ones, MLP_SAVED_TENSORS, and as many gradients
+    # in backward) once a micro-batch makes them that large (a few thousand tokens).
+    ff_tensors = 2.0 * MLP_SAVED_TENSORS[model.mlp][1] * model.n_layers * _mapped(tokens * ff / t, 4.0)
+    per_micro = (e + 12.0) * logits + e * ff_tensors
+    return np.asarray(per_param * big + 4.0 * tied_extra + per_micro * np.asarray(n_micro, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class TrainMemory:
-    """Memory per device of the worst pipeline stage. Units: bytes."""
+    """Memory per device of the worst pipeline stage. Units: bytes.
+
+    ``not_concurrent`` is the part of the other fields that is never resident at the same time as the rest
+    (eager PyTorch: activations and gradients; module docstring); ``total`` leaves it out."""
 
     weights: np.ndarray
     gradients: np.ndarray
     optimizer: np.ndarray
     activations: np.ndarray
     other: np.ndarray
+    not_concurrent: np.ndarray | float = 0.0
 
     @property
     def total(self) -> np.ndarray:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.other
+        parts = self.weights + self.gradients + self.optimizer + self.activations + self.other
+        return np.asarray(parts - self.not_concurrent)
 
 
 def train_memory(
@@ -250,11 +328,13 @@ def train_memory(
     logit_bytes: ArrayLike | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
+    optimizer_temp_tensors: ArrayLike = 0.0,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline.
     With expert parallelism ``ep`` the routed experts are split over EP ranks and ZeRO shards them over
     the DP / EP ranks holding the same experts; ``capacity_factor`` pads the routed experts'
-    activations."""
+    activations. ``optimizer_temp_tensors``: fp32 temporaries of the largest parameter tensor the optimizer
+    step allocates (OPTIMIZER_TEMP_TENSORS_EAGER; 0 for fused/foreach-free accounting)."""
     t = np.asarray(tp, dtype=np.float64)
     p = np.asarray(pp, dtype=np.float64)
     n = np.asarray(dp, dtype=np.float64)
@@ -306,11 +386,16 @@ def train_memory(
     first_stage_act = first_stage_act + np.where(rc == 2, transient, 0.0)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
+    eager = ~np.asarray(fused_elementwise, dtype=bool)
+    # Bytes per logit: the logits and the loss's fp32 copy (fused loss); eager: also the log-softmax gradient
+    # and the logits' gradient live at once during the loss's backward (module docstring). A framework
+    # family's ``logit_bytes`` (profile extra) replaces the default.
+    default_lb = e + np.where(eager, 8.0, 4.0)
     lb_given = np.asarray(np.nan if logit_bytes is None else logit_bytes, dtype=np.float64)
     lb = (
-        e + 4.0
+        default_lb
         if lb_given.ndim == 0 and np.isnan(lb_given)
-        else np.where(np.isnan(lb_given), e + 4.0, lb_given)
+        else np.where(np.isnan(lb_given), default_lb, lb_given)
     )
     logits = lb * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
     last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
@@ -320,17 +405,27 @@ def train_memory(
     gather = np.where(
         z >= 3, 2.0 * sp_params.largest_layer * np.asarray(weight_bytes, dtype=np.float64) / t, 0.0
     )
+    # The optimizer step's temporaries (unfused PyTorch: fp32 copies of the largest tensor on this device).
+    opt_temp = np.asarray(optimizer_temp_tensors, dtype=np.float64) * 4.0 * largest_param_tensor(model) / t
+    # Allocator retention grows with the layers' activation churn (their heap pages stay resident); the
+    # logits-sized buffers are large enough to be mapped and unmapped whole.
+    layer_acts = activations - np.where(p > 1, 0.0, logits)
     other = (
         np.asarray(framework_overhead_bytes, dtype=np.float64)
-        + np.asarray(activation_overhead_frac, dtype=np.float64) * activations
+        + np.asarray(activation_overhead_frac, dtype=np.float64) * layer_acts
         + gather
+        + opt_temp
     )
+    # Eager PyTorch frees activations while it allocates gradients: the smaller of the two phases' transients
+    # is not resident at the peak (module docstring).
+    not_concurrent = np.where(eager, np.minimum(activations, grads + opt_temp), 0.0)
     parts = {
         "weights": weights,
         "gradients": grads,
         "optimizer": optim,
         "activations": activations,
         "other": other,
+        "not_concurrent": not_concurrent,
     }
     shape = np.broadcast_shapes(*(np.shape(v) for v in parts.values()))
     return TrainMemory(

@@ -48,7 +48,11 @@ class ErrorBand:
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
-    """Memory per device. Units: bytes."""
+    """Memory per device. Units: bytes.
+
+    ``total`` = weights + gradients + optimizer + activations + other − ``not_concurrent``: the part of
+    those that is never resident at the same time as the rest (eager PyTorch allocates gradients as it
+    frees activations; 0 where the framework keeps both, mlcost.estimate.memory)."""
 
     weights: float
     gradients: float
@@ -57,6 +61,7 @@ class MemoryBreakdown:
     other: float
     total: float
     capacity: float
+    not_concurrent: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -65,6 +70,7 @@ class MemoryBreakdown:
             "optimizer": self.optimizer,
             "activations": self.activations,
             "other": self.other,
+            "not_concurrent": self.not_concurrent,
             "total": self.total,
             "capacity": self.capacity,
         }

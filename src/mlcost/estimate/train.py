@@ -19,7 +19,12 @@ from mlcost.estimate.kernel import (
     TrainInputs,
     train_kernel,
 )
-from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.estimate.memory import (
+    OPTIMIZER_TEMP_TENSORS_EAGER,
+    STATE_BYTES,
+    activation_bytes_per_element,
+    precision_class,
+)
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
 from mlcost.estimate.timing import SCHEDULE_CODES
@@ -118,6 +123,8 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "selective_activation_scale": prof.extra.get("selective_activation_scale", 1.0),
         "recompute_transient": prof.extra.get("recompute_transient", 1.0),
         "logit_bytes": prof.extra.get("logit_bytes", float("nan")),
+        "first_touch_bytes_per_s": prof.extra.get("first_touch_bytes_per_s", np.inf),
+        "copy_bytes_per_s": prof.extra.get("copy_bytes_per_s", np.inf),
     }
 
 
@@ -147,6 +154,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_traffic_bytes=(
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
+        optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
         ep=job.ep,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
@@ -301,6 +309,7 @@ def estimate_train(
         optimizer=r["memory_optimizer_bytes"],
         activations=r["memory_activations_bytes"],
         other=r["memory_other_bytes"],
+        not_concurrent=r["memory_not_concurrent_bytes"],
         total=r["memory_total_bytes"],
         capacity=capacity,
     )

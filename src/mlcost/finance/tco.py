@@ -118,10 +118,10 @@ class TrainSetup:
     precision: Precision = "bf16"
 
     def __post_init__(self) -> None:
-        check_choice("train setup", "precision", self.precision, PRECISIONS)
+        check_choice("TrainSetup", "precision", self.precision, PRECISIONS)
         for name in ("seq_len", "global_batch"):
             if getattr(self, name) is not None:
-                check_positive_int("train setup", name, getattr(self, name))
+                check_positive_int("TrainSetup", name, getattr(self, name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +144,7 @@ class ServeSetup:
     tpot_target_s: float | None = None
 
     def __post_init__(self) -> None:
-        own = "serve setup"
+        own = "ServeSetup"
         check_choice(own, "weight_precision", self.weight_precision, WEIGHT_PRECISIONS)
         check_choice(own, "kv_precision", self.kv_precision, KV_PRECISIONS)
         check_positive_int(own, "max_batch", self.max_batch)

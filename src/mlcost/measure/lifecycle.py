@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from mlcost.errors import MlcostError
+from mlcost.errors import LedgerError, MlcostError
 from mlcost.measure.facts import cost_inputs, money_metrics
 from mlcost.measure.options import CostOptions, RunFacts, facts_or_builtin
 
@@ -168,7 +168,9 @@ class RunLifecycle:
         except BaseException as exc:
             self.fail(exc)
             steps = self.loop.steps_done if self.loop is not None else 0
-            if reraise or (isinstance(exc, MlcostError) and steps == 0):
+            # A user error before any step, or a ledger that could not record the final status (the run
+            # must not look recorded when it is not): the CLI prints it on one line and exits 2.
+            if reraise or (isinstance(exc, MlcostError) and (steps == 0 or isinstance(exc, LedgerError))):
                 raise
 
     # ---- end ------------------------------------------------------------------------------------------
@@ -196,7 +198,22 @@ class RunLifecycle:
                 final["cost_source"] = f"unknown: {exc}"
         self.open()
         if self.ledger is not None and self.run_id is not None:
-            self.ledger.finish_run(self.run_id, status, metrics=final, error=error)
+            try:
+                self.ledger.finish_run(self.run_id, status, metrics=final, error=error)
+            except LedgerError as exc:
+                # Nothing was written (a transaction commits whole or not at all): the row keeps its last
+                # heartbeat and status 'running'. Keep the figures on the record and say so.
+                self.record = self.record.replace(
+                    status=status, metrics=final, error=error, finished_at=utc_now_iso()
+                )
+                self.close()
+                step = final.get("step_time_s")
+                shown = f", median step {step:.4g} s" if isinstance(step, (int, float)) else ""
+                raise LedgerError(
+                    f"run {self.run_id} ended {status}{shown}, but its final record was not written: {exc.message}",
+                    hint=f"its ledger row stays 'running' (mlcost runs mark-stale {self.run_id} once the "
+                    "database is back); rerun to record the figures",
+                ) from exc
             with contextlib.suppress(Exception):
                 self.record = self.ledger.get(self.run_id)
         if self.record.status == "running" or self.ledger is None:

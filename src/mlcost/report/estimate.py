@@ -29,6 +29,7 @@ TIME_PARTS = {
     "dp_comm_s": "DP communication",
     "bubble_s": "pipeline bubble",
     "optimizer_s": "optimizer",
+    "page_faults_s": "page faults (fresh ≥ 32 MiB allocations)",
 }
 MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "kv_cache", "other")
 
@@ -115,6 +116,11 @@ def train_view(d: dict[str, Any]) -> View:
             s.add(f"  time: {TIME_PARTS.get(k, k.removesuffix('_s').replace('_', ' '))}", f.duration(val))
     m = v.table(Table("Memory per device", ["part", "GiB"], right=("GiB",), explain=True))
     for name in ("weights", "gradients", "optimizer", "activations", "other", "total", "capacity"):
+        if name == "total" and mem.get("not_concurrent"):  # the parts that are never resident together
+            m.add(
+                "not resident at once (activations freed as gradients grow)",
+                f"−{f.bytes_in(mem['not_concurrent'])}",
+            )
         if name in mem:
             m.add("device capacity" if name == "capacity" else name, f.bytes_in(mem[name]))
     assumptions_table(v, d["assumptions"])

@@ -8,28 +8,45 @@ from collections.abc import Iterable
 from typing import Any
 
 from mlcost.errors import SpecError, did_you_mean
+from mlcost.spec import validate
 
 
-def check_positive_int(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{owner}.{name} must be an integer, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise SpecError(f"{owner}.{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+def api_name(owner: str, name: str, context: str | None = None) -> str:
+    """How a Python caller names a field: the class and the keyword argument it passed,
+    ``TrainJob(micro_batch=...)`` (with ``context``: ``ModelSpec(d_model=...) of model 'x'``). The CLI
+    checks its flags with the same rules (:mod:`mlcost.spec.validate`) under the flag's name first."""
+    return f"{owner}({name}=...)" + (f" of {context}" if context else "")
 
 
-def check_positive(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{owner}.{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise SpecError(f"{owner}.{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+def check_positive_int(
+    owner: str, name: str, value: Any, *, allow_zero: bool = False, context: str | None = None
+) -> None:
+    """``value`` is an ``int`` >= 1 (>= 0 with ``allow_zero``): :func:`mlcost.spec.validate.positive_int`
+    / ``nonneg_int`` with the field's API name."""
+    rule = validate.nonneg_int if allow_zero else validate.positive_int
+    rule(value, api_name(owner, name, context), exact=True)
 
 
-def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> None:
+def check_positive(
+    owner: str, name: str, value: Any, *, allow_zero: bool = False, context: str | None = None
+) -> None:
+    """``value`` is a finite number > 0 (>= 0 with ``allow_zero``): :func:`mlcost.spec.validate.positive_float`
+    / ``nonneg_float`` with the field's API name (no upper bound beyond finiteness)."""
+    rule = validate.nonneg_float if allow_zero else validate.positive_float
+    rule(value, api_name(owner, name, context), maximum=math.inf, exact=True)
+
+
+def check_choice(
+    owner: str, name: str, value: Any, choices: Iterable[str], *, context: str | None = None
+) -> None:
+    """``value`` is one of ``choices``, spelled exactly (:func:`mlcost.spec.validate.choice`, which matches
+    case-insensitively, suggests the canonical spelling)."""
     options = list(choices)
-    if value not in options:
+    what = api_name(owner, name, context)
+    canonical = validate.choice(value, what, options)
+    if canonical != value:
         raise SpecError(
-            f"{owner}.{name} must be one of {', '.join(options)}, got {value!r}",
-            hint=did_you_mean(value, options, end=" "),
+            f"{what} must be one of {', '.join(options)}, got {value!r}", hint=f"did you mean {canonical!r}?"
         )
 
 

@@ -6,7 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlcost.spec._validate import check_choice, check_positive, check_positive_int, from_dict_strict
+from mlcost.spec import validate
+from mlcost.spec._validate import (
+    api_name,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    from_dict_strict,
+)
 
 Pricing = Literal["on-demand", "spot"]
 PRICINGS: tuple[str, ...] = ("on-demand", "spot")
@@ -44,7 +51,7 @@ class Cluster:
     carbon_kg_per_kwh: float | None = None
 
     def __post_init__(self) -> None:
-        own = "cluster"
+        own = "Cluster"
         check_positive_int(own, "count", self.count)
         if self.devices_per_node is not None:
             check_positive_int(own, "devices_per_node", self.devices_per_node)
@@ -55,10 +62,8 @@ class Cluster:
             if getattr(self, field) is not None:
                 check_positive(own, field, getattr(self, field), allow_zero=True)
         check_choice(own, "pricing", self.pricing, PRICINGS)
-        if self.pue is not None and self.pue < 1.0:
-            from mlcost.errors import SpecError
-
-            raise SpecError(f"cluster.pue must be >= 1.0 (facility energy / IT energy), got {self.pue}")
+        if self.pue is not None:
+            validate.pue(self.pue, api_name(own, "pue"))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

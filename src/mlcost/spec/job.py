@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlcost.errors import SpecError
-from mlcost.spec._validate import check_choice, check_positive, check_positive_int, from_dict_strict
+from mlcost.spec import validate
+from mlcost.spec._validate import (
+    api_name,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    from_dict_strict,
+)
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 Optimizer = Literal["adamw", "sgd"]
@@ -95,19 +102,19 @@ class TrainJob:
     schedule: Schedule = "1f1b"
 
     def __post_init__(self) -> None:
-        own = "train job"
+        own = "TrainJob"
         check_positive_int(own, "ep", self.ep)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
         if self.capacity_factor is not None:
             check_positive(own, "capacity_factor", self.capacity_factor)
         if self.schedule == "interleaved" and self.virtual_stages == 1:
             raise SpecError(
-                "schedule 'interleaved' needs virtual_stages > 1", hint="pass --virtual-stages 2 (or more)"
+                "schedule 'interleaved' needs virtual_stages > 1", hint="give virtual_stages=2 (or more)"
             )
         if self.schedule == "zb-h1" and self.virtual_stages > 1:
             raise SpecError(
                 "schedule 'zb-h1' is not interleaved: it needs virtual_stages = 1",
-                hint="drop --virtual-stages or use --schedule interleaved",
+                hint="give virtual_stages=1 or schedule='interleaved'",
             )
         check_positive(own, "tokens", self.tokens)
         for field in ("seq_len", "global_batch", "micro_batch", "tp", "pp", "virtual_stages"):
@@ -115,13 +122,8 @@ class TrainJob:
         check_choice(own, "precision", self.precision, PRECISIONS)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
-        check_positive(own, "goodput", self.goodput)
-        if self.goodput > 1.0:
-            raise SpecError(
-                f"{own}.goodput must be in (0, 1], got {self.goodput}", hint="e.g. 0.9 for 90% useful time"
-            )
-        if self.zero not in (0, 1, 2, 3):
-            raise SpecError(f"{own}.zero must be 0, 1, 2 or 3 (FSDP full sharding = 3), got {self.zero!r}")
+        validate.fraction(self.goodput, api_name(own, "goodput"))
+        validate.int_range(self.zero, api_name(own, "zero"), 0, 3, exact=True)
         if self.global_batch % self.micro_batch:
             raise SpecError(
                 f"global batch ({self.global_batch}) is not divisible by micro-batch ({self.micro_batch})",
@@ -171,7 +173,7 @@ class ServeJob:
     kv_precision: KvPrecision = "bf16"
 
     def __post_init__(self) -> None:
-        own = "serve job"
+        own = "ServeJob"
         for field in ("prompt_len", "output_len", "batch", "tp"):
             check_positive_int(own, field, getattr(self, field))
         check_choice(own, "weight_precision", self.weight_precision, WEIGHT_PRECISIONS)

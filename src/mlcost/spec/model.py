@@ -126,13 +126,13 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         own = f"model {self.name!r}"
-        check_choice(own, "kind", self.kind, ["decoder", "encoder"])
-        check_choice(own, "mlp", self.mlp, ["gelu", "swiglu"])
-        check_choice(own, "norm", self.norm, ["layernorm", "rmsnorm"])
-        check_choice(own, "position", self.position, ["learned", "rope"])
-        check_choice(own, "objective", self.objective, OBJECTIVES)
+        check_choice("ModelSpec", "kind", self.kind, ["decoder", "encoder"], context=own)
+        check_choice("ModelSpec", "mlp", self.mlp, ["gelu", "swiglu"], context=own)
+        check_choice("ModelSpec", "norm", self.norm, ["layernorm", "rmsnorm"], context=own)
+        check_choice("ModelSpec", "position", self.position, ["learned", "rope"], context=own)
+        check_choice("ModelSpec", "objective", self.objective, OBJECTIVES, context=own)
         for field in ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size", "max_seq_len"):
-            check_positive_int(own, field, getattr(self, field))
+            check_positive_int("ModelSpec", field, getattr(self, field), context=own)
         for field in (
             "n_experts",
             "experts_top_k",
@@ -142,7 +142,7 @@ class ModelSpec:
             "norms_per_layer",
             "qk_rope_head_dim",
         ):
-            check_positive_int(own, field, getattr(self, field), allow_zero=True)
+            check_positive_int("ModelSpec", field, getattr(self, field), allow_zero=True, context=own)
         for field in (
             "n_kv_heads",
             "head_dim",
@@ -155,7 +155,7 @@ class ModelSpec:
             "train_global_batch",
         ):
             if getattr(self, field) is not None:
-                check_positive_int(own, field, getattr(self, field))
+                check_positive_int("ModelSpec", field, getattr(self, field), context=own)
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
             raise SpecError(
                 f"{own}: n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})",

@@ -69,12 +69,12 @@ def _fail(what: str, rule: str, value: Any, hint: str | None = None) -> SpecErro
     return SpecError(f"{what} must be {rule}, got {_shown(value)}", hint=hint)
 
 
-def _number(value: Any, what: str, rule: str) -> float:
+def _number(value: Any, what: str, rule: str, exact: bool = False) -> float:
     if isinstance(value, bool):
         raise _fail(what, rule, value)
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and not exact:
         try:
             return float(value.strip().replace("_", ""))
         except ValueError:
@@ -82,8 +82,8 @@ def _number(value: Any, what: str, rule: str) -> float:
     raise _fail(what, rule, value)
 
 
-def _integer(value: Any, what: str, rule: str) -> int:
-    if isinstance(value, bool):
+def _integer(value: Any, what: str, rule: str, exact: bool = False) -> int:
+    if isinstance(value, bool) or (exact and not isinstance(value, int)):
         raise _fail(what, rule, value)
     if isinstance(value, int):
         return value
@@ -107,39 +107,43 @@ def _integer(value: Any, what: str, rule: str) -> int:
     raise _fail(what, rule, value)
 
 
-def int_range(value: Any, what: str, lo: int, hi: int) -> int:
-    """A whole number in [lo, hi]."""
+def int_range(value: Any, what: str, lo: int, hi: int, *, exact: bool = False) -> int:
+    """A whole number in [lo, hi]. ``exact``: the value must already be an ``int`` (Python API fields),
+    not a string or float to convert."""
     rule = f"a whole number from {lo} to {hi:,}" if hi < MAX_COUNT else f"a whole number >= {lo}"
-    n = _integer(value, what, rule)
+    n = _integer(value, what, rule, exact)
     if not lo <= n <= hi:
         raise _fail(what, rule, value)
     return n
 
 
-def positive_int(value: Any, what: str, *, maximum: int = MAX_COUNT) -> int:
+def positive_int(value: Any, what: str, *, maximum: int = MAX_COUNT, exact: bool = False) -> int:
     """A whole number >= 1 (and <= ``maximum``)."""
-    return int_range(value, what, 1, maximum)
+    return int_range(value, what, 1, maximum, exact=exact)
 
 
-def nonneg_int(value: Any, what: str, *, maximum: int = MAX_COUNT) -> int:
+def nonneg_int(value: Any, what: str, *, maximum: int = MAX_COUNT, exact: bool = False) -> int:
     """A whole number >= 0."""
-    return int_range(value, what, 0, maximum)
+    return int_range(value, what, 0, maximum, exact=exact)
 
 
-def positive_float(value: Any, what: str, *, maximum: float = MAX_FLOAT, minimum: float = 0.0) -> float:
-    """A finite number > 0 (at least ``minimum`` when given, at most ``maximum``)."""
+def positive_float(
+    value: Any, what: str, *, maximum: float = MAX_FLOAT, minimum: float = 0.0, exact: bool = False
+) -> float:
+    """A finite number > 0 (at least ``minimum`` when given, at most ``maximum``). ``exact``: the value
+    must already be a number (Python API fields), not a string to parse."""
     low = f">= {minimum:g}" if minimum > 0 else "> 0"
     rule = f"a finite number {low}" + (f" and <= {maximum:g}" if maximum < MAX_FLOAT else "")
-    x = _number(value, what, rule)
+    x = _number(value, what, rule, exact)
     if not math.isfinite(x) or x <= 0 or x < minimum or x > maximum:
         raise _fail(what, rule, value)
     return x
 
 
-def nonneg_float(value: Any, what: str, *, maximum: float = MAX_FLOAT) -> float:
+def nonneg_float(value: Any, what: str, *, maximum: float = MAX_FLOAT, exact: bool = False) -> float:
     """A finite number >= 0."""
     rule = "a finite number >= 0" + (f" and <= {maximum:g}" if maximum < MAX_FLOAT else "")
-    x = _number(value, what, rule)
+    x = _number(value, what, rule, exact)
     if not math.isfinite(x) or x < 0 or x > maximum:
         raise _fail(what, rule, value)
     return x
