@@ -100,6 +100,33 @@ class ServePlanResult:
         }
 
 
+def check_serve_search(
+    cat: CatalogLike,
+    model: ModelSpec,
+    *,
+    context_len: int,
+    context_flags: str,
+    weight_precisions: Sequence[str],
+    kv_precision: str,
+    devices: Sequence[str] | None,
+    providers: Sequence[str] | None,
+    regions: Sequence[str] | None,
+) -> tuple[list[Any], tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The checks both serving planners make before searching (precisions, context length, places) and the
+    devices, providers and regions they search."""
+    for wp in weight_precisions:
+        if wp not in WEIGHT_BYTES:
+            raise SpecError(f"unknown weight precision {wp!r}", hint=f"choose from {', '.join(WEIGHT_BYTES)}")
+    if kv_precision not in BYTES_PER_ELEMENT:
+        raise SpecError(f"unknown KV-cache precision {kv_precision!r}")
+    context_fits(model.name, model.max_seq_len, context_len, context_flags)
+    check_places(cat, providers, regions)
+    devs = [cat.device(d) for d in devices] if devices is not None else list(cat.devices())
+    prov_t = tuple(providers) if providers is not None else None
+    reg_t = tuple(regions) if regions is not None else None
+    return devs, prov_t, reg_t
+
+
 def plan_serve(
     model: ModelSpec,
     *,
@@ -146,16 +173,17 @@ def plan_serve(
             raise SpecError(f"--tokens-per-day must be positive, got {tokens_per_day!r}")
         demand = tokens_per_day / S_PER_DAY
         rps = demand / output_len
-    for wp in weight_precisions:
-        if wp not in WEIGHT_BYTES:
-            raise SpecError(f"unknown weight precision {wp!r}", hint=f"choose from {', '.join(WEIGHT_BYTES)}")
-    if kv_precision not in BYTES_PER_ELEMENT:
-        raise SpecError(f"unknown KV-cache precision {kv_precision!r}")
-    context_fits(model.name, model.max_seq_len, prompt_len + output_len, "--prompt-len + --output-len")
-    check_places(cat, providers, regions)
-    devs = [cat.device(d) for d in devices] if devices is not None else cat.devices()
-    prov_t = tuple(providers) if providers is not None else None
-    reg_t = tuple(regions) if regions is not None else None
+    devs, prov_t, reg_t = check_serve_search(
+        cat,
+        model,
+        context_len=prompt_len + output_len,
+        context_flags="--prompt-len + --output-len",
+        weight_precisions=weight_precisions,
+        kv_precision=kv_precision,
+        devices=devices,
+        providers=providers,
+        regions=regions,
+    )
 
     notes: list[str] = []
     unpriced: list[str] = []

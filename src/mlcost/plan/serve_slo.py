@@ -51,10 +51,10 @@ from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
 from mlcost.estimate.serve_sim import EngineConfig, SimResult, kv_blocks, simulate
 from mlcost.estimate.serve_step import default_engine, iteration_time_s, replica_coefficients
 from mlcost.estimate.serve_workload import Workload
-from mlcost.plan.prices import check_places, price_rows
+from mlcost.plan.prices import price_rows
+from mlcost.plan.serve import check_serve_search
 from mlcost.spec.job import BYTES_PER_ELEMENT
 from mlcost.spec.model import ModelSpec
-from mlcost.spec.validate import context_fits
 from mlcost.units import S_PER_H, S_PER_MONTH
 
 __all__ = ["DEFAULT_ENGINE_VARIANTS", "SloServePlan", "SloServePlanResult", "plan_serve_slo"]
@@ -272,16 +272,17 @@ def plan_serve_slo(
     for name, v in (("--prompt-tokens", prompt_len), ("--output-tokens", output_len)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a positive whole number, got {v!r}")
-    for wp in weight_precisions:
-        if wp not in WEIGHT_BYTES:
-            raise SpecError(f"unknown weight precision {wp!r}", hint=f"choose from {', '.join(WEIGHT_BYTES)}")
-    if kv_precision not in BYTES_PER_ELEMENT:
-        raise SpecError(f"unknown KV-cache precision {kv_precision!r}")
-    context_fits(model.name, model.max_seq_len, prompt_len + output_len, "--prompt-tokens + --output-tokens")
-    check_places(cat, providers, regions)
-    devs = [cat.device(d) for d in devices] if devices is not None else cat.devices()
-    prov_t = tuple(providers) if providers is not None else None
-    reg_t = tuple(regions) if regions is not None else None
+    devs, prov_t, reg_t = check_serve_search(
+        cat,
+        model,
+        context_len=prompt_len + output_len,
+        context_flags="--prompt-tokens + --output-tokens",
+        weight_precisions=weight_precisions,
+        kv_precision=kv_precision,
+        devices=devices,
+        providers=providers,
+        regions=regions,
+    )
     wl_cache: dict[float, Workload] = {}
     n_screen = max(100, min(500, sim_requests // 4))
 
