@@ -21,7 +21,9 @@ from mlcost.errors import LedgerError
 from mlcost.measure.ledger import Ledger
 from tests.measure.pg_cluster import Cluster, NoPostgres, start_cluster
 
-TINY = dict(layers=1, d_model=32, vocab=256, seq_len=16, micro_batch=1)
+#: Small, but not so small that the run ends before the test sees its first heartbeat: ~8 ms a step on a
+#: quiet 2-core CPU, so 400 steps leave a window of seconds (at 1 ms a step, 40 steps ended unseen).
+TINY = dict(layers=1, d_model=128, vocab=1024, seq_len=64, micro_batch=2)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +53,14 @@ def _running_row(url: str, proc: subprocess.Popen, timeout_s: float = 240.0):  #
             runs = led.list_runs()
         if runs and runs[0].status == "running" and (runs[0].metrics.get("steps_done") or 0) > 0:
             return runs[0]
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.kill()
     pytest.fail("the run never wrote a heartbeat")
 
 
 def test_measure_train_waits_for_the_server_and_records_one_whole_row(pg: Cluster) -> None:
     url = pg.create_database()
-    steps = 40
+    steps = 400
     args = [f"--{k.replace('_', '-')}" if i == 0 else str(v) for k, v in TINY.items() for i in range(2)]
     cmd = [sys.executable, "-m", "mlcost", "measure", "train", "--model", "gpt2", *args]
     cmd += ["--steps", str(steps), "--warmup", "0", "--ledger", url, "--json"]
