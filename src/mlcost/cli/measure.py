@@ -92,6 +92,17 @@ def _is_main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+#: Shape overrides shared by `measure train` and `measure serve` (one definition: same flags, same limits).
+_LAYERS = options.positive_int(
+    None, "--layers", maximum=10_000, help="Override the number of layers (shrink a preset)."
+)
+_D_MODEL = options.positive_int(
+    None, "--d-model", maximum=1_000_000, help="Override the hidden size (keeps MLP ratio)."
+)
+_HEADS = options.positive_int(None, "--heads", maximum=10_000, help="Override the attention heads.")
+_VOCAB = options.positive_int(None, "--vocab", maximum=100_000_000, help="Override the vocabulary size.")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``mlcost measure`` (train, serve) to the app."""
     measure = typer.Typer(
@@ -134,18 +145,10 @@ def register(app: typer.Typer) -> None:
             "--flash-attention/--no-flash-attention",
             help="Fused attention (torch SDPA) or eager attention.",
         ),
-        layers: int | None = options.positive_int(
-            None, "--layers", maximum=10_000, help="Override the number of layers (shrink a preset)."
-        ),
-        d_model: int | None = options.positive_int(
-            None, "--d-model", maximum=1_000_000, help="Override the hidden size (keeps MLP ratio)."
-        ),
-        heads: int | None = options.positive_int(
-            None, "--heads", maximum=10_000, help="Override the attention heads."
-        ),
-        vocab: int | None = options.positive_int(
-            None, "--vocab", maximum=100_000_000, help="Override the vocabulary size."
-        ),
+        layers: int | None = _LAYERS,
+        d_model: int | None = _D_MODEL,
+        heads: int | None = _HEADS,
+        vocab: int | None = _VOCAB,
         steps: int = options.positive_int(
             10, "--steps", maximum=10_000_000, help="Measured optimizer steps."
         ),
@@ -287,18 +290,10 @@ def register(app: typer.Typer) -> None:
         flash_attention: bool = typer.Option(
             True, "--flash-attention/--no-flash-attention", help="Fused attention (SDPA) or eager."
         ),
-        layers: int | None = options.positive_int(
-            None, "--layers", maximum=10_000, help="Override the number of layers."
-        ),
-        d_model: int | None = options.positive_int(
-            None, "--d-model", maximum=1_000_000, help="Override the hidden size."
-        ),
-        heads: int | None = options.positive_int(
-            None, "--heads", maximum=10_000, help="Override the attention heads."
-        ),
-        vocab: int | None = options.positive_int(
-            None, "--vocab", maximum=100_000_000, help="Override the vocabulary size."
-        ),
+        layers: int | None = _LAYERS,
+        d_model: int | None = _D_MODEL,
+        heads: int | None = _HEADS,
+        vocab: int | None = _VOCAB,
         ledger: str | None = typer.Option(None, "--ledger", help="Ledger URL or SQLite path."),
         price: float | None = options.money(
             None, "--price-usd-per-h", help="Price of one device-hour in USD."
