@@ -81,6 +81,9 @@ def hardware(raw: dict[str, Any]) -> tuple[Any, Any, Any]:
         copy_bytes_per_s=float(m["gemv_bytes_per_s"]),
         gemv_bytes_per_s=float(m["gemv_bytes_per_s"]),
         gemv_weight_bytes=float(m["gemv_weight_bytes"]),
+        weight_stream_bytes_per_s={
+            int(k): float(v) for k, v in (m.get("weight_stream_bytes_per_s") or {}).items()
+        },
     )
     cat = builtin_catalog()
     device = local_device(mb, None)
@@ -111,7 +114,7 @@ def measure(quick: bool) -> dict[str, Any]:
     """Microbenchmarks, model, engine; calibration load; three scored loads. Returns the raw record."""
     import torch
 
-    from mlcost.calibrate.microbench import bench_gemv, bench_matmul
+    from mlcost.calibrate.microbench import bench_gemv, bench_matmul, bench_weight_stream_rows
     from mlcost.calibrate.serve import calibrate_hf_engine
     from mlcost.measure.serve_load import EngineSettings, HfEngine, poisson_requests
     from mlcost.measure.torch_models import build_model
@@ -120,15 +123,19 @@ def measure(quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     gemv, gemv_bytes = bench_gemv(repeats=9)
     gemm = bench_matmul((256, 512, 1024), "float32", repeats=5)
+    stream = bench_weight_stream_rows()
     raw["microbench"] = {
         "gemv_bytes_per_s": gemv,
         "gemv_weight_bytes": gemv_bytes,
         "matmul_flops_per_s": gemm,
+        "weight_stream_bytes_per_s": stream,
     }
     raw["torch_threads"] = torch.get_num_threads()
     print(
         f"GEMV {gemv / 1e9:.1f} GB/s ({gemv_bytes / 2**20:.0f} MiB fp32), "
-        f"fp32 GEMM best {max(gemm.values()) / 1e9:.1f} GFLOP/s"
+        f"fp32 GEMM best {max(gemm.values()) / 1e9:.1f} GFLOP/s; weight stream by rows "
+        + ", ".join(f"{k}: {v / 1e9:.1f}" for k, v in stream.items())
+        + " GB/s"
     )
     device, profile, base = hardware(raw)
     settings = EngineSettings()

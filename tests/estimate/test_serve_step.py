@@ -143,3 +143,54 @@ def test_iteration_input_checks() -> None:
         iteration_time_s(c, prefill=[(0, 5)])
     with pytest.raises(SpecError):
         iteration_time_s(c, decode_ctx=[-1])
+
+
+def _cpu_with_curve(curve: dict[int, float]):  # type: ignore[no-untyped-def]
+    from mlcost.estimate.serve_step import STREAM_EXTRA_PREFIX
+
+    dev = CAT.device("cpu-epyc-2vcpu")
+    prof = CAT.efficiency(dev.id)
+    prof = prof.replace(extra={**prof.extra, **{f"{STREAM_EXTRA_PREFIX}{m}": v for m, v in curve.items()}})
+    return dev, prof
+
+
+def test_measured_weight_stream_curve_makes_small_batches_slower() -> None:
+    """A CPU BLAS streams the weights at 2-3 rows much slower than at 1 or 8 (measured by calibrate): decode
+    time is then not monotone in the batch, and a curve-less profile is unchanged."""
+    small = CAT.model("gpt2")
+    dev, prof = _cpu_with_curve({1: 1.0, 2: 0.5, 3: 0.4, 8: 0.9, 64: 0.25})
+    eng = bare_engine(prof)
+    kw = {"tp": 1, "weight_precision": "fp32", "kv_precision": "fp32"}
+    c = replica_coefficients(small, dev, prof, eng, **kw)
+    flat = replica_coefficients(small, dev, CAT.efficiency(dev.id), eng, **kw)
+    assert c.stream_rel_by_rows[:4] == (1.0, 1.0, 0.5, 0.4) and len(c.stream_rel_by_rows) == 65
+    t = {b: iteration_time_s(c, decode_ctx=[0] * b) for b in (1, 2, 3)}
+    assert t[2] > 1.8 * t[1] and t[3] > t[2]
+    mem = {b: step_parts(c, decode_seqs=float(b)).memory_s for b in (1, 2, 3, 5, 8)}
+    assert mem[3] > mem[2] > mem[5] > mem[8] > mem[1]  # 5 rows: between 0.4 (3) and 0.9 (8)
+    p1, p2 = step_parts(c, decode_seqs=2.0), step_parts(flat, decode_seqs=2.0)
+    assert p1.memory_s > p2.memory_s and p1.compute_s == p2.compute_s  # only the weight stream changes
+    assert step_parts(c, decode_seqs=1.0).memory_s == pytest.approx(
+        step_parts(flat, decode_seqs=1.0).memory_s
+    )
+    # beyond the last measured row count the last point holds
+    assert step_parts(c, prefill_tokens=500.0, prefill_seqs=1.0).memory_s == pytest.approx(
+        step_parts(c, prefill_tokens=64.0, prefill_seqs=1.0).memory_s, rel=0.05
+    )
+    # the array path (the engine fit, the planner) interpolates the same table
+    arr = step_parts(c, decode_seqs=np.array([1.0, 2.0, 3.0, 5.0, 8.0]))
+    want = [step_parts(c, decode_seqs=b).memory_s for b in (1.0, 2.0, 3.0, 5.0, 8.0)]
+    assert np.allclose(arr.memory_s, want)
+
+
+def test_malformed_stream_curve_is_refused() -> None:
+    from mlcost.estimate.serve_step import weight_stream_curve
+
+    for bad in ({0: 1.0}, {2: -0.5}, {2: float("nan")}):
+        _dev, prof = _cpu_with_curve(bad)
+        with pytest.raises(SpecError, match="weight_stream_rel_rows"):
+            weight_stream_curve(prof)
+    _dev, prof = _cpu_with_curve({1: 1.0})
+    prof = prof.replace(extra={**prof.extra, "weight_stream_rel_rows_x": 1.0})
+    with pytest.raises(SpecError, match="rerun mlcost calibrate"):
+        weight_stream_curve(prof)

@@ -40,6 +40,7 @@ from mlcost.catalog.loader import LOCAL_ID
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import Device, EfficiencyProfile
 from mlcost.errors import SpecError
+from mlcost.estimate.serve_step import STREAM_EXTRA_PREFIX
 
 #: Parameters refined on training runs, with (lower, upper) bounds.
 TIME_PARAMS: dict[str, tuple[float, float]] = {
@@ -186,17 +187,31 @@ def initial_profile(
         intra_comm_eff=float(min(1.0, max(0.01, comm))),
         source="mlcost calibrate: microbenchmarks only (no training runs fitted)",
         date=date or today(),
-        # Measured, not fitted: the rate eager CPU training pays on its fresh >= 32 MiB allocations, and the
-        # large-copy rate that caps the optimizer's stream (the device's bandwidth is the GEMV rate).
+        # Measured, not fitted: the rate eager CPU training pays on its fresh >= 32 MiB allocations, the
+        # large-copy rate that caps the optimizer's stream (the device's bandwidth is the GEMV rate), and
+        # the weight-stream rate per GEMM row count relative to one row (serving's decode batches).
         extra={
-            k: v
-            for k, v in (
-                ("first_touch_bytes_per_s", mb.first_touch_bytes_per_s),
-                ("copy_bytes_per_s", mb.copy_bytes_per_s),
-            )
-            if v
+            **{
+                k: v
+                for k, v in (
+                    ("first_touch_bytes_per_s", mb.first_touch_bytes_per_s),
+                    ("copy_bytes_per_s", mb.copy_bytes_per_s),
+                )
+                if v
+            },
+            **stream_extras(mb),
         },
     )
+
+
+def stream_extras(mb: MicrobenchResult) -> dict[str, float]:
+    """The profile extras of the weight-stream curve: ``weight_stream_rel_rows_<M>`` = rate at M rows / rate
+    at one row (:mod:`mlcost.estimate.serve_step` reads them); {} when it was not measured."""
+    curve = mb.weight_stream_bytes_per_s
+    one = curve.get(1)
+    if not one:
+        return {}
+    return {f"{STREAM_EXTRA_PREFIX}{m}": float(v / one) for m, v in sorted(curve.items()) if v > 0}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ all-reduce take the median.
   counting the weight bytes read: the rate at which batch-1 decode streams a model's weights (what
   serving's decode step is bound by). Its fastest run is the ``local`` device's memory bandwidth.
   Units: bytes/s.
+* **weight stream by rows** (CPU): ``x @ W.T`` over a stack of transformer-shaped fp32 weights as large as
+  the GEMV matrix, with x of M = 1, 2, 3, … 256 rows — a decode batch of M sequences, or M tokens of an
+  iteration. The BLAS picks a different kernel per M; on CPUs a few rows (M = 2–3) often stream the
+  weights two to three times slower than one row (a GEMV) or eight rows, so decode time is not monotone
+  in the batch. Weight bytes / fastest time per M. Units: bytes/s.
 * **first touch** (CPU): ``torch.ones`` of a fresh 64 MiB tensor, page faults included. Units: bytes/s.
 * **elementwise**: ``add``, ``gelu``, ``layer_norm`` and ``softmax`` over a large fp32 tensor, counting the
   bytes read + written once (what :func:`mlcost.estimate.kernel.elementwise_bytes_per_token_layer` counts).
@@ -61,6 +66,9 @@ class MicrobenchResult:
         first_touch_bytes_per_s: writing a freshly allocated 64 MiB fp32 tensor (above malloc's mmap
             threshold: every page is faulted in and zeroed by the kernel), bytes per second; 0 if not
             measured. Units: bytes/s.
+        weight_stream_bytes_per_s: ``{rows M: weight bytes/s}`` of ``x @ W.T`` with M rows over weights
+            larger than the last-level cache (:func:`bench_weight_stream_rows`; empty when not
+            measured). Units: bytes/s.
     """
 
     device: str
@@ -74,6 +82,7 @@ class MicrobenchResult:
     allreduce_error: str | None = None
     seconds: float = 0.0
     first_touch_bytes_per_s: float = 0.0
+    weight_stream_bytes_per_s: dict[int, float] = field(default_factory=dict)
 
     def peak_flops_per_s(self, dtype: str) -> float | None:
         """Best GEMM rate measured for ``dtype`` (the largest sizes reach it). Units: FLOP/s."""
@@ -95,6 +104,7 @@ class MicrobenchResult:
             "allreduce_error": self.allreduce_error,
             "seconds": self.seconds,
             "first_touch_bytes_per_s": self.first_touch_bytes_per_s,
+            "weight_stream_bytes_per_s": {str(k): v for k, v in self.weight_stream_bytes_per_s.items()},
         }
 
     @classmethod
@@ -116,6 +126,9 @@ class MicrobenchResult:
             allreduce_error=data.get("allreduce_error"),
             seconds=float(data.get("seconds", 0.0)),
             first_touch_bytes_per_s=float(data.get("first_touch_bytes_per_s", 0.0)),
+            weight_stream_bytes_per_s={
+                int(k): float(v) for k, v in (data.get("weight_stream_bytes_per_s") or {}).items()
+            },
         )
 
 
@@ -254,6 +267,58 @@ def bench_gemv(
     return nbytes / t, nbytes
 
 
+#: Rows (tokens of one iteration) at which the weight stream is timed; beyond the last one the GEMMs are
+#: compute-bound on CPUs and the estimator's GEMM rate takes over.
+STREAM_ROWS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+STREAM_ROWS_QUICK: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 16, 32, 64, 128, 256)
+#: Hidden size of the default weight shapes: a SwiGLU block's 4 attention projections (d×d), gate and up
+#: (f×d) and down (d×f) at d = 1024, f = 2816 (Llama's 8/3·d rounded to 256).
+STREAM_D_MODEL = 1024
+STREAM_D_FF = 2816
+
+
+def transformer_weight_shapes(d_model: int, d_ff: int, *, gated: bool = True) -> list[tuple[int, int]]:
+    """``(out, in)`` shapes of one transformer block's linear layers: q, k, v, o, then the MLP."""
+    mlp = [(d_ff, d_model)] * (2 if gated else 1) + [(d_model, d_ff)]
+    return [(d_model, d_model)] * 4 + mlp
+
+
+def bench_weight_stream_rows(
+    *,
+    rows: tuple[int, ...] = STREAM_ROWS,
+    shapes: list[tuple[int, int]] | None = None,
+    weight_bytes: int | None = None,
+    device: str = "cpu",
+    repeats: int = 3,
+) -> dict[int, float]:
+    """Weight bytes streamed per second by ``torch.nn.functional.linear`` with an fp32 input of M rows, for
+    each M in ``rows``, over copies of ``shapes`` (``(out, in)``; default one Llama-style block at
+    :data:`STREAM_D_MODEL`) stacked until they are as large as the GEMV matrix (several times the
+    last-level cache, so every pass reads them from memory). Fastest of ``repeats`` passes. Units: bytes/s."""
+    torch = require("torch", "mlcost calibrate", extra="measure")
+    sync = _sync_for(torch, device)
+    block = shapes or transformer_weight_shapes(STREAM_D_MODEL, STREAM_D_FF)
+    if not block or any(o < 1 or i < 1 for o, i in block):
+        raise ValueError(f"weight shapes must be positive (out, in) pairs, got {block}")
+    target = weight_bytes if weight_bytes is not None else gemv_weight_bytes()
+    per_block = 4.0 * sum(o * i for o, i in block)
+    copies = max(1, -(-int(target) // int(per_block)))
+    weights = [torch.randn(o, i, device=device) for _ in range(copies) for o, i in block]
+    nbytes = per_block * copies
+    linear = torch.nn.functional.linear
+    out: dict[int, float] = {}
+    with torch.inference_mode():
+        for m in rows:
+            xs = {i: torch.randn(m, i, device=device) for i in {i for _o, i in block}}
+
+            def run(xs: dict[int, Any] = xs) -> None:
+                for w in weights:
+                    linear(xs[w.shape[1]], w)
+
+            out[int(m)] = nbytes / time_best_s(run, warmup=1, repeats=repeats, sync=sync)
+    return out
+
+
 def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], repeats: int, queue: Any) -> None:
     import torch
     import torch.distributed as dist
@@ -349,6 +414,10 @@ def run_microbenchmarks(
     )
     if device == "cpu":
         res.first_touch_bytes_per_s = bench_first_touch(repeats=repeats)
+        say("weight stream by rows (decode batch sizes)")
+        res.weight_stream_bytes_per_s = bench_weight_stream_rows(
+            rows=STREAM_ROWS_QUICK if quick else STREAM_ROWS, device=device, repeats=repeats - 1
+        )
     if allreduce:
         say("all-reduce between 2 local processes")
         try:

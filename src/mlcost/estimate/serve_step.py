@@ -16,7 +16,12 @@ tokens (1; ``k + 1`` under speculative decoding). With T = Σn_i + q·n_d tokens
 * **Attention**: FLOPs = 4·a·d·L · pairs, pairs = Σ(n_i·s_i + n_i(n_i+1)/2) + q·Σc_j (causal), at
   ``attention_eff`` of peak.
 * **Memory**: bytes = weights read once (MoE: the experts T tokens touch, E·(1 − (1 − k/E)^T) per layer) +
-  KV read (Σs_i + Σc_j tokens) + KV written (T tokens), at ``decode_mem_bw_eff`` of the bandwidth.
+  KV read (Σs_i + Σc_j tokens) + KV written (T tokens), at ``decode_mem_bw_eff`` of the bandwidth. Where
+  the profile carries a measured weight-stream curve (``weight_stream_rel_rows_<M>`` extras, written by
+  ``mlcost calibrate`` on CPUs: :func:`weight_stream_curve`), the weights stream at that fraction of the
+  one-row rate for T = M rows (linear interpolation; the last point beyond the grid): a CPU BLAS reads the
+  weights two to three times slower at M = 2–3 rows than at one row or eight, so decode time is not
+  monotone in the batch. Profiles without the curve (every accelerator row) stream at one rate.
 * **Tensor parallelism**: 2 all-reduces per layer of T·h activations (2 bytes each) at the profile's
   link efficiency + the engine's ``collective_latency_s`` each.
 * **Engine**: + ``iteration_overhead_s`` + ``per_seq_overhead_s`` · sequences in the batch.
@@ -44,6 +49,7 @@ from mlcost.spec.model import ModelSpec
 __all__ = [
     "ACTIVATION_BYTES",
     "DEFAULT_ENGINE_BY_KIND",
+    "STREAM_EXTRA_PREFIX",
     "WEIGHT_BYTES",
     "IterationParts",
     "StepCoefficients",
@@ -55,6 +61,7 @@ __all__ = [
     "step_coefficients",
     "step_parts",
     "step_time_s",
+    "weight_stream_curve",
 ]
 
 #: Bytes per activation element moved by the TP all-reduces (bf16/fp16 activations).
@@ -63,6 +70,41 @@ ACTIVATION_BYTES = 2.0
 WEIGHT_BYTES: dict[str, float] = {**BYTES_PER_ELEMENT, "int4": 0.5 + 1.0 / 64.0, "int8": 1.0 + 1.0 / 1024.0}
 #: The engine ``mlcost estimate serve`` assumes when ``--engine`` is not given, per device kind.
 DEFAULT_ENGINE_BY_KIND: dict[str, str] = {"gpu": "vllm", "tpu": "vllm", "cpu": "hf"}
+
+
+#: Profile extras ``weight_stream_rel_rows_<M>``: the weight-streaming rate of a GEMM with M rows relative to
+#: one row (:func:`mlcost.calibrate.microbench.bench_weight_stream_rows`).
+STREAM_EXTRA_PREFIX = "weight_stream_rel_rows_"
+
+
+def weight_stream_curve(profile: EfficiencyProfile) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The profile's measured weight-stream curve as (rows, rate relative to one row), sorted by rows;
+    empty tuples when the profile has none. Raises SpecError on a malformed entry (a profile file edited by
+    hand)."""
+    pts: list[tuple[int, float]] = []
+    for key, value in profile.extra.items():
+        if not key.startswith(STREAM_EXTRA_PREFIX):
+            continue
+        tail = key[len(STREAM_EXTRA_PREFIX) :]
+        if not tail.isdigit() or int(tail) < 1 or not (float(value) > 0.0 and np.isfinite(float(value))):
+            raise SpecError(
+                f"profile {profile.device}: extra {key} = {value} is not a positive rate at a row count >= 1",
+                hint=f"rerun mlcost calibrate, or remove the {STREAM_EXTRA_PREFIX}* entries",
+            )
+        pts.append((int(tail), float(value)))
+    pts.sort()
+    return tuple(r for r, _ in pts), tuple(v for _, v in pts)
+
+
+def _stream_table(profile: EfficiencyProfile) -> tuple[float, ...]:
+    """Relative weight-stream rate for 0, 1, 2, … rows up to the curve's last point (index = rows;
+    interpolated between measured points, 1.0 at 0 and at 1 row); () without a curve."""
+    rows, rel = weight_stream_curve(profile)
+    if not rows:
+        return ()
+    xs = np.arange(rows[-1] + 1, dtype=np.float64)
+    table = np.interp(xs, (0.0, *rows), (rel[0], *rel))
+    return tuple(float(v) for v in table)
 
 
 def default_engine(device: Device) -> str:
@@ -111,6 +153,8 @@ class StepCoefficients:
         weights_bytes: all weights stored per device. Units: bytes.
         first_token_lag_steps: decode iterations between the pass that made a token and the client seeing
             it (the engine's ``first_token_lag_steps``). Units: iterations.
+        stream_rel_by_rows: the weights' streaming rate at M rows relative to one row, index M (the
+            profile's measured curve, :func:`weight_stream_curve`); () streams at one rate.
     """
 
     body_flops_per_token: Any
@@ -131,6 +175,7 @@ class StepCoefficients:
     per_seq_overhead_s: Any
     weights_bytes: Any
     first_token_lag_steps: float = 0.0
+    stream_rel_by_rows: tuple[float, ...] = ()
 
 
 def step_coefficients(
@@ -225,6 +270,7 @@ def step_coefficients(
         n_experts=n_exp,
         experts_top_k=top_k,
         first_token_lag_steps=float(engine.first_token_lag_steps),
+        stream_rel_by_rows=_stream_table(profile),
     )
 
 
@@ -282,6 +328,12 @@ def step_parts(
         weights = c.dense_weight_bytes + c.n_layers * touched * c.expert_bytes_per_layer_expert
     else:
         weights = c.dense_weight_bytes
+    table = c.stream_rel_by_rows
+    if table:
+        if isinstance(tokens, float | int):
+            weights = weights / table[min(int(tokens), len(table) - 1)]
+        else:
+            weights = weights / np.interp(tokens, np.arange(len(table), dtype=np.float64), table)
     kv = (prefill_ctx_tokens + decode_ctx_tokens + tokens) * c.kv_bytes_per_token
     memory = (weights + kv) / c.mem_bytes_per_s
     fixed = (

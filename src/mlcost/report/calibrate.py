@@ -29,6 +29,13 @@ def calibration_view(d: dict[str, Any]) -> View:
     if mb.get("gemv_bytes_per_s"):
         gemv_mib = mb.get("gemv_weight_bytes", 0.0) / 2**20
         t.add(f"GEMV weight stream ({gemv_mib:.0f} MiB fp32)", f.si(mb["gemv_bytes_per_s"], "B/s"))
+    stream = mb.get("weight_stream_bytes_per_s") or {}
+    if stream:
+        shown = [m for m in ("1", "2", "3", "4", "8", "16", "64", "256") if m in stream]
+        t.add(
+            "weight stream by GEMM rows",
+            ", ".join(f"{m}: {f.si(stream[m], 'B/s')}" for m in shown),
+        )
     for op, bw in mb.get("elementwise_bytes_per_s", {}).items():
         t.add(f"{op} throughput", f.si(bw, "B/s"))
     if mb.get("allreduce_bus_bytes_per_s"):
