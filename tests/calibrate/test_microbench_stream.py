@@ -21,15 +21,15 @@ def test_block_shapes_follow_the_transformer() -> None:
 
 def test_rate_is_stacked_weight_bytes_over_the_fastest_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
-    # per row count: one warm-up, then passes of 0.004 and 0.002 s (the fastest counts)
-    ticks = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.004, 3.0, 3.002])
+    # one warm-up per row count (1, 3), then rounds over both: 0.004 / 0.003 s, then 0.002 / 0.005 s
+    ticks = iter([0.0, 0.1, 1.0, 1.1, 2.0, 2.004, 3.0, 3.003, 4.0, 4.002, 5.0, 5.005])
     monkeypatch.setattr(microbench.time, "perf_counter", lambda: next(ticks))
     shapes = [(16, 8), (8, 16)]
     rates = microbench.bench_weight_stream_rows(rows=(1, 3), shapes=shapes, weight_bytes=4096, repeats=2)
     block = 4.0 * (16 * 8 + 8 * 16)
     stacked = block * -(-4096 // int(block))  # whole blocks, at least the requested size
     assert set(rates) == {1, 3}
-    assert rates[1] == pytest.approx(stacked / 0.002) and rates[3] == pytest.approx(stacked / 0.002)
+    assert rates[1] == pytest.approx(stacked / 0.002) and rates[3] == pytest.approx(stacked / 0.003)
 
 
 def test_real_run_gives_a_positive_rate_per_row_count() -> None:
@@ -56,3 +56,11 @@ def test_curve_round_trips_and_becomes_relative_profile_extras(fake_microbench: 
         k.startswith(STREAM_EXTRA_PREFIX)
         for k in fit.initial_profile(fake_microbench, builtin_catalog().efficiency("default-cpu")).extra
     )
+
+
+def test_default_shapes_are_the_serving_calibration_models_block() -> None:
+    """The curve is measured on the GEMMs the engine fit then sees (calibrate --serve's model)."""
+    from mlcost.calibrate.serve import CALIBRATION_MODEL as M
+
+    assert (microbench.STREAM_D_MODEL, microbench.STREAM_D_FF) == (M.d_model, M.d_ff)
+    assert M.mlp == "swiglu"  # gated: gate and up projections
