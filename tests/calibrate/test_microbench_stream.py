@@ -62,5 +62,5 @@ def test_default_shapes_are_the_serving_calibration_models_block() -> None:
     """The curve is measured on the GEMMs the engine fit then sees (calibrate --serve's model)."""
     from mlcost.calibrate.serve import CALIBRATION_MODEL as M
 
-    assert (microbench.STREAM_D_MODEL, microbench.STREAM_D_FF) == (M.d_model, M.d_ff)
+    assert (M.d_model, M.d_ff) == (microbench.STREAM_D_MODEL, microbench.STREAM_D_FF)
     assert M.mlp == "swiglu"  # gated: gate and up projections
