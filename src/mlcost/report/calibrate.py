@@ -67,6 +67,18 @@ def calibration_view(d: dict[str, Any]) -> View:
         )
     else:
         v.line("no training runs fitted (--no-runs): efficiencies come from the microbenchmarks only")
+    serve = d.get("serve")
+    if serve:
+        e, sf = serve["engine"], serve["fit"]
+        v.line(
+            f"serving engine hf (--serve) fitted on {sf['iterations']} iterations of a calibration load: "
+            f"{f.duration(e['iteration_overhead_s'])} per iteration + {f.duration(e['per_seq_overhead_s'])} "
+            f"per sequence, GEMM scale {e['matmul_eff_scale']:.2f}, decode bandwidth "
+            f"{f.pct(e['decode_mem_bw_eff'])}; iteration time median |error| {f.pct(sf['median_abs_rel'])}; "
+            f"capacity {serve['capacity_rps']:.2f} requests/s for {serve['workload']['prompt_tokens']}+"
+            f"{serve['workload']['output_tokens']}-token requests",
+            "bold",
+        )
     v.line(
         f"saved to {d['saved_to']} — `--device local` now uses it; MFU on this CPU uses {d['peak_source']}"
     )
