@@ -88,7 +88,11 @@ def train(
         None, "--seq-len", help="Tokens per sequence [model preset's recipe, else min(context, 4096)]."
     ),
     recompute: str = options.choice(
-        "none", "--recompute", choices=RECOMPUTES, help="Activation recomputation: none, selective, full."
+        "none",
+        "--recompute",
+        choices=RECOMPUTES,
+        help="Activation recomputation: none, selective (attention core), full (every layer), matmuls (keep the weight "
+        "matmuls' outputs, recompute the rest: MaxText remat_policy minimal).",
     ),
     sequence_parallel: bool = typer.Option(
         False, "--sequence-parallel", help="Megatron sequence parallelism."

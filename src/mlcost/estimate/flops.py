@@ -13,7 +13,10 @@ Conventions (the same as Megatron-LM's Eq. 3 in Narayanan et al. 2021 and torch 
 * MoE: the router and the ``experts_top_k`` routed plus the shared experts per token; with a capacity
   factor c > 1 padded expert slots run too (``capacity_factor`` below);
 * backward = 2 × forward; full recomputation adds one forward of every transformer block (not of the
-  LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022).
+  LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022);
+  ``matmuls`` (keep the weight matmuls' outputs: JAX ``checkpoint_dots_with_no_batch_dims``, MaxText's
+  ``remat_policy: minimal``) re-runs the attention core (its dots have batch dimensions) and the
+  element-wise ops, not the weight matmuls: the same FLOPs as selective.
 
 *Model* FLOPs exclude recomputation (MFU); *hardware* FLOPs include it (HFU).
 All functions accept numpy arrays for shapes so the planner can evaluate many candidates at once.
@@ -29,8 +32,8 @@ from numpy.typing import ArrayLike
 from mlcost.estimate.params import count_params
 from mlcost.spec.model import ModelSpec
 
-#: Integer codes for recomputation used in vectorised inputs.
-RECOMPUTE_CODES: dict[str, int] = {"none": 0, "selective": 1, "full": 2}
+#: Integer codes for recomputation used in vectorised inputs (``rc >= 1``: the attention core is re-run).
+RECOMPUTE_CODES: dict[str, int] = {"none": 0, "selective": 1, "full": 2, "matmuls": 3}
 
 
 @dataclass(frozen=True)

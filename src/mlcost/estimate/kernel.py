@@ -118,6 +118,9 @@ class TrainInputs:
     selective_activation_scale: Arr = 1.0
     recompute_transient: Arr = 1.0
     logit_bytes: Arr = float("nan")
+    # share of the loss's logit buffers still held during the top layer's backward (1 = all, the PyTorch
+    # accounting; 0 = freed first, XLA's buffer liveness: the peak is the larger of the two phases)
+    logits_in_layer_backward: Arr = 1.0
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
     optimizer_temp_tensors: Arr = 0.0
     # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
@@ -214,8 +217,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t,
     )
     loss_tok = (e + 4.0) * model.vocab_size * 2.0 / t if model.has_lm_head else 0.0
+    # The matmuls recompute policy re-runs the element-wise ops (norms, activation, rotary) of every block.
+    elem_passes = mm_passes + (rc == 3)
     elem_bytes_mb = tokens_mb * (
-        layers_stage * (elem_tok * mm_passes + softmax_tok * attn_passes) + loss_tok * 3.0
+        layers_stage * (elem_tok * elem_passes + softmax_tok * attn_passes) + loss_tok * 3.0
     )
     t_elem = elem_bytes_mb / bw_mem
     t_overhead = layers_stage * np.asarray(x.layer_overhead_s, dtype=np.float64)
@@ -231,7 +236,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         x.intra_comm_eff,
         x.inter_comm_eff,
     )
-    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
+    # Full recomputation repeats the forward's two collectives; the matmuls policy re-gathers the inputs of
+    # the attention and MLP projections (two all-gathers: one all-reduce's worth) for their weight gradients.
+    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2) + 1.0 * (rc == 3))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
     o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
@@ -365,6 +372,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         selective_activation_scale=x.selective_activation_scale,
         recompute_transient=x.recompute_transient,
         logit_bytes=x.logit_bytes,
+        logits_in_layer_backward=x.logits_in_layer_backward,
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,

@@ -123,6 +123,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "selective_activation_scale": prof.extra.get("selective_activation_scale", 1.0),
         "recompute_transient": prof.extra.get("recompute_transient", 1.0),
         "logit_bytes": prof.extra.get("logit_bytes", float("nan")),
+        "logits_in_layer_backward": prof.extra.get("logits_in_layer_backward", 1.0),
         "first_touch_bytes_per_s": prof.extra.get("first_touch_bytes_per_s", np.inf),
         "copy_bytes_per_s": prof.extra.get("copy_bytes_per_s", np.inf),
     }
