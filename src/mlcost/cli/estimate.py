@@ -92,7 +92,8 @@ def train(
         "--recompute",
         choices=RECOMPUTES,
         help="Activation recomputation: none, selective (attention core), full (every layer), matmuls (keep the weight "
-        "matmuls' outputs, recompute the rest: MaxText remat_policy minimal).",
+        "matmuls' outputs, recompute the rest: MaxText remat_policy minimal), norms (recompute norms, MLA "
+        "up-projections and the MLP activation, keep Linear inputs, FP8 with fp8: DeepSeek-V3).",
     ),
     sequence_parallel: bool = typer.Option(
         False, "--sequence-parallel", help="Megatron sequence parallelism."

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mlcost.estimate.flops import forward_flops_per_token, train_step_flops
+from mlcost.estimate.flops import attention_recomputed, forward_flops_per_token, train_step_flops
 from mlcost.estimate.memory import (
     MLP_ELEMENTWISE_PASSES,
     NORM_ELEMENTWISE_PASSES,
@@ -121,6 +121,8 @@ class TrainInputs:
     # share of the loss's logit buffers still held during the top layer's backward (1 = all, the PyTorch
     # accounting; 0 = freed first, XLA's buffer liveness: the peak is the larger of the two phases)
     logits_in_layer_backward: Arr = 1.0
+    # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training)
+    linear_input_bytes: Arr = 2.0
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
     optimizer_temp_tensors: Arr = 0.0
     # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
@@ -189,8 +191,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     step = train_step_flops(model, tokens_per_step, s, rc)
     tf = forward_flops_per_token(model, s)
     mm_passes = 3.0 + (rc == 2)
-    attn_passes = 3.0 + (rc >= 1)
+    attn_passes = 3.0 + attention_recomputed(rc)
     dense_tok = layers_stage * (tf.matmul_per_layer - tf.routed_per_layer) * mm_passes + 3.0 * tf.head
+    if tf.up_proj_per_layer:
+        dense_tok = dense_tok + layers_stage * tf.up_proj_per_layer * (rc == 4)
     mm_flops_mb = tokens_mb * dense_tok / t
     attn_flops_mb = tokens_mb * layers_stage * tf.attention_per_layer * attn_passes / t
 
@@ -217,8 +221,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t,
     )
     loss_tok = (e + 4.0) * model.vocab_size * 2.0 / t if model.has_lm_head else 0.0
-    # The matmuls recompute policy re-runs the element-wise ops (norms, activation, rotary) of every block.
-    elem_passes = mm_passes + (rc == 3)
+    # The matmuls and norms recompute policies re-run the element-wise ops (norms, activation) of every block.
+    elem_passes = mm_passes + ((rc == 3) | (rc == 4))
     elem_bytes_mb = tokens_mb * (
         layers_stage * (elem_tok * elem_passes + softmax_tok * attn_passes) + loss_tok * 3.0
     )
@@ -238,7 +242,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     )
     # Full recomputation repeats the forward's two collectives; the matmuls policy re-gathers the inputs of
     # the attention and MLP projections (two all-gathers: one all-reduce's worth) for their weight gradients.
-    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2) + 1.0 * (rc == 3))
+    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2) + 1.0 * ((rc == 3) | (rc == 4)))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
     o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
@@ -373,6 +377,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         recompute_transient=x.recompute_transient,
         logit_bytes=x.logit_bytes,
         logits_in_layer_backward=x.logits_in_layer_backward,
+        linear_input_bytes=x.linear_input_bytes,
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,

@@ -95,6 +95,18 @@ def activation_bytes_per_element(precision: str) -> float:
     return 4.0 if precision in ("fp32", "tf32") else 2.0
 
 
+def linear_input_bytes(precision: str) -> float:
+    """Bytes of a Linear input the ``norms`` recompute policy caches for the weight gradient: 1 with fp8
+    (FP8 Wgrad, DeepSeek-V3 arXiv 2412.19437 §3.3.3), else the activation bytes."""
+    return 1.0 if precision == "fp8" else activation_bytes_per_element(precision)
+
+
+#: Bytes per element of the attention output the ``norms`` policy caches with fp8 training: DeepSeek's
+#: customised E5M6 format (12 bits), kept for the projection after attention and attention's backward
+#: (arXiv 2412.19437 §3.3.3, "Low-Precision Activation" (1)).
+ATTN_OUT_BYTES_FP8 = 1.5
+
+
 @dataclass(frozen=True)
 class StageParams:
     """Parameters held by one device of the worst pipeline stage, before ZeRO sharding (element counts).
@@ -153,9 +165,10 @@ def activation_bytes_per_layer(
     recompute: ArrayLike,
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike = True,
+    linear_input_bytes: ArrayLike | None = None,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
-    full_layer, layer_input, _, dots = _activation_parts(
+    full_layer, layer_input, _, dots, norms = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -165,9 +178,18 @@ def activation_bytes_per_layer(
         recompute,
         act_bytes,
         fused_elementwise,
+        linear_input_bytes=act_bytes if linear_input_bytes is None else linear_input_bytes,
     )
+    return _kept_per_layer(recompute, full_layer, layer_input, dots, norms)
+
+
+def _kept_per_layer(
+    recompute: ArrayLike, full_layer: np.ndarray, layer_input: np.ndarray, dots: np.ndarray, norms: np.ndarray
+) -> np.ndarray:
+    """What one layer keeps for its backward under each recompute code (module docstring). Bytes."""
     rc = np.asarray(recompute)
-    return np.where(rc == 2, layer_input, np.where(rc == 3, dots, full_layer))
+    kept = np.where(rc == 2, layer_input, np.where(rc == 3, dots, full_layer))
+    return np.asarray(np.where(rc == 4, norms, kept))
 
 
 def _activation_parts(
@@ -181,10 +203,12 @@ def _activation_parts(
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike,
     capacity_factor: ArrayLike = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    linear_input_bytes: ArrayLike = 2.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(all activations of one layer without full recomputation, the layer input kept with it, the same
     layer with its sequence-parallel tensors gathered: what a re-materialised layer holds, what the
-    ``matmuls`` policy keeps: the layer input and the weight-matmul outputs the backward needs). Bytes."""
+    ``matmuls`` policy keeps: the layer input and the weight-matmul outputs the backward needs, what the
+    ``norms`` policy keeps). Bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
@@ -201,6 +225,9 @@ def _activation_parts(
     h_tensors = 2.0 if model.norms_per_layer == 1 else 4.0
     replicated = sb * h * (h_tensors * e + 2.0 * mask)
     # Split over TP: Q, K, V, attention output (projection input) and the MLP intermediates.
+    lin = np.asarray(linear_input_bytes, dtype=np.float64)
+    # norms policy: the attention output, in E5M6 where Linear inputs are FP8 (ATTN_OUT_BYTES_FP8)
+    out_b = np.where(lin < e, ATTN_OUT_BYTES_FP8, e)
     if model.is_mla:
         # MLA: queries and decompressed keys (a·d each), values and the attention output (a·d_v each), and
         # the compressed latents (q and kv ranks, the shared rotary key).
@@ -209,9 +236,13 @@ def _activation_parts(
         attn_split = e * sb * (2.0 * a * d + 2.0 * a * dv + latents)
         # matmuls policy: the q/kv projections' outputs (queries, decompressed keys and values, latents).
         dots_attn = e * sb * (2.0 * a * d + a * dv + latents)
+        # norms policy: the latents (their norms and the up-projections are re-run) and the attention output.
+        norms_attn = sb * (e * latents + out_b * a * dv)
     else:
         attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
         dots_attn = e * sb * (a * d + 2.0 * k * d)  # the Q, K, V projections' outputs
+        # norms policy without MLA (no up-projection to re-run): Q, K, V and the attention output.
+        norms_attn = sb * (e * (a * d + 2.0 * k * d) + out_b * a * d)
     # Tensors of size d_ff kept for backward (MLP_SAVED_TENSORS): fused or eager activation.
     fused = np.asarray(fused_elementwise, dtype=bool)
     saved = MLP_SAVED_TENSORS[model.mlp]
@@ -230,9 +261,15 @@ def _activation_parts(
             model.experts_top_k * cf * model.ff_expert + model.n_shared_experts * model.ff_shared
         ) * up_ff
         dots_mlp = e * sb * (moe_share * moe_dots + (1.0 - moe_share) * model.d_ff * up_ff)
+        # norms policy: the dispatched token copies (the routed experts' Linear input) and every expert's
+        # activation inputs, as cached Linear inputs (FP8 with fp8: §3.3.3 (2) and "Low-Precision
+        # Communication"); the shared and dense MLPs' input is a norm output, re-made.
+        moe_norms = model.experts_top_k * cf * h + moe_dots
+        norms_mlp = lin * sb * (moe_share * moe_norms + (1.0 - moe_share) * model.d_ff * up_ff)
     else:
         mlp_split = e * sb * model.d_ff * per_ff
         dots_mlp = e * sb * model.d_ff * up_ff
+        norms_mlp = lin * sb * model.d_ff * up_ff
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
     scores = a * s * sb * (e + (mask + e) * mask)
     scores = np.where(flash | (rc >= 1), 0.0, scores)
@@ -244,7 +281,10 @@ def _activation_parts(
     # attention projection's only feed residual adds, whose backward needs no values, so JAX keeps neither.
     out_proj = 0.0 if model.norms_per_layer == 1 else 1.0
     dots = layer_input * (1.0 + out_proj) + (dots_attn + dots_mlp) / t
-    return full_layer, layer_input, replicated + split, dots
+    # norms policy: the norms' inputs (the layer input and, in a sequential block, the residual stream
+    # between attention and MLP) and the attention and MLP tensors above.
+    norms = layer_input * (1.0 + out_proj) + (norms_attn + norms_mlp) / t
+    return full_layer, layer_input, replicated + split, dots, norms
 
 
 #: fp32 temporaries of one parameter tensor that PyTorch's default (unfused, single-tensor) optimizer step
@@ -357,6 +397,7 @@ def train_memory(
     recompute_transient: ArrayLike = 1.0,
     logit_bytes: ArrayLike | None = None,
     logits_in_layer_backward: ArrayLike = 1.0,
+    linear_input_bytes: ArrayLike | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
     optimizer_temp_tensors: ArrayLike = 0.0,
@@ -391,7 +432,7 @@ def train_memory(
     grads = sharded(grad_bytes, 2)
     optim = sharded(optimizer_bytes, 1)
 
-    full_one_layer, layer_input, gathered_layer, dots = _activation_parts(
+    full_one_layer, layer_input, gathered_layer, dots, norms = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -402,8 +443,9 @@ def train_memory(
         e,
         fused_elementwise,
         capacity_factor,
+        linear_input_bytes=e if linear_input_bytes is None else linear_input_bytes,
     )
-    per_layer = np.where(rc == 2, layer_input, np.where(rc == 3, dots, full_one_layer))
+    per_layer = _kept_per_layer(rc, full_one_layer, layer_input, dots, norms)
     sel = np.asarray(selective_activation_scale, dtype=np.float64)
     if sel.ndim or float(sel) != 1.0:
         per_layer = per_layer * np.where(rc == 1, sel, 1.0)
@@ -418,6 +460,7 @@ def train_memory(
     transient = np.where(
         rc == 2, rt * gathered_layer, np.where(rc == 3, rt * np.maximum(gathered_layer - dots, 0.0), 0.0)
     )
+    transient = np.where(rc == 4, rt * np.maximum(gathered_layer - norms, 0.0), transient)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     eager = ~np.asarray(fused_elementwise, dtype=bool)

@@ -23,6 +23,7 @@ from mlcost.estimate.memory import (
     OPTIMIZER_TEMP_TENSORS_EAGER,
     STATE_BYTES,
     activation_bytes_per_element,
+    linear_input_bytes,
     precision_class,
 )
 from mlcost.estimate.params import count_params
@@ -156,6 +157,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
         optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
+        linear_input_bytes=linear_input_bytes(job.precision),
         ep=job.ep,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],

@@ -18,13 +18,13 @@ from mlcost.spec._validate import (
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 Optimizer = Literal["adamw", "sgd"]
-Recompute = Literal["none", "selective", "full", "matmuls"]
+Recompute = Literal["none", "selective", "full", "matmuls", "norms"]
 WeightPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
-RECOMPUTES: tuple[str, ...] = ("none", "selective", "full", "matmuls")
+RECOMPUTES: tuple[str, ...] = ("none", "selective", "full", "matmuls", "norms")
 Schedule = Literal["1f1b", "interleaved", "zb-h1"]
 SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1")
 WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
@@ -60,7 +60,9 @@ class TrainJob:
         zero: ZeRO stage 0–3 over the data-parallel group (FSDP full sharding = 3).
         recompute: activation recomputation: none, selective (attention core only), full (every layer), or
             matmuls (keep the outputs of the weight matmuls, recompute everything else: JAX
-            ``checkpoint_dots_with_no_batch_dims``, MaxText ``remat_policy: minimal``).
+            ``checkpoint_dots_with_no_batch_dims``, MaxText ``remat_policy: minimal``), or norms (recompute
+            the norms, MLA up-projections and the MLP activation, keep the Linear inputs, in FP8 with fp8:
+            DeepSeek-V3, arXiv 2412.19437 §3.2.3, §3.3.3).
         flash_attention: fused attention that never stores the s×s score matrix.
         overlap_grad_reduce: the framework overlaps data-parallel gradient communication with the backward
             pass (PyTorch DDP/FSDP, DeepSpeed, Megatron-LM ``--overlap-grad-reduce``); Megatron-LM in 2021
