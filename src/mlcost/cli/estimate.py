@@ -11,7 +11,7 @@ import typer
 from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.spec.cluster import PRICINGS
-from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, WEIGHT_PRECISIONS
+from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, SCHEDULES, WEIGHT_PRECISIONS
 
 estimate_app = typer.Typer(
     help="Predict the cost of a training or serving job before it runs.",
@@ -140,8 +140,11 @@ def train(
     capacity_factor: float | None = typer.Option(
         None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
     ),
-    schedule: str = typer.Option(
-        "1f1b", "--schedule", help="Pipeline schedule: 1f1b, interleaved (with --virtual-stages), zb-h1."
+    schedule: str = options.choice(
+        "1f1b",
+        "--schedule",
+        choices=SCHEDULES,
+        help="Pipeline schedule: 1f1b, interleaved (with --virtual-stages), zb-h1, dualpipe (DeepSeek-V3: even --pp).",
     ),
     objective: str | None = typer.Option(
         None, "--objective", help="Training objective: clm (causal LM) or mlm (masked LM) [by model kind]."

@@ -185,7 +185,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     moe_stage = np.minimum(layers_stage, model.n_moe_layers)
     # Fast paths keep dense models at their old cost (the planner scores 10^6 candidates per second).
     sched = np.asarray(x.schedule)
-    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc)
+    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc, p)
+    # DualPipe (DeepSeek-V3 §3.2.1): each rank holds two stages (the first and last of the worst pair)
+    dual: Arr = False if sched.ndim == 0 and int(sched) != 2 else sched == 2
 
     # ---- FLOPs -----------------------------------------------------------------------------------
     step = train_step_flops(model, tokens_per_step, s, rc)
@@ -275,12 +277,23 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
         n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
         t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
-    t_mb = t_compute_mb + t_tp + t_pp + t_a2a
+    # DualPipe overlaps a forward and a backward chunk so that the expert all-to-all and the PP transfers
+    # run under the other chunk's compute ("fully hidden", §3.2.1): never more than that compute.
+    t_hidden = np.where(dual, np.minimum(t_pp + t_a2a, t_compute_mb), 0.0)
+    t_mb = t_compute_mb + t_tp + t_pp + t_a2a - t_hidden
+    # what stays exposed of each, in proportion
+    exposed = np.where(t_pp + t_a2a > 0.0, 1.0 - t_hidden / np.maximum(t_pp + t_a2a, 1e-300), 1.0)
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
     stage = stage_params(model, t, p, ep)
+    if not (np.ndim(dual) == 0 and not dual):
+        stage = dataclasses.replace(
+            stage,
+            worst=np.where(dual, stage.first + stage.last, stage.worst),
+            expert=np.where(dual, 2.0 * np.asarray(stage.expert, dtype=np.float64), stage.expert),
+        )
     psi = stage.worst
     psi_e = np.asarray(stage.expert, dtype=np.float64)
     psi_d = psi - psi_e if model.is_moe else psi
@@ -383,6 +396,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         ep=ep,
         capacity_factor=cf,
         optimizer_temp_tensors=x.optimizer_temp_tensors,
+        dualpipe=dual,
     )
     mem_total = mem.total
 
@@ -413,8 +427,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_attention_s": t_attn * slots,
         "time_memory_bound_s": (t_elem + t_overhead) * slots,
         "time_tp_comm_s": t_tp * slots,
-        "time_pp_comm_s": t_pp * slots,
-        "time_ep_comm_s": np.asarray(t_a2a) * slots,
+        "time_pp_comm_s": t_pp * exposed * slots,
+        "time_ep_comm_s": np.asarray(t_a2a) * exposed * slots,
+        "time_pp_comm_unoverlapped_s": t_pp * slots,
+        "time_ep_comm_unoverlapped_s": np.asarray(t_a2a) * slots,
         "time_bubble_s": t_mb * (p - 1) / v * bubble,
         "time_dp_comm_s": t_dp,
         "time_dp_comm_unoverlapped_s": t_dp_raw,

@@ -401,6 +401,7 @@ def train_memory(
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
     optimizer_temp_tensors: ArrayLike = 0.0,
+    dualpipe: ArrayLike = False,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline.
     With expert parallelism ``ep`` the routed experts are split over EP ranks and ZeRO shards them over
@@ -450,7 +451,10 @@ def train_memory(
     if sel.ndim or float(sel) != 1.0:
         per_layer = per_layer * np.where(rc == 1, sel, 1.0)
     layers_per_stage = np.ceil(model.n_layers / p)
-    in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
+    # micro-batches in flight on the first stage: 1F1B holds min(p, m); DualPipe p + 1 (DeepSeek-V3
+    # §3.2.1 Table 2), each of one stage's layers, on ranks that hold a first and a last stage
+    dual = np.asarray(dualpipe, dtype=bool)
+    in_flight = np.minimum(p + dual, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
     stored = per_layer * layers_per_stage * in_flight
     # Full recomputation re-materialises one layer's activations during its backward (with sequence
     # parallelism the norm outputs are all-gathered, so the replicated tensors are whole); a family's
@@ -485,6 +489,9 @@ def train_memory(
     else:
         one_stage = stored + np.maximum(logits, transient + held * logits)
     activations = np.where(p > 1, np.maximum(stored + transient, last_stage_act), one_stage)
+    # DualPipe: the rank with the first stage also holds the last, so its in-flight micro-batches and the
+    # loss's logits of one of them are resident together.
+    activations = np.where(dual & (p > 1), stored + transient + logits, activations)
 
     # ZeRO-3 gathers a full layer (and prefetches the next) in the working dtype.
     gather = np.where(

@@ -87,6 +87,13 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
             hint="global batch = micro-batch × data-parallel degree × gradient-accumulation steps",
         )
+    if job.schedule == "dualpipe" and (job.global_batch // (job.micro_batch * dp)) % 2:
+        raise SpecError(
+            f"--schedule dualpipe needs an even number of micro-batches per step, got "
+            f"{job.global_batch // (job.micro_batch * dp)} (global batch / (micro-batch × DP))",
+            hint="DualPipe feeds half the micro-batches from each end of the pipeline: change --global-batch "
+            "or --micro-batch",
+        )
     context_fits(model.name, model.max_seq_len, job.seq_len, "--seq-len")
     return dp
 
@@ -247,6 +254,15 @@ def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
             f"{-(-model.n_layers // chunks)} and sets the pace"
         )
     )
+    if job.schedule == "dualpipe":
+        return Assumption(
+            "pipeline_schedule",
+            "DualPipe",
+            "DeepSeek-V3 (arXiv 2412.19437 §3.2.1, Table 2): bubble (p/2−1)(F&B+B−3W) with F = W = 1, "
+            "B = 2 (3 with full recompute), F&B = F+B; two stages' parameters per rank; p+1 micro-batches "
+            "in flight; expert all-to-all and PP transfers run under the paired chunk's compute, never "
+            "more than it takes" + uneven,
+        )
     if job.schedule == "zb-h1":
         return Assumption(
             "pipeline_schedule",
@@ -400,7 +416,15 @@ def estimate_train(
                 "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
                 "all-to-all dispatch + combine in forward and backward, "
                 + (
-                    f"{r['time_ep_comm_s']:.3g} s per step, not overlapped with compute"
+                    (
+                        f"{r['time_ep_comm_unoverlapped_s']:.3g} s per step, "
+                        + (
+                            f"{r['time_ep_comm_s']:.3g} s of it exposed (DualPipe overlaps the rest with "
+                            "compute)"
+                            if job.schedule == "dualpipe"
+                            else "not overlapped with compute"
+                        )
+                    )
                     if job.ep > 1
                     else "none (EP = 1: experts replicated over DP)"
                 ),

@@ -25,8 +25,8 @@ KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 RECOMPUTES: tuple[str, ...] = ("none", "selective", "full", "matmuls", "norms")
-Schedule = Literal["1f1b", "interleaved", "zb-h1"]
-SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1")
+Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
+SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
@@ -79,7 +79,9 @@ class TrainJob:
             with padded buffers): expert GEMMs and all-to-all messages grow by it. ``None`` = dropless
             routing with a balanced load (Megatron-Core's default).
         schedule: pipeline schedule: ``1f1b``, ``interleaved`` (needs virtual_stages > 1; also implied by
-            virtual_stages > 1) or ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241).
+            virtual_stages > 1), ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241) or ``dualpipe``
+            (DeepSeek-V3's bidirectional schedule, arXiv 2412.19437 §3.2.1: two stages' parameters per
+            rank, PP+1 micro-batches in flight, expert all-to-all and PP traffic overlapped with compute).
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -114,6 +116,12 @@ class TrainJob:
         if self.schedule == "interleaved" and self.virtual_stages == 1:
             raise SpecError(
                 "schedule 'interleaved' needs virtual_stages > 1", hint="give virtual_stages=2 (or more)"
+            )
+        if self.schedule == "dualpipe" and (self.virtual_stages > 1 or self.pp % 2):
+            raise SpecError(
+                f"schedule 'dualpipe' needs an even pp and virtual_stages = 1, got pp={self.pp}, "
+                f"virtual_stages={self.virtual_stages}",
+                hint="DualPipe feeds micro-batches from both ends: give an even --pp (DeepSeek-V3: 16)",
             )
         if self.schedule == "zb-h1" and self.virtual_stages > 1:
             raise SpecError(
