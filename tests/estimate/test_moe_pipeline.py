@@ -71,6 +71,23 @@ def test_dualpipe_memory_and_bubble() -> None:
         _v3(ep=64, recompute="norms", schedule="dualpipe", global_batch=128 * 15)
 
 
+def test_ep_overlap_hides_that_share_of_the_all_to_all_and_no_more_than_compute() -> None:
+    """--ep-overlap x (Megatron-Core's MoE all-to-all overlap): x of the all-to-all runs under compute,
+    never more than a micro-batch's compute; 0 (the default) leaves it exposed, as before."""
+    exposed = _v3(ep=64, recompute="norms")
+    raw = exposed.time_breakdown_s["ep_comm_s"]
+    half = _v3(ep=64, recompute="norms", ep_overlap=0.5)
+    assert half.time_breakdown_s["ep_comm_s"] == pytest.approx(raw / 2, rel=1e-9)
+    assert half.step_time_s == pytest.approx(exposed.step_time_s - raw / 2, rel=1e-9)
+    full = _v3(ep=64, recompute="norms", ep_overlap=1.0)
+    compute = sum(full.time_breakdown_s[k] for k in ("matmul_s", "attention_s", "memory_bound_s"))
+    assert full.time_breakdown_s["ep_comm_s"] >= raw - compute - 1e-9
+    assert 0 <= full.time_breakdown_s["ep_comm_s"] < raw
+    assert any("--ep-overlap 1" in a.source for a in full.assumptions if a.name == "moe")
+    with pytest.raises(SpecError, match="ep_overlap"):
+        TrainJob(tokens=1e9, ep_overlap=1.5)
+
+
 def test_capacity_factor_costs_time() -> None:
     dropless = _v3(ep=64, recompute="full")
     padded = _v3(ep=64, recompute="full", capacity_factor=1.25)

@@ -137,6 +137,12 @@ def train(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE; divides the experts and DP)."),
+    ep_overlap: float = options.nonneg_float(
+        0.0,
+        "--ep-overlap",
+        maximum=1.0,
+        help="Share of the MoE all-to-all hidden behind compute, 0-1 (Megatron-Core's A2A overlap) [0: exposed].",
+    ),
     capacity_factor: float | None = typer.Option(
         None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
     ),
@@ -234,6 +240,7 @@ def train(
         goodput=goodput,
         ep=ep,
         capacity_factor=capacity_factor,
+        ep_overlap=ep_overlap,
         schedule=schedule,  # type: ignore[arg-type]
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)

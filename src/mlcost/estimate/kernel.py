@@ -8,7 +8,8 @@ step per pipeline = global_batch / (b · n), ep = expert parallelism (inside DP)
 Pipelines: a stage holds ceil(L / (p·v))·v blocks; when p·v does not divide L the fullest stage sets the
 pace (the others wait for it). MoE: routed-expert GEMMs run at the efficiency of their own size (tokens
 per local expert = b·s·k·c·ep/E), padded by c; the expert-parallel all-to-all (dispatch + combine, forward
-and backward) is exposed; expert gradients are reduced over DP/ep ranks.
+and backward) is exposed unless overlapped (``ep_overlap``; DualPipe also hides the PP transfers); expert
+gradients are reduced over DP/ep ranks.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class TrainInputs:
     # share of the loss's logit buffers still held during the top layer's backward (1 = all, the PyTorch
     # accounting; 0 = freed first, XLA's buffer liveness: the peak is the larger of the two phases)
     logits_in_layer_backward: Arr = 1.0
+    # share of the expert all-to-all hidden behind compute (DualPipe hides all of it and the PP transfers)
+    ep_overlap: Arr = 0.0
     # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training)
     linear_input_bytes: Arr = 2.0
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
@@ -277,12 +280,18 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
         n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
         t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
-    # DualPipe overlaps a forward and a backward chunk so that the expert all-to-all and the PP transfers
-    # run under the other chunk's compute ("fully hidden", §3.2.1): never more than that compute.
-    t_hidden = np.where(dual, np.minimum(t_pp + t_a2a, t_compute_mb), 0.0)
-    t_mb = t_compute_mb + t_tp + t_pp + t_a2a - t_hidden
-    # what stays exposed of each, in proportion
-    exposed = np.where(t_pp + t_a2a > 0.0, 1.0 - t_hidden / np.maximum(t_pp + t_a2a, 1e-300), 1.0)
+    # Overlap: DualPipe pairs a forward and a backward chunk so that the expert all-to-all and the PP
+    # transfers run under the other chunk's compute ("fully hidden", §3.2.1); ``ep_overlap`` hides that share
+    # of the all-to-all (Megatron-Core's MoE all-to-all overlap). Never more than the compute it runs under.
+    t_pp_exposed, t_a2a_exposed = t_pp, t_a2a
+    if model.is_moe or not (np.ndim(dual) == 0 and not dual):
+        a2a_share = np.where(dual, 1.0, np.asarray(x.ep_overlap, dtype=np.float64))
+        pp_share = np.where(dual, 1.0, 0.0)
+        want = a2a_share * t_a2a + pp_share * t_pp
+        scale = np.where(want > 0.0, np.minimum(want, t_compute_mb) / np.maximum(want, 1e-300), 0.0)
+        t_pp_exposed = t_pp - pp_share * t_pp * scale
+        t_a2a_exposed = t_a2a - a2a_share * t_a2a * scale
+    t_mb = t_compute_mb + t_tp + t_pp_exposed + t_a2a_exposed
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
 
@@ -427,8 +436,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_attention_s": t_attn * slots,
         "time_memory_bound_s": (t_elem + t_overhead) * slots,
         "time_tp_comm_s": t_tp * slots,
-        "time_pp_comm_s": t_pp * exposed * slots,
-        "time_ep_comm_s": np.asarray(t_a2a) * exposed * slots,
+        "time_pp_comm_s": t_pp_exposed * slots,
+        "time_ep_comm_s": np.asarray(t_a2a_exposed) * slots,
         "time_pp_comm_unoverlapped_s": t_pp * slots,
         "time_ep_comm_unoverlapped_s": np.asarray(t_a2a) * slots,
         "time_bubble_s": t_mb * (p - 1) / v * bubble,

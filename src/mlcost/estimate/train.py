@@ -166,6 +166,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
         linear_input_bytes=linear_input_bytes(job.precision),
         ep=job.ep,
+        ep_overlap=job.ep_overlap,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
         **compute_peaks(hw.device, job.precision),
@@ -422,7 +423,12 @@ def estimate_train(
                             f"{r['time_ep_comm_s']:.3g} s of it exposed (DualPipe overlaps the rest with "
                             "compute)"
                             if job.schedule == "dualpipe"
-                            else "not overlapped with compute"
+                            else (
+                                f"{r['time_ep_comm_s']:.3g} s of it exposed (--ep-overlap {job.ep_overlap:g}: "
+                                "that share runs under compute, never more than the compute takes)"
+                                if job.ep_overlap > 0
+                                else "not overlapped with compute (--ep-overlap to hide a share)"
+                            )
                         )
                     )
                     if job.ep > 1

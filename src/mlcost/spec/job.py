@@ -82,6 +82,9 @@ class TrainJob:
             virtual_stages > 1), ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241) or ``dualpipe``
             (DeepSeek-V3's bidirectional schedule, arXiv 2412.19437 §3.2.1: two stages' parameters per
             rank, PP+1 micro-batches in flight, expert all-to-all and PP traffic overlapped with compute).
+        ep_overlap: share of the expert-parallel all-to-all hidden behind compute, never more than a
+            micro-batch's compute (Megatron-Core's MoE all-to-all overlap); 0 = exposed (default).
+            ``dualpipe`` hides all of it and the PP transfers.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -106,6 +109,7 @@ class TrainJob:
     ep: int = 1
     capacity_factor: float | None = None
     schedule: Schedule = "1f1b"
+    ep_overlap: float = 0.0
 
     def __post_init__(self) -> None:
         own = "TrainJob"
@@ -135,6 +139,7 @@ class TrainJob:
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
         validate.fraction(self.goodput, api_name(own, "goodput"))
+        validate.nonneg_float(self.ep_overlap, api_name(own, "ep_overlap"), maximum=1.0)
         validate.int_range(self.zero, api_name(own, "zero"), 0, 3, exact=True)
         if self.global_batch % self.micro_batch:
             raise SpecError(
