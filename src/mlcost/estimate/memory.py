@@ -14,7 +14,12 @@ Formulas (all vectorised; arrays broadcast):
   ``matmuls`` policy (JAX ``checkpoint_dots_with_no_batch_dims``, MaxText ``remat_policy: minimal``) keeps
   each layer's input and the weight-matmul outputs its backward needs — Q, K, V, the MLP's up (and gate)
   projections, and in a sequential block the attention projection — and re-creates the rest one layer at
-  a time. A parallel block (one norm feeding attention and MLP) keeps two d_model-sized tensors, not four. With
+  a time; the ``norms`` policy (DeepSeek-V3, arXiv 2412.19437 §3.2.3/§3.3.3) keeps the norms' inputs, MLA's
+  latents, the attention output (E5M6 with fp8), the routed experts' dispatched inputs and the MLP
+  activations' inputs (FP8 with fp8: ``linear_input_bytes``) and re-makes the norms, the up-projections and
+  the activation's output. A parallel block (one norm feeding attention and MLP) keeps two d_model-sized
+  tensors, not four. DualPipe (``dualpipe``) holds p+1 micro-batches in flight on a rank that also holds the
+  last stage, and two stages' parameters (the kernel passes them in ``stage``). With
   1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
   The last stage also holds the logits (compute dtype) and their fp32 copy for the loss. A re-materialised
   layer (full recomputation) holds its sequence-parallel tensors gathered.
