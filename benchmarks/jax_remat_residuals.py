@@ -138,6 +138,7 @@ def temp_bytes(policy: str, layers: int, vocab: int) -> float:
 def main() -> None:
     print(f"jax {jax.__version__}; B={B} S={S} D={D} heads={H}x{HD} mlp={F} vocab={V} layers={L}")
     unit = B * S * D * 2  # one bf16 [B, S, D] tensor
+    slope: dict[str, float] = {}
     for policy in ("none", "minimal", "full"):
         lines = residuals(policy)
         per_layer = [ln for ln in lines if re.search(rf"\[{L},", ln)]
@@ -147,15 +148,15 @@ def main() -> None:
         for ln in lines:
             if ln not in per_layer and "from the argument" not in ln:
                 print("   (outside the layers)", ln[:110])
-        # Slopes of XLA's temporary memory: per scanned layer (minus the layer's fp32 weight gradients,
-        # 4 bytes per parameter) and per fp32 [B, S, V] logit buffer, in units of one bf16 [B, S, D].
-        grads_per_layer = 4.0 * (4 * D * H * HD + 2 * D * F)
-        per_layer_temp = (temp_bytes(policy, 2 * L, V) - temp_bytes(policy, L, V)) / L - grads_per_layer
+        # Slopes of XLA's temporary memory per scanned layer and per fp32 [B, S, V] logit buffer (the
+        # embedding's fp32 gradient, V·D·4 bytes, taken out), in units of one bf16 [B, S, D].
+        slope[policy] = (temp_bytes(policy, 2 * L, V) - temp_bytes(policy, L, V)) / L / unit
         per_logits = (temp_bytes(policy, L, 2 * V) - temp_bytes(policy, L, V) - 4.0 * V * D) / (B * S * V * 4)
         print(
-            f"   XLA temp per layer {per_layer_temp / unit:.2f} x bf16[B,S,D] (saved above: "
-            f"{_saved_units(per_layer):.2f}); per fp32 [B,S,V]: {per_logits:.2f} buffers"
+            f"   residuals listed per layer: {_saved_units(per_layer):.2f} x bf16[B,S,D]; XLA temp per layer "
+            f"{slope[policy]:+.2f} units; per fp32 [B,S,V]: {per_logits:.2f} buffers"
         )
+    print(f"\nXLA temp per layer, minimal - full: {slope['minimal'] - slope['full']:.2f} units")
 
 
 if __name__ == "__main__":
