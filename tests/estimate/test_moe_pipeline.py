@@ -222,3 +222,38 @@ def test_schedule_choices_are_checked() -> None:
         TrainJob(tokens=1e9, pp=2, virtual_stages=2, schedule="zb-h1")
     with pytest.raises(SpecError, match="interleaved"):
         TrainJob(tokens=1e9, pp=2, schedule="interleaved")
+
+
+def test_vectorised_kernel_equals_scalar_for_new_schedules_and_policies() -> None:
+    """The planner's path (one kernel call over arrays of candidates) gives estimate_train's figures for
+    DualPipe, --ep-overlap and the norms/matmuls recompute policies, candidate by candidate."""
+    import dataclasses
+
+    import numpy as np
+
+    from mlcost.estimate import build_inputs, validate_layout
+    from mlcost.estimate.context import resolve_hardware
+    from mlcost.estimate.kernel import TrainInputs, train_kernel
+
+    model = get_catalog().model("deepseek-v3")
+    cluster = Cluster(device="h800", count=2048)
+    hw = resolve_hardware(cluster, get_catalog())
+    variants = [
+        {"recompute": "norms", "schedule": "dualpipe"},
+        {"recompute": "matmuls", "ep_overlap": 0.5},
+        {"recompute": "full", "schedule": "zb-h1"},
+        {"recompute": "selective"},
+    ]
+    jobs = [TrainJob(tokens=14.8e12, ep=64, **{**V3_JOB, **v}) for v in variants]  # type: ignore[arg-type]
+    singles = [build_inputs(model, j, hw, validate_layout(model, j, cluster.count)) for j in jobs]
+    stacked = TrainInputs(
+        **{
+            f.name: np.array([getattr(x, f.name) for x in singles], dtype=np.float64)
+            for f in dataclasses.fields(TrainInputs)
+        }
+    )
+    out = train_kernel(model, stacked)
+    for i, job in enumerate(jobs):
+        est = estimate_train(model, job, cluster)
+        assert float(out["step_time_s"][i]) == pytest.approx(est.step_time_s, rel=1e-9), variants[i]
+        assert float(out["memory_total_bytes"][i]) == pytest.approx(est.memory.total, rel=1e-9), variants[i]
