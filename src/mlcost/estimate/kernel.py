@@ -124,8 +124,9 @@ class TrainInputs:
     logits_in_layer_backward: Arr = 1.0
     # share of the expert all-to-all hidden behind compute (DualPipe hides all of it and the PP transfers)
     ep_overlap: Arr = 0.0
-    # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training)
-    linear_input_bytes: Arr = 2.0
+    # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training);
+    # NaN = the activation bytes
+    linear_input_bytes: Arr = float("nan")
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
     optimizer_temp_tensors: Arr = 0.0
     # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
@@ -245,8 +246,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         x.intra_comm_eff,
         x.inter_comm_eff,
     )
-    # Full recomputation repeats the forward's two collectives; the matmuls policy re-gathers the inputs of
-    # the attention and MLP projections (two all-gathers: one all-reduce's worth) for their weight gradients.
+    # Full recomputation repeats the forward's two collectives; the matmuls and norms policies re-gather the
+    # inputs of the attention and MLP projections (two all-gathers: one all-reduce's worth) for their weight
+    # gradients.
     n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2) + 1.0 * ((rc == 3) | (rc == 4)))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
@@ -399,7 +401,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         recompute_transient=x.recompute_transient,
         logit_bytes=x.logit_bytes,
         logits_in_layer_backward=x.logits_in_layer_backward,
-        linear_input_bytes=x.linear_input_bytes,
+        linear_input_bytes=_or_default(x.linear_input_bytes, e),
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,
@@ -461,6 +463,14 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "co2_kg": energy_kwh * x.carbon_kg_per_kwh,
     }
     return broadcast_all(out)
+
+
+def _or_default(value: Arr, default: Arr) -> Arr:
+    """``value`` where it is not NaN, else ``default`` (broadcast)."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim == 0:
+        return default if np.isnan(v) else v
+    return np.where(np.isnan(v), default, v)
 
 
 def broadcast_all(out: dict[str, Any]) -> dict[str, np.ndarray]:
