@@ -43,7 +43,16 @@ MEMORY_PARAMS: dict[str, dict[str, tuple[float, float]]] = {
 }
 #: Memory terms read from a family's source, not fitted: torchtitan's loss (train.py loss_fn at 9dec370)
 #: keeps the bf16 logits, their fp32 copy (.float()) and cross_entropy's fp32 log-softmax: 2 + 4 + 4 bytes.
-MEMORY_FIXED: dict[str, dict[str, float]] = {"torchtitan": {"logit_bytes": 10.0}}
+#: MaxText (AI-Hypercomputer/maxtext@76bd53b0f) computes fp32 logits through the tied embedding
+#: (layers/models.py: Embed attend_dtype=jnp.float32); its loss's custom VJP (max_utils.py
+#: cross_entropy_with_logits) reads one fp32 [b, s, V] residual in backward (exp_shifted: the logits are
+#: read for their dtype only, log-softmax only by the targets' cotangent, which nothing uses): 4 bytes;
+#: and XLA frees those buffers before the scanned layers' backward (one HLO program, buffer liveness), so
+#: a step peaks at the larger phase (logits_in_layer_backward 0). docs/estimate.md, "Recompute policies".
+MEMORY_FIXED: dict[str, dict[str, float]] = {
+    "torchtitan": {"logit_bytes": 10.0},
+    "maxtext": {"logit_bytes": 4.0, "logits_in_layer_backward": 0.0},
+}
 
 
 def predicted_memory(profile, run: Run) -> float:  # type: ignore[no-untyped-def]

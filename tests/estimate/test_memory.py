@@ -146,3 +146,81 @@ def test_page_fault_time_only_for_calibrated_eager_cpu_runs() -> None:
     assert float(fused["time_page_faults_s"]) == 0.0  # fused frameworks keep persistent buffers
     est = estimate_train(rc.spec(), dataclasses.replace(rc.job()), Cluster(device="cpu-epyc-2vcpu"))
     assert est.time_breakdown_s["page_faults_s"] == 0.0
+
+
+# ---- the ``matmuls`` recompute policy (JAX checkpoint_dots_with_no_batch_dims, MaxText "minimal") ------
+
+
+def _block(norms: int, mlp: str = "gelu"):  # type: ignore[no-untyped-def]
+    from mlcost.spec import ModelSpec
+
+    return ModelSpec(
+        name="block",
+        n_layers=4,
+        d_model=256,
+        n_heads=4,
+        head_dim=64,
+        n_kv_heads=2,
+        d_ff=1024,
+        vocab_size=4096,
+        max_seq_len=256,
+        mlp=mlp,  # type: ignore[arg-type]
+        norm="rmsnorm",
+        norms_per_layer=norms,
+    )
+
+
+@pytest.mark.parametrize(
+    ("norms", "mlp", "out_proj", "up"), [(1, "gelu", 0, 1), (2, "gelu", 1, 1), (2, "swiglu", 1, 2)]
+)
+def test_matmuls_policy_keeps_the_layer_input_and_the_weight_matmul_outputs(
+    norms: int, mlp: str, out_proj: int, up: int
+) -> None:
+    """Per layer: the input, Q, K, V, the MLP's up (and gate) outputs, and in a sequential block the
+    attention projection's output — the residuals ``jax.ad_checkpoint.print_saved_residuals`` lists for a
+    MaxText-like parallel block under checkpoint_dots_with_no_batch_dims (benchmarks/jax_remat_residuals.py:
+    bf16 [b,s,d] carry, Q/K/V [b,s,heads,hd], hidden [b,s,mlp]; not the down or attention projections,
+    which feed residual adds only)."""
+    from mlcost.estimate.memory import activation_bytes_per_layer
+
+    model = _block(norms, mlp)
+    b, s, e = 2, 256, 2.0
+    kw = dict(sequence_parallel=False, flash_attention=True, act_bytes=e)
+    got = float(activation_bytes_per_layer(model, b, s, 1, recompute=3, **kw))  # type: ignore[arg-type]
+    h, a, k, d = model.d_model, model.n_heads, model.kv_heads, model.dim_head
+    want = e * b * s * ((1 + out_proj) * h + a * d + 2 * k * d + up * model.d_ff)
+    assert got == pytest.approx(want)
+    # ordering: full keeps least, then matmuls, then selective (Korthikanti's count), then none
+    per = [float(activation_bytes_per_layer(model, b, s, 1, recompute=rc, **kw)) for rc in (2, 3, 1, 0)]  # type: ignore[arg-type]
+    assert per == sorted(per) and per[0] < per[1] < per[2]
+
+
+def test_matmuls_policy_flops_equal_selective_and_time_adds_elementwise_recompute() -> None:
+    """The policy re-runs the attention core and the element-wise ops, not the weight matmuls."""
+    from mlcost.estimate import estimate_train
+    from mlcost.spec import Cluster, TrainJob
+
+    model = get_catalog().model("llama-3.1-8b")
+    job = TrainJob(tokens=1e9, seq_len=4096, global_batch=64, micro_batch=1, zero=3, recompute="selective")
+    cl = Cluster(device="h100-sxm", count=8)
+    sel = estimate_train(model, job, cl)
+    mm = estimate_train(model, job.replace(recompute="matmuls"), cl)
+    assert mm.hardware_flops_per_step == pytest.approx(sel.hardware_flops_per_step)
+    assert mm.step_time_s > sel.step_time_s
+    assert mm.memory.activations < sel.memory.activations
+
+
+def test_logits_freed_before_the_layers_backward_peak_at_the_larger_phase() -> None:
+    """logits_in_layer_backward = 0 (XLA): one stage holds the stored activations plus the larger of the
+    loss's logit buffers and the re-materialised layer; 1 (default) holds both."""
+    model = get_catalog().model("gpt2")
+    kw = {**COMMON, "recompute": 2, "framework_overhead_bytes": 0.0}
+    both = train_memory(model, **kw)  # type: ignore[arg-type]
+    freed = train_memory(model, logits_in_layer_backward=0.0, **kw)  # type: ignore[arg-type]
+    logits = _logits_bytes(model, 4.0 + 4.0)
+    stored_and_transient = float(both.activations) - logits
+    assert float(freed.activations) < float(both.activations)
+    # gpt2's logits (50257 × 1024 tokens × 8 bytes) outweigh one re-materialised layer: the loss phase peaks
+    layer_input = 4.0 * COMMON["micro_batch"] * COMMON["seq_len"] * model.d_model  # type: ignore[operator]
+    assert float(freed.activations) == pytest.approx(model.n_layers * layer_input + logits)
+    assert stored_and_transient > model.n_layers * layer_input

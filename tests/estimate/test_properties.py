@@ -18,7 +18,7 @@ layouts = st.fixed_dictionaries(
         "pp": st.sampled_from([1, 2, 4]),
         "micro_batch": st.sampled_from([1, 2, 4]),
         "seq_len": st.sampled_from([512, 2048, 4096]),
-        "recompute": st.sampled_from(["none", "selective", "full"]),
+        "recompute": st.sampled_from(["none", "selective", "full", "matmuls", "norms"]),
         "flash_attention": st.booleans(),
         "sequence_parallel": st.booleans(),
         "precision": st.sampled_from(["bf16", "fp32", "fp8"]),
@@ -52,9 +52,11 @@ def test_more_gpus_never_raise_memory_under_zero3(lay: dict, dp_small: int, fact
 def test_recompute_never_lowers_flops(seq: int, tokens: float) -> None:
     flops = [
         float(train_step_flops(MODEL, tokens, seq, RECOMPUTE_CODES[r]).hardware)
-        for r in ("none", "selective", "full")
+        for r in ("none", "selective", "full", "matmuls", "norms")
     ]
     assert flops[0] <= flops[1] <= flops[2]
+    assert flops[3] == flops[1]  # matmuls re-runs what selective does: the attention core
+    assert flops[0] <= flops[4]  # norms re-runs norms (and MLA up-projections: none here)
     assert float(train_step_flops(MODEL, tokens, seq, 2).model) == flops[0]
 
 
@@ -62,12 +64,14 @@ def test_recompute_never_lowers_flops(seq: int, tokens: float) -> None:
 @given(lay=layouts)
 def test_recompute_never_raises_activation_memory(lay: dict) -> None:  # type: ignore[type-arg]
     mem = {}
-    for rc in ("none", "selective", "full"):
+    for rc in ("none", "selective", "full", "matmuls", "norms"):
         lay2 = {**lay, "recompute": rc}
         mem[rc] = estimate_train(
             MODEL, _job(lay2, 2), Cluster(device="h100-sxm", count=lay["tp"] * lay["pp"] * 2)
         ).memory.activations
     assert mem["full"] <= mem["selective"] <= mem["none"]
+    assert mem["full"] <= mem["matmuls"] <= mem["selective"]
+    assert mem["full"] <= mem["norms"] <= mem["selective"]
 
 
 @settings(max_examples=40, deadline=None)

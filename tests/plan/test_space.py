@@ -127,6 +127,7 @@ def test_kernel_inputs_equal_estimate_train_layout_by_layout() -> None:
         global_batch=256,
         precisions=["bf16", "fp8"],
         micro_batches=[1, 2],
+        recomputes=list(RECOMPUTE_CODES),
     )
     hw1 = resolve_hardware(Cluster(device="h100-sxm", count=8), CAT)
     hw = DeviceHardware(

@@ -11,7 +11,7 @@ import typer
 from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.spec.cluster import PRICINGS
-from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, WEIGHT_PRECISIONS
+from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, SCHEDULES, WEIGHT_PRECISIONS
 
 estimate_app = typer.Typer(
     help="Predict the cost of a training or serving job before it runs.",
@@ -88,7 +88,12 @@ def train(
         None, "--seq-len", help="Tokens per sequence [model preset's recipe, else min(context, 4096)]."
     ),
     recompute: str = options.choice(
-        "none", "--recompute", choices=RECOMPUTES, help="Activation recomputation: none, selective, full."
+        "none",
+        "--recompute",
+        choices=RECOMPUTES,
+        help="Activation recomputation: none, selective (attention core), full (every layer), matmuls (keep the weight "
+        "matmuls' outputs, recompute the rest: MaxText remat_policy minimal), norms (recompute norms, MLA "
+        "up-projections and the MLP activation, keep Linear inputs, FP8 with fp8: DeepSeek-V3).",
     ),
     sequence_parallel: bool = typer.Option(
         False, "--sequence-parallel", help="Megatron sequence parallelism."
@@ -132,11 +137,20 @@ def train(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (docs/json.md)."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE; divides the experts and DP)."),
+    ep_overlap: float = options.nonneg_float(
+        0.0,
+        "--ep-overlap",
+        maximum=1.0,
+        help="Share of the MoE all-to-all hidden behind compute, 0-1 (Megatron-Core's A2A overlap) [0: exposed].",
+    ),
     capacity_factor: float | None = typer.Option(
         None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
     ),
-    schedule: str = typer.Option(
-        "1f1b", "--schedule", help="Pipeline schedule: 1f1b, interleaved (with --virtual-stages), zb-h1."
+    schedule: str = options.choice(
+        "1f1b",
+        "--schedule",
+        choices=SCHEDULES,
+        help="Pipeline schedule: 1f1b, interleaved (with --virtual-stages), zb-h1, dualpipe (DeepSeek-V3: even --pp).",
     ),
     objective: str | None = typer.Option(
         None, "--objective", help="Training objective: clm (causal LM) or mlm (masked LM) [by model kind]."
@@ -226,6 +240,7 @@ def train(
         goodput=goodput,
         ep=ep,
         capacity_factor=capacity_factor,
+        ep_overlap=ep_overlap,
         schedule=schedule,  # type: ignore[arg-type]
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)

@@ -13,7 +13,12 @@ Conventions (the same as Megatron-LM's Eq. 3 in Narayanan et al. 2021 and torch 
 * MoE: the router and the ``experts_top_k`` routed plus the shared experts per token; with a capacity
   factor c > 1 padded expert slots run too (``capacity_factor`` below);
 * backward = 2 × forward; full recomputation adds one forward of every transformer block (not of the
-  LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022).
+  LM head), selective recomputation adds the forward of the attention core only (Korthikanti et al. 2022);
+  ``matmuls`` (keep the weight matmuls' outputs: JAX ``checkpoint_dots_with_no_batch_dims``, MaxText's
+  ``remat_policy: minimal``) re-runs the attention core (its dots have batch dimensions) and the
+  element-wise ops, not the weight matmuls: the same FLOPs as selective; ``norms`` (DeepSeek-V3, arXiv
+  2412.19437 §3.2.3: recompute the RMSNorms and the MLA up-projections, keep the attention output) re-runs
+  the MLA up-projections' GEMMs (:attr:`TokenFlops.up_proj_per_layer`) and no attention.
 
 *Model* FLOPs exclude recomputation (MFU); *hardware* FLOPs include it (HFU).
 All functions accept numpy arrays for shapes so the planner can evaluate many candidates at once.
@@ -29,8 +34,14 @@ from numpy.typing import ArrayLike
 from mlcost.estimate.params import count_params
 from mlcost.spec.model import ModelSpec
 
-#: Integer codes for recomputation used in vectorised inputs.
-RECOMPUTE_CODES: dict[str, int] = {"none": 0, "selective": 1, "full": 2}
+#: Integer codes for recomputation used in vectorised inputs (``rc >= 1``: the attention core is re-run).
+RECOMPUTE_CODES: dict[str, int] = {"none": 0, "selective": 1, "full": 2, "matmuls": 3, "norms": 4}
+
+
+def attention_recomputed(recompute: ArrayLike) -> np.ndarray:
+    """Whether a recompute code re-runs the attention core (selective, full, matmuls; not none or norms)."""
+    rc = np.asarray(recompute)
+    return (rc >= 1) & (rc <= 3)
 
 
 @dataclass(frozen=True)
@@ -43,12 +54,15 @@ class TokenFlops:
         head: the vocabulary head (0 without one).
         routed_per_layer: the part of ``matmul_per_layer`` in routed experts (averaged over blocks; 0 for
             dense models): what a capacity factor pads and expert parallelism moves.
+        up_proj_per_layer: the part of ``matmul_per_layer`` in MLA's up-projections (latent to queries,
+            keys and values; 0 without MLA): what the ``norms`` recompute policy re-runs.
     """
 
     matmul_per_layer: float
     attention_per_layer: np.ndarray
     head: float
     routed_per_layer: float = 0.0
+    up_proj_per_layer: float = 0.0
 
 
 def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
@@ -63,11 +77,19 @@ def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
 
         routed = 2.0 * model.experts_top_k * mlp_weights(model, model.ff_expert)
         routed *= model.n_moe_layers / model.n_layers
+    up_proj = 0.0
+    if model.is_mla:
+        q_in = model.q_lora_rank or 0
+        qk_nope = model.dim_head - (model.qk_rope_head_dim or 0)
+        # q_b: q_lora_rank -> heads·(nope + rope) (absent without a query latent); kv_b: kv_lora_rank ->
+        # heads·(nope + v). DeepSeek-V2/V3 modelling code.
+        up_proj = 2.0 * model.n_heads * (q_in * model.dim_head + model.kv_lora_rank * (qk_nope + model.dim_v))  # type: ignore[operator]
     return TokenFlops(
         matmul_per_layer=2.0 * counts.matmul_per_layer_active,
         attention_per_layer=attn,
         head=head,
         routed_per_layer=routed,
+        up_proj_per_layer=up_proj,
     )
 
 
@@ -106,8 +128,10 @@ def train_step_flops(
     layers = model.n_layers
     # passes of the forward: 1 forward + 2 (backward) + recomputation.
     mm_passes = 3.0 + (rc == 2)
-    attn_passes = 3.0 + (rc >= 1)
-    matmul = tokens * (layers * tf.matmul_per_layer * mm_passes + 3.0 * tf.head)
+    attn_passes = 3.0 + attention_recomputed(rc)
+    matmul = tokens * (
+        layers * (tf.matmul_per_layer * mm_passes + tf.up_proj_per_layer * (rc == 4)) + 3.0 * tf.head
+    )
     attention = tokens * layers * tf.attention_per_layer * attn_passes
     model_flops = tokens * (3.0 * layers * (tf.matmul_per_layer + tf.attention_per_layer) + 3.0 * tf.head)
     return StepFlops(model=model_flops, hardware=matmul + attention, matmul=matmul, attention=attention)

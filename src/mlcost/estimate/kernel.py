@@ -8,7 +8,8 @@ step per pipeline = global_batch / (b · n), ep = expert parallelism (inside DP)
 Pipelines: a stage holds ceil(L / (p·v))·v blocks; when p·v does not divide L the fullest stage sets the
 pace (the others wait for it). MoE: routed-expert GEMMs run at the efficiency of their own size (tokens
 per local expert = b·s·k·c·ep/E), padded by c; the expert-parallel all-to-all (dispatch + combine, forward
-and backward) is exposed; expert gradients are reduced over DP/ep ranks.
+and backward) is exposed unless overlapped (``ep_overlap``; DualPipe also hides the PP transfers); expert
+gradients are reduced over DP/ep ranks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlcost.estimate.flops import forward_flops_per_token, train_step_flops
+from mlcost.estimate.flops import attention_recomputed, forward_flops_per_token, train_step_flops
 from mlcost.estimate.memory import (
     MLP_ELEMENTWISE_PASSES,
     NORM_ELEMENTWISE_PASSES,
@@ -118,6 +119,14 @@ class TrainInputs:
     selective_activation_scale: Arr = 1.0
     recompute_transient: Arr = 1.0
     logit_bytes: Arr = float("nan")
+    # share of the loss's logit buffers still held during the top layer's backward (1 = all, the PyTorch
+    # accounting; 0 = freed first, XLA's buffer liveness: the peak is the larger of the two phases)
+    logits_in_layer_backward: Arr = 1.0
+    # share of the expert all-to-all hidden behind compute (DualPipe hides all of it and the PP transfers)
+    ep_overlap: Arr = 0.0
+    # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training);
+    # NaN = the activation bytes
+    linear_input_bytes: Arr = float("nan")
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
     optimizer_temp_tensors: Arr = 0.0
     # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
@@ -180,14 +189,18 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     moe_stage = np.minimum(layers_stage, model.n_moe_layers)
     # Fast paths keep dense models at their old cost (the planner scores 10^6 candidates per second).
     sched = np.asarray(x.schedule)
-    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc)
+    bubble = 1.0 if sched.ndim == 0 and int(sched) == 0 else bubble_fraction(sched, rc, p)
+    # DualPipe (DeepSeek-V3 §3.2.1): each rank holds two stages (the first and last of the worst pair)
+    dual: Arr = False if sched.ndim == 0 and int(sched) != 2 else sched == 2
 
     # ---- FLOPs -----------------------------------------------------------------------------------
     step = train_step_flops(model, tokens_per_step, s, rc)
     tf = forward_flops_per_token(model, s)
     mm_passes = 3.0 + (rc == 2)
-    attn_passes = 3.0 + (rc >= 1)
+    attn_passes = 3.0 + attention_recomputed(rc)
     dense_tok = layers_stage * (tf.matmul_per_layer - tf.routed_per_layer) * mm_passes + 3.0 * tf.head
+    if tf.up_proj_per_layer:
+        dense_tok = dense_tok + layers_stage * tf.up_proj_per_layer * (rc == 4)
     mm_flops_mb = tokens_mb * dense_tok / t
     attn_flops_mb = tokens_mb * layers_stage * tf.attention_per_layer * attn_passes / t
 
@@ -214,8 +227,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         (2.0 * e + mask * (2.0 * e + 1.0)) * model.n_heads * s / t,
     )
     loss_tok = (e + 4.0) * model.vocab_size * 2.0 / t if model.has_lm_head else 0.0
+    # The matmuls and norms recompute policies re-run the element-wise ops (norms, activation) of every block.
+    elem_passes = mm_passes + ((rc == 3) | (rc == 4))
     elem_bytes_mb = tokens_mb * (
-        layers_stage * (elem_tok * mm_passes + softmax_tok * attn_passes) + loss_tok * 3.0
+        layers_stage * (elem_tok * elem_passes + softmax_tok * attn_passes) + loss_tok * 3.0
     )
     t_elem = elem_bytes_mb / bw_mem
     t_overhead = layers_stage * np.asarray(x.layer_overhead_s, dtype=np.float64)
@@ -231,7 +246,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         x.intra_comm_eff,
         x.inter_comm_eff,
     )
-    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2))
+    # Full recomputation repeats the forward's two collectives; the matmuls and norms policies re-gather the
+    # inputs of the attention and MLP projections (two all-gathers: one all-reduce's worth) for their weight
+    # gradients.
+    n_allreduce = layers_stage * (4.0 + 2.0 * (rc == 2) + 1.0 * ((rc == 3) | (rc == 4)))
     t_tp = np.where(t > 1, n_allreduce * allreduce_time_s(e * tokens_mb * model.d_model, t, bw_tp), 0.0)
     # TP-comm overlap hides a share of it behind the GEMMs it is pipelined with, never more than they take.
     o_tp = np.asarray(x.tp_comm_overlap, dtype=np.float64)
@@ -264,12 +282,29 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
         n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
         t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
-    t_mb = t_compute_mb + t_tp + t_pp + t_a2a
+    # Overlap: DualPipe pairs a forward and a backward chunk so that the expert all-to-all and the PP
+    # transfers run under the other chunk's compute ("fully hidden", §3.2.1); ``ep_overlap`` hides that share
+    # of the all-to-all (Megatron-Core's MoE all-to-all overlap). Never more than the compute it runs under.
+    t_pp_exposed, t_a2a_exposed = t_pp, t_a2a
+    if model.is_moe or not (np.ndim(dual) == 0 and not dual):
+        a2a_share = np.where(dual, 1.0, np.asarray(x.ep_overlap, dtype=np.float64))
+        pp_share = np.where(dual, 1.0, 0.0)
+        want = a2a_share * t_a2a + pp_share * t_pp
+        scale = np.where(want > 0.0, np.minimum(want, t_compute_mb) / np.maximum(want, 1e-300), 0.0)
+        t_pp_exposed = t_pp - pp_share * t_pp * scale
+        t_a2a_exposed = t_a2a - a2a_share * t_a2a * scale
+    t_mb = t_compute_mb + t_tp + t_pp_exposed + t_a2a_exposed
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
     stage = stage_params(model, t, p, ep)
+    if not (np.ndim(dual) == 0 and not dual):
+        stage = dataclasses.replace(
+            stage,
+            worst=np.where(dual, stage.first + stage.last, stage.worst),
+            expert=np.where(dual, 2.0 * np.asarray(stage.expert, dtype=np.float64), stage.expert),
+        )
     psi = stage.worst
     psi_e = np.asarray(stage.expert, dtype=np.float64)
     psi_d = psi - psi_e if model.is_moe else psi
@@ -365,11 +400,14 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         selective_activation_scale=x.selective_activation_scale,
         recompute_transient=x.recompute_transient,
         logit_bytes=x.logit_bytes,
+        logits_in_layer_backward=x.logits_in_layer_backward,
+        linear_input_bytes=_or_default(x.linear_input_bytes, e),
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,
         capacity_factor=cf,
         optimizer_temp_tensors=x.optimizer_temp_tensors,
+        dualpipe=dual,
     )
     mem_total = mem.total
 
@@ -400,8 +438,10 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_attention_s": t_attn * slots,
         "time_memory_bound_s": (t_elem + t_overhead) * slots,
         "time_tp_comm_s": t_tp * slots,
-        "time_pp_comm_s": t_pp * slots,
-        "time_ep_comm_s": np.asarray(t_a2a) * slots,
+        "time_pp_comm_s": t_pp_exposed * slots,
+        "time_ep_comm_s": np.asarray(t_a2a_exposed) * slots,
+        "time_pp_comm_unoverlapped_s": t_pp * slots,
+        "time_ep_comm_unoverlapped_s": np.asarray(t_a2a) * slots,
         "time_bubble_s": t_mb * (p - 1) / v * bubble,
         "time_dp_comm_s": t_dp,
         "time_dp_comm_unoverlapped_s": t_dp_raw,
@@ -423,6 +463,14 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "co2_kg": energy_kwh * x.carbon_kg_per_kwh,
     }
     return broadcast_all(out)
+
+
+def _or_default(value: Arr, default: Arr) -> Arr:
+    """``value`` where it is not NaN, else ``default`` (broadcast)."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim == 0:
+        return default if np.isnan(v) else v
+    return np.where(np.isnan(v), default, v)
 
 
 def broadcast_all(out: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -10,7 +10,16 @@ Formulas (all vectorised; arrays broadcast):
 * **Activations** (Korthikanti et al. 2022, Table 2), generalised to GQA and SwiGLU, per layer and
   micro-batch: replicated tensors (norm inputs, block inputs, dropout masks) are split over TP only with
   sequence parallelism; the rest is split over TP; the s×s score tensors (5·a·s²·b bytes at 16 bits) vanish
-  with flash attention or selective recomputation; full recomputation keeps only each layer's input. With
+  with flash attention or selective recomputation; full recomputation keeps only each layer's input; the
+  ``matmuls`` policy (JAX ``checkpoint_dots_with_no_batch_dims``, MaxText ``remat_policy: minimal``) keeps
+  each layer's input and the weight-matmul outputs its backward needs — Q, K, V, the MLP's up (and gate)
+  projections, and in a sequential block the attention projection — and re-creates the rest one layer at
+  a time; the ``norms`` policy (DeepSeek-V3, arXiv 2412.19437 §3.2.3/§3.3.3) keeps the norms' inputs, MLA's
+  latents, the attention output (E5M6 with fp8), the routed experts' dispatched inputs and the MLP
+  activations' inputs (FP8 with fp8: ``linear_input_bytes``) and re-makes the norms, the up-projections and
+  the activation's output. A parallel block (one norm feeding attention and MLP) keeps two d_model-sized
+  tensors, not four. DualPipe (``dualpipe``) holds p+1 micro-batches in flight on a rank that also holds the
+  last stage, and two stages' parameters (the kernel passes them in ``stage``). With
   1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
   The last stage also holds the logits (compute dtype) and their fp32 copy for the loss. A re-materialised
   layer (full recomputation) holds its sequence-parallel tensors gathered.
@@ -21,7 +30,10 @@ Formulas (all vectorised; arrays broadcast):
   units of that layer's activations (1 = the activations alone; with gradients of the same size in
   flight, up to 2), both fitted to published peak memory by benchmarks/fit_framework_profiles.py;
   ``logit_bytes`` — bytes per logit held at the loss (default compute dtype + fp32 copy; torchtitan keeps
-  the bf16 logits, their fp32 copy and the fp32 log-softmax: 10).
+  the bf16 logits, their fp32 copy and the fp32 log-softmax: 10; MaxText computes fp32 logits and its
+  loss's backward needs one fp32 [b, s, V] buffer: 4); ``logits_in_layer_backward`` — share of those
+  logit buffers still held while the top layer's backward runs (default 1, both at once; XLA frees them
+  first: 0, and one stage peaks at the larger of the two phases).
 * **Other**: the profile's ``framework_overhead_bytes`` (runtime, allocator, communication buffers) plus
   ``activation_overhead_frac`` × activations (memory that grows with the activations' churn: freed heap
   pages a CPU process keeps, backward's transient gradients; fitted by ``mlcost calibrate``, 0 on GPUs),
@@ -54,6 +66,9 @@ from mlcost.spec.model import ModelSpec
 #: tanh(·), 0.5·x and 1 + tanh(·). SwiGLU fused: gate and up (one 2·d_ff tensor) and the product; eager
 #: (Hugging Face): gate, up, silu(gate) and the product.
 MLP_SAVED_TENSORS: dict[str, tuple[float, float]] = {"gelu": (2.0, 5.0), "swiglu": (3.0, 4.0)}
+#: d_ff-sized outputs of the MLP's up projections (GELU: up; SwiGLU: gate and up): what the ``matmuls``
+#: recompute policy keeps of the MLP (the activation's backward needs them).
+MLP_UP_OUTPUTS: dict[str, float] = {"gelu": 1.0, "swiglu": 2.0}
 #: Passes over d_ff-sized tensors (reads + writes) by one forward of the MLP activation: (fused, eager).
 MLP_ELEMENTWISE_PASSES: dict[str, tuple[float, float]] = {"gelu": (2.0, 16.0), "swiglu": (3.0, 5.0)}
 #: Passes over d_model-sized tensors by one norm's forward: (fused kernel, eager PyTorch). LayerNorm is one
@@ -83,6 +98,18 @@ def activation_bytes_per_element(precision: str) -> float:
     """Bytes of a stored activation element: 4 in fp32/tf32, 2 otherwise (fp8 training keeps bf16
     activations between layers)."""
     return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+def linear_input_bytes(precision: str) -> float:
+    """Bytes of a Linear input the ``norms`` recompute policy caches for the weight gradient: 1 with fp8
+    (FP8 Wgrad, DeepSeek-V3 arXiv 2412.19437 §3.3.3), else the activation bytes."""
+    return 1.0 if precision == "fp8" else activation_bytes_per_element(precision)
+
+
+#: Bytes per element of the attention output the ``norms`` policy caches with fp8 training: DeepSeek's
+#: customised E5M6 format (12 bits), kept for the projection after attention and attention's backward
+#: (arXiv 2412.19437 §3.3.3, "Low-Precision Activation" (1)).
+ATTN_OUT_BYTES_FP8 = 1.5
 
 
 @dataclass(frozen=True)
@@ -143,9 +170,10 @@ def activation_bytes_per_layer(
     recompute: ArrayLike,
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike = True,
+    linear_input_bytes: ArrayLike | None = None,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
-    full_layer, layer_input, _ = _activation_parts(
+    full_layer, layer_input, _, dots, norms = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -155,8 +183,18 @@ def activation_bytes_per_layer(
         recompute,
         act_bytes,
         fused_elementwise,
+        linear_input_bytes=act_bytes if linear_input_bytes is None else linear_input_bytes,
     )
-    return np.where(np.asarray(recompute) == 2, layer_input, full_layer)
+    return _kept_per_layer(recompute, full_layer, layer_input, dots, norms)
+
+
+def _kept_per_layer(
+    recompute: ArrayLike, full_layer: np.ndarray, layer_input: np.ndarray, dots: np.ndarray, norms: np.ndarray
+) -> np.ndarray:
+    """What one layer keeps for its backward under each recompute code (module docstring). Bytes."""
+    rc = np.asarray(recompute)
+    kept = np.where(rc == 2, layer_input, np.where(rc == 3, dots, full_layer))
+    return np.asarray(np.where(rc == 4, norms, kept))
 
 
 def _activation_parts(
@@ -170,9 +208,12 @@ def _activation_parts(
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike,
     capacity_factor: ArrayLike = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    linear_input_bytes: ArrayLike = 2.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(all activations of one layer without full recomputation, the layer input kept with it, the same
-    layer with its sequence-parallel tensors gathered: what a re-materialised layer holds). Bytes."""
+    layer with its sequence-parallel tensors gathered: what a re-materialised layer holds, what the
+    ``matmuls`` policy keeps: the layer input and the weight-matmul outputs the backward needs, what the
+    ``norms`` policy keeps). Bytes."""
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
@@ -184,20 +225,35 @@ def _activation_parts(
     sb = s * b
     mask = 1.0 if model.dropout else 0.0
     # Replicated over TP unless sequence parallel: 2 norm inputs, attention input, MLP input, 2 dropout masks.
-    replicated = sb * h * (4.0 * e + 2.0 * mask)
+    # A parallel block (one norm feeding attention and MLP: GPT-J, Falcon-7B, MaxText's default decoder
+    # layer) keeps one norm input and one shared attention/MLP input.
+    h_tensors = 2.0 if model.norms_per_layer == 1 else 4.0
+    replicated = sb * h * (h_tensors * e + 2.0 * mask)
     # Split over TP: Q, K, V, attention output (projection input) and the MLP intermediates.
+    lin = np.asarray(linear_input_bytes, dtype=np.float64)
+    # norms policy: the attention output, in E5M6 where Linear inputs are FP8 (ATTN_OUT_BYTES_FP8)
+    out_b = np.where(lin < e, ATTN_OUT_BYTES_FP8, e)
     if model.is_mla:
         # MLA: queries and decompressed keys (a·d each), values and the attention output (a·d_v each), and
         # the compressed latents (q and kv ranks, the shared rotary key).
         dv = model.dim_v
         latents = (model.q_lora_rank or 0) + model.kv_lora_rank + model.qk_rope_head_dim  # type: ignore[operator]
         attn_split = e * sb * (2.0 * a * d + 2.0 * a * dv + latents)
+        # matmuls policy: the q/kv projections' outputs (queries, decompressed keys and values, latents).
+        dots_attn = e * sb * (2.0 * a * d + a * dv + latents)
+        # norms policy: the latents (their norms and the up-projections are re-run) and the attention output.
+        norms_attn = sb * (e * latents + out_b * a * dv)
     else:
         attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
+        dots_attn = e * sb * (a * d + 2.0 * k * d)  # the Q, K, V projections' outputs
+        # norms policy without MLA (no up-projection to re-run): Q, K, V and the attention output.
+        norms_attn = sb * (e * (a * d + 2.0 * k * d) + out_b * a * d)
     # Tensors of size d_ff kept for backward (MLP_SAVED_TENSORS): fused or eager activation.
     fused = np.asarray(fused_elementwise, dtype=bool)
     saved = MLP_SAVED_TENSORS[model.mlp]
     per_ff = np.where(fused, saved[0], saved[1])
+    # matmuls policy: the up (and gate) projections' outputs, which the activation's backward needs.
+    up_ff = MLP_UP_OUTPUTS[model.mlp]
     if model.is_moe:
         # Averaged over blocks: MoE blocks keep top-k (× capacity) routed and the shared experts' tensors
         # plus the dispatched token copies (top-k × h); dense blocks their d_ff MLP.
@@ -206,15 +262,34 @@ def _activation_parts(
         routed = model.experts_top_k * cf * (model.ff_expert * per_ff + 2.0 * h)
         moe_mlp = routed + model.n_shared_experts * model.ff_shared * per_ff
         mlp_split = e * sb * (moe_share * moe_mlp + (1.0 - moe_share) * model.d_ff * per_ff)
+        moe_dots = (
+            model.experts_top_k * cf * model.ff_expert + model.n_shared_experts * model.ff_shared
+        ) * up_ff
+        dots_mlp = e * sb * (moe_share * moe_dots + (1.0 - moe_share) * model.d_ff * up_ff)
+        # norms policy: the dispatched token copies (the routed experts' Linear input) and every expert's
+        # activation inputs, as cached Linear inputs (FP8 with fp8: §3.3.3 (2) and "Low-Precision
+        # Communication"); the shared and dense MLPs' input is a norm output, re-made.
+        moe_norms = model.experts_top_k * cf * h + moe_dots
+        norms_mlp = lin * sb * (moe_share * moe_norms + (1.0 - moe_share) * model.d_ff * up_ff)
     else:
         mlp_split = e * sb * model.d_ff * per_ff
+        dots_mlp = e * sb * model.d_ff * up_ff
+        norms_mlp = lin * sb * model.d_ff * up_ff
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
     scores = a * s * sb * (e + (mask + e) * mask)
     scores = np.where(flash | (rc >= 1), 0.0, scores)
     split = (attn_split + mlp_split + scores) / t
     full_layer = np.where(sp, replicated / t, replicated) + split
     layer_input = np.where(sp, e * sb * h / t, e * sb * h)
-    return full_layer, layer_input, replicated + split
+    # matmuls policy: a sequential block also keeps the attention output projection's result (the second
+    # norm's input is re-made from it); the MLP down projection's output and, in a parallel block, the
+    # attention projection's only feed residual adds, whose backward needs no values, so JAX keeps neither.
+    out_proj = 0.0 if model.norms_per_layer == 1 else 1.0
+    dots = layer_input * (1.0 + out_proj) + (dots_attn + dots_mlp) / t
+    # norms policy: the norms' inputs (the layer input and, in a sequential block, the residual stream
+    # between attention and MLP) and the attention and MLP tensors above.
+    norms = layer_input * (1.0 + out_proj) + (norms_attn + norms_mlp) / t
+    return full_layer, layer_input, replicated + split, dots, norms
 
 
 #: fp32 temporaries of one parameter tensor that PyTorch's default (unfused, single-tensor) optimizer step
@@ -326,9 +401,12 @@ def train_memory(
     selective_activation_scale: ArrayLike = 1.0,
     recompute_transient: ArrayLike = 1.0,
     logit_bytes: ArrayLike | None = None,
+    logits_in_layer_backward: ArrayLike = 1.0,
+    linear_input_bytes: ArrayLike | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
     optimizer_temp_tensors: ArrayLike = 0.0,
+    dualpipe: ArrayLike = False,
 ) -> TrainMemory:
     """Per-device training memory (module docstring). ``n_micro`` is micro-batches per step per pipeline.
     With expert parallelism ``ep`` the routed experts are split over EP ranks and ZeRO shards them over
@@ -360,7 +438,7 @@ def train_memory(
     grads = sharded(grad_bytes, 2)
     optim = sharded(optimizer_bytes, 1)
 
-    full_one_layer, layer_input, gathered_layer = _activation_parts(
+    full_one_layer, layer_input, gathered_layer, dots, norms = _activation_parts(
         model,
         micro_batch,
         seq_len,
@@ -371,19 +449,27 @@ def train_memory(
         e,
         fused_elementwise,
         capacity_factor,
+        linear_input_bytes=e if linear_input_bytes is None else linear_input_bytes,
     )
-    per_layer = np.where(rc == 2, layer_input, full_one_layer)
+    per_layer = _kept_per_layer(rc, full_one_layer, layer_input, dots, norms)
     sel = np.asarray(selective_activation_scale, dtype=np.float64)
     if sel.ndim or float(sel) != 1.0:
         per_layer = per_layer * np.where(rc == 1, sel, 1.0)
     layers_per_stage = np.ceil(model.n_layers / p)
-    in_flight = np.minimum(p, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
-    first_stage_act = per_layer * layers_per_stage * in_flight
+    # micro-batches in flight on the first stage: 1F1B holds min(p, m); DualPipe p + 1 (DeepSeek-V3
+    # §3.2.1 Table 2), each of one stage's layers, on ranks that hold a first and a last stage
+    dual = np.asarray(dualpipe, dtype=bool)
+    in_flight = np.minimum(p + dual, m) * np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
+    stored = per_layer * layers_per_stage * in_flight
     # Full recomputation re-materialises one layer's activations during its backward (with sequence
     # parallelism the norm outputs are all-gathered, so the replicated tensors are whole); a family's
     # recompute_transient counts what its backward holds beside them (gradients of the same tensors).
-    transient = np.asarray(recompute_transient, dtype=np.float64) * gathered_layer
-    first_stage_act = first_stage_act + np.where(rc == 2, transient, 0.0)
+    # The matmuls policy re-creates, one layer at a time, the tensors it did not keep.
+    rt = np.asarray(recompute_transient, dtype=np.float64)
+    transient = np.where(
+        rc == 2, rt * gathered_layer, np.where(rc == 3, rt * np.maximum(gathered_layer - dots, 0.0), 0.0)
+    )
+    transient = np.where(rc == 4, rt * np.maximum(gathered_layer - norms, 0.0), transient)
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     eager = ~np.asarray(fused_elementwise, dtype=bool)
@@ -399,7 +485,18 @@ def train_memory(
     )
     logits = lb * s * b * model.vocab_size / t if model.has_lm_head else np.zeros_like(t)
     last_stage_act = np.where(p > 1, per_layer * layers_per_stage + logits, 0.0)
-    activations = np.where(p > 1, np.maximum(first_stage_act, last_stage_act), first_stage_act + logits)
+    # One stage: the loss's buffers, then the top layer's backward. A family that frees the logits before
+    # the layers' backward (``logits_in_layer_backward`` 0: XLA's buffer liveness) peaks at the larger of
+    # the two phases; the default (1) holds both at once.
+    held = np.asarray(logits_in_layer_backward, dtype=np.float64)
+    if held.ndim == 0 and float(held) == 1.0:
+        one_stage = stored + transient + logits
+    else:
+        one_stage = stored + np.maximum(logits, transient + held * logits)
+    activations = np.where(p > 1, np.maximum(stored + transient, last_stage_act), one_stage)
+    # DualPipe: the rank with the first stage also holds the last, so its in-flight micro-batches and the
+    # loss's logits of one of them are resident together.
+    activations = np.where(dual & (p > 1), stored + transient + logits, activations)
 
     # ZeRO-3 gathers a full layer (and prefetches the next) in the working dtype.
     gather = np.where(

@@ -85,15 +85,24 @@ def allgather_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayL
 
 
 #: Integer codes of pipeline schedules in vectorised inputs (1F1B and interleaved share the formula).
-SCHEDULE_CODES: dict[str, int] = {"1f1b": 0, "interleaved": 0, "zb-h1": 1}
+SCHEDULE_CODES: dict[str, int] = {"1f1b": 0, "interleaved": 0, "zb-h1": 1, "dualpipe": 2}
 
 
-def bubble_fraction(schedule: ArrayLike, recompute: ArrayLike = 0) -> np.ndarray:
-    """Bubble of a schedule relative to 1F1B's (p−1) micro-batch times: 1 for 1F1B, ZB-H1's
-    (T_F + T_B − T_W) / (T_F + T_B + T_W) with T_F = T_W = 1 forward and T_B = 1 (+1 with full recompute)."""
+def bubble_fraction(schedule: ArrayLike, recompute: ArrayLike = 0, pp: ArrayLike = 2) -> np.ndarray:
+    """Bubble of a schedule relative to 1F1B's (p−1)(F + B): 1 for 1F1B; ZB-H1's
+    (T_F + T_B − T_W) / (T_F + T_B + T_W) with T_F = T_W = 1 forward and T_B = 1 (+1 with full recompute);
+    DualPipe's (p/2 − 1)(F&B + B − 3W) / ((p − 1)(F + B)) (DeepSeek-V3, arXiv 2412.19437 §3.2.1 Table 2)
+    with F = W = 1, B = 2 (+1 with full recompute) and F&B = F + B (overlap hides communication, not
+    compute)."""
     full = (np.asarray(recompute) == 2).astype(np.float64)
     zb = (1.0 + (1.0 + full) - 1.0) / (1.0 + (1.0 + full) + 1.0)
-    return np.where(np.asarray(schedule) == SCHEDULE_CODES["zb-h1"], zb, 1.0)
+    sched = np.asarray(schedule)
+    p = np.asarray(pp, dtype=np.float64)
+    f, b, w = 1.0, 2.0 + full, 1.0
+    dual = np.maximum(p / 2.0 - 1.0, 0.0) * (f + b + b - 3.0 * w) / (np.maximum(p - 1.0, 1.0) * (f + b))
+    return np.where(
+        sched == SCHEDULE_CODES["zb-h1"], zb, np.where(sched == SCHEDULE_CODES["dualpipe"], dual, 1.0)
+    )
 
 
 def pipeline_time_s(

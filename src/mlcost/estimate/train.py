@@ -23,6 +23,7 @@ from mlcost.estimate.memory import (
     OPTIMIZER_TEMP_TENSORS_EAGER,
     STATE_BYTES,
     activation_bytes_per_element,
+    linear_input_bytes,
     precision_class,
 )
 from mlcost.estimate.params import count_params
@@ -86,6 +87,13 @@ def validate_layout(model: ModelSpec, job: TrainJob, devices: int) -> int:
             f"global batch {job.global_batch} is not divisible by micro-batch × DP = {job.micro_batch}×{dp}",
             hint="global batch = micro-batch × data-parallel degree × gradient-accumulation steps",
         )
+    if job.schedule == "dualpipe" and (job.global_batch // (job.micro_batch * dp)) % 2:
+        raise SpecError(
+            f"--schedule dualpipe needs an even number of micro-batches per step, got "
+            f"{job.global_batch // (job.micro_batch * dp)} (global batch / (micro-batch × DP))",
+            hint="DualPipe feeds half the micro-batches from each end of the pipeline: change --global-batch "
+            "or --micro-batch",
+        )
     context_fits(model.name, model.max_seq_len, job.seq_len, "--seq-len")
     return dp
 
@@ -123,6 +131,7 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
         "selective_activation_scale": prof.extra.get("selective_activation_scale", 1.0),
         "recompute_transient": prof.extra.get("recompute_transient", 1.0),
         "logit_bytes": prof.extra.get("logit_bytes", float("nan")),
+        "logits_in_layer_backward": prof.extra.get("logits_in_layer_backward", 1.0),
         "first_touch_bytes_per_s": prof.extra.get("first_touch_bytes_per_s", np.inf),
         "copy_bytes_per_s": prof.extra.get("copy_bytes_per_s", np.inf),
     }
@@ -155,7 +164,9 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
         optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
+        linear_input_bytes=linear_input_bytes(job.precision),
         ep=job.ep,
+        ep_overlap=job.ep_overlap,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
         **compute_peaks(hw.device, job.precision),
@@ -244,6 +255,15 @@ def _schedule_note(model: ModelSpec, job: TrainJob) -> Assumption:
             f"{-(-model.n_layers // chunks)} and sets the pace"
         )
     )
+    if job.schedule == "dualpipe":
+        return Assumption(
+            "pipeline_schedule",
+            "DualPipe",
+            "DeepSeek-V3 (arXiv 2412.19437 §3.2.1, Table 2): bubble (p/2−1)(F&B+B−3W) with F = W = 1, "
+            "B = 2 (3 with full recompute), F&B = F+B; two stages' parameters per rank; p+1 micro-batches "
+            "in flight; expert all-to-all and PP transfers run under the paired chunk's compute, never "
+            "more than it takes" + uneven,
+        )
     if job.schedule == "zb-h1":
         return Assumption(
             "pipeline_schedule",
@@ -397,7 +417,20 @@ def estimate_train(
                 "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
                 "all-to-all dispatch + combine in forward and backward, "
                 + (
-                    f"{r['time_ep_comm_s']:.3g} s per step, not overlapped with compute"
+                    (
+                        f"{r['time_ep_comm_unoverlapped_s']:.3g} s per step, "
+                        + (
+                            f"{r['time_ep_comm_s']:.3g} s of it exposed (DualPipe overlaps the rest with "
+                            "compute)"
+                            if job.schedule == "dualpipe"
+                            else (
+                                f"{r['time_ep_comm_s']:.3g} s of it exposed (--ep-overlap {job.ep_overlap:g}: "
+                                "that share runs under compute, never more than the compute takes)"
+                                if job.ep_overlap > 0
+                                else "not overlapped with compute (--ep-overlap to hide a share)"
+                            )
+                        )
+                    )
                     if job.ep > 1
                     else "none (EP = 1: experts replicated over DP)"
                 ),

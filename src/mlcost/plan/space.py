@@ -26,7 +26,12 @@ from mlcost.catalog.schema import Device, EfficiencyProfile
 from mlcost.estimate.context import compute_peaks
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs
-from mlcost.estimate.memory import STATE_BYTES, activation_bytes_per_element, precision_class
+from mlcost.estimate.memory import (
+    STATE_BYTES,
+    activation_bytes_per_element,
+    linear_input_bytes,
+    precision_class,
+)
 from mlcost.estimate.train import hardware_fields
 from mlcost.spec.model import ModelSpec
 
@@ -222,6 +227,7 @@ def build_train_inputs(
         -1, 3
     )
     act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
+    lin = np.array([linear_input_bytes(p) for p in prec], dtype=np.float64)
     peaks = [compute_peaks(hw.device, p) for p in prec]
     peak = np.array([c["peak_flops_per_s"] for c in peaks], dtype=np.float64)
     attn_peak = np.array([c["attention_peak_flops_per_s"] for c in peaks], dtype=np.float64)
@@ -245,6 +251,7 @@ def build_train_inputs(
         goodput=goodput,
         tokens=tokens,
         act_bytes=act[pi],
+        linear_input_bytes=lin[pi],
         weight_bytes=state[pi, 0],
         grad_bytes=state[pi, 1],
         optimizer_bytes=state[pi, 2],

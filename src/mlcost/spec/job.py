@@ -18,15 +18,15 @@ from mlcost.spec._validate import (
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 Optimizer = Literal["adamw", "sgd"]
-Recompute = Literal["none", "selective", "full"]
+Recompute = Literal["none", "selective", "full", "matmuls", "norms"]
 WeightPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
-RECOMPUTES: tuple[str, ...] = ("none", "selective", "full")
-Schedule = Literal["1f1b", "interleaved", "zb-h1"]
-SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1")
+RECOMPUTES: tuple[str, ...] = ("none", "selective", "full", "matmuls", "norms")
+Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
+SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
@@ -58,7 +58,11 @@ class TrainJob:
         virtual_stages: model chunks per pipeline rank (interleaved 1F1B, Narayanan et al. 2021); 1 = plain 1F1B.
         sequence_parallel: Megatron sequence parallelism (shards LayerNorm/dropout activations over TP).
         zero: ZeRO stage 0–3 over the data-parallel group (FSDP full sharding = 3).
-        recompute: activation recomputation: none, selective (attention core only) or full (every layer).
+        recompute: activation recomputation: none, selective (attention core only), full (every layer), or
+            matmuls (keep the outputs of the weight matmuls, recompute everything else: JAX
+            ``checkpoint_dots_with_no_batch_dims``, MaxText ``remat_policy: minimal``), or norms (recompute
+            the norms, MLA up-projections and the MLP activation, keep the Linear inputs, in FP8 with fp8:
+            DeepSeek-V3, arXiv 2412.19437 §3.2.3, §3.3.3).
         flash_attention: fused attention that never stores the s×s score matrix.
         overlap_grad_reduce: the framework overlaps data-parallel gradient communication with the backward
             pass (PyTorch DDP/FSDP, DeepSpeed, Megatron-LM ``--overlap-grad-reduce``); Megatron-LM in 2021
@@ -75,7 +79,12 @@ class TrainJob:
             with padded buffers): expert GEMMs and all-to-all messages grow by it. ``None`` = dropless
             routing with a balanced load (Megatron-Core's default).
         schedule: pipeline schedule: ``1f1b``, ``interleaved`` (needs virtual_stages > 1; also implied by
-            virtual_stages > 1) or ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241).
+            virtual_stages > 1), ``zb-h1`` (zero-bubble, Qi et al. 2023, arXiv 2401.10241) or ``dualpipe``
+            (DeepSeek-V3's bidirectional schedule, arXiv 2412.19437 §3.2.1: two stages' parameters per
+            rank, PP+1 micro-batches in flight, expert all-to-all and PP traffic overlapped with compute).
+        ep_overlap: share of the expert-parallel all-to-all hidden behind compute, never more than a
+            micro-batch's compute (Megatron-Core's MoE all-to-all overlap); 0 = exposed (default).
+            ``dualpipe`` hides all of it and the PP transfers.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -100,6 +109,7 @@ class TrainJob:
     ep: int = 1
     capacity_factor: float | None = None
     schedule: Schedule = "1f1b"
+    ep_overlap: float = 0.0
 
     def __post_init__(self) -> None:
         own = "TrainJob"
@@ -110,6 +120,12 @@ class TrainJob:
         if self.schedule == "interleaved" and self.virtual_stages == 1:
             raise SpecError(
                 "schedule 'interleaved' needs virtual_stages > 1", hint="give virtual_stages=2 (or more)"
+            )
+        if self.schedule == "dualpipe" and (self.virtual_stages > 1 or self.pp % 2):
+            raise SpecError(
+                f"schedule 'dualpipe' needs an even pp and virtual_stages = 1, got pp={self.pp}, "
+                f"virtual_stages={self.virtual_stages}",
+                hint="DualPipe feeds micro-batches from both ends: give an even --pp (DeepSeek-V3: 16)",
             )
         if self.schedule == "zb-h1" and self.virtual_stages > 1:
             raise SpecError(
@@ -123,6 +139,7 @@ class TrainJob:
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
         validate.fraction(self.goodput, api_name(own, "goodput"))
+        validate.nonneg_float(self.ep_overlap, api_name(own, "ep_overlap"), maximum=1.0)
         validate.int_range(self.zero, api_name(own, "zero"), 0, 3, exact=True)
         if self.global_batch % self.micro_batch:
             raise SpecError(
