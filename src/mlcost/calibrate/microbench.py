@@ -312,22 +312,20 @@ def bench_weight_stream_rows(
     linear = torch.nn.functional.linear
     inputs = {int(m): {i: torch.randn(m, i, device=device) for i in {i for _o, i in block}} for m in rows}
 
-    def one_pass(m: int) -> float:
-        t0 = time.perf_counter()
+    def stream(m: int) -> None:
         for w in weights:
             linear(inputs[m][w.shape[1]], w)
-        sync()
-        return time.perf_counter() - t0
 
     # Rounds over every M (not all repeats of one M in a row): a neighbour's burst that stalls the machine
     # for a second then costs one pass of a few Ms, and the fastest pass per M survives it.
+    passes = {m: (lambda m=m: stream(m)) for m in inputs}
     best = {m: math.inf for m in inputs}
     with torch.inference_mode():
-        for m in inputs:
-            one_pass(m)  # warm-up: kernel selection, first-touch of the input
+        for m in inputs:  # warm-up: kernel selection, first touch of the input
+            _wall_times_s(passes[m], warmup=1, repeats=0, sync=sync)
         for _ in range(repeats):
             for m in inputs:
-                best[m] = min(best[m], one_pass(m))
+                best[m] = min(best[m], *_wall_times_s(passes[m], warmup=0, repeats=1, sync=sync))
     return {m: nbytes / t for m, t in best.items()}
 
 
