@@ -222,6 +222,15 @@ def serve(
         2000, "--sim-requests", maximum=1_000_000, help="Requests per replica simulation (SLO mode)."
     ),
     seed: int = options.nonneg_int(0, "--seed", help="Seed of the simulated arrivals (SLO mode)."),
+    prefix_share: float = options.nonneg_float(
+        0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache (SLO mode)."
+    ),
+    prefix_blocks: str = options.choice(
+        "shared",
+        "--prefix-blocks",
+        choices=("shared", "per-sequence"),
+        help="The hit's KV blocks: shared (one common prefix, held once) or per-sequence (SLO mode).",
+    ),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions."),
@@ -287,11 +296,20 @@ def serve(
             seed=seed,
             top=top,
             catalog=cat,
+            prefix_share=prefix_share,
+            share_prefix_blocks=prefix_blocks == "shared",
         )
         from mlcost.report.plan import serve_slo_view
 
         emit(slo.to_dict(), serve_slo_view, fmt=fmt, as_json=as_json, explain=explain)
         return
+    if prefix_share > 0.0:
+        from mlcost.errors import SpecError
+
+        raise SpecError(
+            "--prefix-share needs the simulated planner (the static model has no prefix cache)",
+            hint="add --ttft-p90-ms and/or --itl-p90-ms with --rps",
+        )
     result = plan_serve(
         spec,
         prompt_len=prompt_len,

@@ -268,6 +268,24 @@ def resolve_engine(device: Any, engine: str | None, catalog: CatalogLike | None)
     return cat.engine_profile(engine or default_engine(device), device)
 
 
+def prefix_cache_assumption(share: float, shared: bool) -> Assumption:
+    """The assumption line saying how the prefix-cache hit's KV blocks are counted (docs/serve.md)."""
+    if shared:
+        return Assumption(
+            "prefix_cache",
+            "shared",
+            f"{share:g} of each prompt is a cache hit on one common prefix (system prompt, few-shot block): its "
+            "full KV blocks are held once for every running sequence (vLLM automatic prefix caching, SGLang "
+            "radix cache); --prefix-blocks per-sequence if the prefixes differ",
+        )
+    return Assumption(
+        "prefix_cache",
+        "per-sequence",
+        f"{share:g} of each prompt is a cache hit on a prefix of its own (e.g. the conversation so far): its KV "
+        "blocks are counted once per sequence (--prefix-blocks per-sequence)",
+    )
+
+
 def engine_assumption(eng: EngineProfile) -> Assumption:
     """The assumption line naming the engine row and whether it was fitted."""
     state = f"fitted on {eng.fitted_on}" if eng.fitted else "not fitted"
@@ -292,6 +310,7 @@ def estimate_serve_sim(
     profile: EfficiencyProfile | None = None,
     engine: str | None = None,
     engine_profile: EngineProfile | None = None,
+    share_prefix_blocks: bool = True,
 ) -> ServeEstimate:
     """Predict serving ``model`` under ``workload`` (a :class:`~mlcost.estimate.serve_workload.Workload`) on
     one replica of ``tp`` devices with the continuous-batching simulator (:mod:`mlcost.estimate.serve_sim`)
@@ -299,7 +318,10 @@ def estimate_serve_sim(
 
     The headline fields are: ``ttft_s`` the median TTFT, ``time_per_output_token_s`` the median
     inter-token latency, ``request_latency_s`` the mean end-to-end latency, ``tokens_per_s`` the output
-    throughput; ``simulation`` holds every distribution (p50/p90/p99), KV occupancy and preemptions."""
+    throughput; ``simulation`` holds every distribution (p50/p90/p99), KV occupancy and preemptions.
+    ``share_prefix_blocks``: the prefix-cache hit's full blocks are held once for every running sequence (one
+    common prefix, e.g. a system prompt) or once per sequence (False: distinct prefixes, e.g. each
+    conversation's own history); :mod:`mlcost.estimate.serve_sim`."""
     from mlcost.estimate.serve_sim import EngineConfig, kv_blocks, simulate
     from mlcost.estimate.serve_step import replica_coefficients
 
@@ -338,7 +360,13 @@ def estimate_serve_sim(
     n_blocks = kv_blocks(c, hw.device.memory_bytes, prof.framework_overhead_bytes, cfg)
     price_h = None if hw.price_usd_per_device_h is None else hw.price_usd_per_device_h * tp
     sim = simulate(
-        c, workload, cfg, n_blocks=n_blocks, price_usd_per_h=price_h, max_context=model.max_seq_len
+        c,
+        workload,
+        cfg,
+        n_blocks=n_blocks,
+        price_usd_per_h=price_h,
+        max_context=model.max_seq_len,
+        share_prefix_blocks=share_prefix_blocks,
     )
     counts = count_params(model)
     tok_s = sim.output_tokens_per_s
@@ -359,6 +387,15 @@ def estimate_serve_sim(
     weights = float(c.weights_bytes)
     mean_ctx = float(np.mean(workload.prompt_tokens) + np.mean(workload.output_tokens))
     max_seqs = int(n_blocks * cfg.kv_block_size // max(mean_ctx, 1.0))
+    share = float(workload.prefix_share)
+    if share > 0.0 and share_prefix_blocks:
+        # The common prefix's full blocks once, then each sequence's own blocks at the mean context.
+        bs = cfg.kv_block_size
+        prompts = np.asarray(workload.prompt_tokens, dtype=np.int64)
+        hits = np.minimum((share * prompts).astype(np.int64), prompts - 1)
+        shared_blocks = hits // bs
+        own_tokens = max(mean_ctx - float(np.mean(shared_blocks)) * bs, 1.0)
+        max_seqs = int(max(n_blocks - int(shared_blocks.max()), 0) * bs // own_tokens)
     dec = step_parts(
         c, decode_seqs=max(sim.mean_running, 1.0), decode_ctx_tokens=max(sim.mean_running, 1.0) * mean_ctx
     )
@@ -380,6 +417,8 @@ def estimate_serve_sim(
         ),
         Assumption("utilisation", "simulated", "cost per token from the simulated throughput at this load"),
     ]
+    if share > 0.0:
+        notes.append(prefix_cache_assumption(share, share_prefix_blocks))
     return ServeEstimate(
         model=model.name,
         params=counts.total,
