@@ -280,7 +280,9 @@ def plan_serve_slo(
     if ttft_p90_s is None and itl_p90_s is None:
         raise SpecError("give at least one of --ttft-p90-ms and --itl-p90-ms")
     if not (math.isfinite(prefix_share) and 0.0 <= prefix_share < 1.0):
-        raise SpecError(f"--prefix-share must be in [0, 1), got {prefix_share!r}", hint="e.g. --prefix-share 0.8")
+        raise SpecError(
+            f"--prefix-share must be in [0, 1), got {prefix_share!r}", hint="e.g. --prefix-share 0.8"
+        )
     for name, v in (("--prompt-tokens", prompt_len), ("--output-tokens", output_len)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a positive whole number, got {v!r}")
@@ -452,7 +454,9 @@ def plan_serve_slo(
             wl = Workload.poisson(
                 requests_per_s / r, n_screen, prompt_len, output_len, seed=seed, prefix_share=prefix_share
             )
-            c.screens[r] = simulate(c.coef, wl, cfg, n_blocks=c.n_blocks, share_prefix_blocks=share_prefix_blocks)
+            c.screens[r] = simulate(
+                c.coef, wl, cfg, n_blocks=c.n_blocks, share_prefix_blocks=share_prefix_blocks
+            )
             n_sims += 1
         return c.screens[r]
 
