@@ -360,3 +360,42 @@ def test_estimate_serve_sim_states_the_prefix_assumption_and_lower_occupancy() -
     assert shared["max_batch"] > 2 * per_seq["max_batch"]
     plain = estimate_serve_sim(MODEL, Workload.poisson(3.0, 50, 3000, 200, seed=0), cluster).to_dict()
     assert "prefix_cache" not in {a["name"] for a in plain["assumptions"]}
+
+
+@pytest.mark.parametrize("batch", [1, 8, 32])
+def test_static_model_counts_the_shared_prefix_like_the_simulator(batch: int) -> None:
+    """The closed form with a prefix cache: ``batch`` 1000-token prompts with an 80% hit arriving together
+    have the simulator's TTFT (the 200 new tokens of each prompt after 800 cached), and the static KV cache
+    (one copy of the 800-token prefix, 50 full blocks) is the simulator's peak KV use within block
+    rounding; counted per sequence both are ``batch`` full copies."""
+    P, Out, share = 1000, 201, 0.8
+    job = ServeJob(prompt_len=P, output_len=Out, batch=batch)
+    cfg = EngineConfig(max_num_batched_tokens=batch * P, max_num_seqs=batch)
+    wl = Workload.closed_loop(batch, batch, P, Out, prefix_share=share)
+    block_bytes = 16 * float(C.kv_bytes_per_token)
+    for shared in (True, False):
+        static = estimate_serve(
+            MODEL, job, Cluster(device=DEV.id), prefix_share=share, share_prefix_blocks=shared
+        )
+        r = simulate(C, wl, cfg, n_blocks=BLOCKS, share_prefix_blocks=shared)
+        assert r.ttft_s["p50"] == pytest.approx(static.ttft_s, rel=1e-6)
+        peak_bytes = r.kv_occupancy_max * BLOCKS * block_bytes
+        assert peak_bytes == pytest.approx(static.kv_cache_bytes, rel=0.02)
+    cold = estimate_serve(MODEL, job, Cluster(device=DEV.id))
+    assert cold.ttft_s > 2 * static.ttft_s
+
+
+def test_static_max_batch_with_a_shared_prefix() -> None:
+    """On a 24 GB L4 the KV room holds 7 sequences of 3000 + 200 tokens; sharing 80% of each prompt
+    (2400 tokens, 150 full blocks, once) leaves 800 own tokens per sequence: about 4× as many."""
+    job = ServeJob(prompt_len=3000, output_len=200, batch=8)
+    l4 = Cluster(device="l4")
+    per_seq = estimate_serve(MODEL, job, l4, prefix_share=0.8, share_prefix_blocks=False)
+    shared = estimate_serve(MODEL, job, l4, prefix_share=0.8)
+    assert not per_seq.fits and shared.fits
+    room = per_seq.max_batch * 3200  # tokens of KV room, to within one sequence
+    assert shared.max_batch == pytest.approx((room - 2400) / 800, abs=1 + 3200 / 800)
+    assert shared.max_batch >= 3 * per_seq.max_batch
+    assert {a.name: a.value for a in shared.assumptions}["prefix_cache"] == "shared"
+    with pytest.raises(SpecError, match="--prefix-share"):
+        estimate_serve(MODEL, job, l4, prefix_share=1.0)

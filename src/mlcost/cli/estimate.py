@@ -382,7 +382,15 @@ def serve(
             weight_precision=weight_precision,  # type: ignore[arg-type]
             kv_precision=kv_precision,  # type: ignore[arg-type]
         )
-        est = estimate_serve(spec, job, cluster, catalog=cat, engine=engine)
+        est = estimate_serve(
+            spec,
+            job,
+            cluster,
+            catalog=cat,
+            engine=engine,
+            prefix_share=prefix_share,
+            share_prefix_blocks=prefix_blocks == "shared",
+        )
         from mlcost.report.estimate import serve_view
 
         emit(est.to_dict(), serve_view, fmt=fmt, as_json=json_out, explain=explain)

@@ -10,6 +10,13 @@ Two models answer (``model_kind`` in the result):
 * **continuous-batching simulation** (:mod:`mlcost.estimate.serve_sim`): requests arrive over time and
   join and leave the running batch between iterations (``estimate_serve_sim``).
 
+**Prefix cache** (both models): ``prefix_share`` x of each prompt is a cache hit of h = min(floor(x·P), P − 1)
+tokens: the static prefill computes the P − h other tokens of each prompt, attending to the h cached ones.
+With ``share_prefix_blocks`` (default) the hit's full blocks of :data:`PREFIX_BLOCK_TOKENS` tokens are one
+common prefix held once for the whole batch, as in the simulator: KV memory = B sequences − (B − 1) × the
+shared tokens, and the largest batch = (room − shared) / (one sequence − shared); otherwise every sequence
+holds its own copy.
+
 Both price an iteration with :mod:`mlcost.estimate.serve_step` (a roofline per iteration plus the serving
 engine's fixed costs from ``engines.csv``), so they agree where their assumptions meet. Weight-only
 int8/int4 shrink the bytes read (int4 with group-wise fp16 scales adds 1/64 byte per weight); compute runs
@@ -57,6 +64,9 @@ __all__ = [
 
 #: Fraction of device memory usable by weights + KV cache (the rest: activations, allocator, runtime).
 USABLE_MEMORY_FRAC = 0.9
+#: Tokens per KV block whose full blocks a shared prefix holds once (vLLM's default block; the simulator
+#: takes ``EngineConfig.kv_block_size``, 16 by default).
+PREFIX_BLOCK_TOKENS = 16
 #: Kept for callers written before engines.csv: the static model now takes the all-reduce latency from
 #: the engine row (``collective_latency_s``); this is the value of the old fixed assumption. Units: s.
 ALLREDUCE_LATENCY_S = 10e-6
@@ -82,11 +92,14 @@ def serve_kernel(
     profile: EfficiencyProfile,
     engine: EngineProfile | None = None,
     fp8_compute: ArrayLike = False,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> dict[str, np.ndarray]:
     """Vectorised static serving model (module docstring). Returns arrays keyed by metric.
 
     ``engine`` supplies the per-iteration overheads (None: :func:`~mlcost.estimate.serve_step.bare_engine`,
-    the hardware roofline alone); ``fp8_compute`` marks candidates whose GEMMs run in fp8."""
+    the hardware roofline alone); ``fp8_compute`` marks candidates whose GEMMs run in fp8; ``prefix_share``
+    and ``share_prefix_blocks``: the prefix cache (module docstring)."""
     eng = engine if engine is not None else bare_engine(profile)
     P = np.asarray(prompt_len, dtype=np.float64)
     n_out = np.asarray(output_len, dtype=np.float64)
@@ -108,7 +121,19 @@ def serve_kernel(
     )
     weights_dev = np.asarray(c.weights_bytes, dtype=np.float64)
     # Prefill: the whole batch in one iteration.
-    pre = step_parts(c, prefill_tokens=B * P, prefill_seqs=B, prefill_pairs=B * P * (P + 1.0) / 2.0)
+    if prefix_share > 0.0:
+        # The cache hit h of each prompt is attended to, not recomputed.
+        h = np.minimum(np.floor(prefix_share * P), P - 1.0)
+        n_new = P - h
+        pre = step_parts(
+            c,
+            prefill_tokens=B * n_new,
+            prefill_seqs=B,
+            prefill_pairs=B * (n_new * h + n_new * (n_new + 1.0) / 2.0),
+            prefill_ctx_tokens=B * h,
+        )
+    else:
+        pre = step_parts(c, prefill_tokens=B * P, prefill_seqs=B, prefill_pairs=B * P * (P + 1.0) / 2.0)
     ttft = pre.time_s
     # Decode at the mean context.
     ctx = P + n_out / 2.0
@@ -125,6 +150,16 @@ def serve_kernel(
     usable = np.asarray(memory_bytes, dtype=np.float64) * USABLE_MEMORY_FRAC
     kv_per_seq = kv_cache_bytes(model, P + n_out, 1.0, t, kv_bytes)
     max_batch = np.floor(np.maximum(usable - weights_dev - overhead, 0.0) / kv_per_seq)
+    if prefix_share > 0.0 and share_prefix_blocks:
+        # One copy of the common prefix's full blocks for the whole batch.
+        shared_tok = np.floor(h / PREFIX_BLOCK_TOKENS) * PREFIX_BLOCK_TOKENS
+        kv_shared = kv_cache_bytes(model, shared_tok, 1.0, t, kv_bytes)
+        kv_full = kv_full - np.maximum(B - 1.0, 0.0) * kv_shared
+        mem_total = weights_dev + kv_full + overhead
+        room = np.maximum(usable - weights_dev - overhead - kv_shared, 0.0)
+        max_batch = np.where(
+            usable - weights_dev - overhead >= kv_per_seq, np.floor(room / (kv_per_seq - kv_shared)), 0.0
+        )
     out = {
         "ttft_s": ttft,
         "time_per_output_token_s": tpot,
@@ -150,9 +185,11 @@ def estimate_serve(
     profile: EfficiencyProfile | None = None,
     engine: str | None = None,
     engine_profile: EngineProfile | None = None,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> ServeEstimate:
     """Predict serving ``model`` with ``job`` on one replica of ``job.tp`` devices of ``cluster.device``
-    with the static closed form (module docstring).
+    with the static closed form (module docstring; ``prefix_share``/``share_prefix_blocks``: the prefix cache).
 
     ``engine`` names the serving engine (engines.csv; default :func:`~mlcost.estimate.serve_step.default_engine`:
     vllm on accelerators, hf on CPUs); ``engine_profile`` overrides the row. ``cluster.count`` must be a
@@ -168,6 +205,10 @@ def estimate_serve(
             hint="choose a TP that divides the number of heads",
         )
     context_fits(model.name, model.max_seq_len, job.context_len, "--prompt-len + --output-len")
+    if not (0.0 <= prefix_share < 1.0):
+        raise SpecError(
+            f"--prefix-share must be in [0, 1), got {prefix_share}", hint="e.g. --prefix-share 0.8"
+        )
     hw = resolve_hardware(cluster, catalog, profile)
     prof = hw.profile
     eng = engine_profile if engine_profile is not None else resolve_engine(hw.device, engine, catalog)
@@ -189,6 +230,8 @@ def estimate_serve(
         profile=prof,
         engine=eng,
         fp8_compute=compute_precision == "fp8",
+        prefix_share=prefix_share,
+        share_prefix_blocks=share_prefix_blocks,
     )
     v = {k: float(x) for k, x in r.items()}
     counts = count_params(model)
@@ -214,6 +257,8 @@ def estimate_serve(
         Assumption("usable_memory_frac", USABLE_MEMORY_FRAC, "share of device memory for weights + KV cache"),
         Assumption("utilisation", 1.0, "cost per token assumes the replica is busy all the time"),
     ]
+    if prefix_share > 0.0:
+        notes.append(prefix_cache_assumption(prefix_share, share_prefix_blocks))
     return ServeEstimate(
         model=model.name,
         params=counts.total,
