@@ -266,11 +266,22 @@ def test_plan_serve_prefix_share_never_needs_more_devices_and_fewer_when_kv_boun
     assert sim["kv_occupancy_mean"] < sim_p["kv_occupancy_mean"]
 
 
-def test_plan_serve_static_rejects_prefix_share(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(
-        capsys, "plan", "serve", "--model", "llama-3.1-8b", "--rps", "2", "--prefix-share", "0.5"
-    )
-    assert code == 2 and "--prefix-share" in err and "--ttft-p90-ms" in err and "Traceback" not in err + out
+def test_plan_serve_static_counts_the_shared_prefix_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """The static planner (closed form, no p90 targets) on the same KV-bound traffic: the hit is not
+    recomputed and, shared, its blocks are held once per replica — fewer devices than counted per sequence,
+    which is itself fewer than without a prefix cache."""
+    argv = [
+        "plan", "serve", "--model", "llama-3.1-8b", "--devices", "l4", "--weight-precisions", "bf16",
+        "--rps", "2", "--prompt-tokens", "16000", "--output-tokens", "500", "--tpot-ms", "200",
+    ]  # fmt: skip
+    cold, _ = _plan_devices(capsys, *argv)
+    per_seq, _ = _plan_devices(capsys, *argv, "--prefix-share", "0.9", "--prefix-blocks", "per-sequence")
+    shared, d = _plan_devices(capsys, *argv, "--prefix-share", "0.9")
+    assert shared < per_seq < cold
+    assert d["traffic"]["prefix_share"] == 0.9  # type: ignore[index]
+    assert "prefix_cache" in {a["name"] for a in d["assumptions"]}  # type: ignore[attr-defined]
+    code, out, err = run(capsys, *argv, "--prefix-share", "1")
+    assert code == 2 and "--prefix-share" in err and "Traceback" not in err + out
 
 
 def test_estimate_serve_continuous_prefix_share_reports_lower_kv_occupancy(

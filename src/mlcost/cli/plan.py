@@ -223,13 +223,13 @@ def serve(
     ),
     seed: int = options.nonneg_int(0, "--seed", help="Seed of the simulated arrivals (SLO mode)."),
     prefix_share: float = options.nonneg_float(
-        0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache (SLO mode)."
+        0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache."
     ),
     prefix_blocks: str = options.choice(
         "shared",
         "--prefix-blocks",
         choices=("shared", "per-sequence"),
-        help="The hit's KV blocks: shared (one common prefix, held once) or per-sequence (SLO mode).",
+        help="The hit's KV blocks: shared (one common prefix, held once) or per-sequence.",
     ),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
@@ -303,13 +303,6 @@ def serve(
 
         emit(slo.to_dict(), serve_slo_view, fmt=fmt, as_json=as_json, explain=explain)
         return
-    if prefix_share > 0.0:
-        from mlcost.errors import SpecError
-
-        raise SpecError(
-            "--prefix-share needs the simulated planner (the static model has no prefix cache)",
-            hint="add --ttft-p90-ms and/or --itl-p90-ms with --rps",
-        )
     result = plan_serve(
         spec,
         prompt_len=prompt_len,
@@ -326,6 +319,8 @@ def serve(
         top=top,
         catalog=cat,
         engine=engine,
+        prefix_share=prefix_share,
+        share_prefix_blocks=prefix_blocks == "shared",
     )
     from mlcost.report.plan import serve_view
 
