@@ -304,3 +304,5 @@ def test_estimate_serve_continuous_prefix_share_reports_lower_kv_occupancy(
     default = json.loads(text)
     assert default["simulation"]["kv_occupancy_mean"] == shared["simulation"]["kv_occupancy_mean"]
     assert default["simulation"]["ttft_s"] == shared["simulation"]["ttft_s"]
+    code, text, _ = run(capsys, *base[:-1])
+    assert code == 0 and "80% prefix-cache hit (blocks shared)" in " ".join(text.split())
