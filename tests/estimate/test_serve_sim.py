@@ -399,3 +399,46 @@ def test_static_max_batch_with_a_shared_prefix() -> None:
     assert {a.name: a.value for a in shared.assumptions}["prefix_cache"] == "shared"
     with pytest.raises(SpecError, match="--prefix-share"):
         estimate_serve(MODEL, job, l4, prefix_share=1.0)
+
+
+def test_shared_prefix_blocks_random_engines_closed_form_equals_stepping() -> None:
+    """Random engine settings (block size, chunking, budget, max seqs, speculative decoding), workloads and
+    tight pools with a prefix hit: the closed-form stretches give stepping's answer, the pool is never
+    over-full, every request finishes."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    while checked < 25:
+        share = float(rng.choice([0.3, 0.6, 0.9]))
+        P, Out, bs = int(rng.integers(20, 1500)), int(rng.integers(2, 400)), int(rng.choice([1, 8, 16, 32]))
+        spec = int(rng.choice([0, 0, 2]))
+        chunked = bool(rng.integers(0, 2))
+        cfg = EngineConfig(
+            chunked_prefill=chunked,
+            kv_block_size=bs,
+            max_num_seqs=int(rng.integers(1, 64)),
+            max_num_batched_tokens=int(rng.choice([512, 2048, 8192])) if chunked else None,
+            spec_draft_tokens=spec,
+            spec_acceptance=0.6 if spec else 0.0,
+        )
+        if rng.integers(0, 2):
+            wl = Workload.poisson(
+                float(rng.uniform(1, 30)),
+                120,
+                P,
+                Out,
+                seed=checked,
+                prompt_dist="lognormal",
+                prefix_share=share,
+            )
+        else:
+            wl = Workload.closed_loop(int(rng.integers(1, 40)), 120, P, Out, seed=checked, prefix_share=share)
+        longest = int(max(wl.prompt_tokens + wl.output_tokens))
+        need = -(-(longest + spec) // bs) + 2
+        blocks = int(rng.integers(need, need * 4))
+        fast = simulate(C, wl, cfg, n_blocks=blocks)
+        slow = simulate(C, wl, cfg, n_blocks=blocks, closed_form=False)
+        assert (fast.iterations, fast.preemptions) == (slow.iterations, slow.preemptions)
+        np.testing.assert_allclose(fast.per_request["finish_s"], slow.per_request["finish_s"], rtol=1e-9)
+        assert fast.kv_occupancy_max == slow.kv_occupancy_max <= 1.0
+        assert np.isfinite(fast.per_request["finish_s"]).all()
+        checked += 1
