@@ -53,11 +53,13 @@ from mlcost.spec.validate import context_fits
 from mlcost.units import J_PER_KWH, S_PER_H
 
 __all__ = [
+    "PREFIX_BLOCK_TOKENS",
     "USABLE_MEMORY_FRAC",
     "WEIGHT_BYTES",
     "engine_assumption",
     "estimate_serve",
     "estimate_serve_sim",
+    "prefix_cache_assumption",
     "resolve_engine",
     "serve_kernel",
 ]
