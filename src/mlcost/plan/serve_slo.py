@@ -31,8 +31,9 @@ Search:
 **Prefix cache**: with ``prefix_share`` > 0 every simulated request finds that share of its prompt in the
 prefix cache (not recomputed); with ``share_prefix_blocks`` (default) its full KV blocks are held once for all
 running sequences (one common prefix; :mod:`mlcost.estimate.serve_sim`), else once per sequence. The
-closed-form bounds of step 1 start the prompt's prefill after the hit and size the largest batch with the
-shared blocks counted once, so they stay bounds.
+closed-form bounds of step 1 start the prompt's prefill after the hit, and the capacity is the static model's
+with the same prefix cache (:func:`~mlcost.estimate.serve.serve_kernel`) at the largest batch with the shared
+blocks counted once.
 
 The **binding SLO** is the target that fails with one replica fewer (``throughput`` when that replica
 would be overloaded); with one replica, the target with the least slack. If no candidate meets the targets
@@ -352,10 +353,10 @@ def plan_serve_slo(
                 per_seq_blocks = -(-(prompt_len + output_len) // 16)
                 # Shared prefix blocks once, then each sequence's own (no sharing: shared_blocks = 0).
                 batch = max(1, min(max_num_seqs, (nb - shared_blocks) // (per_seq_blocks - shared_blocks)))
-                # Capacity bound: the prefix-cache hit is neither recomputed nor (a bound) read.
+                # Capacity: the static model with the same prefix cache (the hit is not recomputed).
                 static = serve_kernel(
                     model,
-                    prompt_len=prompt_len - hit,
+                    prompt_len=prompt_len,
                     output_len=output_len,
                     batch=batch,
                     tp=tp,
@@ -370,6 +371,8 @@ def plan_serve_slo(
                     profile=prof,
                     engine=eng,
                     fp8_compute=compute == "fp8",
+                    prefix_share=prefix_share,
+                    share_prefix_blocks=share_prefix_blocks,
                 )
                 cap_rps = float(static["tokens_per_s"]) / output_len
                 itl0 = iteration_time_s(coef, decode_ctx=[prompt_len])
