@@ -1,6 +1,7 @@
 """Simulator speed: 10^5 requests through the continuous-batching simulator (acceptance: under 10 s on the
 2-core build machine). Prints requests/s and simulated iterations/s per load, plus the share of iterations
-summed in closed form. Run: ``python benchmarks/serve_sim_speed.py [--requests N] [--repeat R]``."""
+summed in closed form. The last case has an 80% prefix-cache hit whose full KV blocks are shared (held once)
+by the running sequences. Run: ``python benchmarks/serve_sim_speed.py [--requests N] [--repeat R]``."""
 
 from __future__ import annotations
 
@@ -32,18 +33,26 @@ def main() -> None:
     )
     print("exponential outputs (mean 200); best and worst of the repeats, interleaved")
     cases = [
-        ("chunked, 5 req/s (light)", EngineConfig(), 5.0),
-        ("chunked, 15 req/s (busy)", EngineConfig(), 15.0),
-        ("chunked, 25 req/s (near capacity)", EngineConfig(), 25.0),
-        ("no chunking, 15 req/s", EngineConfig(chunked_prefill=False), 15.0),
+        ("chunked, 5 req/s (light)", EngineConfig(), 5.0, 0.0),
+        ("chunked, 15 req/s (busy)", EngineConfig(), 15.0, 0.0),
+        ("chunked, 25 req/s (near capacity)", EngineConfig(), 25.0, 0.0),
+        ("no chunking, 15 req/s", EngineConfig(chunked_prefill=False), 15.0, 0.0),
+        ("chunked, 40 req/s, 80% shared prefix", EngineConfig(), 40.0, 0.8),
     ]
-    walls: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    walls: dict[str, list[float]] = {name: [] for name, *_ in cases}
     last = {}
     for _ in range(args.repeat):
-        for name, cfg, rate in cases:
+        for name, cfg, rate, share in cases:
             nb = kv_blocks(c, dev.memory_bytes, prof.framework_overhead_bytes, cfg)
             wl = Workload.poisson(
-                rate, args.requests, 1000, 200, seed=1, prompt_dist="lognormal", output_dist="exponential"
+                rate,
+                args.requests,
+                1000,
+                200,
+                seed=1,
+                prompt_dist="lognormal",
+                output_dist="exponential",
+                prefix_share=share,
             )
             t0 = time.perf_counter()
             r = simulate(c, wl, cfg, n_blocks=nb)
@@ -53,7 +62,7 @@ def main() -> None:
         f"{'case':36s} {'wall s (min-max)':>18s} {'requests/s':>11s} {'iterations/s':>13s} {'closed-form':>11s}"
     )
     worst = 0.0
-    for name, _, _ in cases:
+    for name, *_ in cases:
         w = walls[name]
         r = last[name]
         worst = max(worst, max(w))

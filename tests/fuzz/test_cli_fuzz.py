@@ -86,6 +86,7 @@ ESTIMATE_SERVE_SIM = {
     "--prompt-dist": pick("fixed", "uniform", "exponential", "lognormal"),
     "--output-dist": pick("fixed", "uniform", "exponential", "lognormal"),
     "--prefix-share": floats(0, 0.99),
+    "--prefix-blocks": pick("shared", "per-sequence", "Shared", "both"),
     "--max-num-batched-tokens": pick("512", "2048", "8192"),
     "--max-num-seqs": ints(1, 512),
     "--kv-block-size": pick("1", "16", "32", "1000000000"),
@@ -104,6 +105,8 @@ PLAN_SERVE_SLO = {
     "--weight-precisions": pick("bf16", "bf16,int8", "int4"),
     "--engine": pick("vllm", "trtllm"),
     "--seed": ints(0, 3),
+    "--prefix-share": floats(0, 0.99),
+    "--prefix-blocks": pick("shared", "per-sequence"),
 }
 PLAN_TRAIN = {
     "--deadline": DURATION,
@@ -130,6 +133,7 @@ PLAN_SERVE = {
     "--weight-precisions": pick("bf16", "bf16,int8", "int4"),
     "--devices": pick("h100-sxm", "a100-80gb,l4"),
     "--top": ints(1, 10),
+    "--prefix-share": floats(0, 0.99),
 }
 TCO = {
     "--horizon": DURATION,

@@ -256,6 +256,7 @@ DEFAULT_SIM_REQUESTS = 2000
 ENGINE_CHOICES = ("vllm", "sglang", "trtllm", "hf")
 BATCHING_CHOICES = ("static", "continuous")
 LENGTH_DIST_CHOICES = ("fixed", "uniform", "exponential", "lognormal")
+PREFIX_BLOCK_CHOICES = ("shared", "per-sequence")
 
 
 @estimate_app.command("serve")
@@ -322,6 +323,12 @@ def serve(
     ),
     prefix_share: float = options.nonneg_float(
         0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache."
+    ),
+    prefix_blocks: str = options.choice(
+        "shared",
+        "--prefix-blocks",
+        choices=PREFIX_BLOCK_CHOICES,
+        help="The hit's KV blocks: shared (one common prefix, held once) or per-sequence (distinct prefixes).",
     ),
     max_batched_tokens: int | None = options.positive_int(
         None, "--max-num-batched-tokens", maximum=10_000_000, help="Token budget per iteration [8192]."
@@ -390,7 +397,15 @@ def serve(
             weight_precision=weight_precision,  # type: ignore[arg-type]
             kv_precision=kv_precision,  # type: ignore[arg-type]
         )
-        est = estimate_serve(spec, job, cluster, catalog=cat, engine=engine)
+        est = estimate_serve(
+            spec,
+            job,
+            cluster,
+            catalog=cat,
+            engine=engine,
+            prefix_share=prefix_share,
+            share_prefix_blocks=prefix_blocks == "shared",
+        )
         from mlcost.report.estimate import serve_view
 
         emit(est.to_dict(), serve_view, fmt=fmt, as_json=json_out, explain=explain)
@@ -454,6 +469,7 @@ def serve(
         config=cfg,
         catalog=cat,
         engine=engine,
+        share_prefix_blocks=prefix_blocks == "shared",
     )
     from mlcost.report.estimate import serve_sim_view
 

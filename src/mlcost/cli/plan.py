@@ -222,6 +222,15 @@ def serve(
         2000, "--sim-requests", maximum=1_000_000, help="Requests per replica simulation (SLO mode)."
     ),
     seed: int = options.nonneg_int(0, "--seed", help="Seed of the simulated arrivals (SLO mode)."),
+    prefix_share: float = options.nonneg_float(
+        0.0, "--prefix-share", maximum=0.99, help="Share of each prompt hit in the prefix cache."
+    ),
+    prefix_blocks: str = options.choice(
+        "shared",
+        "--prefix-blocks",
+        choices=("shared", "per-sequence"),
+        help="The hit's KV blocks: shared (one common prefix, held once) or per-sequence.",
+    ),
     devices: str | None = typer.Option(None, "--devices", help="Allowed device ids, comma-separated."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, comma-separated."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions."),
@@ -287,6 +296,8 @@ def serve(
             seed=seed,
             top=top,
             catalog=cat,
+            prefix_share=prefix_share,
+            share_prefix_blocks=prefix_blocks == "shared",
         )
         from mlcost.report.plan import serve_slo_view
 
@@ -308,6 +319,8 @@ def serve(
         top=top,
         catalog=cat,
         engine=engine,
+        prefix_share=prefix_share,
+        share_prefix_blocks=prefix_blocks == "shared",
     )
     from mlcost.report.plan import serve_view
 

@@ -10,6 +10,13 @@ Two models answer (``model_kind`` in the result):
 * **continuous-batching simulation** (:mod:`mlcost.estimate.serve_sim`): requests arrive over time and
   join and leave the running batch between iterations (``estimate_serve_sim``).
 
+**Prefix cache** (both models): ``prefix_share`` x of each prompt is a cache hit of h = min(floor(x·P), P − 1)
+tokens: the static prefill computes the P − h other tokens of each prompt, attending to the h cached ones.
+With ``share_prefix_blocks`` (default) the hit's full blocks of :data:`PREFIX_BLOCK_TOKENS` tokens are one
+common prefix held once for the whole batch, as in the simulator: KV memory = B sequences − (B − 1) × the
+shared tokens, and the largest batch = (room − shared) / (one sequence − shared); otherwise every sequence
+holds its own copy.
+
 Both price an iteration with :mod:`mlcost.estimate.serve_step` (a roofline per iteration plus the serving
 engine's fixed costs from ``engines.csv``), so they agree where their assumptions meet. Weight-only
 int8/int4 shrink the bytes read (int4 with group-wise fp16 scales adds 1/64 byte per weight); compute runs
@@ -46,17 +53,22 @@ from mlcost.spec.validate import context_fits
 from mlcost.units import J_PER_KWH, S_PER_H
 
 __all__ = [
+    "PREFIX_BLOCK_TOKENS",
     "USABLE_MEMORY_FRAC",
     "WEIGHT_BYTES",
     "engine_assumption",
     "estimate_serve",
     "estimate_serve_sim",
+    "prefix_cache_assumption",
     "resolve_engine",
     "serve_kernel",
 ]
 
 #: Fraction of device memory usable by weights + KV cache (the rest: activations, allocator, runtime).
 USABLE_MEMORY_FRAC = 0.9
+#: Tokens per KV block whose full blocks a shared prefix holds once (vLLM's default block; the simulator
+#: takes ``EngineConfig.kv_block_size``, 16 by default).
+PREFIX_BLOCK_TOKENS = 16
 #: Kept for callers written before engines.csv: the static model now takes the all-reduce latency from
 #: the engine row (``collective_latency_s``); this is the value of the old fixed assumption. Units: s.
 ALLREDUCE_LATENCY_S = 10e-6
@@ -82,11 +94,14 @@ def serve_kernel(
     profile: EfficiencyProfile,
     engine: EngineProfile | None = None,
     fp8_compute: ArrayLike = False,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> dict[str, np.ndarray]:
     """Vectorised static serving model (module docstring). Returns arrays keyed by metric.
 
     ``engine`` supplies the per-iteration overheads (None: :func:`~mlcost.estimate.serve_step.bare_engine`,
-    the hardware roofline alone); ``fp8_compute`` marks candidates whose GEMMs run in fp8."""
+    the hardware roofline alone); ``fp8_compute`` marks candidates whose GEMMs run in fp8; ``prefix_share``
+    and ``share_prefix_blocks``: the prefix cache (module docstring)."""
     eng = engine if engine is not None else bare_engine(profile)
     P = np.asarray(prompt_len, dtype=np.float64)
     n_out = np.asarray(output_len, dtype=np.float64)
@@ -108,7 +123,19 @@ def serve_kernel(
     )
     weights_dev = np.asarray(c.weights_bytes, dtype=np.float64)
     # Prefill: the whole batch in one iteration.
-    pre = step_parts(c, prefill_tokens=B * P, prefill_seqs=B, prefill_pairs=B * P * (P + 1.0) / 2.0)
+    if prefix_share > 0.0:
+        # The cache hit h of each prompt is attended to, not recomputed.
+        h = np.minimum(np.floor(prefix_share * P), P - 1.0)
+        n_new = P - h
+        pre = step_parts(
+            c,
+            prefill_tokens=B * n_new,
+            prefill_seqs=B,
+            prefill_pairs=B * (n_new * h + n_new * (n_new + 1.0) / 2.0),
+            prefill_ctx_tokens=B * h,
+        )
+    else:
+        pre = step_parts(c, prefill_tokens=B * P, prefill_seqs=B, prefill_pairs=B * P * (P + 1.0) / 2.0)
     ttft = pre.time_s
     # Decode at the mean context.
     ctx = P + n_out / 2.0
@@ -125,6 +152,16 @@ def serve_kernel(
     usable = np.asarray(memory_bytes, dtype=np.float64) * USABLE_MEMORY_FRAC
     kv_per_seq = kv_cache_bytes(model, P + n_out, 1.0, t, kv_bytes)
     max_batch = np.floor(np.maximum(usable - weights_dev - overhead, 0.0) / kv_per_seq)
+    if prefix_share > 0.0 and share_prefix_blocks:
+        # One copy of the common prefix's full blocks for the whole batch.
+        shared_tok = np.floor(h / PREFIX_BLOCK_TOKENS) * PREFIX_BLOCK_TOKENS
+        kv_shared = kv_cache_bytes(model, shared_tok, 1.0, t, kv_bytes)
+        kv_full = kv_full - np.maximum(B - 1.0, 0.0) * kv_shared
+        mem_total = weights_dev + kv_full + overhead
+        room = np.maximum(usable - weights_dev - overhead - kv_shared, 0.0)
+        max_batch = np.where(
+            usable - weights_dev - overhead >= kv_per_seq, np.floor(room / (kv_per_seq - kv_shared)), 0.0
+        )
     out = {
         "ttft_s": ttft,
         "time_per_output_token_s": tpot,
@@ -150,9 +187,11 @@ def estimate_serve(
     profile: EfficiencyProfile | None = None,
     engine: str | None = None,
     engine_profile: EngineProfile | None = None,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> ServeEstimate:
     """Predict serving ``model`` with ``job`` on one replica of ``job.tp`` devices of ``cluster.device``
-    with the static closed form (module docstring).
+    with the static closed form (module docstring; ``prefix_share``/``share_prefix_blocks``: the prefix cache).
 
     ``engine`` names the serving engine (engines.csv; default :func:`~mlcost.estimate.serve_step.default_engine`:
     vllm on accelerators, hf on CPUs); ``engine_profile`` overrides the row. ``cluster.count`` must be a
@@ -168,6 +207,10 @@ def estimate_serve(
             hint="choose a TP that divides the number of heads",
         )
     context_fits(model.name, model.max_seq_len, job.context_len, "--prompt-len + --output-len")
+    if not (0.0 <= prefix_share < 1.0):
+        raise SpecError(
+            f"--prefix-share must be in [0, 1), got {prefix_share}", hint="e.g. --prefix-share 0.8"
+        )
     hw = resolve_hardware(cluster, catalog, profile)
     prof = hw.profile
     eng = engine_profile if engine_profile is not None else resolve_engine(hw.device, engine, catalog)
@@ -189,6 +232,8 @@ def estimate_serve(
         profile=prof,
         engine=eng,
         fp8_compute=compute_precision == "fp8",
+        prefix_share=prefix_share,
+        share_prefix_blocks=share_prefix_blocks,
     )
     v = {k: float(x) for k, x in r.items()}
     counts = count_params(model)
@@ -214,6 +259,8 @@ def estimate_serve(
         Assumption("usable_memory_frac", USABLE_MEMORY_FRAC, "share of device memory for weights + KV cache"),
         Assumption("utilisation", 1.0, "cost per token assumes the replica is busy all the time"),
     ]
+    if prefix_share > 0.0:
+        notes.append(prefix_cache_assumption(prefix_share, share_prefix_blocks))
     return ServeEstimate(
         model=model.name,
         params=counts.total,
@@ -268,6 +315,24 @@ def resolve_engine(device: Any, engine: str | None, catalog: CatalogLike | None)
     return cat.engine_profile(engine or default_engine(device), device)
 
 
+def prefix_cache_assumption(share: float, shared: bool) -> Assumption:
+    """The assumption line saying how the prefix-cache hit's KV blocks are counted (docs/serve.md)."""
+    if shared:
+        return Assumption(
+            "prefix_cache",
+            "shared",
+            f"{share:g} of each prompt is a cache hit on one common prefix (system prompt, few-shot block): its "
+            "full KV blocks are held once for every running sequence (vLLM automatic prefix caching, SGLang "
+            "radix cache); --prefix-blocks per-sequence if the prefixes differ",
+        )
+    return Assumption(
+        "prefix_cache",
+        "per-sequence",
+        f"{share:g} of each prompt is a cache hit on a prefix of its own (e.g. the conversation so far): its KV "
+        "blocks are counted once per sequence (--prefix-blocks per-sequence)",
+    )
+
+
 def engine_assumption(eng: EngineProfile) -> Assumption:
     """The assumption line naming the engine row and whether it was fitted."""
     state = f"fitted on {eng.fitted_on}" if eng.fitted else "not fitted"
@@ -292,6 +357,7 @@ def estimate_serve_sim(
     profile: EfficiencyProfile | None = None,
     engine: str | None = None,
     engine_profile: EngineProfile | None = None,
+    share_prefix_blocks: bool = True,
 ) -> ServeEstimate:
     """Predict serving ``model`` under ``workload`` (a :class:`~mlcost.estimate.serve_workload.Workload`) on
     one replica of ``tp`` devices with the continuous-batching simulator (:mod:`mlcost.estimate.serve_sim`)
@@ -299,7 +365,10 @@ def estimate_serve_sim(
 
     The headline fields are: ``ttft_s`` the median TTFT, ``time_per_output_token_s`` the median
     inter-token latency, ``request_latency_s`` the mean end-to-end latency, ``tokens_per_s`` the output
-    throughput; ``simulation`` holds every distribution (p50/p90/p99), KV occupancy and preemptions."""
+    throughput; ``simulation`` holds every distribution (p50/p90/p99), KV occupancy and preemptions.
+    ``share_prefix_blocks``: the prefix-cache hit's full blocks are held once for every running sequence (one
+    common prefix, e.g. a system prompt) or once per sequence (False: distinct prefixes, e.g. each
+    conversation's own history); :mod:`mlcost.estimate.serve_sim`."""
     from mlcost.estimate.serve_sim import EngineConfig, kv_blocks, simulate
     from mlcost.estimate.serve_step import replica_coefficients
 
@@ -338,7 +407,13 @@ def estimate_serve_sim(
     n_blocks = kv_blocks(c, hw.device.memory_bytes, prof.framework_overhead_bytes, cfg)
     price_h = None if hw.price_usd_per_device_h is None else hw.price_usd_per_device_h * tp
     sim = simulate(
-        c, workload, cfg, n_blocks=n_blocks, price_usd_per_h=price_h, max_context=model.max_seq_len
+        c,
+        workload,
+        cfg,
+        n_blocks=n_blocks,
+        price_usd_per_h=price_h,
+        max_context=model.max_seq_len,
+        share_prefix_blocks=share_prefix_blocks,
     )
     counts = count_params(model)
     tok_s = sim.output_tokens_per_s
@@ -359,6 +434,15 @@ def estimate_serve_sim(
     weights = float(c.weights_bytes)
     mean_ctx = float(np.mean(workload.prompt_tokens) + np.mean(workload.output_tokens))
     max_seqs = int(n_blocks * cfg.kv_block_size // max(mean_ctx, 1.0))
+    share = float(workload.prefix_share)
+    if share > 0.0 and share_prefix_blocks:
+        # The common prefix's full blocks once, then each sequence's own blocks at the mean context.
+        bs = cfg.kv_block_size
+        prompts = np.asarray(workload.prompt_tokens, dtype=np.int64)
+        hits = np.minimum((share * prompts).astype(np.int64), prompts - 1)
+        shared_blocks = hits // bs
+        own_tokens = max(mean_ctx - float(np.mean(shared_blocks)) * bs, 1.0)
+        max_seqs = int(max(n_blocks - int(shared_blocks.max()), 0) * bs // own_tokens)
     dec = step_parts(
         c, decode_seqs=max(sim.mean_running, 1.0), decode_ctx_tokens=max(sim.mean_running, 1.0) * mean_ctx
     )
@@ -380,6 +464,8 @@ def estimate_serve_sim(
         ),
         Assumption("utilisation", "simulated", "cost per token from the simulated throughput at this load"),
     ]
+    if share > 0.0:
+        notes.append(prefix_cache_assumption(share, share_prefix_blocks))
     return ServeEstimate(
         model=model.name,
         params=counts.total,

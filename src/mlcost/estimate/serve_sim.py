@@ -18,8 +18,17 @@ The engine loop (vLLM-like; docs/serve.md):
   framework overhead) / block bytes blocks. A request is admitted only if its chunk's blocks are free; when
   a decode step needs a block and none is free, the most recently admitted sequence is **preempted**
   (recompute: its blocks are freed and it re-prefills prompt + generated tokens later, ahead of the queue);
-* **prefix cache**: ``prefix_share`` of each prompt is a cache hit (attended to, not recomputed; its
-  blocks are still counted per sequence, an upper bound on memory);
+* **prefix cache**: ``prefix_share`` of each prompt is a cache hit (attended to, not recomputed). Its
+  **full** blocks are **shared**: the cached part of every prompt is taken to be a prefix of one common
+  document (a system prompt, a few-shot block), so the pool holds those blocks once, reference-counted, while
+  any running sequence uses them, as vLLM's automatic prefix caching, SGLang's radix cache and TensorRT-LLM's
+  KV reuse do. A running sequence ``i`` with ``h_i`` cached tokens holds ``s_i = floor(h_i / block)`` shared
+  blocks and ``blocks_i − s_i`` blocks of its own (the partial last cached block, the rest of the prompt, its
+  output); the pool uses ``max_i s_i + Σ_i (blocks_i − s_i)`` blocks. Admission needs its own blocks plus
+  the shared ones no running sequence holds yet; a preempted sequence frees only its own blocks (the shared
+  ones stay while another running sequence uses them); shared blocks no running sequence references are free
+  (evictable) and assumed to stay cached, so every prompt gets its hit. ``share_prefix_blocks=False``
+  counts every block per sequence instead (distinct prefixes: the upper bound on memory);
 * **speculative decoding**: each decode step scores ``k + 1`` tokens per sequence and emits on average
   (1 − α^(k+1)) / (1 − α) of them (acceptance α, Leviathan et al. 2023), plus ``k`` draft passes each
   costing ``spec_draft_cost_frac`` of a target decode step's fixed + weight-read time.
@@ -360,10 +369,13 @@ def simulate(
     price_usd_per_h: float | None = None,
     max_context: int | None = None,
     closed_form: bool = True,
+    share_prefix_blocks: bool = True,
 ) -> SimResult:
     """Run the engine loop (module docstring) over ``workload`` on one replica with iteration costs ``c``
     and ``n_blocks`` KV blocks (:func:`kv_blocks`); ``price_usd_per_h`` is the replica's price.
-    ``closed_form=False`` steps every iteration one by one (slow; the tests compare both)."""
+    ``closed_form=False`` steps every iteration one by one (slow; the tests compare both).
+    ``share_prefix_blocks``: hold the prefix-cache hit's full blocks once for all running sequences (True,
+    module docstring) or once per sequence (False: distinct prefixes, an upper bound on memory)."""
     t_wall = time.perf_counter()
     P = [int(x) for x in workload.prompt_tokens]
     Out = [int(x) for x in workload.output_tokens]
@@ -401,6 +413,9 @@ def simulate(
             )
     share = workload.prefix_share
     cached0 = [min(int(share * p), p - 1) for p in P]
+    # Shared prefix blocks (module docstring): the full blocks of each request's cache hit.
+    shared_on = share_prefix_blocks and share > 0.0
+    sh = [h // bs for h in cached0] if shared_on else []
 
     # Spec decoding: draft passes add a fixed time per decode iteration.
     draft_s = 0.0
@@ -469,6 +484,12 @@ def simulate(
     run_int = 0.0
     max_wait = 0
     n_preempt = 0
+    # Running sequences' shared blocks: held once (the longest prefix), not once each.
+    sh_sum = 0  # Σ s_i over running sequences
+    sh_max = 0  # max s_i over running sequences
+    sh_cnt: dict[int, int] = {}  # running sequences per s_i
+    sh_heap: list[int] = []  # −s_i with a running sequence (lazy deletion)
+    adj = 0  # sh_max − sh_sum: what the pool holds fewer than the per-sequence count (<= 0)
 
     def dec_blocks(g: int) -> int:
         """Blocks the decode sequences hold after step ``g``."""
@@ -479,6 +500,34 @@ def simulate(
             return q_sum + n_dec * gq + (sum(r_cnt[bs - gr :]) if gr else 0)
         ctx = a_sum + n_dec * E * (g + 1)
         return math.ceil((ctx + n_dec * spec_k) / bs + 0.5 * n_dec)
+
+    def add_shared(i: int) -> None:
+        """Sequence ``i`` starts running: it references its shared prefix blocks."""
+        nonlocal sh_sum, sh_max, adj
+        v = sh[i]
+        if v:
+            sh_sum += v
+            k = sh_cnt.get(v, 0)
+            sh_cnt[v] = k + 1
+            if k == 0:
+                heapq.heappush(sh_heap, -v)
+            if v > sh_max:
+                sh_max = v
+            adj = sh_max - sh_sum
+
+    def drop_shared(i: int) -> None:
+        """Sequence ``i`` stops running (finished or preempted): it releases its shared prefix blocks."""
+        nonlocal sh_sum, sh_max, adj
+        v = sh[i]
+        if v:
+            sh_sum -= v
+            k = sh_cnt[v] - 1
+            sh_cnt[v] = k
+            if k == 0 and v == sh_max:
+                while sh_heap and sh_cnt[-sh_heap[0]] == 0:
+                    heapq.heappop(sh_heap)
+                sh_max = -sh_heap[0] if sh_heap else 0
+            adj = sh_max - sh_sum
 
     def remove_decode(i: int) -> None:
         nonlocal n_dec, a_sum, q_sum
@@ -508,6 +557,8 @@ def simulate(
             prefilling.remove(victim)
             held_pf -= held[victim]
         held[victim] = 0
+        if shared_on:
+            drop_shared(victim)
         preempted[victim] += 1
         n_preempt += 1
         # Recompute: prompt + every token generated so far, minus the prefix-cache hit.
@@ -540,6 +591,8 @@ def simulate(
 
     def finish_req(i: int, t_end: float) -> None:
         nonlocal done, next_req
+        if shared_on:
+            drop_shared(i)
         finish[i] = t_end
         done += 1
         if workload.concurrency is not None and next_req < n_req:
@@ -583,13 +636,17 @@ def simulate(
                     chunk = min(pf_total[head] - pf_done[head], room)
                     if room > 0:
                         need = -(-(pf_done[head] + chunk) // bs)
-                        blocked = need > n_blocks - dec_blocks(G) - held_pf
+                        if shared_on:
+                            need -= min(sh[head], sh_max)
+                        blocked = need > n_blocks - dec_blocks(G) - held_pf - adj
                 else:
                     need = -(-pf_total[head] // bs)
-                    blocked = need > n_blocks - dec_blocks(G - 1) - held_pf
+                    if shared_on:
+                        need -= min(sh[head], sh_max)
+                    blocked = need > n_blocks - dec_blocks(G - 1) - held_pf - adj
             if blocked:
                 # Steps that fit in the KV pool.
-                free_after = n_blocks - held_pf
+                free_after = n_blocks - held_pf - adj
                 if dec_blocks(G) <= free_after:
                     while finish_heap and finish_heap[0][1] != version[finish_heap[0][2]]:
                         heapq.heappop(finish_heap)
@@ -621,8 +678,8 @@ def simulate(
                         target = events[0][0] - now
                         m = 1 if target <= 0 else min(m, run.steps_until(target, m))
                     dur = run.total(m)
-                    u0 = dec_blocks(G)
-                    u1 = dec_blocks(G + m - 1)
+                    u0 = dec_blocks(G) + adj
+                    u1 = dec_blocks(G + m - 1) + adj
                     kv_int += 0.5 * (u0 + u1) * dur
                     if u1 > kv_max:
                         kv_max = u1
@@ -658,11 +715,11 @@ def simulate(
         if chunked:
             if run_decode:
                 # Make room for this decode step; preempt from the back of the running list.
-                while n_dec and dec_blocks(G) + held_pf > n_blocks:
+                while n_dec and dec_blocks(G) + held_pf + adj > n_blocks:
                     preempt_last()
                 run_decode = n_dec > 0
                 budget -= int(n_dec * q)
-            used = (dec_blocks(G) if run_decode else dec_blocks(G - 1)) + held_pf
+            used = (dec_blocks(G) if run_decode else dec_blocks(G - 1)) + held_pf + adj
             for i in prefilling:
                 if budget <= 0:
                     break
@@ -677,18 +734,22 @@ def simulate(
                 i = waiting[0]
                 chunk = min(pf_total[i] - pf_done[i], budget)
                 need = -(-(pf_done[i] + chunk) // bs)
+                if shared_on:
+                    need -= min(sh[i], sh_max)  # the shared blocks a running sequence already holds
                 if used + need > n_blocks:
                     break
                 waiting.popleft()
                 used += need
                 budget -= chunk
                 running[i] = False
+                if shared_on:
+                    add_shared(i)
                 prefilling.append(i)
                 if math.isnan(sched[i]):
                     sched[i] = now
                 pf_sched.append((i, chunk))
         else:
-            used = dec_blocks(G - 1) + held_pf
+            used = dec_blocks(G - 1) + held_pf + adj
             while waiting and len(running) < max_seqs:
                 i = waiting[0]
                 chunk = pf_total[i] - pf_done[i]
@@ -696,12 +757,16 @@ def simulate(
                 if chunk > budget and (pf_sched or chunk <= budget_max):
                     break
                 need = -(-pf_total[i] // bs)
+                if shared_on:
+                    need -= min(sh[i], sh_max)
                 if used + need > n_blocks:
                     break
                 waiting.popleft()
                 used += need
                 budget -= chunk
                 running[i] = False
+                if shared_on:
+                    add_shared(i)
                 prefilling.append(i)
                 if math.isnan(sched[i]):
                     sched[i] = now
@@ -709,7 +774,7 @@ def simulate(
             if pf_sched:
                 run_decode = False
             elif run_decode:
-                while n_dec and dec_blocks(G) + held_pf > n_blocks:
+                while n_dec and dec_blocks(G) + held_pf + adj > n_blocks:
                     preempt_last()
                 run_decode = n_dec > 0
         if not pf_sched and not run_decode:
@@ -743,7 +808,7 @@ def simulate(
         if nd:
             dt += draft_s
         t_end = now + dt
-        occ = used if pf_sched else (dec_blocks(G) + held_pf)
+        occ = used if pf_sched else (dec_blocks(G) + held_pf + adj)
         kv_int += occ * dt
         if occ > kv_max:
             kv_max = occ

@@ -28,7 +28,7 @@ import numpy as np
 
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError, UnknownNameError
-from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
+from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, prefix_cache_assumption, serve_kernel
 from mlcost.estimate.serve_step import default_engine
 from mlcost.plan.prices import check_places, price_rows
 from mlcost.plan.types import ServePlan
@@ -73,6 +73,7 @@ class ServePlanResult:
     ttft_target_s: float | None
     tpot_target_s: float | None
     why: str | None = None
+    prefix_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class ServePlanResult:
                 "output_tokens_per_day": self.demand_output_tokens_per_s * S_PER_DAY,
                 "prompt_len": self.prompt_len,
                 "output_len": self.output_len,
+                "prefix_share": self.prefix_share,
             },
             "targets": {"ttft_s": self.ttft_target_s, "tpot_s": self.tpot_target_s},
             "plans": [p.to_dict() for p in self.plans],
@@ -147,9 +149,13 @@ def plan_serve(
     top: int = 5,
     catalog: CatalogLike | None = None,
     engine: str | None = None,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> ServePlanResult:
     """Plan a serving fleet (module docstring). Give exactly one of ``requests_per_s`` and
-    ``tokens_per_day`` (output tokens per day)."""
+    ``tokens_per_day`` (output tokens per day). ``prefix_share``/``share_prefix_blocks``: the prefix cache
+    of :func:`~mlcost.estimate.serve.serve_kernel` (the hit is not recomputed; its full blocks are held once
+    per replica, or once per sequence)."""
     from mlcost.catalog import builtin_catalog
 
     t0 = time.perf_counter()
@@ -162,6 +168,10 @@ def plan_serve(
     for name, v in (("prompt_len", prompt_len), ("output_len", output_len)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a positive whole number, got {v!r}")
+    if not (math.isfinite(prefix_share) and 0.0 <= prefix_share < 1.0):
+        raise SpecError(
+            f"--prefix-share must be in [0, 1), got {prefix_share!r}", hint="e.g. --prefix-share 0.8"
+        )
     if requests_per_s is not None:
         if not (requests_per_s > 0 and math.isfinite(requests_per_s)):
             raise SpecError(f"--requests-per-s must be positive, got {requests_per_s!r}")
@@ -248,6 +258,8 @@ def plan_serve(
             profile=prof,
             engine=eng,
             fp8_compute=f8,
+            prefix_share=prefix_share,
+            share_prefix_blocks=share_prefix_blocks,
         )
         n_eval += T.size * len(rows.pricing)
         fits = np.asarray(r["fits"])
@@ -389,6 +401,8 @@ def plan_serve(
         },
     ]
     assumptions = [*fixed, *assumptions]
+    if prefix_share > 0.0:
+        assumptions.append(prefix_cache_assumption(prefix_share, share_prefix_blocks).to_dict())
     if spot:
         notes.append("spot serving: interruptions are assumed absorbed by spare capacity (not modelled)")
     return ServePlanResult(
@@ -409,6 +423,7 @@ def plan_serve(
         ttft_target_s=ttft_s,
         tpot_target_s=tpot_s,
         why=why,
+        prefix_share=prefix_share,
     )
 
 

@@ -28,6 +28,13 @@ Search:
    (bisection between the last failing count and it); a candidate stops growing when one more step gains
    < 3% or its load is already light.
 
+**Prefix cache**: with ``prefix_share`` > 0 every simulated request finds that share of its prompt in the
+prefix cache (not recomputed); with ``share_prefix_blocks`` (default) its full KV blocks are held once for all
+running sequences (one common prefix; :mod:`mlcost.estimate.serve_sim`), else once per sequence. The
+closed-form bounds of step 1 start the prompt's prefill after the hit, and the capacity is the static model's
+with the same prefix cache (:func:`~mlcost.estimate.serve.serve_kernel`) at the largest batch with the shared
+blocks counted once.
+
 The **binding SLO** is the target that fails with one replica fewer (``throughput`` when that replica
 would be overloaded); with one replica, the target with the least slack. If no candidate meets the targets
 the answer says which target fails and names the closest candidate (smallest max(p90/target)) with its
@@ -47,7 +54,7 @@ import numpy as np
 
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError, UnknownNameError
-from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, serve_kernel
+from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, prefix_cache_assumption, serve_kernel
 from mlcost.estimate.serve_sim import EngineConfig, SimResult, kv_blocks, simulate
 from mlcost.estimate.serve_step import default_engine, iteration_time_s, replica_coefficients
 from mlcost.estimate.serve_workload import Workload
@@ -140,6 +147,7 @@ class SloServePlanResult:
     candidates_simulated: int
     simulations: int
     elapsed_s: float
+    prefix_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +161,7 @@ class SloServePlanResult:
                 "prompt_len": self.prompt_len,
                 "output_len": self.output_len,
                 "output_tokens_per_s": self.requests_per_s * self.output_len,
+                "prefix_share": self.prefix_share,
             },
             "targets": {"ttft_p90_s": self.ttft_p90_s, "itl_p90_s": self.itl_p90_s},
             "plans": [p.to_dict() for p in self.plans],
@@ -256,6 +265,8 @@ def plan_serve_slo(
     top: int = 3,
     max_replicas: int = 100_000,
     catalog: CatalogLike | None = None,
+    prefix_share: float = 0.0,
+    share_prefix_blocks: bool = True,
 ) -> SloServePlanResult:
     """Plan the cheapest fleet meeting the p90 targets (module docstring)."""
     from mlcost.catalog import builtin_catalog
@@ -269,6 +280,10 @@ def plan_serve_slo(
             raise SpecError(f"{flag} must be a finite number > 0, got {v!r}")
     if ttft_p90_s is None and itl_p90_s is None:
         raise SpecError("give at least one of --ttft-p90-ms and --itl-p90-ms")
+    if not (math.isfinite(prefix_share) and 0.0 <= prefix_share < 1.0):
+        raise SpecError(
+            f"--prefix-share must be in [0, 1), got {prefix_share!r}", hint="e.g. --prefix-share 0.8"
+        )
     for name, v in (("--prompt-tokens", prompt_len), ("--output-tokens", output_len)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a positive whole number, got {v!r}")
@@ -284,11 +299,16 @@ def plan_serve_slo(
         regions=regions,
     )
     wl_cache: dict[float, Workload] = {}
+    # The prefix-cache hit of one prompt (as the simulator takes it) and its full 16-token blocks.
+    hit = min(int(prefix_share * prompt_len), prompt_len - 1)
+    shared_blocks = hit // 16 if share_prefix_blocks else 0
     n_screen = max(100, min(500, sim_requests // 4))
 
     def workload(rate: float) -> Workload:
         if rate not in wl_cache:
-            wl_cache[rate] = Workload.poisson(rate, sim_requests, prompt_len, output_len, seed=seed)
+            wl_cache[rate] = Workload.poisson(
+                rate, sim_requests, prompt_len, output_len, seed=seed, prefix_share=prefix_share
+            )
         return wl_cache[rate]
 
     notes: list[str] = []
@@ -331,7 +351,9 @@ def plan_serve_slo(
                     continue
                 fitted_any = True
                 per_seq_blocks = -(-(prompt_len + output_len) // 16)
-                batch = max(1, min(max_num_seqs, nb // per_seq_blocks))
+                # Shared prefix blocks once, then each sequence's own (no sharing: shared_blocks = 0).
+                batch = max(1, min(max_num_seqs, (nb - shared_blocks) // (per_seq_blocks - shared_blocks)))
+                # Capacity: the static model with the same prefix cache (the hit is not recomputed).
                 static = serve_kernel(
                     model,
                     prompt_len=prompt_len,
@@ -349,6 +371,8 @@ def plan_serve_slo(
                     profile=prof,
                     engine=eng,
                     fp8_compute=compute == "fp8",
+                    prefix_share=prefix_share,
+                    share_prefix_blocks=share_prefix_blocks,
                 )
                 cap_rps = float(static["tokens_per_s"]) / output_len
                 itl0 = iteration_time_s(coef, decode_ctx=[prompt_len])
@@ -359,7 +383,7 @@ def plan_serve_slo(
                         continue
                     # Unloaded TTFT: the prompt's prefill iterations alone.
                     ttft0 = 0.0
-                    done = 0
+                    done = hit
                     step = b if chunked else prompt_len
                     while done < prompt_len:
                         n = min(step, prompt_len - done)
@@ -411,7 +435,13 @@ def plan_serve_slo(
             cfg = EngineConfig(
                 max_num_batched_tokens=c.budget, chunked_prefill=c.chunked, max_num_seqs=max_num_seqs
             )
-            c.sims[r] = simulate(c.coef, workload(requests_per_s / r), cfg, n_blocks=c.n_blocks)
+            c.sims[r] = simulate(
+                c.coef,
+                workload(requests_per_s / r),
+                cfg,
+                n_blocks=c.n_blocks,
+                share_prefix_blocks=share_prefix_blocks,
+            )
             n_sims += 1
         return c.sims[r]
 
@@ -424,8 +454,12 @@ def plan_serve_slo(
             cfg = EngineConfig(
                 max_num_batched_tokens=c.budget, chunked_prefill=c.chunked, max_num_seqs=max_num_seqs
             )
-            wl = Workload.poisson(requests_per_s / r, n_screen, prompt_len, output_len, seed=seed)
-            c.screens[r] = simulate(c.coef, wl, cfg, n_blocks=c.n_blocks)
+            wl = Workload.poisson(
+                requests_per_s / r, n_screen, prompt_len, output_len, seed=seed, prefix_share=prefix_share
+            )
+            c.screens[r] = simulate(
+                c.coef, wl, cfg, n_blocks=c.n_blocks, share_prefix_blocks=share_prefix_blocks
+            )
             n_sims += 1
         return c.screens[r]
 
@@ -595,6 +629,8 @@ def plan_serve_slo(
             "source": "fp8/int8/int4 weights are flagged with a quality risk",
         },
     ]
+    if prefix_share > 0.0:
+        assumptions.append(prefix_cache_assumption(prefix_share, share_prefix_blocks).to_dict())
     return SloServePlanResult(
         status="ok" if plans else "infeasible",
         model=model.name,
@@ -615,6 +651,7 @@ def plan_serve_slo(
         candidates_simulated=simulated,
         simulations=n_sims,
         elapsed_s=time.perf_counter() - t0,
+        prefix_share=prefix_share,
     )
 
 

@@ -146,6 +146,9 @@ def serve_view(d: dict[str, Any]) -> View:
             "model: static closed form (the batch prefilled together, decoded in lock-step; no queueing — "
             f"--rps or --concurrency simulates continuous batching), engine {eng.get('engine', '-')}"
         )
+    pc = next((a for a in d.get("assumptions", []) if a.get("name") == "prefix_cache"), None)
+    if pc is not None:
+        v.line(f"prefix cache: {pc['value']} blocks — {pc['source']}")
     band = d["error_band"]
     t = v.table(
         Table(
@@ -202,6 +205,11 @@ def serve_sim_view(d: dict[str, Any]) -> View:
         if "prompt_tokens" in wl
         else f"lengths from {wl.get('lengths_file') or wl.get('file')}"
     )
+    if wl.get("prefix_share"):
+        blocks = next(
+            (a["value"] for a in d.get("assumptions", []) if a.get("name") == "prefix_cache"), "shared"
+        )
+        lengths += f", {wl['prefix_share']:.0%} prefix-cache hit (blocks {blocks})"
     v.line(
         f"{d['model']} on {d['devices']} × {cl['device']} per replica, engine {job['engine']} — {load}, "
         f"{sim['requests']} requests, {lengths}; weights {job['weight_precision']}, KV {job['kv_precision']}",

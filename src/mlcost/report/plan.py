@@ -248,9 +248,15 @@ def serve_slo_view(d: dict[str, Any]) -> View:
         for name, key in (("TTFT", "ttft_p90_s"), ("ITL", "itl_p90_s"))
         if tg[key]
     ]
+    prefix = ""
+    if tr.get("prefix_share"):
+        blocks = next(
+            (a["value"] for a in d.get("assumptions", []) if a.get("name") == "prefix_cache"), "shared"
+        )
+        prefix = f" ({tr['prefix_share']:.0%} prefix-cache hit, blocks {blocks})"
     v.line(
-        f"{d['model']}: {tr['requests_per_s']:g} req/s, prompt {tr['prompt_len']} tokens, output {tr['output_len']} "
-        f"tokens; {' and '.join(targets)} (queueing included: continuous-batching simulation)",
+        f"{d['model']}: {tr['requests_per_s']:g} req/s, prompt {tr['prompt_len']} tokens{prefix}, output "
+        f"{tr['output_len']} tokens; {' and '.join(targets)} (queueing included: continuous-batching simulation)",
         "bold",
     )
     best = d["plans"][0] if d["plans"] else d["closest"]
