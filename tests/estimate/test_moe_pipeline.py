@@ -42,11 +42,14 @@ def test_deepseek_v3_published_layout_fits_and_reports_all_to_all() -> None:
     Linear inputs cached in FP8, the attention output in E5M6; §4.2: sequence 4096, batch 15360. The
     all-to-all is reported, raw and exposed. Layouts that did not run are rejected: no recomputation, or
     1F1B's accounting with Korthikanti's selective count."""
-    est = _v3(ep=64, recompute="norms", schedule="dualpipe")
+    est = _v3(ep=64, recompute="norms", schedule="dualpipe", moe_dispatcher="deepep")
     assert est.fits, est.memory.total
     raw = next(a for a in est.assumptions if a.name == "moe")
     assert "DualPipe overlaps" in raw.source and "EP=64" in str(raw.value)
-    assert est.time_breakdown_s["ep_comm_s"] > 0
+    # §3.2.2: node-limited routing (4 of 8 nodes) with per-node de-duplication; §3.2.1: "fully hidden".
+    assert "deepep dispatcher" in str(raw.value) and "3.60 distinct nodes per token" in raw.source
+    assert est.time_breakdown_s["ep_comm_s"] == pytest.approx(0.0, abs=1e-9)
+    assert _v3(ep=64, recompute="norms", moe_dispatcher="deepep").time_breakdown_s["ep_comm_s"] > 0
     for change in ({"recompute": "none"}, {"recompute": "selective", "schedule": "1f1b"}):
         assert not _v3(ep=64, **{"recompute": "norms", "schedule": "dualpipe", **change}).fits, change  # type: ignore[arg-type]
     # Table 1: 2,664K H800 GPU-hours of pre-training for 14.8T tokens (the batch ramp of §4.2 and the
