@@ -98,3 +98,38 @@ def test_model_group_limit_and_job_node_limit() -> None:
         TrainJob(tokens=1e9, moe_node_limit=0)
     with pytest.raises(SpecError, match="expert_groups"):
         model.replace(expert_groups=7)
+
+
+def test_group_limited_routing_is_read_from_the_hf_config() -> None:
+    """DeepSeek-V3's config.json (topk_method noaux_tc, n_group 8, topk_group 4) gives the catalog's groups;
+    DeepSeek-V2-Lite's greedy routing (n_group 1) gives none."""
+    from mlcost.spec.hf_config import model_from_hf_config
+
+    v3 = get_catalog().model("deepseek-v3")
+    cfg = {
+        "model_type": "deepseek_v3",
+        "hidden_size": 7168,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "num_hidden_layers": 61,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "n_routed_experts": 256,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "n_group": 8,
+        "topk_group": 4,
+        "topk_method": "noaux_tc",
+        "q_lora_rank": 1536,
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+        "max_position_embeddings": 163840,
+    }
+    parsed = model_from_hf_config(cfg)
+    assert (parsed.expert_groups, parsed.expert_groups_per_token) == (v3.expert_groups, v3.expert_groups_per_token)
+    greedy = model_from_hf_config({**cfg, "topk_method": "greedy", "n_group": 1, "topk_group": 1})
+    assert greedy.expert_groups == 0
