@@ -1,5 +1,6 @@
 """Published MoE training runs with a step time (tests/estimate/data/published_moe_runs.csv) turned into
-(model, job, cluster) through the public interface; shared by tests/estimate/test_golden_moe_runs.py and
+(model, job, cluster) through the public interface; ``metric`` is the published figure (a step time, or
+tokens/s per GPU); shared by tests/estimate/test_golden_moe_runs.py and
 benchmarks/moe_published_runs.py. None of these rows was used to fit anything.
 
 Layout mapping: Megatron-Core folds the expert layers onto their own grid (expert TP ``ETP``, expert
@@ -9,8 +10,14 @@ all-to-all: each rank sends its sequence-parallel share). Sequence parallelism w
 requires it with EP), distributed optimizer = ZeRO-1, Megatron FSDP = ZeRO-3, ``--recompute-modules
 layernorm moe_act`` = ``--recompute norms``.
 
+Megatron-Bridge rows: the recipe at the commit named in the source gives the dispatcher (no flex backend =
+the model provider's ``alltoall``), the MoE all-to-all overlap (``moe_a2a_overlap`` /
+``overlap_moe_expert_parallel_comm`` = ``--ep-overlap 1``) and the recompute modules.
+
 Not representable (left out): the Qwen3 A2A row (TP2 EP8 PP32 VPP3: 96 pipeline chunks for 94 layers,
-which mlcost refuses) and Qwen3-Next-80B-A3B (gated DeltaNet layers are not modelled).
+which mlcost refuses) and Qwen3-Next-80B-A3B (gated DeltaNet layers are not modelled); Megatron-Bridge's
+GPT-OSS (no preset), its token-dropping rows (capacity not stated), its Blackwell rows (no B200/GB200 device
+in the catalog) and its later Qwen3-30B H100 rows (the table's EP 8 disagrees with the recipe's EP 16).
 """
 
 from __future__ import annotations
@@ -45,7 +52,15 @@ def qwen3_235b_a22b() -> ModelSpec:
     )
 
 
-MODELS = {"qwen3-235b-a22b": qwen3_235b_a22b}
+def _catalog_model(name: str):  # type: ignore[no-untyped-def]
+    return lambda: get_catalog().model(name)
+
+
+MODELS = {
+    "qwen3-235b-a22b": qwen3_235b_a22b,
+    "qwen3-30b-a3b": _catalog_model("qwen3-30b-a3b"),
+    "deepseek-v3": _catalog_model("deepseek-v3"),
+}
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,8 @@ class MoeRun:
     job: TrainJob
     cluster: Cluster
     framework: str
-    published_step_s: float
-    tolerance_rel: float
+    metric: str
+    published: float
     source: str
 
 
@@ -75,6 +90,8 @@ def load(**job_changes: object) -> list[MoeRun]:
                 virtual_stages=int(row["virtual_stages"]),
                 ep=int(row["ep"]),
                 zero=int(row["zero"]),
+                precision=row["precision"],  # type: ignore[arg-type]
+                overlap_grad_reduce=row["overlap_grad_reduce"] == "1",
                 sequence_parallel=int(row["tp"]) > 1,
                 recompute=row["recompute"],  # type: ignore[arg-type]
                 ep_overlap=float(row["ep_overlap"]),
@@ -87,9 +104,16 @@ def load(**job_changes: object) -> list[MoeRun]:
                     job=dataclasses.replace(job, **job_changes),  # type: ignore[arg-type]
                     cluster=Cluster(device=row["device"], count=int(row["gpus"])),
                     framework=row["framework"],
-                    published_step_s=float(row["published_step_s"]),
-                    tolerance_rel=float(row["tolerance_rel"]),
+                    metric=row["metric"],
+                    published=float(row["published"]),
                     source=row["source"],
                 )
             )
     return runs
+
+
+def predicted(run: MoeRun, step_time_s: float) -> float:
+    """The prediction in the row's metric: ``step_time_s`` or ``tokens_per_s_per_gpu``."""
+    if run.metric == "step_time_s":
+        return step_time_s
+    return run.job.global_batch * run.job.seq_len / step_time_s / run.cluster.count
