@@ -13,15 +13,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlcost.estimate import estimate_train  # noqa: E402
-from tests.estimate.moe_published_runs import load, predicted  # noqa: E402
-from tests.estimate.test_golden_moe_runs import KNOWN_MISSES  # noqa: E402
+from tests.estimate.moe_published_runs import load, predicted
+from tests.estimate.test_golden_moe_runs import KNOWN_MISSES
+
+from mlcost.estimate import estimate_train
 
 
 def main() -> None:
     plain = {r.id: r for r in load(moe_dispatcher="alltoall")}
     errs, kept = [], []
-    print(f"{'run':36s} {'metric':20s} {'published':>9s} {'predicted':>9s} {'err':>7s} {'a2a s':>6s} | {'plain':>9s} {'err':>7s}")
+    print(
+        f"{'run':36s} {'metric':20s} {'published':>9s} {'predicted':>9s} {'err':>7s} {'a2a s':>6s} | {'plain':>9s} {'err':>7s}"
+    )
     for run in load():
         est = estimate_train(run.model, run.job, run.cluster, framework=run.framework)
         p = plain[run.id]
@@ -36,7 +39,9 @@ def main() -> None:
             f"{est.time_breakdown_s['ep_comm_s']:6.2f} | {got_plain:9.1f} {got_plain / run.published - 1.0:+7.1%}"
         )
     print(f"mean |error| (each row's own dispatcher): {sum(errs) / len(errs):.1%} over {len(errs)} runs; ")
-    print(f"without the known misses (tests/estimate/test_golden_moe_runs.py): {sum(kept) / len(kept):.1%} over {len(kept)}")
+    print(
+        f"without the known misses (tests/estimate/test_golden_moe_runs.py): {sum(kept) / len(kept):.1%} over {len(kept)}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def _monte_carlo(ep: int, per_node: int, k: int, limit: int | None, draws: int =
     }
 
 
-@pytest.mark.parametrize(("ep", "per_node", "k", "limit"), [(32, 8, 8, None), (64, 8, 8, 4), (16, 4, 2, None)])
+@pytest.mark.parametrize(
+    ("ep", "per_node", "k", "limit"), [(32, 8, 8, None), (64, 8, 8, 4), (16, 4, 2, None)]
+)
 def test_split_matches_uniform_routing(ep: int, per_node: int, k: int, limit: int | None) -> None:
     mc = _monte_carlo(ep, per_node, k, limit)
     node_limit = np.inf if limit is None else limit
@@ -70,7 +72,9 @@ def test_single_node_is_the_flat_all_to_all_and_deepep_sends_fewer_network_copie
     assert np.all(d.inter_copies <= a.inter_copies)
     # inside one node DeepEP sends once per GPU; across nodes it also forwards the arrivals over NVLink
     one = a.nodes == 1.0
-    assert np.all(d.intra_copies[one] <= a.intra_copies[one]) and np.all(d.intra_copies[~one] > a.intra_copies[~one])
+    assert np.all(d.intra_copies[one] <= a.intra_copies[one]) and np.all(
+        d.intra_copies[~one] > a.intra_copies[~one]
+    )
     # a stride as wide as the node: every EP rank on its own node, nothing over NVLink
     wide = alltoall_split(4, 8, 8, 8, DEEPEP)
     assert float(wide.nodes) == 4.0 and float(wide.intra_copies) == 0.0
@@ -80,7 +84,9 @@ def test_model_group_limit_and_job_node_limit() -> None:
     """DeepSeek-V3 (n_group 8, topk_group 4) laid out over 8 nodes routes each token to at most 4."""
     model = get_catalog().model("deepseek-v3")
     assert (model.expert_groups, model.expert_groups_per_token) == (8, 4)
-    job = dict(tokens=1e12, seq_len=4096, global_batch=15360, pp=16, recompute="norms", ep=64, precision="fp8")
+    job = dict(
+        tokens=1e12, seq_len=4096, global_batch=15360, pp=16, recompute="norms", ep=64, precision="fp8"
+    )
     cluster = Cluster(device="h800", count=2048)
 
     def a2a(**kw: object) -> float:
@@ -130,6 +136,9 @@ def test_group_limited_routing_is_read_from_the_hf_config() -> None:
         "max_position_embeddings": 163840,
     }
     parsed = model_from_hf_config(cfg)
-    assert (parsed.expert_groups, parsed.expert_groups_per_token) == (v3.expert_groups, v3.expert_groups_per_token)
+    assert (parsed.expert_groups, parsed.expert_groups_per_token) == (
+        v3.expert_groups,
+        v3.expert_groups_per_token,
+    )
     greedy = model_from_hf_config({**cfg, "topk_method": "greedy", "n_group": 1, "topk_group": 1})
     assert greedy.expert_groups == 0

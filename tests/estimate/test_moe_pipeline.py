@@ -196,7 +196,10 @@ def test_bad_layouts_raise() -> None:
         (["--model", "gpt2", "--framework", "megatorn"], "unknown framework family 'megatorn'"),
         (["--model", "gpt2", "--objective", "mlm"], "--objective mlm needs an encoder"),
         (["--model", "mixtral-8x7b", "--moe-dispatcher", "deepp"], "did you mean 'deepep'"),
-        (["--model", "mixtral-8x7b", "--moe-node-limit", "0"], "--moe-node-limit must be a whole number >= 1"),
+        (
+            ["--model", "mixtral-8x7b", "--moe-node-limit", "0"],
+            "--moe-node-limit must be a whole number >= 1",
+        ),
         (
             ["--model", "mixtral-8x7b", "--gpus", "32", "--ep", "4", "--tp", "2", "--moe-node-limit", "2"],
             "--moe-node-limit 2 exceeds the 1 node(s)",
@@ -257,7 +260,7 @@ def test_vectorised_kernel_equals_scalar_for_new_schedules_and_policies() -> Non
         {"recompute": "full", "moe_dispatcher": "deepep", "ep": 8, "capacity_factor": 1.25},
         {"recompute": "norms", "moe_dispatcher": "alltoall", "ep": 16, "ep_overlap": 0.3},
     ]
-    jobs = [TrainJob(tokens=14.8e12, **{"ep": 64, **V3_JOB, **v}) for v in variants]  # type: ignore[arg-type]
+    jobs = [TrainJob(tokens=14.8e12, **{"ep": 64, **V3_JOB, **v}) for v in variants]  # type: ignore[arg-type, dict-item]
     singles = [build_inputs(model, j, hw, validate_layout(model, j, cluster.count)) for j in jobs]
     stacked = TrainInputs(
         **{

@@ -179,7 +179,8 @@ class ModelSpec:
                     f"got {self.experts_top_k}"
                 )
             if self.expert_groups and (
-                self.n_experts % self.expert_groups or not 1 <= self.expert_groups_per_token <= self.expert_groups
+                self.n_experts % self.expert_groups
+                or not 1 <= self.expert_groups_per_token <= self.expert_groups
             ):
                 raise SpecError(
                     f"{own}: expert_groups ({self.expert_groups}) must divide n_experts ({self.n_experts}) and "
@@ -187,7 +188,9 @@ class ModelSpec:
                     hint="DeepSeek-V3: expert_groups = 8 (n_group), expert_groups_per_token = 4 (topk_group)",
                 )
             if self.expert_groups_per_token and not self.expert_groups:
-                raise SpecError(f"{own}: expert_groups_per_token needs expert_groups", hint="set expert_groups")
+                raise SpecError(
+                    f"{own}: expert_groups_per_token needs expert_groups", hint="set expert_groups"
+                )
         elif self.experts_top_k or self.n_shared_experts or self.n_dense_layers:
             raise SpecError(f"{own}: experts_top_k/n_shared_experts/n_dense_layers need n_experts > 0")
         if self.n_dense_layers > self.n_layers:
