@@ -142,3 +142,35 @@ def test_group_limited_routing_is_read_from_the_hf_config() -> None:
     )
     greedy = model_from_hf_config({**cfg, "topk_method": "greedy", "n_group": 1, "topk_group": 1})
     assert greedy.expert_groups == 0
+
+
+def test_kernel_reports_both_legs_and_the_slower_one_counts() -> None:
+    """The kernel's NVLink and network legs of a step: the all-to-all time is the larger one, and each leg
+    is its bytes over its link's effective bandwidth (per micro-batch slot)."""
+    from mlcost.estimate import build_inputs, validate_layout
+    from mlcost.estimate.context import resolve_hardware
+    from mlcost.estimate.kernel import train_kernel
+
+    model = get_catalog().model("deepseek-v3")
+    cluster = Cluster(device="h800", count=2048)
+    hw = resolve_hardware(cluster, get_catalog())
+    for dispatcher in ("alltoall", "deepep"):
+        job = TrainJob(
+            tokens=1e12,
+            seq_len=4096,
+            global_batch=15360,
+            pp=16,
+            recompute="norms",
+            ep=64,
+            moe_dispatcher=dispatcher,
+        )
+        x = build_inputs(model, job, hw, validate_layout(model, job, cluster.count))
+        r = {k: float(v) for k, v in train_kernel(model, x).items()}
+        legs = (r["ep_intra_s_per_step"], r["ep_inter_s_per_step"])
+        assert r["time_ep_comm_unoverlapped_s"] == pytest.approx(max(legs), rel=1e-12)
+        inter_bw = float(x.inter_bw_bytes_per_s) * float(x.inter_comm_eff)
+        m = r["n_micro"]
+        slots = m + 15.0  # 1F1B, p = 16, v = 1: m micro-batches + p − 1 bubble slots
+        assert r["ep_inter_s_per_step"] == pytest.approx(
+            r["ep_inter_bytes_per_step"] / m * slots / inter_bw, rel=1e-9
+        )

@@ -295,8 +295,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
             "ep_nodes_per_token": split.nodes_per_token,
             "ep_intra_bytes_per_step": np.where(on, n_a2a * copy_bytes * split.intra_copies, 0.0) * m,
             "ep_inter_bytes_per_step": np.where(on, n_a2a * copy_bytes * split.inter_copies, 0.0) * m,
-            "ep_intra_s_per_step": np.where(on, n_a2a * t_intra, 0.0) * m,
-            "ep_inter_s_per_step": np.where(on, n_a2a * t_inter, 0.0) * m,
+            # per micro-batch here; × slots below, as time_ep_comm_unoverlapped_s
+            "ep_intra_s_per_step": np.where(on, n_a2a * t_intra, 0.0),
+            "ep_inter_s_per_step": np.where(on, n_a2a * t_inter, 0.0),
         }
     # Overlap: DualPipe pairs a forward and a backward chunk so that the expert all-to-all and the PP
     # transfers run under the other chunk's compute ("fully hidden", §3.2.1); ``ep_overlap`` hides that share
@@ -312,6 +313,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     t_mb = t_compute_mb + t_tp + t_pp_exposed + t_a2a_exposed
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
+    for key in ("ep_intra_s_per_step", "ep_inter_s_per_step"):
+        if key in a2a_out:
+            a2a_out[key] = a2a_out[key] * slots
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
     stage = stage_params(model, t, p, ep)
