@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlcost.catalog import get_catalog
 from mlcost.errors import SpecError
@@ -174,3 +176,25 @@ def test_kernel_reports_both_legs_and_the_slower_one_counts() -> None:
         assert r["ep_inter_s_per_step"] == pytest.approx(
             r["ep_inter_bytes_per_step"] / m * slots / inter_bw, rel=1e-9
         )
+
+
+@given(
+    ep_log2=st.integers(1, 8),
+    stride=st.sampled_from([1, 2, 4, 8]),
+    per_node=st.sampled_from([4, 8]),
+    k=st.integers(1, 16),
+    limit=st.integers(1, 64),
+)
+def test_split_invariants(ep_log2: int, stride: int, per_node: int, k: int, limit: int) -> None:
+    """The alltoall split only redistributes the flat all-to-all: its NVLink + network copies are the
+    k·(ep − 1)/ep that leave the GPU. DeepEP never sends more over the network, and a tighter node limit
+    never sends more."""
+    ep = 2**ep_log2
+    a = alltoall_split(ep, stride, per_node, k, ALLTOALL)
+    assert float(a.intra_copies + a.inter_copies) == pytest.approx(k * (ep - 1) / ep, rel=1e-12)
+    free = alltoall_split(ep, stride, per_node, k, DEEPEP)
+    limited = alltoall_split(ep, stride, per_node, k, DEEPEP, limit)
+    assert float(free.inter_copies) <= float(a.inter_copies) + 1e-12
+    assert float(limited.inter_copies) <= float(free.inter_copies) + 1e-12
+    assert 1.0 - 1e-12 <= float(limited.nodes_per_token) <= min(limit, float(limited.nodes), k) + 1e-12
+    assert float(limited.intra_copies) >= 0.0
