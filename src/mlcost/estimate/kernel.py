@@ -8,8 +8,8 @@ step per pipeline = global_batch / (b · n), ep = expert parallelism (inside DP)
 Pipelines: a stage holds ceil(L / (p·v))·v blocks; when p·v does not divide L the fullest stage sets the
 pace (the others wait for it). MoE: routed-expert GEMMs run at the efficiency of their own size (tokens
 per local expert = b·s·k·c·ep/E), padded by c; the expert-parallel all-to-all (dispatch + combine, forward
-and backward; node-aware, per dispatcher: ``timing.alltoall_split``) is exposed unless overlapped (``ep_overlap``; DualPipe also hides the PP transfers); expert
-gradients are reduced over DP/ep ranks.
+and backward; node-aware, per dispatcher: ``timing.alltoall_split``) is exposed unless overlapped
+(``ep_overlap``; DualPipe also hides the PP transfers); expert gradients are reduced over DP/ep ranks.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@
   the ``alltoall`` dispatcher; one per destination node over the network and one per destination GPU over
   NVLink with ``deepep``) the share whose expert sits on the same node crosses NVLink, the rest the
   network, both at once: time = max(NVLink bytes / NVLink bandwidth, network bytes / network bandwidth)
-  (NCCL runs the intra- and inter-node peers of an all-to-all on separate channels; DeepEP pipelines its
-  network and NVLink legs, DeepSeek-V3 §3.2.2 "fully overlapped").
+  (an NCCL all-to-all is a group of send/receive calls to every peer that "progress independently", NCCL
+  user guide, "Point-to-point communication"; DeepEP pipelines its network and NVLink legs, DeepSeek-V3
+  §3.2.2 "fully overlapped").
 """
 
 from __future__ import annotations
@@ -157,16 +158,17 @@ def alltoall_split(
     dispatcher: ArrayLike,
     node_limit: ArrayLike = np.inf,
 ) -> AllToAllSplit:
-    """Node-aware traffic of one all-to-all over ``ep`` ranks spaced ``stride`` apart (laid out node-contiguously:
-    N = max(1, ep·stride / devices_per_node) nodes with r = ep / N EP ranks each), under uniform routing (each
-    of a token's k experts independently uniform over the experts, so over ranks and nodes).
+    """Node-aware traffic of one all-to-all over ``ep`` ranks spaced ``stride`` apart, laid out
+    node-contiguously: N = ep·stride / devices_per_node nodes (at least 1, at most ep) with r = ep / N EP
+    ranks each; uniform routing (each of a token's k experts independently uniform over the experts, so
+    over ranks and nodes).
 
     A token's experts sit on D = M·(1 − (1 − 1/M)^k) distinct nodes, M = min(node_limit, N) (node-limited
-    routing: at most M nodes, uniform over them). ``alltoall`` (code 0): k copies per token; (1 − 1/N) of them
-    leave the node, (r − 1)/ep stay on it but leave the GPU. ``deepep`` (code 1): the token goes once to
-    each of its D nodes, of which (1 − 1/N) are remote (sent once over the network to the same-index GPU there); on each of the D
-    nodes it is then sent over NVLink once to every other GPU holding one of its k/D experts there:
-    (r − 1)·(1 − (1 − 1/r)^(k/D)) copies."""
+    routing: at most M nodes, uniform over them). ``alltoall`` (code 0): k copies per token; (1 − 1/N) of
+    them leave the node, (r − 1)/ep stay on it but leave the GPU. ``deepep`` (code 1): the token goes once
+    to each of its D nodes, (1 − 1/N) of them remote (sent once over the network, to the same-index GPU
+    there); on each of the D nodes it is then sent over NVLink once to every other GPU holding one of its
+    k/D experts there: (r − 1)·(1 − (1 − 1/r)^(k/D)) copies."""
     ep_a = np.asarray(ep, dtype=np.float64)
     span = ep_a * np.asarray(stride, dtype=np.float64) / np.asarray(devices_per_node, dtype=np.float64)
     nodes = np.clip(span, 1.0, np.maximum(ep_a, 1.0))
