@@ -11,7 +11,15 @@ import typer
 from mlcost.cli import options
 from mlcost.cli._output import emit, explain_option, format_option
 from mlcost.spec.cluster import PRICINGS
-from mlcost.spec.job import KV_PRECISIONS, OPTIMIZERS, PRECISIONS, RECOMPUTES, SCHEDULES, WEIGHT_PRECISIONS
+from mlcost.spec.job import (
+    KV_PRECISIONS,
+    MOE_DISPATCHERS,
+    OPTIMIZERS,
+    PRECISIONS,
+    RECOMPUTES,
+    SCHEDULES,
+    WEIGHT_PRECISIONS,
+)
 
 estimate_app = typer.Typer(
     help="Predict the cost of a training or serving job before it runs.",
@@ -146,6 +154,15 @@ def train(
     capacity_factor: float | None = typer.Option(
         None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
     ),
+    moe_dispatcher: str = options.choice(
+        "alltoall",
+        "--moe-dispatcher",
+        choices=MOE_DISPATCHERS,
+        help="MoE token dispatcher: alltoall (a copy per token-expert pair) or deepep (once per node) [alltoall].",
+    ),
+    moe_node_limit: int | None = options.positive_int(
+        None, "--moe-node-limit", help="Most nodes a token's experts may sit on [the model's routing; none]."
+    ),
     schedule: str = options.choice(
         "1f1b",
         "--schedule",
@@ -241,6 +258,8 @@ def train(
         ep=ep,
         capacity_factor=capacity_factor,
         ep_overlap=ep_overlap,
+        moe_dispatcher=moe_dispatcher,
+        moe_node_limit=moe_node_limit,
         schedule=schedule,  # type: ignore[arg-type]
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)

@@ -8,8 +8,8 @@ step per pipeline = global_batch / (b · n), ep = expert parallelism (inside DP)
 Pipelines: a stage holds ceil(L / (p·v))·v blocks; when p·v does not divide L the fullest stage sets the
 pace (the others wait for it). MoE: routed-expert GEMMs run at the efficiency of their own size (tokens
 per local expert = b·s·k·c·ep/E), padded by c; the expert-parallel all-to-all (dispatch + combine, forward
-and backward) is exposed unless overlapped (``ep_overlap``; DualPipe also hides the PP transfers); expert
-gradients are reduced over DP/ep ranks.
+and backward; node-aware, per dispatcher: ``timing.alltoall_split``) is exposed unless overlapped
+(``ep_overlap``; DualPipe also hides the PP transfers); expert gradients are reduced over DP/ep ranks.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from mlcost.estimate.memory import (
 from mlcost.estimate.timing import (
     allgather_time_s,
     allreduce_time_s,
-    alltoall_time_s,
+    alltoall_split,
     bubble_fraction,
+    hierarchical_alltoall_time_s,
     link_bandwidth,
     matmul_efficiency,
     pipeline_time_s,
@@ -124,6 +125,10 @@ class TrainInputs:
     logits_in_layer_backward: Arr = 1.0
     # share of the expert all-to-all hidden behind compute (DualPipe hides all of it and the PP transfers)
     ep_overlap: Arr = 0.0
+    # token dispatcher of the all-to-all (timing.MOE_DISPATCHER_CODES: 0 alltoall, 1 deepep) and the most
+    # nodes a token's experts may sit on (node-limited routing; inf = no limit)
+    moe_dispatcher: Arr = 0
+    moe_node_limit: Arr = np.inf
     # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training);
     # NaN = the activation bytes
     linear_input_bytes: Arr = float("nan")
@@ -268,20 +273,32 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     # multiplies point-to-point traffic by v; Megatron's scatter/gather splits each message over TP).
     t_pp = np.where(p > 1, 2.0 * v * e * tokens_mb * model.d_model / t / bw_pp, 0.0)
     # Expert-parallel all-to-all: dispatch + combine in forward and backward (+ the recomputed forward).
+    # Node-aware (timing.alltoall_split): the NVLink and network legs run at once, the slower one counts.
     t_a2a: Arr = 0.0
+    a2a_out: dict[str, Arr] = {}
     if model.is_moe:
-        bw_ep = link_bandwidth(
-            ep,
-            t,
-            x.devices_per_node,
-            x.intra_bw_bytes_per_s,
-            x.inter_bw_bytes_per_s,
-            x.intra_comm_eff,
-            x.inter_comm_eff,
+        split = alltoall_split(
+            ep, t, x.devices_per_node, model.experts_top_k, x.moe_dispatcher, x.moe_node_limit
         )
-        a2a_bytes = e * tokens_mb * model.experts_top_k * cf * model.d_model / np.where(sp_on, t, 1.0)
+        copy_bytes = e * tokens_mb * cf * model.d_model / np.where(sp_on, t, 1.0)
+        t_intra, t_inter = hierarchical_alltoall_time_s(
+            copy_bytes,
+            split,
+            np.asarray(x.intra_bw_bytes_per_s, dtype=np.float64) * x.intra_comm_eff,
+            np.asarray(x.inter_bw_bytes_per_s, dtype=np.float64) * x.inter_comm_eff,
+        )
         n_a2a = moe_stage * (4.0 + 2.0 * (rc == 2))
-        t_a2a = np.where(ep > 1, n_a2a * alltoall_time_s(a2a_bytes, ep, bw_ep), 0.0)
+        on = ep > 1
+        t_a2a = np.where(on, n_a2a * np.maximum(t_intra, t_inter), 0.0)
+        a2a_out = {
+            "ep_nodes": split.nodes,
+            "ep_nodes_per_token": split.nodes_per_token,
+            "ep_intra_bytes_per_step": np.where(on, n_a2a * copy_bytes * split.intra_copies, 0.0) * m,
+            "ep_inter_bytes_per_step": np.where(on, n_a2a * copy_bytes * split.inter_copies, 0.0) * m,
+            # per micro-batch here; × slots below, as time_ep_comm_unoverlapped_s
+            "ep_intra_s_per_step": np.where(on, n_a2a * t_intra, 0.0),
+            "ep_inter_s_per_step": np.where(on, n_a2a * t_inter, 0.0),
+        }
     # Overlap: DualPipe pairs a forward and a backward chunk so that the expert all-to-all and the PP
     # transfers run under the other chunk's compute ("fully hidden", §3.2.1); ``ep_overlap`` hides that share
     # of the all-to-all (Megatron-Core's MoE all-to-all overlap). Never more than the compute it runs under.
@@ -296,6 +313,9 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     t_mb = t_compute_mb + t_tp + t_pp_exposed + t_a2a_exposed
     t_pipeline = pipeline_time_s(t_mb, m, p, v, bubble)
     slots = m + (p - 1) / v * bubble
+    for key in ("ep_intra_s_per_step", "ep_inter_s_per_step"):
+        if key in a2a_out:
+            a2a_out[key] = a2a_out[key] * slots
 
     # ---- data-parallel gradient sync, optimizer ---------------------------------------------------
     stage = stage_params(model, t, p, ep)
@@ -461,6 +481,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "energy_kwh": energy_kwh,
         "cost_usd": device_hours * x.price_usd_per_device_h,
         "co2_kg": energy_kwh * x.carbon_kg_per_kwh,
+        **a2a_out,
     }
     return broadcast_all(out)
 

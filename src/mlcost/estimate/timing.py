@@ -16,12 +16,19 @@
   same peak activation memory as 1F1B the bubble shrinks from (p−1)(T_F + T_B + T_W) to
   (p−1)(T_F + T_B − T_W). With T_F = T_B = T_W (a forward each) that is 1/3 of 1F1B's; full recomputation
   adds a forward to B (bubble fraction (1 + 2 − 1)/(1 + 2 + 1) = 1/2).
-* **Expert-parallel all-to-all** (dispatch and combine, forward and backward): each device sends
-  (ep−1)/ep of its routed token copies, tokens · top-k · capacity · h elements, over the slowest link the
-  EP group spans; not overlapped with compute.
+* **Expert-parallel all-to-all** (dispatch and combine, forward and backward), node-aware
+  (:func:`alltoall_split`): of a device's routed token copies (tokens · top-k · capacity · h elements with
+  the ``alltoall`` dispatcher; one per destination node over the network and one per destination GPU over
+  NVLink with ``deepep``) the share whose expert sits on the same node crosses NVLink, the rest the
+  network, both at once: time = max(NVLink bytes / NVLink bandwidth, network bytes / network bandwidth)
+  (an NCCL all-to-all is a group of send/receive calls to every peer that "progress independently", NCCL
+  user guide, "Point-to-point communication"; DeepEP pipelines its network and NVLink legs, DeepSeek-V3
+  §3.2.2 "fully overlapped").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -119,6 +126,80 @@ def pipeline_time_s(
         np.asarray(n_micro, dtype=np.float64)
         + (p - 1.0) / np.asarray(virtual, dtype=np.float64) * np.asarray(bubble, dtype=np.float64)
     )
+
+
+#: Token dispatchers of the expert-parallel all-to-all (codes in :class:`~mlcost.estimate.kernel.TrainInputs`):
+#: ``alltoall`` sends one copy per (token, expert) pair through one NCCL all-to-all (Megatron-Core
+#: ``--moe-token-dispatcher-type alltoall``, torchtitan, DeepSpeed-MoE); ``deepep`` sends a token once per
+#: destination node over the network and once per destination GPU over NVLink, forwarding inside the node
+#: (DeepEP, Megatron-Core ``flex`` + ``--moe-enable-deepep``; DeepSeek-V3, arXiv 2412.19437 §3.2.2).
+MOE_DISPATCHER_CODES: dict[str, int] = {"alltoall": 0, "deepep": 1}
+
+
+@dataclass(frozen=True)
+class AllToAllSplit:
+    """Where one expert-parallel all-to-all's bytes go, per source rank and per token of it.
+
+    Fields (arrays): ``nodes`` = N, the nodes the EP group spans; ``nodes_per_token`` = distinct nodes a
+    token's routed experts sit on; ``intra_copies`` / ``inter_copies`` = token copies per token that cross
+    NVLink / the network. Multiply a copy count by tokens × d_model × bytes per element for bytes."""
+
+    nodes: np.ndarray
+    nodes_per_token: np.ndarray
+    intra_copies: np.ndarray
+    inter_copies: np.ndarray
+
+
+def alltoall_split(
+    ep: ArrayLike,
+    stride: ArrayLike,
+    devices_per_node: ArrayLike,
+    top_k: float,
+    dispatcher: ArrayLike,
+    node_limit: ArrayLike = np.inf,
+) -> AllToAllSplit:
+    """Node-aware traffic of one all-to-all over ``ep`` ranks spaced ``stride`` apart, laid out
+    node-contiguously: N = ep·stride / devices_per_node nodes (at least 1, at most ep) with r = ep / N EP
+    ranks each; uniform routing (each of a token's k experts independently uniform over the experts, so
+    over ranks and nodes).
+
+    A token's experts sit on D = M·(1 − (1 − 1/M)^k) distinct nodes, M = min(node_limit, N) (node-limited
+    routing: at most M nodes, uniform over them). ``alltoall`` (code 0): k copies per token; (1 − 1/N) of
+    them leave the node, (r − 1)/ep stay on it but leave the GPU. ``deepep`` (code 1): the token goes once
+    to each of its D nodes, (1 − 1/N) of them remote (sent once over the network, to the same-index GPU
+    there); on each of the D nodes it is then sent over NVLink once to every other GPU holding one of its
+    k/D experts there: (r − 1)·(1 − (1 − 1/r)^(k/D)) copies."""
+    ep_a = np.asarray(ep, dtype=np.float64)
+    span = ep_a * np.asarray(stride, dtype=np.float64) / np.asarray(devices_per_node, dtype=np.float64)
+    nodes = np.clip(span, 1.0, np.maximum(ep_a, 1.0))
+    r = ep_a / nodes
+    k = float(top_k)
+    away = 1.0 - 1.0 / nodes
+    deepep = np.asarray(dispatcher) == MOE_DISPATCHER_CODES["deepep"]
+    m = np.minimum(np.asarray(node_limit, dtype=np.float64), nodes)
+    d = m * (1.0 - (1.0 - 1.0 / m) ** k)
+    fwd = (r - 1.0) * (1.0 - (1.0 - 1.0 / r) ** (k / d))
+    return AllToAllSplit(
+        nodes=nodes,
+        nodes_per_token=d,
+        intra_copies=np.where(deepep, d * fwd, k * (r - 1.0) / ep_a),
+        inter_copies=np.where(deepep, d, k) * away,
+    )
+
+
+def hierarchical_alltoall_time_s(
+    copy_bytes: ArrayLike,
+    split: AllToAllSplit,
+    intra_bw_bytes_per_s: ArrayLike,
+    inter_bw_bytes_per_s: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray]:
+    """NVLink and network time of one all-to-all whose token copies are ``copy_bytes`` each (all the
+    tokens of a device: tokens · h · bytes per element · capacity); the all-to-all takes the larger of the
+    two (both legs run at once). Units: s."""
+    c = np.asarray(copy_bytes, dtype=np.float64)
+    intra = c * split.intra_copies / np.asarray(intra_bw_bytes_per_s, dtype=np.float64)
+    inter = c * split.inter_copies / np.asarray(inter_bw_bytes_per_s, dtype=np.float64)
+    return intra, inter
 
 
 def alltoall_time_s(size_bytes: ArrayLike, n: ArrayLike, bw_bytes_per_s: ArrayLike) -> np.ndarray:

@@ -28,7 +28,7 @@ from mlcost.estimate.memory import (
 )
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
-from mlcost.estimate.timing import SCHEDULE_CODES
+from mlcost.estimate.timing import MOE_DISPATCHER_CODES, SCHEDULE_CODES
 from mlcost.spec.cluster import Cluster
 from mlcost.spec.job import TrainJob
 from mlcost.spec.model import ModelSpec
@@ -137,6 +137,50 @@ def hardware_fields(hw: Any) -> dict[str, Any]:
     }
 
 
+def ep_nodes(job: TrainJob, devices_per_node: int) -> float:
+    """Nodes the expert-parallel group spans: EP ranks spaced TP apart, node-contiguous (at least 1, at
+    most EP)."""
+    return float(min(max(1.0, job.ep * job.tp / devices_per_node), job.ep))
+
+
+def moe_node_limit(model: ModelSpec, job: TrainJob, devices_per_node: int) -> float:
+    """The most nodes one token is dispatched to: ``job.moe_node_limit``, else the model's group-limited
+    routing laid out node-contiguously (a token picks g of G groups; the N nodes hold G/N groups each when
+    N ≤ G, a group spans N/G nodes when N > G: at most min(N, g·max(1, N/G)) nodes), else no limit (inf).
+    Raises :class:`SpecError` for a limit above the nodes the EP group spans."""
+    nodes = ep_nodes(job, devices_per_node)
+    if job.moe_node_limit is not None:
+        if model.is_moe and job.moe_node_limit > nodes:
+            raise SpecError(
+                f"--moe-node-limit {job.moe_node_limit} exceeds the {nodes:g} node(s) the expert-parallel "
+                f"group spans (EP {job.ep} × TP {job.tp} GPUs, {devices_per_node} per node)",
+                hint=f"give --moe-node-limit between 1 and {nodes:g}, or leave it out (no limit)",
+            )
+        return float(job.moe_node_limit)
+    if model.expert_groups:
+        g, groups = model.expert_groups_per_token, model.expert_groups
+        return float(min(nodes, g * max(1.0, nodes / groups)))
+    return float("inf")
+
+
+def _alltoall_note(job: TrainJob, r: dict[str, float]) -> str:
+    """The all-to-all's node-aware split in words (kernel outputs ``ep_*``)."""
+    nodes, per_token = r["ep_nodes"], r["ep_nodes_per_token"]
+    limit = f", node limit {job.moe_node_limit}" if job.moe_node_limit is not None else ""
+    how = (
+        "one copy per (token, expert) pair"
+        if job.moe_dispatcher == "alltoall"
+        else "a token once per destination node over the network, once per destination GPU over NVLink"
+    )
+    return (
+        f"{job.moe_dispatcher} dispatcher ({how}); uniform routing (each token's experts uniform over the "
+        f"experts), EP ranks node-contiguous over {nodes:g} node(s){limit}: "
+        f"{per_token:.2f} distinct nodes per token; per step {format_bytes(r['ep_intra_bytes_per_step'])} over "
+        f"NVLink ({r['ep_intra_s_per_step']:.3g} s) and {format_bytes(r['ep_inter_bytes_per_step'])} over the "
+        f"network ({r['ep_inter_s_per_step']:.3g} s) per device, in parallel (the slower leg counts): "
+    )
+
+
 def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> TrainInputs:
     """The kernel inputs for one (model, job, resolved hardware)."""
     w, g, o = STATE_BYTES[(precision_class(job.precision), job.optimizer)]
@@ -169,6 +213,8 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         ep_overlap=job.ep_overlap,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
+        moe_dispatcher=MOE_DISPATCHER_CODES[job.moe_dispatcher],
+        moe_node_limit=moe_node_limit(model, job, hw.devices_per_node),
         **compute_peaks(hw.device, job.precision),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
@@ -413,12 +459,14 @@ def estimate_train(
             Assumption(
                 "moe",
                 f"EP={job.ep}, capacity factor "
-                + ("dropless (balanced)" if job.capacity_factor is None else f"{job.capacity_factor:g}"),
+                + ("dropless (balanced)" if job.capacity_factor is None else f"{job.capacity_factor:g}")
+                + (f", {job.moe_dispatcher} dispatcher" if job.ep > 1 else ""),
                 "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
                 "all-to-all dispatch + combine in forward and backward, "
                 + (
                     (
-                        f"{r['time_ep_comm_unoverlapped_s']:.3g} s per step, "
+                        _alltoall_note(job, r)
+                        + f"{r['time_ep_comm_unoverlapped_s']:.3g} s per step, "
                         + (
                             f"{r['time_ep_comm_s']:.3g} s of it exposed (DualPipe overlaps the rest with "
                             "compute)"

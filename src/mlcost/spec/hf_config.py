@@ -292,6 +292,11 @@ def _deepseek(cfg: _Config) -> dict[str, Any]:
             expert_d_ff=cfg.get_int("moe_intermediate_size"),
             n_dense_layers=min(cfg.get_int("first_k_dense_replace", default=0), n_layers),
         )
+        # Group-limited routing (DeepSeek-V2 group_limited_greedy, V3 noaux_tc): topk_group of n_group groups.
+        groups = cfg.get_int("n_group", default=1)
+        if groups > 1 and cfg.data.get("topk_method") != "greedy":
+            moe["expert_groups"] = groups
+            moe["expert_groups_per_token"] = cfg.get_int("topk_group", default=groups)
     return dict(
         kind="decoder",
         n_layers=n_layers,

@@ -27,6 +27,8 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 RECOMPUTES: tuple[str, ...] = ("none", "selective", "full", "matmuls", "norms")
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
 SCHEDULES: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
+#: Token dispatchers of the expert-parallel all-to-all (mlcost.estimate.timing.alltoall_split).
+MOE_DISPATCHERS: tuple[str, ...] = ("alltoall", "deepep")
 WEIGHT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
@@ -85,6 +87,13 @@ class TrainJob:
         ep_overlap: share of the expert-parallel all-to-all hidden behind compute, never more than a
             micro-batch's compute (Megatron-Core's MoE all-to-all overlap); 0 = exposed (default).
             ``dualpipe`` hides all of it and the PP transfers.
+        moe_dispatcher: how tokens reach their experts: ``alltoall`` (default: one copy per (token, expert)
+            pair in one NCCL all-to-all — Megatron-Core ``--moe-token-dispatcher-type alltoall``,
+            torchtitan, DeepSpeed-MoE) or ``deepep`` (a token once per destination node over the network,
+            then once per destination GPU over NVLink — DeepEP, Megatron-Core ``flex`` +
+            ``--moe-enable-deepep``; DeepSeek-V3, arXiv 2412.19437 §3.2.2).
+        moe_node_limit: the most nodes one token's routed experts may sit on (node-limited routing,
+            DeepSeek-V3: 4); ``None`` = the model's group-limited routing (``expert_groups``), else none.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -110,9 +119,14 @@ class TrainJob:
     capacity_factor: float | None = None
     schedule: Schedule = "1f1b"
     ep_overlap: float = 0.0
+    moe_dispatcher: str = "alltoall"
+    moe_node_limit: int | None = None
 
     def __post_init__(self) -> None:
         own = "TrainJob"
+        check_choice(own, "moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
+        if self.moe_node_limit is not None:
+            check_positive_int(own, "moe_node_limit", self.moe_node_limit)
         check_positive_int(own, "ep", self.ep)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
         if self.capacity_factor is not None:

@@ -61,6 +61,10 @@ class ModelSpec:
         expert_d_ff: intermediate size of one expert; ``None`` means ``d_ff``.
         shared_expert_d_ff: intermediate size of one shared expert; ``None`` means ``expert_d_ff``.
         shared_expert_gate: a sigmoid gate (d_model × 1) scales the shared expert (Qwen2-MoE).
+        expert_groups / expert_groups_per_token: group-limited routing (DeepSeek-V2/V3 ``n_group`` /
+            ``topk_group``): the routed experts form ``expert_groups`` equal groups and a token's experts
+            come from at most ``expert_groups_per_token`` of them; laid out one group per node it bounds
+            the nodes a token is sent to (DeepSeek-V3: 4 of 8, arXiv 2412.19437 §3.2.2). 0 = no limit.
         n_dense_layers: the first blocks use a dense MLP of ``d_ff`` instead of experts (DeepSeek's
             ``first_k_dense_replace``).
         norms_per_layer: norms in one block: 2 (pre-attention, pre-MLP), 1 (Falcon-7B's parallel block),
@@ -108,6 +112,8 @@ class ModelSpec:
     shared_expert_d_ff: int | None = None
     shared_expert_gate: bool = False
     n_dense_layers: int = 0
+    expert_groups: int = 0
+    expert_groups_per_token: int = 0
     norms_per_layer: int = 2
     qk_norm: bool = False
     q_lora_rank: int | None = None
@@ -171,6 +177,19 @@ class ModelSpec:
                 raise SpecError(
                     f"{own}: experts_top_k must be between 1 and n_experts ({self.n_experts}), "
                     f"got {self.experts_top_k}"
+                )
+            if self.expert_groups and (
+                self.n_experts % self.expert_groups
+                or not 1 <= self.expert_groups_per_token <= self.expert_groups
+            ):
+                raise SpecError(
+                    f"{own}: expert_groups ({self.expert_groups}) must divide n_experts ({self.n_experts}) and "
+                    f"expert_groups_per_token ({self.expert_groups_per_token}) be between 1 and it",
+                    hint="DeepSeek-V3: expert_groups = 8 (n_group), expert_groups_per_token = 4 (topk_group)",
+                )
+            if self.expert_groups_per_token and not self.expert_groups:
+                raise SpecError(
+                    f"{own}: expert_groups_per_token needs expert_groups", hint="set expert_groups"
                 )
         elif self.experts_top_k or self.n_shared_experts or self.n_dense_layers:
             raise SpecError(f"{own}: experts_top_k/n_shared_experts/n_dense_layers need n_experts > 0")
