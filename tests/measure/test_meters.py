@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import time
 from pathlib import Path
 
@@ -59,6 +60,15 @@ def test_summarize_times_matches_numpy() -> None:
     assert summarize_times([])["n"] == 0
 
 
+def _fresh_pages(nbytes: int) -> np.ndarray:
+    """An array on new anonymous pages, all touched: resident memory the process did not hold before. (A
+    plain ``np.ones`` may reuse pages malloc kept after earlier tests freed them — torch's many-MB tensors
+    raise glibc's dynamic mmap threshold — and then the resident set does not grow at all.)"""
+    arr = np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.float64)
+    arr.fill(1.0)
+    return arr
+
+
 def test_rss_meter_catches_200mb_peak_in_window() -> None:
     with RssMemoryMeter(interval_s=0.005) as meter:
         assert isinstance(meter, MemoryMeter)
@@ -67,7 +77,7 @@ def test_rss_meter_catches_200mb_peak_in_window() -> None:
         del big
         meter.reset()
         base = meter.baseline_bytes
-        block = np.ones(200 * MB // 8)  # touched pages: resident
+        block = _fresh_pages(200 * MB)  # touched pages: resident
         time.sleep(0.05)
         del block
         reading = meter.read()
@@ -114,7 +124,7 @@ def test_rss_kernel_watermark_is_exact_and_threadless() -> None:
         del big
         meter.reset()  # ... which the reset forgets
         assert meter.read().peak_bytes - meter.baseline_bytes < 50 * MB
-        block = np.ones(150 * MB // 8)  # a spike far shorter than any sampling interval
+        block = _fresh_pages(150 * MB)  # a spike far shorter than any sampling interval
         del block
         assert meter.read().peak_bytes - meter.baseline_bytes >= 140 * MB
         # A second meter cannot share the process's one counter: it samples instead.
