@@ -66,20 +66,9 @@ def test_qwen3_235b_published_megatron_layout_fits() -> None:
     ``--recompute norms`` (norms and the MoE activation recomputed). Shape: Qwen/Qwen3-235B-A22B
     config.json (hidden 4096, 94 layers, 64 heads, 4 KV heads, head_dim 128, 128 experts of 1536, top-8,
     vocabulary 151936). Its step times are checked in tests/estimate/test_golden_moe_runs.py."""
-    model = (
-        get_catalog()
-        .model("qwen3-30b-a3b")
-        .replace(
-            name="qwen3-235b-a22b",
-            n_layers=94,
-            d_model=4096,
-            n_heads=64,
-            n_kv_heads=4,
-            head_dim=128,
-            d_ff=12288,
-            expert_d_ff=1536,
-        )
-    )
+    from tests.estimate.moe_published_runs import qwen3_235b_a22b
+
+    model = qwen3_235b_a22b()
     from mlcost.estimate import count_params
 
     counts = count_params(model)
