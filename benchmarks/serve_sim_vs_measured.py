@@ -74,16 +74,16 @@ def hardware(raw: dict[str, Any]) -> tuple[Any, Any, Any]:
     from mlcost.catalog import builtin_catalog
 
     m = raw["microbench"]
-    mb = MicrobenchResult(
-        device="cpu",
-        threads=int(raw["torch_threads"]),
-        matmul_flops_per_s={"float32": {int(k): float(v) for k, v in m["matmul_flops_per_s"].items()}},
-        copy_bytes_per_s=float(m["gemv_bytes_per_s"]),
-        gemv_bytes_per_s=float(m["gemv_bytes_per_s"]),
-        gemv_weight_bytes=float(m["gemv_weight_bytes"]),
-        weight_stream_bytes_per_s={
-            int(k): float(v) for k, v in (m.get("weight_stream_bytes_per_s") or {}).items()
-        },
+    mb = MicrobenchResult.from_dict(
+        {
+            "device": "cpu",
+            "threads": raw["torch_threads"],
+            "matmul_flops_per_s": {"float32": m["matmul_flops_per_s"]},
+            "copy_bytes_per_s": m["gemv_bytes_per_s"],
+            "gemv_bytes_per_s": m["gemv_bytes_per_s"],
+            "gemv_weight_bytes": m["gemv_weight_bytes"],
+            "weight_stream_bytes_per_s": m.get("weight_stream_bytes_per_s") or {},
+        }
     )
     cat = builtin_catalog()
     device = local_device(mb, None)

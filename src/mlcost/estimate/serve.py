@@ -39,6 +39,7 @@ from mlcost.estimate.memory import kv_cache_bytes
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, ServeEstimate
 from mlcost.estimate.serve_step import (
+    KV_BLOCK_TOKENS,
     WEIGHT_BYTES,
     bare_engine,
     compute_peak,
@@ -66,9 +67,9 @@ __all__ = [
 
 #: Fraction of device memory usable by weights + KV cache (the rest: activations, allocator, runtime).
 USABLE_MEMORY_FRAC = 0.9
-#: Tokens per KV block whose full blocks a shared prefix holds once (vLLM's default block; the simulator
-#: takes ``EngineConfig.kv_block_size``, 16 by default).
-PREFIX_BLOCK_TOKENS = 16
+#: Tokens per KV block whose full blocks a shared prefix holds once: the engines' default block, as in the
+#: simulator's ``EngineConfig.kv_block_size``.
+PREFIX_BLOCK_TOKENS = KV_BLOCK_TOKENS
 #: Kept for callers written before engines.csv: the static model now takes the all-reduce latency from
 #: the engine row (``collective_latency_s``); this is the value of the old fixed assumption. Units: s.
 ALLREDUCE_LATENCY_S = 10e-6

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.errors import SpecError
-from mlcost.estimate.serve_step import StepCoefficients, step_parts
+from mlcost.estimate.serve_step import KV_BLOCK_TOKENS, StepCoefficients, step_parts
 from mlcost.estimate.serve_workload import Workload
 
 __all__ = [
@@ -92,7 +92,7 @@ class EngineConfig:
     max_num_batched_tokens: int | None = None
     max_num_seqs: int = 256
     chunked_prefill: bool = True
-    kv_block_size: int = 16
+    kv_block_size: int = KV_BLOCK_TOKENS
     gpu_memory_fraction: float = 0.9
     spec_draft_tokens: int = 0
     spec_acceptance: float = 0.0

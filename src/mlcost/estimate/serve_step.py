@@ -49,6 +49,7 @@ from mlcost.spec.model import ModelSpec
 __all__ = [
     "ACTIVATION_BYTES",
     "DEFAULT_ENGINE_BY_KIND",
+    "KV_BLOCK_TOKENS",
     "STREAM_EXTRA_PREFIX",
     "WEIGHT_BYTES",
     "IterationParts",
@@ -68,6 +69,9 @@ __all__ = [
 ACTIVATION_BYTES = 2.0
 #: Storage bytes per weight including quantisation scales (int4: fp16 scale per group of 128 → +1/64).
 WEIGHT_BYTES: dict[str, float] = {**BYTES_PER_ELEMENT, "int4": 0.5 + 1.0 / 64.0, "int8": 1.0 + 1.0 / 1024.0}
+#: Tokens per paged KV-cache block by default (vLLM's default block size): the simulator's
+#: ``EngineConfig.kv_block_size`` and the block whose full copies the static model's shared prefix holds once.
+KV_BLOCK_TOKENS = 16
 #: The engine ``mlcost estimate serve`` assumes when ``--engine`` is not given, per device kind.
 DEFAULT_ENGINE_BY_KIND: dict[str, str] = {"gpu": "vllm", "tpu": "vllm", "cpu": "hf"}
 
