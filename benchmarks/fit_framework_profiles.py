@@ -49,7 +49,11 @@ MEMORY_PARAMS: dict[str, dict[str, tuple[float, float]]] = {
 #: read for their dtype only, log-softmax only by the targets' cotangent, which nothing uses): 4 bytes;
 #: and XLA frees those buffers before the scanned layers' backward (one HLO program, buffer liveness), so
 #: a step peaks at the larger phase (logits_in_layer_backward 0). docs/estimate.md, "Recompute policies".
+#: NeMo/Megatron-Core run fp8 through Transformer Engine, whose Linear and GroupedLinear keep the quantized
+#: fp8 input for the weight gradient (fp8_quantized_saved_inputs 1; mlcost.estimate.memory
+#: FP8_SAVED_INPUT_BYTES); torchtitan's torchao Float8Linear keeps the bf16 input (the default, 0).
 MEMORY_FIXED: dict[str, dict[str, float]] = {
+    "nemo": {"fp8_quantized_saved_inputs": 1.0},
     "torchtitan": {"logit_bytes": 10.0},
     "maxtext": {"logit_bytes": 4.0, "logits_in_layer_backward": 0.0},
 }

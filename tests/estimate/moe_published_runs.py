@@ -1,7 +1,10 @@
 """Published MoE training runs with a step time (tests/estimate/data/published_moe_runs.csv) turned into
 (model, job, cluster) through the public interface; ``metric`` is the published figure (a step time, or
 tokens/s per GPU); shared by tests/estimate/test_golden_moe_runs.py and
-benchmarks/moe_published_runs.py. None of these rows was used to fit anything.
+benchmarks/moe_published_runs.py. ``split``: the two model-zoo rows that differ only in the all-to-all
+overlap are ``fit`` — they give the share of the all-to-all Megatron-Core's overlap hides
+(:func:`megatron_ep_overlap_share`), which the other rows' ``ep_overlap`` uses; every other row is held out
+(``test``), nothing else was fitted to them.
 
 Layout mapping: Megatron-Core folds the expert layers onto their own grid (expert TP ``ETP``, expert
 parallel ``EP``); mlcost splits routed experts over EP × TP ranks with expert TP = TP, so a published
@@ -12,7 +15,10 @@ layernorm moe_act`` = ``--recompute norms``.
 
 Megatron-Bridge rows: the recipe at the commit named in the source gives the dispatcher (no flex backend =
 the model provider's ``alltoall``), the MoE all-to-all overlap (``moe_a2a_overlap`` /
-``overlap_moe_expert_parallel_comm`` = ``--ep-overlap 1``) and the recompute modules.
+``overlap_moe_expert_parallel_comm`` = ``--ep-overlap 1``) and the recompute modules; its mixed-precision
+preset gives ``fp8_params`` (``fp8_param_gather``: on in ``bf16_with_fp8_current_scaling_mixed``, the FP8-CS
+rows; off in ``bf16_with_fp8_subchannel_scaling_mixed``, DeepSeek-V3's blockwise H100 row;
+src/megatron/bridge/training/mixed_precision.py at the recipe's commit).
 
 Not representable (left out): the Qwen3 A2A row (TP2 EP8 PP32 VPP3: 96 pipeline chunks for 94 layers,
 which mlcost refuses) and Qwen3-Next-80B-A3B (gated DeltaNet layers are not modelled); Megatron-Bridge's
@@ -70,6 +76,7 @@ class MoeRun:
     job: TrainJob
     cluster: Cluster
     framework: str
+    split: str
     metric: str
     published: float
     source: str
@@ -96,6 +103,7 @@ def load(**job_changes: object) -> list[MoeRun]:
                 recompute=row["recompute"],  # type: ignore[arg-type]
                 ep_overlap=float(row["ep_overlap"]),
                 moe_dispatcher=row["moe_dispatcher"],
+                fp8_params=row["fp8_params"] == "1",
             )
             runs.append(
                 MoeRun(
@@ -104,12 +112,25 @@ def load(**job_changes: object) -> list[MoeRun]:
                     job=dataclasses.replace(job, **job_changes),  # type: ignore[arg-type]
                     cluster=Cluster(device=row["device"], count=int(row["gpus"])),
                     framework=row["framework"],
+                    split=row["split"],
                     metric=row["metric"],
                     published=float(row["published"]),
                     source=row["source"],
                 )
             )
     return runs
+
+
+def megatron_ep_overlap_share(runs: list[MoeRun] | None = None) -> float:
+    """The share of the expert all-to-all Megatron-Core's 1F1B all-to-all overlap hides: the step time the
+    model zoo's overlap saves on one layout (19.7 s -> 17.6 s; the rows differ in nothing else) over
+    mlcost's exposed all-to-all of the same layout without overlap."""
+    from mlcost.estimate import estimate_train
+
+    by_id = {r.id: r for r in (load() if runs is None else runs)}
+    plain, overlapped = by_id["q235-h100-xnode-deepep"], by_id["q235-h100-xnode-deepep-a2a-overlap"]
+    est = estimate_train(plain.model, plain.job, plain.cluster, framework=plain.framework)
+    return (plain.published - overlapped.published) / est.time_breakdown_s["ep_comm_s"]
 
 
 def predicted(run: MoeRun, step_time_s: float) -> float:

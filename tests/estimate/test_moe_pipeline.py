@@ -186,6 +186,10 @@ def test_bad_layouts_raise() -> None:
         (["--model", "gpt2", "--objective", "mlm"], "--objective mlm needs an encoder"),
         (["--model", "mixtral-8x7b", "--moe-dispatcher", "deepp"], "did you mean 'deepep'"),
         (
+            ["--model", "gpt2", "--fp8-params"],
+            "fp8 working weights (--fp8-params, fp8_params=True) need precision 'fp8'",
+        ),
+        (
             ["--model", "mixtral-8x7b", "--moe-node-limit", "0"],
             "--moe-node-limit must be a whole number >= 1",
         ),

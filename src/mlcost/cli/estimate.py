@@ -126,6 +126,11 @@ def train(
     precision: str = options.choice(
         "bf16", "--precision", choices=PRECISIONS, help="fp32, tf32, bf16, fp16 or fp8."
     ),
+    fp8_params: bool = typer.Option(
+        False,
+        "--fp8-params",
+        help="With --precision fp8: working weights in fp8, 1 byte each (Megatron --fp8-param-gather).",
+    ),
     optimizer: str = options.choice(
         "adamw", "--optimizer", choices=OPTIMIZERS, help="adamw or sgd (with momentum)."
     ),
@@ -149,7 +154,8 @@ def train(
         0.0,
         "--ep-overlap",
         maximum=1.0,
-        help="Share of the MoE all-to-all hidden behind compute, 0-1 (Megatron-Core's A2A overlap) [0: exposed].",
+        help="Share of the MoE all-to-all hidden behind compute, 0-1 (Megatron-Core's A2A overlap: 0.335, "
+        "docs/estimate.md) [0: exposed].",
     ),
     capacity_factor: float | None = typer.Option(
         None, "--capacity-factor", help="MoE expert capacity factor [dropless, balanced load]."
@@ -261,6 +267,7 @@ def train(
         moe_dispatcher=moe_dispatcher,
         moe_node_limit=moe_node_limit,
         schedule=schedule,  # type: ignore[arg-type]
+        fp8_params=fp8_params,
     )
     cluster = _cluster(device, gpus, gpus_per_node, provider, region, pricing, price, pue, carbon)
     est = estimate_train(spec, job, cluster, catalog=cat, framework=framework)

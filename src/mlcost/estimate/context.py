@@ -184,16 +184,32 @@ def peak_flops_per_s(device: Device, precision: str) -> float:
 FP8_MATMUL_EFF_SCALE = (1403 / 1979) / (795 / 989)
 
 
+#: Bytes moved per element to quantize a GEMM operand to fp8 with per-tensor current scaling (Transformer
+#: Engine ``Float8CurrentScaling``, torchao's dynamic tensorwise scaling): an amax pass reads the bf16 tensor
+#: (2), the cast reads it again (2) and writes the fp8 copy and, for Hopper's wgrad GEMM (FP8 GEMMs take
+#: K-major operands only), its transpose (1 + 1). Each GEMM input is quantized in the forward, each output
+#: gradient in the backward (mlcost.estimate.flops.GemmOperands).
+FP8_QUANTIZE_BYTES_PER_ELEMENT = 6.0
+
+
 def compute_peaks(device: Device, precision: str) -> dict[str, float]:
     """Kernel inputs that depend on the compute precision: the dense peak (MFU's denominator), the peak
-    attention runs at, and the GEMM efficiency scale. fp8 training (Transformer Engine style) runs only the
-    linear layers in fp8, at a lower fraction of its peak; attention stays in bf16 (fp16 without bf16)."""
+    attention runs at, the GEMM efficiency scale and the bytes per element that quantizing a GEMM operand
+    moves. fp8 training (Transformer Engine style) runs only the linear layers in fp8, at a lower fraction of
+    its peak, and quantizes their inputs and output gradients (FP8_QUANTIZE_BYTES_PER_ELEMENT); attention
+    stays in bf16 (fp16 without bf16)."""
     peak = peak_flops_per_s(device, precision)
     if precision != "fp8":
-        return {"peak_flops_per_s": peak, "attention_peak_flops_per_s": peak, "matmul_eff_scale": 1.0}
+        return {
+            "peak_flops_per_s": peak,
+            "attention_peak_flops_per_s": peak,
+            "matmul_eff_scale": 1.0,
+            "quantize_bytes_per_element": 0.0,
+        }
     attention_peak = device.peak_for("bf16") or device.peak_for("fp16") or peak
     return {
         "peak_flops_per_s": peak,
         "attention_peak_flops_per_s": attention_peak,
         "matmul_eff_scale": FP8_MATMUL_EFF_SCALE,
+        "quantize_bytes_per_element": FP8_QUANTIZE_BYTES_PER_ELEMENT,
     }

@@ -26,6 +26,7 @@ All functions accept numpy arrays for shapes so the planner can evaluate many ca
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,61 @@ def forward_flops_per_token(model: ModelSpec, seq_len: ArrayLike) -> TokenFlops:
         head=head,
         routed_per_layer=routed,
         up_proj_per_layer=up_proj,
+    )
+
+
+@dataclass(frozen=True)
+class GemmOperands:
+    """Elements per token of the weight GEMMs' inputs and outputs in one block, averaged over the blocks:
+    what fp8 training quantizes (each GEMM's input in the forward, the gradient of its output in the
+    backward). The router and the vocabulary head are left out: Transformer Engine recipes keep them in
+    higher precision. Fused GEMMs that share an input (QKV; SwiGLU's gate and up) count it once.
+
+    Attributes:
+        dense_in / dense_out: attention, shared-expert and dense-MLP GEMMs.
+        routed_in / routed_out: the ``experts_top_k`` routed experts a token visits (before a capacity factor).
+    """
+
+    dense_in: float
+    dense_out: float
+    routed_in: float = 0.0
+    routed_out: float = 0.0
+
+
+def _mlp_operands(model: ModelSpec, d_ff: int) -> tuple[float, float]:
+    """(input, output) elements per token of one MLP's GEMMs: up (and gate, fused) from d_model, down from d_ff."""
+    up = 2.0 * d_ff if model.mlp == "swiglu" else float(d_ff)
+    return float(model.d_model + d_ff), up + model.d_model
+
+
+@functools.lru_cache(maxsize=256)
+def gemm_operands_per_token(model: ModelSpec) -> GemmOperands:
+    """The weight GEMMs' input and output elements per token of one block (see :class:`GemmOperands`)."""
+    h, a, d, dv = model.d_model, model.n_heads, model.dim_head, model.dim_v
+    if model.is_mla:
+        rope = model.qk_rope_head_dim or 0
+        kv_rank = model.kv_lora_rank or 0
+        # q: h -> q_rank -> a·d (or h -> a·d); kv: h -> kv_rank + rope, kv_rank -> a·(d − rope + dv)
+        q_in, q_out = (
+            (h, a * d) if model.q_lora_rank is None else (h + model.q_lora_rank, model.q_lora_rank + a * d)
+        )
+        attn_in = q_in + h + kv_rank + a * dv
+        attn_out = q_out + kv_rank + rope + a * (d - rope + dv) + h
+    else:
+        attn_in = h + a * dv
+        attn_out = (a + 2 * model.kv_heads) * d + h
+    d_in, d_out = _mlp_operands(model, model.d_ff)
+    if not model.is_moe:
+        return GemmOperands(dense_in=float(attn_in) + d_in, dense_out=float(attn_out) + d_out)
+    share = model.n_moe_layers / model.n_layers
+    e_in, e_out = _mlp_operands(model, model.ff_expert)
+    s_in, s_out = _mlp_operands(model, model.ff_shared)
+    n_sh = model.n_shared_experts
+    return GemmOperands(
+        dense_in=attn_in + share * n_sh * s_in + (1.0 - share) * d_in,
+        dense_out=attn_out + share * n_sh * s_out + (1.0 - share) * d_out,
+        routed_in=share * model.experts_top_k * e_in,
+        routed_out=share * model.experts_top_k * e_out,
     )
 
 

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from mlcost.estimate.flops import attention_recomputed, forward_flops_per_token, train_step_flops
+from mlcost.estimate.flops import (
+    attention_recomputed,
+    forward_flops_per_token,
+    gemm_operands_per_token,
+    train_step_flops,
+)
 from mlcost.estimate.memory import (
     MLP_ELEMENTWISE_PASSES,
     NORM_ELEMENTWISE_PASSES,
@@ -83,6 +88,8 @@ class TrainInputs:
     peak_flops_per_s: Arr
     attention_peak_flops_per_s: Arr
     matmul_eff_scale: Arr
+    # bytes moved per element to quantize a GEMM operand (fp8: context.FP8_QUANTIZE_BYTES_PER_ELEMENT; else 0)
+    quantize_bytes_per_element: Arr
     mem_bw_bytes_per_s: Arr
     memory_bytes: Arr
     devices_per_node: Arr
@@ -132,6 +139,9 @@ class TrainInputs:
     # bytes of a Linear input the ``norms`` recompute policy caches (DeepSeek-V3 §3.3.3: FP8 with fp8 training);
     # NaN = the activation bytes
     linear_input_bytes: Arr = float("nan")
+    # bytes of a weight GEMM's input kept for its weight gradient without recomputation (Transformer
+    # Engine in fp8 keeps the quantized copy: memory.FP8_SAVED_INPUT_BYTES); NaN = the activation bytes
+    saved_input_bytes: Arr = float("nan")
     # fp32 temporaries of the largest parameter tensor one optimizer step allocates (eager PyTorch AdamW: 2)
     optimizer_temp_tensors: Arr = 0.0
     # rate at which a CPU process page-faults fresh mmap pages in (calibrate's first-touch microbenchmark;
@@ -237,6 +247,23 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     elem_bytes_mb = tokens_mb * (
         layers_stage * (elem_tok * elem_passes + softmax_tok * attn_passes) + loss_tok * 3.0
     )
+    # fp8: quantizing each GEMM input (again in a recomputed forward) and each output gradient.
+    q = np.asarray(x.quantize_bytes_per_element, dtype=np.float64)
+    quantize_bytes_mb: Arr = 0.0
+    if q.ndim or float(q):
+        ops = gemm_operands_per_token(model)
+        fwd_casts = 1.0 + (rc == 2)
+        per_tok = (ops.dense_in + cf * ops.routed_in) * fwd_casts + ops.dense_out + cf * ops.routed_out
+        quantize_bytes_mb = q * tokens_mb * layers_stage * per_tok / t
+        elem_bytes_mb = elem_bytes_mb + quantize_bytes_mb
+    if model.is_moe:
+        # Token permutation around the experts (every precision): the dispatch gathers each token's top-k
+        # copies into expert order (read and write k·h), the combine reads them and writes the weighted sum
+        # (k·h + h); the backward does the same in reverse, a recomputed forward once more. Each rank
+        # permutes its own (sequence-parallel) share of the micro-batch.
+        k_cf = model.experts_top_k * cf
+        permute_tok = e * model.d_model * (3.0 * k_cf + 1.0) * (2.0 + (rc == 2))
+        elem_bytes_mb = elem_bytes_mb + tokens_mb * moe_stage * permute_tok / np.where(sp_on, t, 1.0)
     t_elem = elem_bytes_mb / bw_mem
     t_overhead = layers_stage * np.asarray(x.layer_overhead_s, dtype=np.float64)
     t_compute_mb = t_matmul + t_attn + t_elem + t_overhead
@@ -422,6 +449,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         logit_bytes=x.logit_bytes,
         logits_in_layer_backward=x.logits_in_layer_backward,
         linear_input_bytes=_or_default(x.linear_input_bytes, e),
+        saved_input_bytes=_or_default(x.saved_input_bytes, e),
         fused_elementwise=x.fused_elementwise,
         stage=stage,
         ep=ep,
@@ -467,6 +495,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         "time_dp_comm_unoverlapped_s": t_dp_raw,
         "time_optimizer_s": t_opt,
         "time_page_faults_s": np.asarray(t_fresh, dtype=np.float64),
+        # part of time_memory_bound_s: quantizing GEMM operands to fp8 (0 in other precisions)
+        "quantize_s_per_step": np.asarray(quantize_bytes_mb, dtype=np.float64) / bw_mem * slots,
         "memory_weights_bytes": mem.weights,
         "memory_gradients_bytes": mem.gradients,
         "memory_optimizer_bytes": mem.optimizer,

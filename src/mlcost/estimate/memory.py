@@ -17,7 +17,10 @@ Formulas (all vectorised; arrays broadcast):
   a time; the ``norms`` policy (DeepSeek-V3, arXiv 2412.19437 §3.2.3/§3.3.3) keeps the norms' inputs, MLA's
   latents, the attention output (E5M6 with fp8), the routed experts' dispatched inputs and the MLP
   activations' inputs (FP8 with fp8: ``linear_input_bytes``) and re-makes the norms, the up-projections and
-  the activation's output. A parallel block (one norm feeding attention and MLP) keeps two d_model-sized
+  the activation's output. Without recomputation a framework that keeps fp8 GEMM inputs quantized
+  (Transformer Engine: ``saved_input_bytes`` = 1) stores the norms' outputs, the MLP activation's output,
+  MLA's latents and the experts' dispatched inputs in 1 byte, and the attention output twice (bf16 for
+  flash attention's backward, fp8 for the projection's weight gradient). A parallel block (one norm feeding attention and MLP) keeps two d_model-sized
   tensors, not four. DualPipe (``dualpipe``) holds p+1 micro-batches in flight on a rank that also holds the
   last stage, and two stages' parameters (the kernel passes them in ``stage``). With
   1F1B the first pipeline stage holds min(p, m) micro-batches in flight (× (1 + (p−1)/(p·v)) interleaved).
@@ -88,6 +91,9 @@ STATE_BYTES: dict[tuple[str, str], tuple[float, float, float]] = {
     ("fp32", "sgd"): (4.0, 4.0, 4.0),
 }
 
+#: Bytes of a working weight held in fp8 (``TrainJob.fp8_params``: Megatron ``--fp8-param-gather``).
+FP8_PARAM_BYTES = 1.0
+
 
 def precision_class(precision: str) -> str:
     """``fp32`` for fp32/tf32 training, ``mixed`` for bf16/fp16/fp8 (fp32 master weights)."""
@@ -104,6 +110,23 @@ def linear_input_bytes(precision: str) -> float:
     """Bytes of a Linear input the ``norms`` recompute policy caches for the weight gradient: 1 with fp8
     (FP8 Wgrad, DeepSeek-V3 arXiv 2412.19437 §3.3.3), else the activation bytes."""
     return 1.0 if precision == "fp8" else activation_bytes_per_element(precision)
+
+
+#: Bytes per element of a weight GEMM's input Transformer Engine keeps for the weight gradient in fp8
+#: training: the quantized copy (TE ``Linear``/``GroupedLinear`` save the FP8 input, transposed for Hopper's
+#: wgrad GEMM, instead of the high-precision one). torchao's ``Float8Linear`` (torchtitan) keeps the bf16
+#: input and re-quantizes it in backward. Which a framework family does is its profile's
+#: ``extra.fp8_quantized_saved_inputs``.
+FP8_SAVED_INPUT_BYTES = 1.0
+
+
+def saved_input_bytes(precision: str, quantized_saved_inputs: float) -> float:
+    """Bytes per element of a weight GEMM's input kept for the weight gradient without recomputation: 1 in
+    fp8 where the framework keeps the quantized input (``quantized_saved_inputs``, its profile's
+    ``extra.fp8_quantized_saved_inputs``), else the activation bytes."""
+    if precision == "fp8" and quantized_saved_inputs:
+        return FP8_SAVED_INPUT_BYTES
+    return activation_bytes_per_element(precision)
 
 
 #: Bytes per element of the attention output the ``norms`` policy caches with fp8 training: DeepSeek's
@@ -171,6 +194,7 @@ def activation_bytes_per_layer(
     act_bytes: ArrayLike,
     fused_elementwise: ArrayLike = True,
     linear_input_bytes: ArrayLike | None = None,
+    saved_input_bytes: ArrayLike | None = None,
 ) -> np.ndarray:
     """Activation bytes stored by one layer for one micro-batch (see module docstring). Units: bytes."""
     full_layer, layer_input, _, dots, norms = _activation_parts(
@@ -184,6 +208,7 @@ def activation_bytes_per_layer(
         act_bytes,
         fused_elementwise,
         linear_input_bytes=act_bytes if linear_input_bytes is None else linear_input_bytes,
+        saved_input_bytes=saved_input_bytes,
     )
     return _kept_per_layer(recompute, full_layer, layer_input, dots, norms)
 
@@ -209,11 +234,17 @@ def _activation_parts(
     fused_elementwise: ArrayLike,
     capacity_factor: ArrayLike = 1.0,
     linear_input_bytes: ArrayLike = 2.0,
+    saved_input_bytes: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(all activations of one layer without full recomputation, the layer input kept with it, the same
     layer with its sequence-parallel tensors gathered: what a re-materialised layer holds, what the
     ``matmuls`` policy keeps: the layer input and the weight-matmul outputs the backward needs, what the
-    ``norms`` policy keeps). Bytes."""
+    ``norms`` policy keeps). Bytes.
+
+    ``saved_input_bytes``: bytes per element of a weight GEMM's input kept for its weight gradient without
+    recomputation (None = ``act_bytes``). Transformer Engine in fp8 keeps the quantized (1-byte) copy
+    instead of the bf16 input (:data:`FP8_SAVED_INPUT_BYTES`); where another op's backward also needs the
+    bf16 tensor (flash attention's output, the projection's input) both are kept."""
     b = np.asarray(micro_batch, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     t = np.asarray(tp, dtype=np.float64)
@@ -227,10 +258,14 @@ def _activation_parts(
     # Replicated over TP unless sequence parallel: 2 norm inputs, attention input, MLP input, 2 dropout masks.
     # A parallel block (one norm feeding attention and MLP: GPT-J, Falcon-7B, MaxText's default decoder
     # layer) keeps one norm input and one shared attention/MLP input.
-    h_tensors = 2.0 if model.norms_per_layer == 1 else 4.0
-    replicated = sb * h * (h_tensors * e + 2.0 * mask)
+    # The norms' outputs are the inputs of the QKV and first MLP GEMMs (saved_input_bytes each).
+    sib = e if saved_input_bytes is None else np.asarray(saved_input_bytes, dtype=np.float64)
+    replicated = sb * h * (model.norms_per_layer * (e + sib) + 2.0 * mask)
     # Split over TP: Q, K, V, attention output (projection input) and the MLP intermediates.
     lin = np.asarray(linear_input_bytes, dtype=np.float64)
+    # A quantized copy of the attention output for the projection's weight gradient, beside the bf16
+    # output flash attention's backward reads (none where the copy is the same tensor).
+    out_copy = np.where(sib < e, sib, 0.0)
     # norms policy: the attention output, in E5M6 where Linear inputs are FP8 (ATTN_OUT_BYTES_FP8)
     out_b = np.where(lin < e, ATTN_OUT_BYTES_FP8, e)
     if model.is_mla:
@@ -238,13 +273,14 @@ def _activation_parts(
         # the compressed latents (q and kv ranks, the shared rotary key).
         dv = model.dim_v
         latents = (model.q_lora_rank or 0) + model.kv_lora_rank + model.qk_rope_head_dim  # type: ignore[operator]
-        attn_split = e * sb * (2.0 * a * d + 2.0 * a * dv + latents)
+        # the latents are the up-projections' GEMM inputs
+        attn_split = e * sb * (2.0 * a * d + 2.0 * a * dv) + sb * (sib * latents + out_copy * a * dv)
         # matmuls policy: the q/kv projections' outputs (queries, decompressed keys and values, latents).
         dots_attn = e * sb * (2.0 * a * d + a * dv + latents)
         # norms policy: the latents (their norms and the up-projections are re-run) and the attention output.
         norms_attn = sb * (e * latents + out_b * a * dv)
     else:
-        attn_split = e * sb * (2.0 * a * d + 2.0 * k * d)
+        attn_split = e * sb * (2.0 * a * d + 2.0 * k * d) + sb * out_copy * a * d
         dots_attn = e * sb * (a * d + 2.0 * k * d)  # the Q, K, V projections' outputs
         # norms policy without MLA (no up-projection to re-run): Q, K, V and the attention output.
         norms_attn = sb * (e * (a * d + 2.0 * k * d) + out_b * a * d)
@@ -252,6 +288,9 @@ def _activation_parts(
     fused = np.asarray(fused_elementwise, dtype=bool)
     saved = MLP_SAVED_TENSORS[model.mlp]
     per_ff = np.where(fused, saved[0], saved[1])
+    # bytes per d_ff slot: the activation's inputs (and eager intermediates) in the activation dtype, its
+    # output (the down projection's input) as a saved GEMM input
+    ff_bytes = (per_ff - 1.0) * e + sib
     # matmuls policy: the up (and gate) projections' outputs, which the activation's backward needs.
     up_ff = MLP_UP_OUTPUTS[model.mlp]
     if model.is_moe:
@@ -259,9 +298,11 @@ def _activation_parts(
         # plus the dispatched token copies (top-k × h); dense blocks their d_ff MLP.
         moe_share = model.n_moe_layers / model.n_layers
         cf = np.asarray(capacity_factor, dtype=np.float64)
-        routed = model.experts_top_k * cf * (model.ff_expert * per_ff + 2.0 * h)
-        moe_mlp = routed + model.n_shared_experts * model.ff_shared * per_ff
-        mlp_split = e * sb * (moe_share * moe_mlp + (1.0 - moe_share) * model.d_ff * per_ff)
+        # dispatched copies: the experts' first GEMM input (saved_input_bytes) and their output, which the
+        # weighted combine's backward reads
+        routed = model.experts_top_k * cf * (model.ff_expert * ff_bytes + h * (sib + e))
+        moe_mlp = routed + model.n_shared_experts * model.ff_shared * ff_bytes
+        mlp_split = sb * (moe_share * moe_mlp + (1.0 - moe_share) * model.d_ff * ff_bytes)
         moe_dots = (
             model.experts_top_k * cf * model.ff_expert + model.n_shared_experts * model.ff_shared
         ) * up_ff
@@ -272,7 +313,7 @@ def _activation_parts(
         moe_norms = model.experts_top_k * cf * h + moe_dots
         norms_mlp = lin * sb * (moe_share * moe_norms + (1.0 - moe_share) * model.d_ff * up_ff)
     else:
-        mlp_split = e * sb * model.d_ff * per_ff
+        mlp_split = sb * model.d_ff * ff_bytes
         dots_mlp = e * sb * model.d_ff * up_ff
         norms_mlp = lin * sb * model.d_ff * up_ff
     # s×s tensors: softmax output, dropout mask and dropout output (Korthikanti's 5·a·s²·b at 16 bits).
@@ -403,6 +444,7 @@ def train_memory(
     logit_bytes: ArrayLike | None = None,
     logits_in_layer_backward: ArrayLike = 1.0,
     linear_input_bytes: ArrayLike | None = None,
+    saved_input_bytes: ArrayLike | None = None,
     ep: ArrayLike = 1,
     capacity_factor: ArrayLike = 1.0,
     optimizer_temp_tensors: ArrayLike = 0.0,
@@ -450,6 +492,7 @@ def train_memory(
         fused_elementwise,
         capacity_factor,
         linear_input_bytes=e if linear_input_bytes is None else linear_input_bytes,
+        saved_input_bytes=saved_input_bytes,
     )
     per_layer = _kept_per_layer(rc, full_one_layer, layer_input, dots, norms)
     sel = np.asarray(selective_activation_scale, dtype=np.float64)

@@ -11,7 +11,13 @@ import numpy as np
 from mlcost.catalog.protocol import CatalogLike
 from mlcost.catalog.schema import EfficiencyProfile
 from mlcost.errors import SpecError
-from mlcost.estimate.context import Hardware, compute_peaks, resolve_hardware
+from mlcost.estimate.context import (
+    FP8_MATMUL_EFF_SCALE,
+    FP8_QUANTIZE_BYTES_PER_ELEMENT,
+    Hardware,
+    compute_peaks,
+    resolve_hardware,
+)
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import (
     OPTIMIZER_TRAFFIC_BYTES,
@@ -20,11 +26,13 @@ from mlcost.estimate.kernel import (
     train_kernel,
 )
 from mlcost.estimate.memory import (
+    FP8_PARAM_BYTES,
     OPTIMIZER_TEMP_TENSORS_EAGER,
     STATE_BYTES,
     activation_bytes_per_element,
     linear_input_bytes,
     precision_class,
+    saved_input_bytes,
 )
 from mlcost.estimate.params import count_params
 from mlcost.estimate.result import Assumption, ErrorBand, MemoryBreakdown, TrainEstimate
@@ -201,7 +209,7 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         goodput=job.goodput,
         tokens=job.tokens,
         act_bytes=activation_bytes_per_element(job.precision),
-        weight_bytes=w,
+        weight_bytes=FP8_PARAM_BYTES if job.fp8_params else w,
         grad_bytes=g,
         optimizer_bytes=o,
         optimizer_traffic_bytes=(
@@ -209,6 +217,9 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         )[job.optimizer],
         optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
         linear_input_bytes=linear_input_bytes(job.precision),
+        saved_input_bytes=saved_input_bytes(
+            job.precision, hw.profile.extra.get("fp8_quantized_saved_inputs", 0.0)
+        ),
         ep=job.ep,
         ep_overlap=job.ep_overlap,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
@@ -454,6 +465,24 @@ def estimate_train(
                 f"try --precision {best_prec}",
             )
         )
+    if job.precision == "fp8":
+        te = bool(hw.profile.extra.get("fp8_quantized_saved_inputs", 0.0))
+        notes.append(
+            Assumption(
+                "fp8",
+                f"{r['quantize_s_per_step']:.3g} s per step quantizing",
+                f"linear layers in fp8 at {FP8_MATMUL_EFF_SCALE:.2f}x the bf16 share of peak, attention in bf16; "
+                f"every GEMM input (forward) and output gradient (backward) quantized with current scaling, "
+                f"{FP8_QUANTIZE_BYTES_PER_ELEMENT:g} bytes moved per element (in memory_bound_s); saved GEMM "
+                + (
+                    "inputs kept in fp8 (Transformer Engine: the family's fp8_quantized_saved_inputs)"
+                    if te
+                    else "inputs kept in bf16 and re-quantized in backward (torchao Float8Linear style)"
+                )
+                + "; working weights "
+                + ("in fp8 (--fp8-params)" if job.fp8_params else "in bf16 (--fp8-params for fp8)"),
+            )
+        )
     if model.is_moe:
         notes.append(
             Assumption(
@@ -461,7 +490,8 @@ def estimate_train(
                 f"EP={job.ep}, capacity factor "
                 + ("dropless (balanced)" if job.capacity_factor is None else f"{job.capacity_factor:g}")
                 + (f", {job.moe_dispatcher} dispatcher" if job.ep > 1 else ""),
-                "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; "
+                "routed experts split over EP×TP ranks (expert TP = TP), ZeRO-sharded over DP/EP; tokens "
+                "permuted into expert order and back (memory-bound, in memory_bound_s); "
                 "all-to-all dispatch + combine in forward and backward, "
                 + (
                     (

@@ -31,6 +31,7 @@ from mlcost.estimate.memory import (
     activation_bytes_per_element,
     linear_input_bytes,
     precision_class,
+    saved_input_bytes,
 )
 from mlcost.estimate.train import hardware_fields
 from mlcost.spec.model import ModelSpec
@@ -228,10 +229,13 @@ def build_train_inputs(
     )
     act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
     lin = np.array([linear_input_bytes(p) for p in prec], dtype=np.float64)
+    quantized = hw.profile.extra.get("fp8_quantized_saved_inputs", 0.0)
+    sib = np.array([saved_input_bytes(p, quantized) for p in prec], dtype=np.float64)
     peaks = [compute_peaks(hw.device, p) for p in prec]
     peak = np.array([c["peak_flops_per_s"] for c in peaks], dtype=np.float64)
     attn_peak = np.array([c["attention_peak_flops_per_s"] for c in peaks], dtype=np.float64)
     mm_scale = np.array([c["matmul_eff_scale"] for c in peaks], dtype=np.float64)
+    quantize = np.array([c["quantize_bytes_per_element"] for c in peaks], dtype=np.float64)
     pi = layouts.precision
     sp: Any = layouts.tp > 1 if sequence_parallel is None else sequence_parallel
     return TrainInputs(
@@ -252,6 +256,7 @@ def build_train_inputs(
         tokens=tokens,
         act_bytes=act[pi],
         linear_input_bytes=lin[pi],
+        saved_input_bytes=sib[pi],
         weight_bytes=state[pi, 0],
         grad_bytes=state[pi, 1],
         optimizer_bytes=state[pi, 2],
@@ -259,6 +264,7 @@ def build_train_inputs(
         peak_flops_per_s=peak[pi],
         attention_peak_flops_per_s=attn_peak[pi],
         matmul_eff_scale=mm_scale[pi],
+        quantize_bytes_per_element=quantize[pi],
         price_usd_per_device_h=1.0,
         pue=1.0,
         carbon_kg_per_kwh=1.0,

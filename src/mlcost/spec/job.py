@@ -85,7 +85,9 @@ class TrainJob:
             (DeepSeek-V3's bidirectional schedule, arXiv 2412.19437 §3.2.1: two stages' parameters per
             rank, PP+1 micro-batches in flight, expert all-to-all and PP traffic overlapped with compute).
         ep_overlap: share of the expert-parallel all-to-all hidden behind compute, never more than a
-            micro-batch's compute (Megatron-Core's MoE all-to-all overlap); 0 = exposed (default).
+            micro-batch's compute; 0 = exposed (default). Megatron-Core's 1F1B all-to-all overlap
+            (``--overlap-moe-expert-parallel-comm``) hides 0.335 in the one published A/B pair (model zoo
+            Qwen3-235B: 19.7 s -> 17.6 s; docs/estimate.md, "Mixture of experts").
             ``dualpipe`` hides all of it and the PP transfers.
         moe_dispatcher: how tokens reach their experts: ``alltoall`` (default: one copy per (token, expert)
             pair in one NCCL all-to-all — Megatron-Core ``--moe-token-dispatcher-type alltoall``,
@@ -94,6 +96,9 @@ class TrainJob:
             ``--moe-enable-deepep``; DeepSeek-V3, arXiv 2412.19437 §3.2.2).
         moe_node_limit: the most nodes one token's routed experts may sit on (node-limited routing,
             DeepSeek-V3: 4); ``None`` = the model's group-limited routing (``expert_groups``), else none.
+        fp8_params: with fp8, keep the working weights in fp8 (1 byte per parameter instead of 2; the fp32
+            master copy stays in the optimizer): Megatron-Core ``--fp8-param-gather``, Transformer Engine
+            ``fp8_model_init``; ZeRO/FSDP then gathers fp8 weights. Megatron-Bridge's FP8 recipes turn it on.
         goodput: share of wall time spent on useful training steps (the rest: failures, restarts,
             checkpointing, evaluation). 1.0 counts none of it; Meta reports > 0.9 effective training time
             for Llama 3 405B on 16k GPUs (Dubey et al. 2024, §3.3.4).
@@ -121,6 +126,7 @@ class TrainJob:
     ep_overlap: float = 0.0
     moe_dispatcher: str = "alltoall"
     moe_node_limit: int | None = None
+    fp8_params: bool = False
 
     def __post_init__(self) -> None:
         own = "TrainJob"
@@ -152,6 +158,11 @@ class TrainJob:
         check_choice(own, "precision", self.precision, PRECISIONS)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(own, "recompute", self.recompute, RECOMPUTES)
+        if self.fp8_params and self.precision != "fp8":
+            raise SpecError(
+                f"fp8 working weights (--fp8-params, fp8_params=True) need precision 'fp8', got {self.precision!r}",
+                hint="pass --precision fp8 with --fp8-params, or drop --fp8-params",
+            )
         validate.fraction(self.goodput, api_name(own, "goodput"))
         validate.nonneg_float(self.ep_overlap, api_name(own, "ep_overlap"), maximum=1.0)
         validate.int_range(self.zero, api_name(own, "zero"), 0, 3, exact=True)
