@@ -189,9 +189,28 @@ def _alltoall_note(job: TrainJob, r: dict[str, float]) -> str:
     )
 
 
+def precision_fields(
+    precision: str, optimizer: str, device: Any, profile: Any, *, fp8_params: bool = False
+) -> dict[str, float]:
+    """The kernel inputs that follow from the training precision on one device and efficiency profile:
+    bytes of activations, saved GEMM inputs and model states, the peaks and the fp8 quantize traffic. One
+    place for :func:`build_inputs` and the planner (which calls it once per candidate precision)."""
+    w, g, o = STATE_BYTES[(precision_class(precision), optimizer)]
+    return {
+        "act_bytes": activation_bytes_per_element(precision),
+        "linear_input_bytes": linear_input_bytes(precision),
+        "saved_input_bytes": saved_input_bytes(
+            precision, profile.extra.get("fp8_quantized_saved_inputs", 0.0)
+        ),
+        "weight_bytes": FP8_PARAM_BYTES if fp8_params else w,
+        "grad_bytes": g,
+        "optimizer_bytes": o,
+        **compute_peaks(device, precision),
+    }
+
+
 def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> TrainInputs:
     """The kernel inputs for one (model, job, resolved hardware)."""
-    w, g, o = STATE_BYTES[(precision_class(job.precision), job.optimizer)]
     return TrainInputs(
         tp=job.tp,
         pp=job.pp,
@@ -208,25 +227,17 @@ def build_inputs(model: ModelSpec, job: TrainJob, hw: Hardware, dp: int) -> Trai
         fused_elementwise=job.fused_elementwise,
         goodput=job.goodput,
         tokens=job.tokens,
-        act_bytes=activation_bytes_per_element(job.precision),
-        weight_bytes=FP8_PARAM_BYTES if job.fp8_params else w,
-        grad_bytes=g,
-        optimizer_bytes=o,
         optimizer_traffic_bytes=(
             OPTIMIZER_TRAFFIC_BYTES if job.fused_elementwise else OPTIMIZER_TRAFFIC_BYTES_EAGER
         )[job.optimizer],
         optimizer_temp_tensors=0.0 if job.fused_elementwise else OPTIMIZER_TEMP_TENSORS_EAGER[job.optimizer],
-        linear_input_bytes=linear_input_bytes(job.precision),
-        saved_input_bytes=saved_input_bytes(
-            job.precision, hw.profile.extra.get("fp8_quantized_saved_inputs", 0.0)
-        ),
         ep=job.ep,
         ep_overlap=job.ep_overlap,
         capacity_factor=1.0 if job.capacity_factor is None else job.capacity_factor,
         schedule=SCHEDULE_CODES[job.schedule],
         moe_dispatcher=MOE_DISPATCHER_CODES[job.moe_dispatcher],
         moe_node_limit=moe_node_limit(model, job, hw.devices_per_node),
-        **compute_peaks(hw.device, job.precision),
+        **precision_fields(job.precision, job.optimizer, hw.device, hw.profile, fp8_params=job.fp8_params),
         price_usd_per_device_h=hw.price_usd_per_device_h if hw.price_usd_per_device_h is not None else np.nan,
         pue=hw.pue,
         carbon_kg_per_kwh=hw.carbon_kg_per_kwh,

@@ -23,17 +23,9 @@ from typing import Any
 import numpy as np
 
 from mlcost.catalog.schema import Device, EfficiencyProfile
-from mlcost.estimate.context import compute_peaks
 from mlcost.estimate.flops import RECOMPUTE_CODES
 from mlcost.estimate.kernel import OPTIMIZER_TRAFFIC_BYTES, TrainInputs
-from mlcost.estimate.memory import (
-    STATE_BYTES,
-    activation_bytes_per_element,
-    linear_input_bytes,
-    precision_class,
-    saved_input_bytes,
-)
-from mlcost.estimate.train import hardware_fields
+from mlcost.estimate.train import hardware_fields, precision_fields
 from mlcost.spec.model import ModelSpec
 
 #: Default candidate values of the discrete choices.
@@ -223,20 +215,9 @@ def build_train_inputs(
 
     Price, PUE and carbon are 1 here: cost, energy and CO2 are linear in them and the planner scales the
     kernel's outputs per price row. ``sequence_parallel=None`` means "on whenever TP > 1"."""
-    prec = layouts.precisions
-    state = np.array([STATE_BYTES[(precision_class(p), optimizer)] for p in prec], dtype=np.float64).reshape(
-        -1, 3
-    )
-    act = np.array([activation_bytes_per_element(p) for p in prec], dtype=np.float64)
-    lin = np.array([linear_input_bytes(p) for p in prec], dtype=np.float64)
-    quantized = hw.profile.extra.get("fp8_quantized_saved_inputs", 0.0)
-    sib = np.array([saved_input_bytes(p, quantized) for p in prec], dtype=np.float64)
-    peaks = [compute_peaks(hw.device, p) for p in prec]
-    peak = np.array([c["peak_flops_per_s"] for c in peaks], dtype=np.float64)
-    attn_peak = np.array([c["attention_peak_flops_per_s"] for c in peaks], dtype=np.float64)
-    mm_scale = np.array([c["matmul_eff_scale"] for c in peaks], dtype=np.float64)
-    quantize = np.array([c["quantize_bytes_per_element"] for c in peaks], dtype=np.float64)
+    per = [precision_fields(p, optimizer, hw.device, hw.profile) for p in layouts.precisions]
     pi = layouts.precision
+    by_precision = {k: np.array([d[k] for d in per], dtype=np.float64)[pi] for k in per[0]}
     sp: Any = layouts.tp > 1 if sequence_parallel is None else sequence_parallel
     return TrainInputs(
         tp=layouts.tp,
@@ -254,17 +235,8 @@ def build_train_inputs(
         fused_elementwise=True,
         goodput=goodput,
         tokens=tokens,
-        act_bytes=act[pi],
-        linear_input_bytes=lin[pi],
-        saved_input_bytes=sib[pi],
-        weight_bytes=state[pi, 0],
-        grad_bytes=state[pi, 1],
-        optimizer_bytes=state[pi, 2],
         optimizer_traffic_bytes=OPTIMIZER_TRAFFIC_BYTES[optimizer],
-        peak_flops_per_s=peak[pi],
-        attention_peak_flops_per_s=attn_peak[pi],
-        matmul_eff_scale=mm_scale[pi],
-        quantize_bytes_per_element=quantize[pi],
+        **by_precision,
         price_usd_per_device_h=1.0,
         pue=1.0,
         carbon_kg_per_kwh=1.0,
