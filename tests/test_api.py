@@ -86,6 +86,8 @@ def test_names_and_defaults_are_the_clis() -> None:
             cmd = cmd.commands[word]  # type: ignore[attr-defined]
         options = {o: p for p in cmd.params for o in getattr(p, "opts", [])}
         for name, param in inspect.signature(fn).parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                continue  # **options: any other flag, by the command's own parameter names
             flag = "--" + name.replace("_", "-")
             assert flag in options, (path, name)
             cli_default = options[flag].default
@@ -104,3 +106,34 @@ def test_to_pandas_has_one_row_per_plan() -> None:
     plan = mlcost.plan_train("llama-3.1-8b", "1T", devices="h100-sxm", counts="8,16", top=2)
     df = plan.to_pandas()
     assert len(df) == 2 and list(df["count"]) == [p["count"] for p in plan["plans"]]
+
+
+def test_other_flags_pass_as_keywords_and_match_the_cli() -> None:
+    """Flags without a named parameter (framework families, MoE, fp8 weights) pass as keywords: the result
+    is the CLI's JSON for the same flags."""
+    from mlcost.api import _run_json
+
+    kw = dict(
+        framework="nemo", ep=8, pp=2, virtual_stages=24, precision="fp8", fp8_params=True, ep_overlap=0.335
+    )
+    got = mlcost.estimate_train(model="qwen3-30b-a3b", gpus=16, **kw)  # type: ignore[arg-type]
+    cli = [
+        "estimate", "train", "--model", "qwen3-30b-a3b", "--device", "h100-sxm", "--gpus", "16",
+        "--framework", "nemo", "--ep", "8", "--pp", "2", "--virtual-stages", "24", "--precision", "fp8",
+        "--fp8-params", "--ep-overlap", "0.335",
+    ]  # fmt: skip
+    assert got.to_dict() == _run_json(cli)
+    assert any(a["name"] == "fp8" and "(--fp8-params)" in a["source"] for a in got["assumptions"])
+
+
+def test_unknown_or_repeated_keyword_is_a_type_error() -> None:
+    import pytest
+
+    from mlcost.api import cli_options
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'framwork'; did you mean 'framework'"):
+        mlcost.estimate_train(framwork="nemo")
+    with pytest.raises(TypeError, match="'price' twice"):
+        mlcost.estimate_train(price_usd_per_h=2.0, price=3.0)
+    assert cli_options("estimate", "train")["moe_dispatcher"] == "--moe-dispatcher"
+    assert "json_out" not in cli_options("estimate", "train")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Result", "estimate_serve", "estimate_train", "plan_train", "runs"]
+__all__ = ["Result", "cli_options", "estimate_serve", "estimate_train", "plan_train", "runs"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,13 @@ def estimate_train(
     pue: float | None = None,
     carbon_kg_per_kwh: float | None = None,
     catalog: list[str] | None = None,
+    **options: Any,
 ) -> Result:
-    """``mlcost estimate train`` (same defaults: 8 GPUs, 20 tokens per parameter, ≈1M tokens per step)."""
+    """``mlcost estimate train`` (same defaults: 8 GPUs, 20 tokens per parameter, ≈1M tokens per step).
+
+    ``options``: any other flag of the command by its Python name — ``framework="nemo"``, ``ep=8``,
+    ``ep_overlap=0.335``, ``moe_dispatcher="deepep"``, ``schedule="dualpipe"``, ``fp8_params=True``,
+    ``objective="mlm"`` (:func:`cli_options` lists them)."""
     args = [
         "estimate",
         "train",
@@ -116,6 +121,7 @@ def estimate_train(
     args += _opt("--global-batch", global_batch) + _opt("--seq-len", seq_len) + _opt("--provider", provider)
     args += _opt("--region", region) + _opt("--price-usd-per-h", price_usd_per_h) + _opt("--pue", pue)
     args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
+    args += _options(("estimate", "train"), "estimate_train", options, args)
     from mlcost.report.estimate import train_view
 
     return Result("estimate-train", _run_json(args), train_view)
@@ -144,9 +150,11 @@ def estimate_serve(
     rps: float | None = None,
     concurrency: int | None = None,
     requests: int | None = None,
+    **options: Any,
 ) -> Result:
     """``mlcost estimate serve`` (one replica of ``tp`` devices unless ``gpus`` is given); with ``rps`` or
-    ``concurrency`` the continuous-batching simulator answers (docs/serve.md)."""
+    ``concurrency`` the continuous-batching simulator answers (docs/serve.md). ``options``: any other flag
+    of the command by its Python name (:func:`cli_options`)."""
     args = [
         "estimate",
         "serve",
@@ -174,6 +182,7 @@ def estimate_serve(
     args += _opt("--carbon-kg-per-kwh", carbon_kg_per_kwh) + _many("--catalog", catalog)
     args += _opt("--engine", engine) + _opt("--rps", rps) + _opt("--concurrency", concurrency)
     args += _opt("--requests", requests)
+    args += _options(("estimate", "serve"), "estimate_serve", options, args)
     from mlcost.report.estimate import serve_view
 
     return Result("estimate-serve", _run_json(args), serve_view)
@@ -198,9 +207,11 @@ def plan_train(
     global_batch: int | None = None,
     precisions: str = "bf16,fp8",
     counts: str | None = None,
+    **options: Any,
 ) -> Result:
     """``mlcost plan train``; ``to_pandas()`` gives one row per top plan. Lists are comma-separated strings,
-    as on the command line (``devices="h100-sxm,a100-80gb"``)."""
+    as on the command line (``devices="h100-sxm,a100-80gb"``). ``options``: any other flag of the command by
+    its Python name (:func:`cli_options`)."""
     args = [
         "plan",
         "train",
@@ -222,6 +233,7 @@ def plan_train(
     args += _opt("--providers", providers) + _opt("--regions", regions) + _opt("--max-co2-kg", max_co2_kg)
     args += _opt("--weights", weights) + _opt("--seq-len", seq_len) + _opt("--global-batch", global_batch)
     args += _opt("--counts", counts)
+    args += _options(("plan", "train"), "plan_train", options, args)
     from mlcost.report.plan import train_view
 
     return Result("plan-train", _run_json(args), train_view, "plans")
@@ -241,6 +253,71 @@ def runs(
     from mlcost.report.runs import list_view
 
     return Result("runs", _run_json(args), list_view, "runs")
+
+
+#: Options the functions set themselves (the result is always the command's JSON object).
+_OUTPUT_OPTIONS = ("json_out", "as_json", "help")
+
+
+def _command(path: tuple[str, ...]) -> Any:
+    """The click command behind ``mlcost <path>`` (only its module is imported)."""
+    import typer
+
+    from mlcost.cli.main import build_app
+
+    cmd: Any = typer.main.get_command(build_app(list(path)))
+    for name in path:
+        cmd = cmd.commands[name]
+    return cmd
+
+
+def cli_options(*path: str) -> dict[str, str]:
+    """The Python names of a command's options and their flags, e.g. ``cli_options("estimate", "train")``
+    -> ``{"ep_overlap": "--ep-overlap", ...}``: what the functions above accept as keywords."""
+    return {
+        p.name: p.opts[0]
+        for p in _command(path).params
+        if p.param_type_name == "option" and p.name not in _OUTPUT_OPTIONS
+    }
+
+
+def _options(path: tuple[str, ...], function: str, options: dict[str, Any], given: list[str]) -> list[str]:
+    """Command-line words for ``options`` (Python names of the command's flags): a bool flag is given or
+    its ``--no-`` form, a list repeats the flag, None is left out. An unknown name, or one whose flag the
+    function's own arguments already gave (``given``), is a TypeError that names the closest option, as
+    Python does for a wrong keyword."""
+    if not options:
+        return []
+    import difflib
+
+    params = {
+        p.name: p
+        for p in _command(path).params
+        if p.param_type_name == "option" and p.name not in _OUTPUT_OPTIONS
+    }
+    args: list[str] = []
+    for name, value in options.items():
+        param = params.get(name)
+        if param is None:
+            close = difflib.get_close_matches(name, list(params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{function}() got an unexpected keyword argument {name!r}{hint} "
+                f"(mlcost.api.cli_options{path!r} lists the options)"
+            )
+        if any(flag in given for flag in (*param.opts, *param.secondary_opts)):
+            raise TypeError(
+                f"{function}() got {name!r} twice: it is {param.opts[0]}, which an argument already sets"
+            )
+        if value is None:
+            continue
+        if param.is_flag:
+            args += _flag(bool(value), param.opts[0], (param.secondary_opts or [None])[0])
+        elif isinstance(value, (list, tuple)):
+            args += _many(param.opts[0], [str(v) for v in value])
+        else:
+            args += _opt(param.opts[0], value)
+    return args
 
 
 def _flag(value: bool, on: str, off: str | None) -> list[str]:
