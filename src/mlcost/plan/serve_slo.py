@@ -56,7 +56,7 @@ from mlcost.catalog.protocol import CatalogLike
 from mlcost.errors import SpecError, UnknownNameError
 from mlcost.estimate.serve import WEIGHT_BYTES, _compute_peak, prefix_cache_assumption, serve_kernel
 from mlcost.estimate.serve_sim import EngineConfig, SimResult, kv_blocks, simulate
-from mlcost.estimate.serve_step import default_engine, iteration_time_s, replica_coefficients
+from mlcost.estimate.serve_step import KV_BLOCK_TOKENS, default_engine, iteration_time_s, replica_coefficients
 from mlcost.estimate.serve_workload import Workload
 from mlcost.plan.prices import price_rows
 from mlcost.plan.serve import check_serve_search
@@ -299,9 +299,9 @@ def plan_serve_slo(
         regions=regions,
     )
     wl_cache: dict[float, Workload] = {}
-    # The prefix-cache hit of one prompt (as the simulator takes it) and its full 16-token blocks.
+    # The prefix-cache hit of one prompt (as the simulator takes it) and its full KV blocks.
     hit = min(int(prefix_share * prompt_len), prompt_len - 1)
-    shared_blocks = hit // 16 if share_prefix_blocks else 0
+    shared_blocks = hit // KV_BLOCK_TOKENS if share_prefix_blocks else 0
     n_screen = max(100, min(500, sim_requests // 4))
 
     def workload(rate: float) -> Workload:
@@ -347,10 +347,10 @@ def plan_serve_slo(
                     nb = kv_blocks(coef, dev.memory_bytes, prof.framework_overhead_bytes, EngineConfig())
                 except SpecError:
                     continue
-                if -(-(prompt_len + output_len) // 16) > nb:
+                per_seq_blocks = -(-(prompt_len + output_len) // KV_BLOCK_TOKENS)
+                if per_seq_blocks > nb:
                     continue
                 fitted_any = True
-                per_seq_blocks = -(-(prompt_len + output_len) // 16)
                 # Shared prefix blocks once, then each sequence's own (no sharing: shared_blocks = 0).
                 batch = max(1, min(max_num_seqs, (nb - shared_blocks) // (per_seq_blocks - shared_blocks)))
                 # Capacity: the static model with the same prefix cache (the hit is not recomputed).
