@@ -81,3 +81,38 @@ def test_single_marketplace_offers_cap_the_device_count(cost_plans) -> None:  # 
     assert res.plans
     for p in [*res.plans, *res.pareto]:
         assert p.count <= offer_devices(p.provider, p.instance or ""), (p.count, p.instance)
+
+
+def test_framework_family_plans_reproduce_with_the_same_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--framework nemo``: H100 plans are scored with the h100-sxm/nemo row and their commands carry
+    ``--framework nemo`` (the estimate reproduces them); a device without a nemo row keeps its own profile,
+    and the assumptions say so."""
+    from mlcost.plan.train import TrainSearch
+
+    model = CAT.model("llama-3.1-70b")
+    res = plan_train(
+        model,
+        1e12,
+        constraints=TrainConstraints(devices=("h100-sxm", "l40s")),
+        search=TrainSearch(framework="nemo"),
+        top=3,
+        catalog=CAT,
+    )
+    plain = plan_train(model, 1e12, constraints=TrainConstraints(devices=("h100-sxm",)), top=1, catalog=CAT)
+    h100 = [p for p in res.plans if p.device == "h100-sxm"]
+    assert h100 and all(p.efficiency_profile == "h100-sxm/nemo" for p in h100)
+    assert plain.plans[0].efficiency_profile == "h100-sxm"
+    for p in h100:
+        assert "--framework nemo" in p.command
+        est = _estimate(capsys, p.command)
+        assert est["total_time_s"] == pytest.approx(p.total_time_s, rel=1e-3), p.command
+    names = {a["name"]: a for a in res.to_dict()["assumptions"]}
+    assert names["efficiency_profile[h100-sxm]"]["value"] == "h100-sxm/nemo"
+    assert "nemo runs" in names["efficiency_profile[h100-sxm]"]["source"]
+    assert "no nemo profile for l40s" in names["efficiency_profile[l40s]"]["value"]
+
+
+def test_unknown_framework_family_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["plan", "train", "--model", "gpt2", "--tokens", "1e9", "--framework", "nemoo"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "did you mean 'nemo'" in err, err

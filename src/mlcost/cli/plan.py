@@ -95,6 +95,12 @@ def train(
     virtual_stages: str = typer.Option(
         "1,2,4", "--virtual-stages", help="Interleaved pipeline chunks per rank to try (used with PP > 1)."
     ),
+    framework: str | None = typer.Option(
+        None,
+        "--framework",
+        help="Framework family whose efficiency profiles score the devices (fsdp, torchtitan, megatron, nemo, "
+        "maxtext; as estimate train) [each device's own profile].",
+    ),
     catalog: list[Path] | None = options.text_files(
         None, "--catalog", help="Extra catalog TOML file(s) overriding package data."
     ),
@@ -136,6 +142,7 @@ def train(
         precisions=tuple(precisions.split(",")),
         counts=_ints(counts, "--counts"),
         virtual_stages=_ints(virtual_stages, "--virtual-stages") or (1,),
+        framework=framework,
     )
     spot_model = SpotModel(
         interruptions_per_node_h=spot_rate,

@@ -38,9 +38,8 @@ def framework_families(cat: CatalogLike) -> tuple[str, ...]:
     return tuple(sorted({p.device.split("/", 1)[1] for p in cat.profiles() if "/" in p.device}))
 
 
-def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> EfficiencyProfile:
-    """The efficiency profile of ``framework`` on ``device_id`` (row ``<device>/<framework>``), or the
-    device's own profile when that family has no row for this device (the assumption says so)."""
+def check_framework(cat: CatalogLike, framework: str) -> None:
+    """Raise the unknown-name error (with the closest families) unless the catalog has ``framework``."""
     from mlcost.errors import UnknownNameError
 
     families = framework_families(cat)
@@ -51,6 +50,12 @@ def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> Effic
             families,
             extra_hint="--framework picks a family of efficiency profiles (catalog efficiency.toml)",
         )
+
+
+def framework_profile(cat: CatalogLike, device_id: str, framework: str) -> EfficiencyProfile:
+    """The efficiency profile of ``framework`` on ``device_id`` (row ``<device>/<framework>``), or the
+    device's own profile when that family has no row for this device (the assumption says so)."""
+    check_framework(cat, framework)
     by_key = {p.device: p for p in cat.profiles()}
     key = f"{device_id}/{framework}"
     return by_key[key] if key in by_key else cat.efficiency(device_id)

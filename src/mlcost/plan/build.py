@@ -161,6 +161,8 @@ def estimate_command(
         "--goodput", f"{plan.goodput:.17g}",
         "--tokens", f"{tokens:.17g}",
     ]  # fmt: skip
+    if "/" in plan.efficiency_profile:  # a framework family's row: estimate with the same profile
+        args += ["--framework", plan.efficiency_profile.split("/", 1)[1]]
     if plan.sequence_parallel:
         args.append("--sequence-parallel")
     args.append("--flash-attention" if plan.flash_attention else "--no-flash-attention")

@@ -263,8 +263,10 @@ def assumptions(
         "gradient communication overlapped with backward up to the profile's dp_overlap",
     )
     add("tp_within_node", True, "TP groups never span nodes")
+    by_key = {p.device: p for p in cat.profiles()}
     for dev_id, prof in profiles_used.items():
-        p = cat.efficiency(dev_id)
+        # the row used: "<device>/<family>" or a fallback row, named first in the label
+        p = by_key.get(prof.split(" ", 1)[0]) or cat.efficiency(dev_id)
         add(
             f"efficiency_profile[{dev_id}]",
             prof,

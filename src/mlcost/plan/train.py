@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mlcost.errors import SpecError
+from mlcost.estimate.context import check_framework, framework_profile
 from mlcost.plan import explain
 from mlcost.plan.build import make_plan, plan_specs
 from mlcost.plan.candidates import (
@@ -127,6 +128,9 @@ class TrainSearch:
         flash_attention: fused attention (on by default).
         overlap_grad_reduce: the framework overlaps gradient communication with backward (on by default).
         goodput: share of wall time in useful steps (1.0: failures/restarts/evaluation not counted).
+        framework: framework family whose efficiency profile scores each device (``<device>/<family>`` rows
+            of efficiency.toml, as ``mlcost estimate train --framework``); a device without that family's
+            row keeps its own profile (the assumptions say which). None = each device's own profile.
     """
 
     seq_len: int | None = None
@@ -144,6 +148,7 @@ class TrainSearch:
     flash_attention: bool = True
     overlap_grad_reduce: bool = True
     goodput: float = 1.0
+    framework: str | None = None
 
 
 def plan_train(
@@ -166,6 +171,8 @@ def plan_train(
     cons, search = constraints or TrainConstraints(), search or TrainSearch()
     cat = catalog if catalog is not None else _package_catalog()
     w = _check(tokens, cons, search, objective, weights)
+    if search.framework is not None:
+        check_framework(cat, search.framework)
     defaults = train_defaults(model, search.seq_len, search.global_batch)
     context_fits(model.name, model.max_seq_len, defaults.seq_len, "--seq-len")
     need_price = objective == "cost" or w.get("cost", 0) > 0 or cons.budget_usd is not None
@@ -320,8 +327,16 @@ def _evaluate_all(
         if len(rows) == 0:
             unpriced.append(dev.id)
             continue
-        prof = cat.efficiency(dev.id)
-        profiles[dev.id] = prof.device if prof.device == dev.id else f"{prof.device} (fallback)"
+        if search.framework is None:
+            prof = cat.efficiency(dev.id)
+            profiles[dev.id] = prof.device if prof.device == dev.id else f"{prof.device} (fallback)"
+        else:
+            prof = framework_profile(cat, dev.id, search.framework)
+            profiles[dev.id] = (
+                prof.device
+                if prof.device == f"{dev.id}/{search.framework}"
+                else f"{prof.device} (no {search.framework} profile for {dev.id})"
+            )
         hw = DeviceHardware(
             device=dev,
             profile=prof,
