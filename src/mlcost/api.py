@@ -10,6 +10,7 @@ Results wrap the command's JSON object: ``to_dict()``, ``to_pandas()`` (when pan
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,8 +260,9 @@ def runs(
 _OUTPUT_OPTIONS = ("json_out", "as_json", "help")
 
 
+@functools.lru_cache(maxsize=8)
 def _command(path: tuple[str, ...]) -> Any:
-    """The click command behind ``mlcost <path>`` (only its module is imported)."""
+    """The click command behind ``mlcost <path>`` (only its module is imported; built once per path)."""
     import typer
 
     from mlcost.cli.main import build_app

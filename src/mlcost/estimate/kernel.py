@@ -199,6 +199,8 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
     ep = np.asarray(x.ep, dtype=np.float64)
     cf = np.asarray(x.capacity_factor, dtype=np.float64)
     sp_on = np.asarray(x.sequence_parallel, dtype=bool)
+    # MoE: each rank routes its own sequence-parallel share of the micro-batch (permutation, all-to-all)
+    sp_split: Arr = np.where(sp_on, t, 1.0) if model.is_moe else 1.0
     # Uneven splits: the fullest stage (ceil) sets the pace.
     layers_stage = np.ceil(model.n_layers / (p * v)) * v
     moe_stage = np.minimum(layers_stage, model.n_moe_layers)
@@ -263,7 +265,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         # permutes its own (sequence-parallel) share of the micro-batch.
         k_cf = model.experts_top_k * cf
         permute_tok = e * model.d_model * (3.0 * k_cf + 1.0) * (2.0 + (rc == 2))
-        elem_bytes_mb = elem_bytes_mb + tokens_mb * moe_stage * permute_tok / np.where(sp_on, t, 1.0)
+        elem_bytes_mb = elem_bytes_mb + tokens_mb * moe_stage * permute_tok / sp_split
     t_elem = elem_bytes_mb / bw_mem
     t_overhead = layers_stage * np.asarray(x.layer_overhead_s, dtype=np.float64)
     t_compute_mb = t_matmul + t_attn + t_elem + t_overhead
@@ -307,7 +309,7 @@ def train_kernel(model: ModelSpec, x: TrainInputs) -> dict[str, np.ndarray]:
         split = alltoall_split(
             ep, t, x.devices_per_node, model.experts_top_k, x.moe_dispatcher, x.moe_node_limit
         )
-        copy_bytes = e * tokens_mb * cf * model.d_model / np.where(sp_on, t, 1.0)
+        copy_bytes = e * tokens_mb * cf * model.d_model / sp_split
         t_intra, t_inter = hierarchical_alltoall_time_s(
             copy_bytes,
             split,

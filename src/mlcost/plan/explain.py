@@ -218,7 +218,7 @@ def assumptions(
     search: Any,
     cons: Any,
     spot: SpotModel,
-    profiles_used: dict[str, str],
+    profiles_used: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """What the plans assume, each with its source. Price rows: those of the listed plans."""
     out: list[dict[str, Any]] = []
@@ -263,13 +263,13 @@ def assumptions(
         "gradient communication overlapped with backward up to the profile's dp_overlap",
     )
     add("tp_within_node", True, "TP groups never span nodes")
-    by_key = {p.device: p for p in cat.profiles()}
-    for dev_id, prof in profiles_used.items():
-        # the row used: "<device>/<family>" or a fallback row, named first in the label
-        p = by_key.get(prof.split(" ", 1)[0]) or cat.efficiency(dev_id)
+    family = search.framework
+    for dev_id, p in profiles_used.items():
+        own = dev_id if family is None else f"{dev_id}/{family}"
+        missing = "fallback" if family is None else f"no {family} profile for {dev_id}"
         add(
             f"efficiency_profile[{dev_id}]",
-            prof,
+            p.device if p.device == own else f"{p.device} ({missing})",
             f"{p.source} ({p.date}); error band ±{p.error_band_rel:.0%}",
         )
     seen = set()

@@ -307,7 +307,7 @@ def _evaluate_all(
     unpriced: list[str] = []
     no_units: list[str] = []
     evals: list[DeviceEval] = []
-    profiles: dict[str, str] = {}
+    profiles: dict[str, Any] = {}  # device id -> the EfficiencyProfile that scored it
     n_layouts = n_candidates = 0
     for dev in devices:
         precs = train_precisions(dev, search.precisions)
@@ -327,16 +327,12 @@ def _evaluate_all(
         if len(rows) == 0:
             unpriced.append(dev.id)
             continue
-        if search.framework is None:
-            prof = cat.efficiency(dev.id)
-            profiles[dev.id] = prof.device if prof.device == dev.id else f"{prof.device} (fallback)"
-        else:
-            prof = framework_profile(cat, dev.id, search.framework)
-            profiles[dev.id] = (
-                prof.device
-                if prof.device == f"{dev.id}/{search.framework}"
-                else f"{prof.device} (no {search.framework} profile for {dev.id})"
-            )
+        prof = (
+            cat.efficiency(dev.id)
+            if search.framework is None
+            else framework_profile(cat, dev.id, search.framework)
+        )
+        profiles[dev.id] = prof
         hw = DeviceHardware(
             device=dev,
             profile=prof,
